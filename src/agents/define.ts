@@ -1,0 +1,129 @@
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { DURATION_PATTERN, type RetrySettings } from '../governance';
+import type { ScriptTurn } from '../workflows/types';
+
+/** What a tool's `run` and `compensate` receive besides the arguments. */
+export interface ToolContext {
+  /** Same for every attempt of the same call, and across worker restarts: pass it to the system you call. */
+  idempotencyKey: string;
+  runId: string;
+  callId: string;
+  agent: string;
+  requester: string;
+  /** 1 for the first attempt. */
+  attempt: number;
+  log: Logger;
+  /** Aborted when the activity is cancelled or times out. */
+  signal: AbortSignal;
+  /** Reports progress to Temporal; use it in long tools together with a heartbeat timeout. */
+  heartbeat(details?: unknown): void;
+}
+
+export type ToolRisk = 'low' | 'medium' | 'high';
+
+export interface ToolOptions<S extends z.ZodType, R> {
+  /** The name the model calls the tool by, and the Temporal activity type. */
+  name: string;
+  description: string;
+  /** Arguments schema. Mark a field `.meta({ sensitive: true })` to keep it out of audit trails and approval screens. */
+  input: S;
+  run: (args: z.output<S>, ctx: ToolContext) => Promise<R> | R;
+  /** Undoes a successful call; registered in the run's rollback plan when the call succeeds. */
+  compensate?: (args: z.output<S>, result: R, ctx: ToolContext) => Promise<void> | void;
+  /** Temporal retry policy for the call's activity; a policy file may override it. */
+  retry?: RetrySettings;
+  /** Start-to-close timeout of one attempt, e.g. `30s` (default `1m`). */
+  timeout?: string;
+  risk?: ToolRisk;
+}
+
+/** A defined tool. Create it with `defineTool`. */
+export interface Tool<S extends z.ZodType = z.ZodType, R = unknown> extends ToolOptions<S, R> {
+  readonly kind: 'warden.tool';
+}
+
+/** A tool of any schema and result, as agents hold them. */
+// The function members make Tool invariant in its parameters; `never` accepts every tool.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyTool = Tool<any, any>;
+
+/**
+ * An error a tool throws when trying again cannot help (bad input, a refused operation).
+ * Temporal does not retry it; the model is told the message.
+ */
+export class ToolError extends Error {
+  override name = 'ToolError';
+  constructor(
+    message: string,
+    readonly options: { retryable?: boolean } = {},
+  ) {
+    super(message);
+  }
+}
+
+/** Whether an agent definition should be rejected; the message names the field. */
+export class DefinitionError extends Error {
+  override name = 'DefinitionError';
+}
+
+const TOOL_NAME = /^[a-zA-Z][a-zA-Z0-9_-]{0,63}$/;
+const AGENT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/**
+ * Defines a tool an agent can call. `run` executes as a Temporal activity named after the tool,
+ * only after the call passed its schema, budget and policy checks.
+ */
+export function defineTool<S extends z.ZodType, R>(options: ToolOptions<S, R>): Tool<S, R> {
+  if (!TOOL_NAME.test(options.name)) throw new DefinitionError(`tool name "${options.name}" must match ${TOOL_NAME.source}`);
+  if (!(options.input instanceof z.ZodType)) throw new DefinitionError(`tool ${options.name}: input must be a zod schema`);
+  if (options.timeout !== undefined && !DURATION_PATTERN.test(options.timeout)) {
+    throw new DefinitionError(`tool ${options.name}: timeout "${options.timeout}" is not a duration such as 30s`);
+  }
+  return { ...options, kind: 'warden.tool' };
+}
+
+/** A model through the Vercel AI SDK. Keys come from the environment, never from run input. */
+export type ModelSpec =
+  | `openai:${string}`
+  | `anthropic:${string}`
+  | 'scripted'
+  | { provider: 'openai-compatible'; name: string; baseURL: string; model: string; apiKeyEnv?: string }
+  | { provider: 'scripted'; script: ScriptTurn[] };
+
+export interface AgentOptions {
+  /** Lower-case letters, digits and `-`; names its policy file (`policies/<name>.yaml`) and its runs' ids. */
+  name: string;
+  description?: string;
+  /** The system prompt. */
+  instructions: string;
+  model: ModelSpec;
+  tools: AnyTool[];
+}
+
+export interface Agent extends AgentOptions {
+  readonly kind: 'warden.agent';
+}
+
+/** Defines an agent: its instructions, model and the tools it may propose. Its policy says which it may run. */
+export function defineAgent(options: AgentOptions): Agent {
+  if (!AGENT_NAME.test(options.name)) throw new DefinitionError(`agent name "${options.name}" must match ${AGENT_NAME.source}`);
+  const seen = new Set<string>();
+  for (const tool of options.tools) {
+    if (tool?.kind !== 'warden.tool') throw new DefinitionError(`agent ${options.name}: tools must be created with defineTool`);
+    if (seen.has(tool.name)) throw new DefinitionError(`agent ${options.name}: two tools are named ${tool.name}`);
+    seen.add(tool.name);
+  }
+  return { ...options, kind: 'warden.agent' };
+}
+
+/** The id prices are looked up by in a policy's `pricing`. */
+export function modelIdOf(model: ModelSpec): string {
+  if (typeof model === 'string') return model;
+  if (model.provider === 'scripted') return 'scripted';
+  return `${model.name}:${model.model}`;
+}
+
+export function isAgent(value: unknown): value is Agent {
+  return typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'warden.agent';
+}

@@ -1,0 +1,3 @@
+export { defineTool, defineAgent, ToolError, DefinitionError, modelIdOf, isAgent } from './define';
+export type { Tool, AnyTool, ToolOptions, ToolContext, ToolRisk, Agent, AgentOptions, ModelSpec } from './define';
+export { loadAgents, loadPolicies, toolSpec, AgentRegistry, RESERVED_ACTIVITY_NAMES } from './registry';

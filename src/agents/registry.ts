@@ -1,0 +1,118 @@
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { parsePolicyText, PolicyError, sensitivePaths, type Policy } from '../governance';
+import type { AgentSpec, ToolSpec } from '../workflows/types';
+import { DefinitionError, isAgent, modelIdOf, type Agent, type AnyTool } from './define';
+
+/** Names the worker's own activities use; a tool may not take one. */
+export const RESERVED_ACTIVITY_NAMES = new Set(['prepareRun', 'callModel', 'recordRun', 'compensateCall', 'notifyApproval']);
+
+/** Agents a worker serves, with their policies. */
+export class AgentRegistry {
+  private readonly agents = new Map<string, Agent>();
+  private readonly policies = new Map<string, { policy: Policy; source: string }>();
+
+  constructor(agents: readonly Agent[], policies: readonly { policy: Policy; source: string }[] = []) {
+    for (const agent of agents) {
+      if (this.agents.has(agent.name)) throw new DefinitionError(`two agents are named ${agent.name}`);
+      for (const tool of agent.tools) {
+        if (RESERVED_ACTIVITY_NAMES.has(tool.name)) throw new DefinitionError(`agent ${agent.name}: tool name ${tool.name} is reserved by Warden`);
+      }
+      this.agents.set(agent.name, agent);
+    }
+    for (const entry of policies) this.policies.set(entry.policy.agent, entry);
+  }
+
+  list(): Agent[] {
+    return [...this.agents.values()];
+  }
+
+  get(name: string): Agent {
+    const agent = this.agents.get(name);
+    if (!agent) throw new DefinitionError(`unknown agent "${name}"; this worker serves: ${[...this.agents.keys()].join(', ') || 'none'}`);
+    return agent;
+  }
+
+  policyFor(agent: string): { policy: Policy; source: string } | undefined {
+    return this.policies.get(agent);
+  }
+
+  /** Every tool of every agent, by name. Tools with one name across agents must be the same tool. */
+  tools(): Map<string, AnyTool> {
+    const tools = new Map<string, AnyTool>();
+    for (const agent of this.agents.values()) {
+      for (const tool of agent.tools) {
+        const existing = tools.get(tool.name);
+        if (existing && existing !== tool) throw new DefinitionError(`two different tools are named ${tool.name} (agents must share one definition)`);
+        tools.set(tool.name, tool);
+      }
+    }
+    return tools;
+  }
+
+  /** The plain-JSON description of an agent the workflow governs with. */
+  spec(name: string): AgentSpec {
+    const agent = this.get(name);
+    return { name: agent.name, modelId: modelIdOf(agent.model), tools: agent.tools.map(toolSpec) };
+  }
+}
+
+/** The plain-JSON description of a tool: JSON Schema of its input, retry and timeout, no code. */
+export function toolSpec(tool: AnyTool): ToolSpec {
+  const inputSchema = z.toJSONSchema(tool.input, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  delete inputSchema.$schema;
+  const spec: ToolSpec = {
+    name: tool.name,
+    description: tool.description,
+    inputSchema,
+    risk: tool.risk ?? 'low',
+    compensable: typeof tool.compensate === 'function',
+    sensitive: sensitivePaths(inputSchema),
+  };
+  if (tool.retry) spec.retry = tool.retry;
+  if (tool.timeout) spec.timeout = tool.timeout;
+  return spec;
+}
+
+/**
+ * Loads the agents a module exports (any exported value made by `defineAgent`, or arrays of
+ * them) and the policies in a directory (`*.yaml`, `*.yml`, `*.json`; each names its agent).
+ * TypeScript modules load when the process runs under tsx (the `warden` command does).
+ */
+export function loadAgents(modulePath: string, policiesDir?: string): AgentRegistry {
+  const resolved = path.resolve(modulePath);
+  let mod: Record<string, unknown>;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    mod = require(resolved) as Record<string, unknown>;
+  } catch (err) {
+    throw new DefinitionError(`cannot load agents from ${modulePath}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const agents: Agent[] = [];
+  const collect = (value: unknown) => {
+    if (isAgent(value)) agents.push(value);
+    else if (Array.isArray(value)) value.forEach(collect);
+  };
+  Object.values(mod).forEach(collect);
+  const unique = [...new Set(agents)];
+  if (unique.length === 0) throw new DefinitionError(`${modulePath} exports no agent (export the values defineAgent returns)`);
+  return new AgentRegistry(unique, policiesDir ? loadPolicies(policiesDir) : []);
+}
+
+/** Reads and validates every policy file in a directory. The first bad file throws `PolicyError` naming it. */
+export function loadPolicies(dir: string): { policy: Policy; source: string }[] {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new PolicyError(`policies directory ${dir} does not exist`, dir);
+  const out: { policy: Policy; source: string }[] = [];
+  const seen = new Map<string, string>();
+  for (const file of readdirSync(dir).sort()) {
+    if (!/\.(ya?ml|json)$/.test(file)) continue;
+    const source = path.join(dir, file);
+    const policy = parsePolicyText(readFileSync(source, 'utf8'), source);
+    const other = seen.get(policy.agent);
+    if (other) throw new PolicyError(`${source}: agent ${policy.agent} already has a policy in ${other}`, source);
+    seen.set(policy.agent, source);
+    out.push({ policy, source });
+  }
+  return out;
+}

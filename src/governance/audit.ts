@@ -1,0 +1,77 @@
+import { canonicalJson } from './canonical';
+import { sha256Hex } from './digest';
+
+/** The kinds of audit events a run records. */
+export type AuditEventType =
+  | 'run_started'
+  | 'run_continued'
+  | 'model_turn'
+  | 'call_proposed'
+  | 'schema_rejected'
+  | 'policy_decision'
+  | 'approval_requested'
+  | 'approval_accepted'
+  | 'approval_refused'
+  | 'approval_decided'
+  | 'approval_escalated'
+  | 'approval_expired'
+  | 'tool_started'
+  | 'tool_succeeded'
+  | 'tool_failed'
+  | 'compensation_run'
+  | 'compensation_failed'
+  | 'paused'
+  | 'resumed'
+  | 'policy_applied'
+  | 'budget_exhausted'
+  | 'loop_detected'
+  | 'rollback_requested'
+  | 'run_finished';
+
+/** One link of a run's audit chain. `hash` covers every other field, `prevHash` links it to the one before. */
+export interface AuditEvent {
+  seq: number;
+  at: string;
+  type: AuditEventType;
+  data: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
+}
+
+/** The end of a chain: what the next event links to. */
+export interface AuditHead {
+  seq: number;
+  hash: string;
+}
+
+/** The `prevHash` of a run's first event. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+export const emptyAuditHead = (): AuditHead => ({ seq: 0, hash: GENESIS_HASH });
+
+function hashOf(event: Omit<AuditEvent, 'hash'>): string {
+  return sha256Hex(canonicalJson({ seq: event.seq, at: event.at, type: event.type, data: event.data, prevHash: event.prevHash }));
+}
+
+/** Builds the next event of a chain. Deterministic: the workflow calls it, replay gets the same hashes. */
+export function nextAuditEvent(head: AuditHead, type: AuditEventType, data: Record<string, unknown>, at: string): AuditEvent {
+  const partial = { seq: head.seq + 1, at, type, data: JSON.parse(canonicalJson(data)) as Record<string, unknown>, prevHash: head.hash };
+  return { ...partial, hash: hashOf(partial) };
+}
+
+export type ChainVerification = { ok: true; count: number; head: AuditHead } | { ok: false; seq: number; reason: string };
+
+/**
+ * Recomputes a chain end to end: every hash, every link, no gap in `seq`.
+ * Use it on a trail read back from the store or from the `auditTrail` query.
+ */
+export function verifyAuditChain(events: readonly AuditEvent[], from: AuditHead = emptyAuditHead()): ChainVerification {
+  let head = from;
+  for (const event of events) {
+    if (event.seq !== head.seq + 1) return { ok: false, seq: event.seq, reason: `expected event ${head.seq + 1}, found ${event.seq}` };
+    if (event.prevHash !== head.hash) return { ok: false, seq: event.seq, reason: 'prevHash does not match the previous event' };
+    if (hashOf(event) !== event.hash) return { ok: false, seq: event.seq, reason: 'hash does not match the event content (altered)' };
+    head = { seq: event.seq, hash: event.hash };
+  }
+  return { ok: true, count: events.length, head };
+}

@@ -1,0 +1,18 @@
+/**
+ * Governance: what an agent may do and how much. Pure and sandbox-safe: the workflow, the CLI
+ * and the tests import these same functions, and nothing here does I/O.
+ */
+export { canonicalJson } from './canonical';
+export { sha256Hex, digestOf, approvalIdFor } from './digest';
+export { durationMs, DURATION_PATTERN } from './duration';
+export { nextAuditEvent, verifyAuditChain, emptyAuditHead, GENESIS_HASH } from './audit';
+export type { AuditEvent, AuditEventType, AuditHead, ChainVerification } from './audit';
+export { policySchema } from './policy-schema';
+export type { Policy, PolicyInput, Rule, ApprovalRequirement, RetrySettings, ToolPolicy, Budgets, LoopSettings, Price } from './policy-schema';
+export { PolicyError, parsePolicy, parsePolicyText, policyVersion, CompiledPolicy } from './policy';
+export type { Decision, DecisionKind, RunFacts, CallFacts } from './policy';
+export { emptyUsage, checkBeforeModelCall, checkBeforeToolCall, costOf } from './budget';
+export type { BudgetUsage, BudgetExceeded, BudgetLimit } from './budget';
+export { emptyLoopState, observeCall } from './loop-detector';
+export type { LoopState, LoopObservation } from './loop-detector';
+export { sensitivePaths, redactArgs, REDACTED } from './redact';

@@ -1,0 +1,125 @@
+import { z } from 'zod';
+import { DURATION_PATTERN } from './duration';
+
+const duration = z.string().regex(DURATION_PATTERN, 'must be a duration such as 30s, 10m, 24h or 7d');
+const toolName = z.string().regex(/^[a-zA-Z][a-zA-Z0-9_-]{0,63}$/, 'must be a tool name (letters, digits, _ and -)');
+const principal = z
+  .string()
+  .regex(/^(user|group):[^\s]+$/, 'must be "user:<id>" or "group:<name>"');
+
+/** Retry settings for a tool's activity; the same fields as Temporal's RetryPolicy. */
+export const retrySchema = z.strictObject({
+  maximumAttempts: z.int().min(1).optional(),
+  initialInterval: duration.optional(),
+  backoffCoefficient: z.number().min(1).optional(),
+  maximumInterval: duration.optional(),
+  nonRetryableErrorTypes: z.array(z.string()).optional(),
+});
+
+export const toolPolicySchema = z.strictObject({
+  /** Most calls of this tool in one run. */
+  maxCalls: z.int().min(0).optional(),
+  retry: retrySchema.optional(),
+  /** Start-to-close timeout of one attempt. */
+  timeout: duration.optional(),
+});
+
+export const escalationSchema = z.strictObject({
+  approvers: z.array(principal).min(1),
+  timeout: duration,
+});
+
+export const approvalRequirementSchema = z.strictObject({
+  approvers: z.array(principal).min(1),
+  quorum: z.int().min(1).default(1),
+  timeout: duration.default('24h'),
+  escalation: escalationSchema.optional(),
+  notify: z.strictObject({ slack: z.strictObject({ channel: z.string().min(1) }).optional() }).optional(),
+});
+
+export const ruleSchema = z
+  .strictObject({
+    id: z.string().regex(/^[a-zA-Z0-9_.:-]+$/, 'must be an id (letters, digits, _ . : -)'),
+    /** Tools the rule applies to; absent means every tool. */
+    tools: z.array(toolName).min(1).optional(),
+    /** CEL condition over `args`, `agent`, `run` and `tool`; absent means always. */
+    when: z.string().min(1).optional(),
+    decision: z.enum(['allow', 'deny', 'require_approval']),
+    reason: z.string().min(1).optional(),
+    approval: approvalRequirementSchema.optional(),
+  })
+  .superRefine((rule, ctx) => {
+    if (rule.decision === 'require_approval' && !rule.approval) {
+      ctx.addIssue({ code: 'custom', path: ['approval'], message: 'require_approval needs an approval block (approvers, timeout)' });
+    }
+    if (rule.decision !== 'require_approval' && rule.approval) {
+      ctx.addIssue({ code: 'custom', path: ['approval'], message: `an approval block only goes with decision require_approval, not ${rule.decision}` });
+    }
+  });
+
+export const budgetsSchema = z.strictObject({
+  maxSteps: z.int().min(1).optional(),
+  maxToolCalls: z.int().min(0).optional(),
+  maxInputTokens: z.int().min(1).optional(),
+  maxOutputTokens: z.int().min(1).optional(),
+  maxCostUsd: z.number().positive().optional(),
+  maxWallTime: duration.optional(),
+});
+
+export const priceSchema = z.strictObject({
+  inputPerMTok: z.number().min(0),
+  outputPerMTok: z.number().min(0),
+});
+
+export const loopSchema = z.strictObject({
+  /** How many identical calls (same tool, same canonical arguments) trip the breaker. */
+  maxRepeats: z.int().min(2).default(3),
+  /** Among how many of the most recent calls. */
+  window: z.int().min(2).default(10),
+  /** What a trip does: end the run, refuse that tool from then on, or pause the run for a human. */
+  action: z.enum(['fail_run', 'stop_tool', 'pause']).default('fail_run'),
+});
+
+/** A policy file: what one agent may do, with which limits. */
+export const policySchema = z
+  .strictObject({
+    agent: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be an agent name (lower-case letters, digits and -)'),
+    description: z.string().optional(),
+    /** The tools this agent may call at all, with per-tool overrides. Any other tool is denied. */
+    tools: z.record(toolName, toolPolicySchema.nullable().transform((v) => v ?? {})),
+    /** Ordered rules: the first whose tools and condition match decides. No match is a denial. */
+    rules: z.array(ruleSchema).default([]),
+    budgets: budgetsSchema.default({}),
+    /** USD per million tokens, keyed by model id (e.g. `openai:gpt-4o-mini`, `scripted`). */
+    pricing: z.record(z.string(), priceSchema).default({}),
+    loop: loopSchema.optional(),
+    /** After a tool has failed all its retries: tell the model and go on, or end the run as failed. */
+    onToolFailure: z.enum(['continue', 'fail_run']).default('continue'),
+    /** When the run fails: leave it, or run the compensations of what it did. */
+    onRunFailure: z.enum(['none', 'rollback']).default('none'),
+    /** Whether approve/reject signals without a channel signature count (typed into the Temporal UI). */
+    allowUnsignedDecisions: z.boolean().default(false),
+  })
+  .superRefine((policy, ctx) => {
+    const seen = new Set<string>();
+    policy.rules.forEach((rule, i) => {
+      if (seen.has(rule.id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate rule id "${rule.id}"` });
+      seen.add(rule.id);
+      rule.tools?.forEach((tool, j) => {
+        if (!(tool in policy.tools)) {
+          ctx.addIssue({ code: 'custom', path: ['rules', i, 'tools', j], message: `tool "${tool}" is not listed under tools` });
+        }
+      });
+    });
+  });
+
+/** A validated policy, as plain JSON (it travels in workflow inputs and signals). */
+export type Policy = z.output<typeof policySchema>;
+export type PolicyInput = z.input<typeof policySchema>;
+export type Rule = Policy['rules'][number];
+export type ApprovalRequirement = z.output<typeof approvalRequirementSchema>;
+export type RetrySettings = z.output<typeof retrySchema>;
+export type ToolPolicy = z.output<typeof toolPolicySchema>;
+export type Budgets = z.output<typeof budgetsSchema>;
+export type LoopSettings = z.output<typeof loopSchema>;
+export type Price = z.output<typeof priceSchema>;

@@ -1,0 +1,149 @@
+import type { AuditEvent, AuditHead, BudgetExceeded, BudgetUsage, Decision, LoopState, Policy, RetrySettings } from '../governance';
+
+/** A script turn for the `scripted` model: turn i answers the run's i-th model call. */
+export interface ScriptTurn {
+  toolCalls?: { name: string; args?: Record<string, unknown>; id?: string }[];
+  text?: string;
+  usage?: { inputTokens?: number; outputTokens?: number };
+}
+
+/** What a client sends to start a run. Plain JSON. */
+export interface StartRunInput {
+  agent: string;
+  goal: string;
+  requester: string;
+  /** Turns for an agent whose model is `scripted` with no script of its own (offline runs, tests). */
+  script?: ScriptTurn[];
+  /** A validated policy to use instead of the worker's (tests, one-off runs). */
+  policy?: Policy;
+  /** Continue-as-new after this many steps even if Temporal has not suggested it yet. */
+  continueAsNewAfterSteps?: number;
+}
+
+/** A tool as the workflow sees it: everything needed to govern and schedule a call, no code. */
+export interface ToolSpec {
+  name: string;
+  description: string;
+  /** JSON Schema of the arguments (from the tool's zod schema). */
+  inputSchema: Record<string, unknown>;
+  risk: 'low' | 'medium' | 'high';
+  retry?: RetrySettings;
+  timeout?: string;
+  compensable: boolean;
+  /** Argument paths marked sensitive in the schema; redacted in audit and approvals. */
+  sensitive: string[];
+}
+
+export interface AgentSpec {
+  name: string;
+  /** The id prices are looked up by (`openai:gpt-4o-mini`, `scripted`). */
+  modelId: string;
+  tools: ToolSpec[];
+}
+
+export interface PreparedRun {
+  agent: AgentSpec;
+  policy: Policy;
+  policySource: string;
+}
+
+export type RunPhase = 'starting' | 'thinking' | 'governing' | 'awaiting_approval' | 'running_tools' | 'paused' | 'rolling_back' | 'finished';
+export type RunStatus = 'completed' | 'failed' | 'budget_exhausted' | 'cancelled' | 'rolled_back';
+
+/** How a run ended. */
+export interface RunOutcome {
+  status: RunStatus;
+  reason: string;
+  text: string;
+  steps: number;
+  toolCalls: number;
+  usage: { inputTokens: number; outputTokens: number; costUsd: number };
+  policyVersion: string;
+  budget?: BudgetExceeded;
+  rollback?: RollbackReport;
+}
+
+export interface ProposedCall {
+  id: string;
+  name: string;
+  args: Record<string, unknown>;
+}
+
+export interface ApprovalVote {
+  approver: string;
+  at: string;
+  comment?: string;
+  channel?: string;
+}
+
+/** A call waiting for people. Shown by the `pendingApprovals` query. */
+export interface PendingApproval {
+  approvalId: string;
+  runId: string;
+  callId: string;
+  tool: string;
+  /** Arguments with sensitive fields redacted. */
+  args: Record<string, unknown>;
+  ruleId: string;
+  reason: string;
+  approvers: string[];
+  quorum: number;
+  approvals: ApprovalVote[];
+  requester: string;
+  createdAt: string;
+  expiresAt: string;
+  escalated: boolean;
+}
+
+export interface CompensationStep {
+  callId: string;
+  tool: string;
+  resultSeq: number;
+  args: Record<string, unknown>;
+  at: string;
+}
+
+export interface RollbackReport {
+  undone: { callId: string; tool: string }[];
+  failed: { callId: string; tool: string; error: string }[];
+  notUndoable: { callId: string; tool: string }[];
+}
+
+/** The `status` query's answer. */
+export interface RunStatusView {
+  runId: string;
+  agent: string;
+  requester: string;
+  phase: RunPhase;
+  paused: boolean;
+  step: number;
+  currentDetails: string;
+  budget: { used: BudgetUsage; limits: Policy['budgets']; left: Record<string, number> };
+  pendingApprovals: number;
+  lastDecision: (Decision & { tool: string; callId: string }) | null;
+  policyVersion: string;
+  outcome: RunOutcome | null;
+}
+
+/** What survives continue-as-new: governance state only, the conversation lives in the run store. */
+export interface CarriedState {
+  prepared: PreparedRun;
+  usage: BudgetUsage;
+  loop: LoopState;
+  stoppedTools: string[];
+  auditHead: AuditHead;
+  /** Rows the store does not have yet are flushed before continuing, so this is only a count. */
+  messageCount: number;
+  startedAtMs: number;
+  executions: number;
+  executedCalls: CompensationStep[];
+  notUndoable: { callId: string; tool: string }[];
+  lastDecision: RunStatusView['lastDecision'];
+}
+
+/** Input of a run's workflow: the start input, plus carried state after continue-as-new. */
+export interface AgentRunInput extends StartRunInput {
+  carried?: CarriedState;
+}
+
+export type { AuditEvent };
