@@ -12,6 +12,7 @@ export const RESERVED_ACTIVITY_NAMES = new Set(['prepareRun', 'callModel', 'reco
 export class AgentRegistry {
   private readonly agents = new Map<string, Agent>();
   private readonly policies = new Map<string, { policy: Policy; source: string }>();
+  private readonly specs = new Map<string, AgentSpec>();
 
   constructor(agents: readonly Agent[], policies: readonly { policy: Policy; source: string }[] = []) {
     for (const agent of agents) {
@@ -53,8 +54,13 @@ export class AgentRegistry {
 
   /** The plain-JSON description of an agent the workflow governs with. */
   spec(name: string): AgentSpec {
-    const agent = this.get(name);
-    return { name: agent.name, modelId: modelIdOf(agent.model), tools: agent.tools.map(toolSpec) };
+    let spec = this.specs.get(name);
+    if (!spec) {
+      const agent = this.get(name);
+      spec = { name: agent.name, modelId: modelIdOf(agent.model), tools: agent.tools.map(toolSpec) };
+      this.specs.set(name, spec);
+    }
+    return spec;
   }
 }
 

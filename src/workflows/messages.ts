@@ -9,6 +9,8 @@ import type { CompensationStep, PendingApproval, RunStatusView } from './types';
 export interface ApproveInput {
   approvalId: string;
   approver: string;
+  /** Groups the approver belongs to, as the channel's identity says (checked against the signature when signed). */
+  groups?: string[];
   comment?: string;
   channel?: string;
   signature?: SignedDecision;
@@ -17,6 +19,7 @@ export interface ApproveInput {
 export interface RejectInput {
   approvalId: string;
   approver: string;
+  groups?: string[];
   reason?: string;
   channel?: string;
   signature?: SignedDecision;

@@ -139,6 +139,7 @@ export interface CarriedState {
   executedCalls: CompensationStep[];
   notUndoable: { callId: string; tool: string }[];
   lastDecision: RunStatusView['lastDecision'];
+  paused: boolean;
 }
 
 /** Input of a run's workflow: the start input, plus carried state after continue-as-new. */

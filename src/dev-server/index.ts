@@ -1,0 +1,6 @@
+export { startDevServer } from './start-dev-server';
+export type { DevServer, DevServerOptions } from './start-dev-server';
+export { resolveTemporalBinary, cachedTemporalBinaryPath, wardenCacheDir, TEMPORAL_CLI_VERSION, TEMPORAL_CLI_MODULE } from './resolve-binary';
+export type { ResolveTemporalBinaryOptions } from './resolve-binary';
+export { DevServerError, TemporalBinaryNotFoundError } from './errors';
+export { freePorts } from './free-port';

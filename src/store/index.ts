@@ -1,0 +1,2 @@
+export type { MessageRow, RunStore } from './types';
+export { createSqliteStore, defaultStorePath, StoreError } from './sqlite-store';

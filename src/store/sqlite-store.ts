@@ -1,0 +1,187 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { AuditEvent, AuditEventType } from '../governance';
+import type { MessageRow, RunStore } from './types';
+
+/** A run store failure: a missing row, an unreadable file, a value that cannot be stored. */
+export class StoreError extends Error {
+  override name = 'StoreError';
+}
+
+/**
+ * Where the embedded store lives unless the caller says otherwise:
+ * `$WARDEN_DB`, else `$WARDEN_HOME/warden.db`, else `.warden/warden.db` under the working directory.
+ * Use it in the worker and the CLI so both open the same file.
+ */
+export function defaultStorePath(): string {
+  return process.env.WARDEN_DB ?? path.join(process.env.WARDEN_HOME ?? '.warden', 'warden.db');
+}
+
+// Bumped when the tables change, so a later version can migrate an older file instead of guessing.
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS messages (
+  run_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_events (
+  run_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  at TEXT NOT NULL,
+  type TEXT NOT NULL,
+  data TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS applied_policies (
+  agent TEXT PRIMARY KEY NOT NULL,
+  policy TEXT NOT NULL,
+  version TEXT NOT NULL,
+  applied_at TEXT NOT NULL,
+  source TEXT NOT NULL
+);
+`;
+
+interface MessageDbRow {
+  seq: number;
+  body: string;
+}
+
+interface AuditDbRow {
+  seq: number;
+  at: string;
+  type: string;
+  data: string;
+  prev_hash: string;
+  hash: string;
+}
+
+interface PolicyDbRow {
+  policy: string;
+  version: string;
+  applied_at: string;
+  source: string;
+}
+
+function toJson(value: unknown, what: string): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (err) {
+    throw new StoreError(`${what} is not JSON-serialisable: ${(err as Error).message}`);
+  }
+  // JSON.stringify(undefined) and of a function return undefined, which would store nothing.
+  if (text === undefined) throw new StoreError(`${what} is not JSON-serialisable (got ${typeof value})`);
+  return text;
+}
+
+function checkSeq(seq: number, what: string): void {
+  if (!Number.isSafeInteger(seq) || seq < 0) throw new StoreError(`${what}: seq must be a non-negative integer, got ${String(seq)}`);
+}
+
+/**
+ * Opens (or creates) the embedded SQLite run store at `file`, creating parent directories and tables.
+ *
+ * Use it for local runs, `warden dev` and tests; several processes (worker, CLI) may open the same
+ * file. Use a PostgreSQL store when workers run on more than one machine.
+ */
+export function createSqliteStore(file: string): RunStore {
+  if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  let db: Database.Database;
+  try {
+    db = new Database(file);
+    // WAL lets the CLI read while a worker writes; busy_timeout makes a second writer wait instead of failing.
+    // synchronous stays FULL: an activity that returned must not lose its rows on power loss, Temporal will not retry it.
+    db.pragma('journal_mode = WAL');
+    db.pragma('busy_timeout = 5000');
+    db.exec(SCHEMA);
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      throw new StoreError(`schema version ${version} is newer than this Warden understands (${SCHEMA_VERSION})`);
+    }
+    if (version < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  } catch (err) {
+    throw new StoreError(`cannot open run store ${file}: ${(err as Error).message}`, { cause: err });
+  }
+
+  const insertMessageIgnore = db.prepare<[string, number, string]>('INSERT OR IGNORE INTO messages (run_id, seq, body) VALUES (?, ?, ?)');
+  const insertMessageReplace = db.prepare<[string, number, string]>('INSERT OR REPLACE INTO messages (run_id, seq, body) VALUES (?, ?, ?)');
+  const selectMessages = db.prepare<[string, number], MessageDbRow>('SELECT seq, body FROM messages WHERE run_id = ? AND seq < ? ORDER BY seq');
+  const insertAudit = db.prepare<[string, number, string, string, string, string, string]>(
+    'INSERT OR IGNORE INTO audit_events (run_id, seq, at, type, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  );
+  const selectAudit = db.prepare<[string], AuditDbRow>('SELECT seq, at, type, data, prev_hash, hash FROM audit_events WHERE run_id = ? ORDER BY seq');
+  const selectPolicy = db.prepare<[string], PolicyDbRow>('SELECT policy, version, applied_at, source FROM applied_policies WHERE agent = ?');
+  const upsertPolicy = db.prepare<[string, string, string, string, string]>(
+    'INSERT OR REPLACE INTO applied_policies (agent, policy, version, applied_at, source) VALUES (?, ?, ?, ?, ?)',
+  );
+
+  // One transaction per batch: a crash mid-append leaves none of the batch, never a prefix with a gap after it.
+  const appendMessagesTx = db.transaction((runId: string, rows: readonly { seq: number; body: string }[], replace: boolean) => {
+    const stmt = replace ? insertMessageReplace : insertMessageIgnore;
+    for (const row of rows) stmt.run(runId, row.seq, row.body);
+  });
+  const appendAuditTx = db.transaction((runId: string, events: readonly AuditEvent[], data: readonly string[]) => {
+    events.forEach((e, i) => insertAudit.run(runId, e.seq, e.at, e.type, data[i] ?? '{}', e.prevHash, e.hash));
+  });
+
+  return {
+    async appendMessages(runId: string, rows: readonly MessageRow[], mode: 'ignore' | 'replace' = 'ignore'): Promise<void> {
+      const encoded = rows.map((row) => {
+        checkSeq(row.seq, `run ${runId} message`);
+        return { seq: row.seq, body: toJson(row.message, `run ${runId} message ${row.seq}`) };
+      });
+      appendMessagesTx(runId, encoded, mode === 'replace');
+    },
+
+    async readMessages(runId: string, toSeq: number): Promise<unknown[]> {
+      checkSeq(toSeq, `run ${runId} readMessages`);
+      const rows = selectMessages.all(runId, toSeq);
+      const messages: unknown[] = [];
+      for (const [i, row] of rows.entries()) {
+        if (row.seq !== i) throw new StoreError(`run ${runId}: message ${i} is missing (reading messages [0, ${toSeq}))`);
+        messages.push(JSON.parse(row.body));
+      }
+      if (rows.length < toSeq) throw new StoreError(`run ${runId}: message ${rows.length} is missing (reading messages [0, ${toSeq}))`);
+      return messages;
+    },
+
+    async appendAudit(runId: string, events: readonly AuditEvent[]): Promise<void> {
+      const data = events.map((e) => {
+        checkSeq(e.seq, `run ${runId} audit event`);
+        return toJson(e.data, `run ${runId} audit event ${e.seq} data`);
+      });
+      appendAuditTx(runId, events, data);
+    },
+
+    async readAudit(runId: string): Promise<AuditEvent[]> {
+      return selectAudit.all(runId).map((row) => ({
+        seq: row.seq,
+        at: row.at,
+        type: row.type as AuditEventType,
+        data: JSON.parse(row.data) as Record<string, unknown>,
+        prevHash: row.prev_hash,
+        hash: row.hash,
+      }));
+    },
+
+    async getAppliedPolicy(agent: string) {
+      const row = selectPolicy.get(agent);
+      if (!row) return null;
+      return { policy: JSON.parse(row.policy) as unknown, version: row.version, appliedAt: row.applied_at, source: row.source };
+    },
+
+    async setAppliedPolicy(agent: string, applied: { policy: unknown; version: string; source: string }): Promise<void> {
+      upsertPolicy.run(agent, toJson(applied.policy, `policy for agent ${agent}`), applied.version, new Date().toISOString(), applied.source);
+    },
+
+    async close(): Promise<void> {
+      if (db.open) db.close();
+    },
+  };
+}
