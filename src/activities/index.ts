@@ -16,6 +16,8 @@ export interface ActivityDeps {
   registry: AgentRegistry;
   store: RunStore;
   logger: Logger;
+  /** Public keys (hex, by key id) of the channels whose signed approvals count. */
+  trustedKeys?: Record<string, string>;
 }
 
 const SUMMARY_CHARS = 200;
@@ -87,6 +89,7 @@ function parseArgs(tool: AnyTool, args: unknown): unknown {
  */
 export function createActivities(deps: ActivityDeps): CoreActivities & Record<string, ToolActivity | CoreActivities[keyof CoreActivities]> {
   const { registry, store, logger } = deps;
+  const trustedKeys = deps.trustedKeys ?? {};
 
   const core: CoreActivities = {
     async prepareRun(input: PrepareRunInput) {
@@ -96,12 +99,12 @@ export function createActivities(deps: ActivityDeps): CoreActivities & Record<st
       } catch (err) {
         throw nonRetryable('DefinitionError', err instanceof Error ? err.message : String(err));
       }
-      if (!input.loadPolicy) return { agent };
+      if (!input.loadPolicy) return { agent, trustedKeys };
       const applied = await store.getAppliedPolicy(input.agent);
-      if (applied) return { agent, policy: applied.policy as never, policySource: `${applied.source} (applied ${applied.appliedAt})` };
+      if (applied) return { agent, trustedKeys, policy: applied.policy as never, policySource: `${applied.source} (applied ${applied.appliedAt})` };
       const fromFile = registry.policyFor(input.agent);
       if (!fromFile) throw nonRetryable('PolicyError', `no policy for agent ${input.agent}: add policies/${input.agent}.yaml (every tool call is denied without one)`);
-      return { agent, policy: fromFile.policy, policySource: fromFile.source };
+      return { agent, trustedKeys, policy: fromFile.policy, policySource: fromFile.source };
     },
 
     async callModel(input: CallModelInput): Promise<CallModelResult> {

@@ -16,3 +16,5 @@ export type { BudgetUsage, BudgetExceeded, BudgetLimit } from './budget';
 export { emptyLoopState, observeCall } from './loop-detector';
 export type { LoopState, LoopObservation } from './loop-detector';
 export { sensitivePaths, redactArgs, REDACTED } from './redact';
+export { signDecision, verifySignedDecision, generateSigningKey, publicKeyOf, DECISION_MAX_AGE_MS } from './signed-decision';
+export type { DecisionClaims, SignedDecision, TrustedKeys, DecisionVerification } from './signed-decision';

@@ -99,6 +99,8 @@ export const policySchema = z
     onRunFailure: z.enum(['none', 'rollback']).default('none'),
     /** Whether approve/reject signals without a channel signature count (typed into the Temporal UI). */
     allowUnsignedDecisions: z.boolean().default(false),
+    /** Extra Ed25519 public keys (hex, by key id) whose signed decisions count, besides the worker's. */
+    trustedKeys: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/, 'must be a 32-byte Ed25519 public key in hex')).default({}),
   })
   .superRefine((policy, ctx) => {
     const seen = new Set<string>();

@@ -4,6 +4,7 @@ import { createActivities } from '../activities';
 import type { AgentRegistry } from '../agents';
 import { TASK_QUEUE, temporalSettingsFromEnv, type TemporalSettings } from '../config';
 import type { RunStore } from '../store/types';
+import { trustedKeysFromEnv } from '../approvals/keys';
 
 export interface WardenWorkerOptions {
   registry: AgentRegistry;
@@ -15,6 +16,8 @@ export interface WardenWorkerOptions {
   logger?: Logger;
   /** A prebuilt workflow bundle (tests, faster start); otherwise the workflows are bundled at start. */
   workflowBundle?: { codePath: string } | { code: string };
+  /** Public keys (hex, by key id) whose signed approvals count; default: the `WARDEN_TRUSTED_KEYS` file. */
+  trustedKeys?: Record<string, string>;
   /** Extra Temporal worker options (concurrency limits, identity, …). */
   workerOptions?: Partial<WorkerOptions>;
 }
@@ -38,7 +41,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     connection,
     namespace: settings.namespace,
     taskQueue: options.taskQueue ?? TASK_QUEUE,
-    activities: createActivities({ registry: options.registry, store: options.store, logger }),
+    activities: createActivities({ registry: options.registry, store: options.store, logger, trustedKeys: options.trustedKeys ?? trustedKeysFromEnv() }),
     ...bundle,
     ...options.workerOptions,
   });

@@ -32,6 +32,7 @@ import {
   observeCall,
   parsePolicy,
   redactArgs,
+  verifySignedDecision,
   type AuditEvent,
   type AuditEventType,
   type BudgetExceeded,
@@ -223,8 +224,9 @@ class AgentRun {
       this.audit('run_continued', { execution: carried.executions + 1, messageCount: carried.messageCount });
     } else {
       const prepared = await core.prepareRun({ runId: this.runId, agent: this.input.agent, loadPolicy: !this.input.policy });
-      if (this.input.policy) this.prepared = { agent: prepared.agent, policy: parsePolicy(this.input.policy, 'run input'), policySource: 'run input' };
-      else if (prepared.policy) this.prepared = { agent: prepared.agent, policy: prepared.policy, policySource: prepared.policySource ?? 'worker' };
+      const { agent, trustedKeys } = prepared;
+      if (this.input.policy) this.prepared = { agent, trustedKeys, policy: parsePolicy(this.input.policy, 'run input'), policySource: 'run input' };
+      else if (prepared.policy) this.prepared = { agent, trustedKeys, policy: prepared.policy, policySource: prepared.policySource ?? 'worker' };
       else throw new RunEnd('failed', `no policy for agent ${this.input.agent}`);
       this.compile(this.prepared.policy);
       this.audit('run_started', {
@@ -629,27 +631,49 @@ class AgentRun {
     const approval = this.approvals.get(input.approvalId);
     if (!approval) return refuse(`no approval ${input.approvalId} in this run (wrong run, call or arguments)`);
     if (approval.state !== 'pending') return refuse(`approval ${input.approvalId} is already ${approval.state}`);
-    if (!this.policy.policy.allowUnsignedDecisions) return refuse('unsigned decisions are not accepted by this policy (allowUnsignedDecisions is off)');
-    const approver = input.approver.trim();
-    const groups = Array.isArray(input.groups) ? input.groups.filter((g): g is string => typeof g === 'string') : [];
+    const identity = this.identify(kind, input);
+    if ('refused' in identity) return refuse(identity.refused);
+    const { approver, groups, channel } = identity;
     if (approver === this.input.requester) return refuse(`four-eyes: ${approver} requested this run and cannot decide its approvals`);
     const eligible = approval.approvers.some((p) => p === `user:${approver}` || (p.startsWith('group:') && groups.includes(p.slice(6))));
     if (!eligible) return refuse(`${approver} is not among the approvers (${approval.approvers.join(', ')})`);
     if (approval.approvals.some((v) => v.approver === approver)) return refuse(`${approver} has already approved ${input.approvalId}`);
 
     const note = kind === 'approve' ? (input as ApproveInput).comment : (input as RejectInput).reason;
-    this.audit('approval_accepted', { kind, approvalId: approval.approvalId, approver, groups, channel: input.channel ?? 'signal', note: note ?? null });
+    this.audit('approval_accepted', { kind, approvalId: approval.approvalId, approver, groups, channel, signed: input.signature !== undefined, note: note ?? null });
     if (kind === 'reject') {
       approval.state = 'rejected';
       approval.decidedBy = approver;
       approval.note = note;
     } else {
-      approval.approvals.push({ approver, at: new Date().toISOString(), ...(note ? { comment: note } : {}), ...(input.channel ? { channel: input.channel } : {}) });
+      approval.approvals.push({ approver, at: new Date().toISOString(), ...(note ? { comment: note } : {}), channel });
       if (approval.approvals.length < approval.quorum) return;
       approval.state = 'approved';
       approval.decidedBy = approval.approvals.map((v) => v.approver).join(', ');
     }
     this.audit('approval_decided', { approvalId: approval.approvalId, decision: approval.state, by: approval.decidedBy });
+  }
+
+  /**
+   * Who decided, and in which groups. A signed decision is verified against the trusted keys and
+   * must name this run, this approval and this kind of decision; its claims replace whatever the
+   * signal says. An unsigned one counts only where the policy allows it (development).
+   */
+  private identify(kind: 'approve' | 'reject', input: ApproveInput | RejectInput): { approver: string; groups: string[]; channel: string } | { refused: string } {
+    if (input.signature !== undefined) {
+      const trusted = { ...this.prepared.trustedKeys, ...this.policy.policy.trustedKeys };
+      const verified = verifySignedDecision(input.signature, trusted, Date.now());
+      if (!verified.ok) return { refused: `signed decision refused: ${verified.reason}` };
+      const claims = verified.claims;
+      if (claims.runId !== this.runId) return { refused: `signed decision is for run ${claims.runId}, not this one` };
+      if (claims.approvalId !== input.approvalId) return { refused: `signed decision is for approval ${claims.approvalId}, not ${input.approvalId}` };
+      if (claims.decision !== kind) return { refused: `signed decision says ${claims.decision}, the signal says ${kind}` };
+      if (claims.approver !== input.approver.trim()) return { refused: `signed decision is by ${claims.approver}, the signal names ${input.approver}` };
+      return { approver: claims.approver, groups: claims.groups, channel: claims.channel };
+    }
+    if (!this.policy.policy.allowUnsignedDecisions) return { refused: 'unsigned decision refused: this policy accepts only decisions signed by a trusted channel (allowUnsignedDecisions is off)' };
+    const groups = Array.isArray(input.groups) ? input.groups.filter((g): g is string => typeof g === 'string') : [];
+    return { approver: input.approver.trim(), groups, channel: typeof input.channel === 'string' ? input.channel : 'signal' };
   }
 
   // ---------------------------------------------------------------- operators

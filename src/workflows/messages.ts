@@ -1,5 +1,5 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { AuditEvent, Policy } from '../governance';
+import type { AuditEvent, Policy, SignedDecision } from '../governance';
 import type { CompensationStep, PendingApproval, RunStatusView } from './types';
 
 // Wire names are part of the product: operators type them into the Temporal UI.
@@ -23,15 +23,6 @@ export interface RejectInput {
   reason?: string;
   channel?: string;
   signature?: SignedDecision;
-}
-
-/** A decision signed by a channel's Ed25519 key (web inbox, Slack app, CLI with a key). */
-export interface SignedDecision {
-  /** Canonical JSON of `{approvalId, runId, decision, approver, groups, channel, issuedAt}`. */
-  payload: string;
-  /** Base64 Ed25519 signature over `payload`. */
-  signature: string;
-  keyId: string;
 }
 
 export interface OperatorInput {

@@ -45,6 +45,8 @@ export interface PreparedRun {
   agent: AgentSpec;
   policy: Policy;
   policySource: string;
+  /** Public keys (hex, by key id) whose signed decisions the run accepts, from the worker's configuration. */
+  trustedKeys: Record<string, string>;
 }
 
 export type RunPhase = 'starting' | 'thinking' | 'governing' | 'awaiting_approval' | 'running_tools' | 'paused' | 'rolling_back' | 'finished';
