@@ -31,13 +31,13 @@ export function settings() {
   return { address, namespace };
 }
 
-export async function createTestBed(options: { agents?: Agent[]; policies?: Policy[]; storePath?: string } = {}): Promise<TestBed> {
+export async function createTestBed(options: { agents?: Agent[]; policies?: Policy[]; storePath?: string; trustedKeys?: Record<string, string>; taskQueue?: string } = {}): Promise<TestBed> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
   }
   const { address, namespace } = settings();
-  const taskQueue = `test-${Math.random().toString(36).slice(2, 10)}`;
+  const taskQueue = options.taskQueue ?? `test-${Math.random().toString(36).slice(2, 10)}`;
   const storePath = options.storePath ?? path.join(mkdtempSync(path.join(os.tmpdir(), 'warden-store-')), 'warden.db');
   const store = createSqliteStore(storePath);
   const registry = new AgentRegistry(options.agents ?? [testAgent], (options.policies ?? []).map((policy) => ({ policy, source: 'test' })));
@@ -61,6 +61,7 @@ export async function createTestBed(options: { agents?: Agent[]; policies?: Poli
         taskQueue,
         logger,
         workflowBundle: codePath ? { codePath } : undefined,
+        trustedKeys: options.trustedKeys ?? {},
         workerOptions: { shutdownGraceTime: '1s' },
       });
       running = bed.worker.run();
