@@ -207,11 +207,7 @@ class AgentRun {
         await CancellationScope.nonCancellable(() => this.finish(new RunEnd('cancelled', 'the run was cancelled')));
         throw err;
       }
-      const reason = failureMessage(err);
-      if (this.prepared?.policy.onRunFailure === 'rollback' && this.executedCalls.length > 0) {
-        return this.finish(new RunEnd('rolled_back', `run failed (${reason}); rolled back as the policy says`), true);
-      }
-      return this.finish(new RunEnd('failed', reason));
+      return this.finish(new RunEnd('failed', failureMessage(err)));
     }
   }
 
@@ -305,9 +301,12 @@ class AgentRun {
     return continueAsNew<typeof agentRun>({ ...this.input, carried });
   }
 
-  private async finish(end: RunEnd, rollback = false): Promise<RunOutcome> {
+  private async finish(end: RunEnd): Promise<RunOutcome> {
     let report: RollbackReport | undefined;
-    if (end.status === 'rolled_back' || rollback) report = await this.rollback();
+    if (end.status === 'failed' && this.prepared?.policy.onRunFailure === 'rollback' && this.executedCalls.length > 0) {
+      end = new RunEnd('rolled_back', `run failed (${end.reason}); rolled back as the policy says`);
+    }
+    if (end.status === 'rolled_back') report = await this.rollback();
     const outcome: RunOutcome = {
       status: end.status,
       reason: end.reason,
@@ -684,7 +683,10 @@ class AgentRun {
   }
 
   private onResume(input?: OperatorInput): void {
-    if (this.outcome) return;
+    if (this.outcome || !this.paused) return;
+    // A person looked at the run and let it go on: the loop breaker starts counting afresh,
+    // or the repeat that paused it would pause it again at once.
+    this.loop = emptyLoopState();
     this.setPaused(false, input);
   }
 
