@@ -109,28 +109,43 @@ async function waitUntilReady(address: string, namespace: string, timeoutMs: num
   }
 }
 
-/** Kills the child when this process goes away, however it goes, unless the app handles that signal itself. */
-function tieToParent(child: ChildProcess): () => void {
-  const killNow = () => {
+// Every live server this process started. One shared set of process listeners serves them all:
+// a listener per server would count as "the app's own" for the other servers' listeners.
+const liveChildren = new Set<ChildProcess>();
+const parentSignals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+function killAllNow(): void {
+  for (const child of liveChildren) {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+}
+
+function onParentSignal(signal: NodeJS.Signals): void {
+  // Having a listener disables Node's default "exit on signal". If the app has its own listener
+  // (a worker's graceful shutdown), it decides and the 'exit' hook cleans up; otherwise kill the
+  // servers and restore the default by re-raising once our listeners are gone.
+  if (process.listenerCount(signal) > 1) return;
+  killAllNow();
+  liveChildren.clear();
+  removeParentListeners();
+  process.kill(process.pid, signal);
+}
+
+function removeParentListeners(): void {
+  process.removeListener('exit', killAllNow);
+  for (const s of parentSignals) process.removeListener(s, onParentSignal);
+}
+
+/** Kills the child when this process goes away, however it goes; returns the undo for a stopped child. */
+function tieToParent(child: ChildProcess): () => void {
+  if (liveChildren.size === 0) {
+    process.on('exit', killAllNow);
+    for (const s of parentSignals) process.on(s, onParentSignal);
+  }
+  liveChildren.add(child);
+  return () => {
+    if (liveChildren.delete(child) && liveChildren.size === 0) removeParentListeners();
   };
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-  const onSignal = (signal: NodeJS.Signals) => {
-    // Our listener disables Node's default "exit on signal". If the app has its own listener (a
-    // worker's graceful shutdown), it decides and the 'exit' hook cleans up; otherwise restore
-    // the default by re-raising once we are gone.
-    if (process.listenerCount(signal) > 1) return;
-    killNow();
-    untie();
-    process.kill(process.pid, signal);
-  };
-  const untie = () => {
-    process.removeListener('exit', killNow);
-    for (const s of signals) process.removeListener(s, onSignal);
-  };
-  process.on('exit', killNow);
-  for (const s of signals) process.on(s, onSignal);
-  return untie;
 }
 
 async function spawnDevServer(binary: string, opts: DevServerOptions, log: (msg: string) => void): Promise<DevServer> {
