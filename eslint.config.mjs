@@ -7,7 +7,7 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.warden/', 'coverage/', 'dist/', 'bin/', '**/*.mjs'] },
+  { ignores: ['node_modules/', '.warden/', 'coverage/', 'dist/', 'bin/', '**/*.mjs', 'jest.config.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

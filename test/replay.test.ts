@@ -1,0 +1,101 @@
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { resolveTemporalBinary } from '../src/dev-server';
+import { Worker } from '@temporalio/worker';
+import { createTestBed, eventually, settings, testPolicy, type TestBed } from './helpers';
+
+/**
+ * Replays recorded histories against today's workflow code: a change that would break runs
+ * already in flight (a new command order, a removed branch) fails here instead of in production.
+ * Record them again only on purpose, with WARDEN_RECORD_HISTORIES=1, when a change is meant to
+ * be incompatible and ships behind a new workflow type or a patch.
+ */
+const dir = path.join(__dirname, 'histories');
+const recording = process.env.WARDEN_RECORD_HISTORIES === '1';
+
+/** Exports a history with the Temporal CLI, in the same JSON form the Temporal UI downloads. */
+async function record(bed: TestBed, name: string, runId: string): Promise<void> {
+  await bed.client.result(runId);
+  const temporal = await resolveTemporalBinary();
+  const { address, namespace } = settings();
+  const json = execFileSync(temporal, ['workflow', 'show', '--workflow-id', runId, '--output', 'json', '--address', address, '--namespace', namespace], { encoding: 'utf8' });
+  writeFileSync(path.join(dir, `${name}.json`), JSON.stringify({ workflowId: runId, history: JSON.parse(json) as unknown }, null, 1) + '\n');
+}
+
+(recording ? describe : describe.skip)('record histories', () => {
+  let bed: TestBed;
+  beforeAll(async () => {
+    bed = await createTestBed();
+  });
+  afterAll(async () => bed?.close());
+
+  test('governed run: allow, deny, invalid args, retry, budget', async () => {
+    const policy = testPolicy({
+      rules: [
+        { id: 'no-big-transfers', tools: ['transfer'], when: 'args.amount > 100', decision: 'deny', reason: 'out of scope' },
+        { id: 'allow-rest', decision: 'allow' },
+      ],
+      budgets: { maxSteps: 4 },
+    });
+    const runId = await bed.client.startRun({
+      agent: 'test-agent',
+      goal: 'recorded governed run',
+      requester: 'carol',
+      key: `governed-${Date.now()}`,
+      policy,
+      script: [
+        { toolCalls: [{ name: 'echo', args: { text: 'a' } }, { name: 'transfer', args: { amount: 500, to: 'x' } }, { name: 'transfer', args: { amount: -1 } }] },
+        { toolCalls: [{ name: 'flaky', args: { failTimes: 1 } }] },
+        { toolCalls: [{ name: 'echo', args: { text: 'b' } }] },
+        { toolCalls: [{ name: 'echo', args: { text: 'c' } }] },
+        { text: 'never' },
+      ],
+    });
+    await record(bed, 'governed-run', runId);
+  });
+
+  test('approval run', async () => {
+    const policy = testPolicy({ rules: [{ id: 'approve-transfers', tools: ['transfer'], decision: 'require_approval', approval: { approvers: ['user:alice'] } }, { id: 'allow-rest', decision: 'allow' }] });
+    const runId = await bed.client.startRun({ agent: 'test-agent', goal: 'recorded approval', requester: 'carol', key: `approval-${Date.now()}`, policy, script: [{ toolCalls: [{ name: 'transfer', args: { amount: 5, to: 'y' } }] }, { text: 'done' }] });
+    const [approval] = await eventually(async () => {
+      const p = await bed.client.pendingApprovals(runId);
+      return p.length ? p : undefined;
+    });
+    await bed.client.approve(runId, { approvalId: 'apr_wrong', approver: 'alice' });
+    await bed.client.approve(runId, { approvalId: approval?.approvalId ?? '', approver: 'alice', comment: 'ok' });
+    await record(bed, 'approval-run', runId);
+  });
+
+  test('rollback run', async () => {
+    const policy = testPolicy({ rules: [{ id: 'big', tools: ['transfer'], when: 'args.amount > 100', decision: 'require_approval', approval: { approvers: ['user:alice'] } }, { id: 'allow-rest', decision: 'allow' }] });
+    const runId = await bed.client.startRun({
+      agent: 'test-agent',
+      goal: 'recorded rollback',
+      requester: 'carol',
+      key: `rollback-${Date.now()}`,
+      policy,
+      script: [{ toolCalls: [{ name: 'transfer', args: { amount: 10, to: 'a' } }, { name: 'echo', args: { text: 'x' } }] }, { toolCalls: [{ name: 'transfer', args: { amount: 500, to: 'b' } }] }, { text: 'never' }],
+    });
+    await eventually(async () => (await bed.client.pendingApprovals(runId)).length === 1);
+    await bed.client.pause(runId, { by: 'ops' });
+    await bed.client.rollback(runId, { by: 'ops', reason: 'recorded' });
+    await record(bed, 'rollback-run', runId);
+  });
+});
+
+describe('replay of recorded histories', () => {
+  const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+
+  test('there are recorded histories to replay', () => {
+    expect(files.length).toBeGreaterThanOrEqual(3);
+  });
+
+  test.each(files)('%s replays against the current workflow code', async (file) => {
+    const { workflowId, history } = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as { workflowId: string; history: unknown };
+    const codePath = process.env.WARDEN_TEST_WORKFLOW_BUNDLE;
+    const options = codePath ? { workflowBundle: { codePath } } : { workflowsPath: require.resolve('../src/workflows') };
+    await Worker.runReplayHistory(options, historyFromJSON(history), workflowId);
+  });
+});
