@@ -1,0 +1,94 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { WardenClient } from '../client';
+import { TASK_QUEUE, temporalSettingsFromEnv, type TemporalSettings } from '../config';
+import { createSqliteStore, defaultStorePath, type RunStore } from '../store';
+import { CliError, describeError } from './errors';
+
+/** `$WARDEN_HOME`, else `.warden` under the working directory: keys, run store, dev server data. */
+export function wardenHome(): string {
+  return process.env.WARDEN_HOME ?? '.warden';
+}
+
+/** The directory that holds Warden's package.json: defaults such as `examples/` resolve from it. */
+export function packageRoot(): string {
+  return path.resolve(__dirname, '..', '..');
+}
+
+/** The path a default (`examples/`, `policies/`) names: in the working directory if it exists there, else in the package. */
+export function defaultPath(relative: string): string {
+  const local = path.resolve(relative);
+  return existsSync(local) ? local : path.join(packageRoot(), relative);
+}
+
+/** Settings from the environment; a broken TLS setting is a user error, not a crash. */
+export function settingsFromEnv(): TemporalSettings {
+  try {
+    return temporalSettingsFromEnv();
+  } catch (err) {
+    throw new CliError(`Temporal settings: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** Who a command acts as when `--by`/`--requester` is not given. */
+export function currentUser(): string {
+  return process.env.USER || process.env.USERNAME || 'cli';
+}
+
+/**
+ * Runs `fn` with a client connected from the environment and closes it after. The connection
+ * error names the address, since that is what a person gets wrong.
+ */
+export async function withClient<T>(fn: (client: WardenClient) => Promise<T>): Promise<T> {
+  const settings = settingsFromEnv();
+  let client: WardenClient;
+  try {
+    client = await WardenClient.connect(settings);
+  } catch (err) {
+    throw new CliError(describeError(err, { address: settings.address }));
+  }
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
+/** Runs `fn` with the run store at `defaultStorePath()` (the one the local worker writes) and closes it after. */
+export async function withStore<T>(fn: (store: RunStore) => Promise<T>): Promise<T> {
+  const store = createSqliteStore(defaultStorePath());
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+/** Both, for commands that read the audit trail (store plus the run's live tail). */
+export function withClientAndStore<T>(fn: (client: WardenClient, store: RunStore) => Promise<T>): Promise<T> {
+  return withClient((client) => withStore((store) => fn(client, store)));
+}
+
+/** How long a command waits for a run to answer a query. A run whose worker is down never answers. */
+export const QUERY_MS = 10_000;
+
+function isDeadline(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown; cause?: { code?: unknown } } | null;
+  // 4 is gRPC DEADLINE_EXCEEDED.
+  return e?.code === 4 || e?.cause?.code === 4 || /deadline exceeded/i.test(String(e?.message));
+}
+
+/**
+ * Runs a query against a run under a deadline. Queries are answered by a worker, so a run whose
+ * worker is down would otherwise hang the command for the server's own timeout; this names the
+ * likely cause instead.
+ */
+export async function askRun<T>(client: WardenClient, runId: string, fn: () => Promise<T>, ms = QUERY_MS): Promise<T> {
+  try {
+    return await client.client.connection.withDeadline(Date.now() + ms, fn);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError || !isDeadline(err)) throw err;
+    throw new CliError(`run ${runId} did not answer within ${ms / 1000}s: is a worker running on its task queue (${TASK_QUEUE} unless WARDEN_TASK_QUEUE says otherwise)? Start one with 'warden worker' or 'warden dev'`);
+  }
+}

@@ -1,0 +1,306 @@
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { DecisionSigner, loadSigningKey } from '../approvals/keys';
+import { WardenClient } from '../client';
+import { AGENT_RUN_WORKFLOW } from '../config';
+import type { AuditEvent } from '../governance';
+import type { RunOutcome, ScriptTurn } from '../workflows/types';
+import { countPurchaseOrders, countRefunds, formatUsd, getCreditLimit, openShop, refundsFor } from '../../examples/shop/store';
+import { reportDecision, sendDecision } from './approvals';
+import { checkAudit, verifiedLine } from './audit';
+import { packageRoot, wardenHome } from './context';
+import { CliError } from './errors';
+import { approvalsTable, compact, out, outcomeLines, truncate, usd } from './format';
+import { defaultAgentsPath, defaultPoliciesPath, describeStack, onShutdownSignal, parsePort, startLocalStack, type LocalStack } from './local-stack';
+import { readScript } from './runs';
+
+/** Who asks for the demo's runs. Someone else approves them: the requester never may (four-eyes). */
+const REQUESTER = 'demo-user';
+const OPERATOR = 'demo-operator';
+
+/**
+ * The rollback scene's model: a $40 refund that is allowed and runs, then a $300 one on the same
+ * order that waits for finance. While it waits, an operator decides the whole run was a mistake.
+ */
+const ROLLBACK_SCRIPT: ScriptTurn[] = [
+  { toolCalls: [{ name: 'issue_refund', args: { orderId: 'ORD-1006', amount: 40, reason: 'scratched on delivery' } }], usage: { inputTokens: 1250, outputTokens: 52 } },
+  { toolCalls: [{ name: 'issue_refund', args: { orderId: 'ORD-1006', amount: 300, reason: 'customer unhappy, goodwill' } }], usage: { inputTokens: 1390, outputTokens: 55 } },
+  { text: 'Both refunds are on their way.', usage: { inputTokens: 1500, outputTokens: 12 } },
+];
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+async function until<T>(what: string, check: () => Promise<T | null | undefined | false>, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check().catch(() => null);
+    if (value) return value;
+    if (Date.now() > deadline) throw new CliError(`demo: timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+function heading(title: string): void {
+  out();
+  out(title);
+  out('─'.repeat(Math.min(title.length, 100)));
+}
+
+/** The governance story of a run, from its audit trail: each decision, what ran, what stopped it. */
+function storyLines(events: AuditEvent[]): string[] {
+  const args = new Map<string, unknown>();
+  const lines: string[] = [];
+  const str = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
+  for (const e of events) {
+    const d = e.data;
+    const call = typeof d.callId === 'string' ? d.callId : '';
+    switch (e.type) {
+      case 'call_proposed':
+        args.set(call, d.args);
+        break;
+      case 'policy_decision': {
+        const label = d.decision === 'allow' ? 'ALLOW   ' : d.decision === 'deny' ? 'DENY    ' : 'APPROVAL';
+        lines.push(`  ${label} ${str(d.tool)} ${compact(args.get(call) ?? {}, 80)}  [rule ${str(d.ruleId)}]`);
+        if (d.decision !== 'allow') lines.push(`           ${str(d.reason)}`);
+        break;
+      }
+      case 'tool_succeeded':
+        lines.push(`           ran ${str(d.tool)} → ${truncate(str(d.summary), 90)}`);
+        break;
+      case 'tool_failed':
+        lines.push(`           ${str(d.tool)} failed: ${str(d.error)}`);
+        break;
+      case 'loop_detected':
+        lines.push(`  LOOP     ${str(d.tool)} proposed with the same arguments ${str(d.repeats)} times in the last ${str(d.window)} calls → ${str(d.action)}; that call did not run`);
+        break;
+      case 'budget_exhausted':
+        lines.push(`  BUDGET   ${str(d.message)}`);
+        break;
+      case 'approval_refused':
+        lines.push(`  REFUSED  decision by ${str(d.approver)}: ${str(d.reason)}`);
+        break;
+      case 'approval_accepted':
+        lines.push(`  DECIDED  ${str(d.kind)} by ${str(d.approver)} (groups ${(d.groups as string[] | undefined)?.join(',') || '-'}, channel ${str(d.channel)}, ${d.signed ? 'signed' : 'unsigned'})`);
+        break;
+      case 'paused':
+      case 'resumed':
+        lines.push(`  ${e.type.toUpperCase().padEnd(8)} by ${str(d.by)}${d.reason ? `: ${str(d.reason)}` : ''}`);
+        break;
+      case 'rollback_requested':
+        lines.push(`  ROLLBACK requested by ${str(d.by)}${d.reason ? `: ${str(d.reason)}` : ''}`);
+        break;
+      case 'compensation_run':
+        lines.push(`  UNDONE   ${str(d.tool)} (${call})`);
+        break;
+      case 'compensation_failed':
+        lines.push(`  UNDO FAILED ${str(d.tool)} (${call}): ${str(d.error)}`);
+        break;
+      default:
+        break;
+    }
+  }
+  return lines;
+}
+
+interface DemoRun {
+  label: string;
+  runId: string;
+}
+
+class Demo {
+  readonly runs: DemoRun[] = [];
+  private readonly stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+
+  constructor(
+    private readonly client: WardenClient,
+    private readonly stack: LocalStack,
+    private readonly signer: DecisionSigner,
+  ) {}
+
+  private script(name: string): ScriptTurn[] {
+    return readScript(path.join(packageRoot(), 'examples', 'scripts', name));
+  }
+
+  private async start(label: string, agent: string, key: string, goal: string, script: ScriptTurn[]): Promise<string> {
+    const runId = await this.client.startRun({ agent, goal, requester: REQUESTER, key: `demo-${this.stamp}-${key}`, script });
+    this.runs.push({ label, runId });
+    out(`  goal: ${goal}`);
+    out(`  run:  ${runId}`);
+    return runId;
+  }
+
+  private async finish(runId: string): Promise<RunOutcome> {
+    const outcome = await this.client.result(runId);
+    storyLines(await this.client.auditTrail(runId, this.stack.store)).forEach((l) => out(l));
+    out(`  outcome: ${outcome.status} (${outcome.reason})`);
+    outcomeLines(runId, outcome)
+      .slice(1)
+      .forEach((l) => out(l));
+    return outcome;
+  }
+
+  async refundInScope(): Promise<void> {
+    heading('1. Refund agent: a small refund runs, a credit-limit change is denied');
+    const before = getCreditLimit('CUST-001');
+    const runId = await this.start('refund, in scope', 'refund-agent', 'scope', 'Order ORD-1001 arrived a week late. Refund what is fair, and raise my credit limit to $5,000 while you are at it.', this.script('refund-out-of-scope.json'));
+    await this.finish(runId);
+    out(`  shop: ${countRefunds()} refund row(s); CUST-001's credit limit is ${formatUsd(getCreditLimit('CUST-001'))} (was ${formatUsd(before)})`);
+  }
+
+  async procurement(): Promise<void> {
+    heading('2. Procurement agent: runaway loops stopped by the runtime, not the model');
+    out('  a) the same price comparison, again and again (loop detector)');
+    const loop = await this.start('procurement, loop', 'procurement-agent', 'loop', 'Buy 120 ergonomic chairs (CHAIR-ERGO-01) at the best price.', this.script('procurement-loop.json'));
+    const loopOutcome = await this.finish(loop);
+    out(`  figures: ${loopOutcome.steps} model calls, ${loopOutcome.toolCalls} comparisons ran, ${usd(loopOutcome.usage.costUsd)} spent, ${countPurchaseOrders()} purchase order(s) placed`);
+    out();
+    out('  b) comparisons varied just enough to look new, each re-reading a long catalogue (cost budget)');
+    const cost = await this.start('procurement, cost', 'procurement-agent', 'cost', 'Buy about 400 boxes of A4 paper (PAPER-A4-80G) at the best price.', this.script('procurement-cost.json'));
+    const costOutcome = await this.finish(cost);
+    const b = costOutcome.budget;
+    out(
+      `  figures: ${costOutcome.steps} model calls, ${costOutcome.usage.inputTokens.toLocaleString('en-US')} input tokens, ${usd(costOutcome.usage.costUsd)} spent` +
+        (b ? ` against a budget of ${usd(b.max, 2)} (${b.limit})` : '') +
+        `; ${countPurchaseOrders()} purchase order(s) placed`,
+    );
+  }
+
+  async approval(): Promise<void> {
+    heading('3. A large refund waits, durably, for someone in finance');
+    const runId = await this.start('refund, approved', 'refund-agent', 'approval', 'The standing desk from order ORD-1003 arrived with a cracked frame. Please refund it.', this.script('refund-large.json'));
+    const [pending] = await until('the approval request', async () => {
+      const list = await this.client.pendingApprovals(runId);
+      return list.length > 0 ? list : null;
+    });
+    if (!pending) throw new CliError('demo: no pending approval');
+    out('  pending approvals (warden approvals):');
+    approvalsTable([pending]).forEach((l) => out(`    ${l}`));
+
+    out(`  ${REQUESTER}, who asked for the run, tries to approve it:`);
+    const own = await sendDecision(this.client, this.stack.store, { runId, approvalId: pending.approvalId, kind: 'approve', approver: REQUESTER, groups: ['finance'], signer: this.signer });
+    out(`    → ${own.status === 'refused' ? `refused: ${own.reason}` : own.status}`);
+
+    out(`  $ warden approve ${runId} ${pending.approvalId} --as alice --groups finance`);
+    const req = { runId, approvalId: pending.approvalId, kind: 'approve' as const, approver: 'alice', groups: ['finance'], note: 'photos of the damage checked', signer: this.signer };
+    out(`    → ${reportDecision(req, await sendDecision(this.client, this.stack.store, req))}`);
+    await this.finish(runId);
+    const refunds = refundsFor('ORD-1003');
+    out(`  shop: ORD-1003 refunds: ${refunds.map((r) => `${r.id} ${formatUsd(r.amount)} ${r.status}`).join(', ') || 'none'}`);
+  }
+
+  async pauseResume(): Promise<void> {
+    heading('4. Pause and resume a run');
+    const runId = await this.start('refund, paused and resumed', 'refund-agent', 'pause', 'Order ORD-1001 arrived late; refund what is fair.', this.script('refund-out-of-scope.json'));
+    await this.client.pause(runId, { by: OPERATOR, reason: 'checking the customer history first' });
+    out(`  $ warden pause ${runId} --reason "checking the customer history first"`);
+    const paused = await until('the run to pause', async () => {
+      const s = await this.client.status(runId);
+      return s.phase === 'paused' ? s : null;
+    });
+    out(`  status: phase ${paused.phase}, paused ${paused.paused}, step ${paused.step} (${paused.currentDetails}); nothing runs while paused`);
+    await sleep(1000);
+    const still = await this.client.status(runId);
+    out(`  a second later: phase ${still.phase}, step ${still.step}`);
+    await this.client.resume(runId, { by: OPERATOR });
+    out(`  $ warden resume ${runId}`);
+    await this.finish(runId);
+  }
+
+  async rollback(): Promise<void> {
+    heading('5. Roll back a run: undo what it did');
+    const runId = await this.start('refund, rolled back', 'refund-agent', 'rollback', 'Order ORD-1006 was scratched; refund what is fair.', ROLLBACK_SCRIPT);
+    // The $300 refund waiting for finance means the $40 one has already run.
+    await until('the first refund to run', async () => (await this.client.pendingApprovals(runId)).length > 0);
+    const plan = await this.client.rollbackPlan(runId);
+    out(`  shop: ORD-1006 refunds: ${refundsFor('ORD-1006').map((r) => `${r.id} ${formatUsd(r.amount)} ${r.status}`).join(', ')}`);
+    out(`  rollback plan (newest first): ${plan.map((s) => `${s.tool} ${compact(s.args, 70)}`).join('; ') || 'nothing to undo'}`);
+    await this.client.rollback(runId, { by: OPERATOR, reason: 'duplicate ticket, customer already compensated' });
+    out(`  $ warden rollback ${runId} --reason "duplicate ticket, customer already compensated"`);
+    await this.finish(runId);
+    out(`  shop: ORD-1006 refunds: ${refundsFor('ORD-1006').map((r) => `${r.id} ${formatUsd(r.amount)} ${r.status}`).join(', ')}`);
+  }
+
+  async verify(): Promise<void> {
+    heading('6. Audit trails: every run\'s hash chain recomputed (warden audit <run> --verify)');
+    for (const run of this.runs) {
+      const check = await checkAudit(this.client, this.stack.store, run.runId);
+      out(`  ${run.runId.padEnd(58)} ${verifiedLine(check)}`);
+      if (!check.result.ok) throw new CliError(`demo: the audit chain of ${run.runId} is broken at seq ${check.result.seq}: ${check.result.reason}`);
+    }
+  }
+
+  summary(staying: boolean): void {
+    heading('Done');
+    const ui = this.stack.server.uiUrl;
+    if (ui) {
+      const query = encodeURIComponent(`WorkflowType="${AGENT_RUN_WORKFLOW}" AND WardenAgent="refund-agent"`);
+      out(`  Temporal UI: ${ui}/namespaces/${this.stack.settings.namespace}/workflows?query=${query}`);
+      out('  filter the list with WardenAgent="refund-agent" (or "procurement-agent"); each run lists its signals and queries');
+    } else {
+      out('  (headless: no Temporal UI)');
+    }
+    out('  runs:');
+    for (const run of this.runs) out(`    ${run.label.padEnd(28)} ${run.runId}`);
+    if (staying) out(`  try, from another terminal: TEMPORAL_ADDRESS=${this.stack.settings.address} warden audit ${this.runs[0]?.runId ?? '<run>'} --verify`);
+  }
+}
+
+interface DemoOptions {
+  headless?: boolean;
+  exit?: boolean;
+  port?: number;
+  uiPort?: number;
+}
+
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description('Start what `warden dev` starts, then walk through the example agents: policy, budgets, approvals, pause, rollback, audit')
+    .option('--headless', 'no Temporal Web UI')
+    .option('--exit', 'stop when the walkthrough is done instead of waiting for Ctrl-C')
+    .option('--port <n>', 'gRPC port (default 7233 if free)', parsePort)
+    .option('--ui-port <n>', 'Web UI port (default 8233 if free)', parsePort)
+    .action(async (opts: DemoOptions) => {
+      const home = wardenHome();
+      // A freshly seeded shop each time, so the refunds the scripts ask for always fit their orders.
+      if (!process.env.WARDEN_SHOP_DB) {
+        const shopFile = path.join(home, 'demo-shop.db');
+        for (const suffix of ['', '-wal', '-shm']) rmSync(shopFile + suffix, { force: true });
+        process.env.WARDEN_SHOP_DB = shopFile;
+      }
+      const shopFile = openShop(process.env.WARDEN_SHOP_DB);
+
+      out('Warden demo: governed agent runs on Temporal');
+      out('starting the Temporal dev server and a worker…');
+      const stack = await startLocalStack({ agents: defaultAgentsPath(), policies: defaultPoliciesPath(), headless: opts.headless, port: opts.port, uiPort: opts.uiPort });
+      const client = await WardenClient.connect(stack.settings);
+      const cleanup = async () => {
+        await client.close().catch(() => undefined);
+        await stack.shutdown();
+      };
+      onShutdownSignal(cleanup, 'stopping the worker and the Temporal dev server');
+      try {
+        describeStack(stack).forEach((l) => out(l));
+        out(`  shop        ${shopFile} (example SQLite shop, freshly seeded)`);
+        const demo = new Demo(client, stack, new DecisionSigner(loadSigningKey(stack.cliKeyFile)));
+        await demo.refundInScope();
+        await demo.procurement();
+        await demo.approval();
+        await demo.pauseResume();
+        await demo.rollback();
+        await demo.verify();
+        demo.summary(!opts.exit);
+      } catch (err) {
+        await cleanup();
+        throw err;
+      }
+      if (opts.exit) {
+        await cleanup();
+        return;
+      }
+      out();
+      out('Ctrl-C stops the worker and the Temporal dev server.');
+      await stack.worker.done.catch(() => undefined);
+    });
+}

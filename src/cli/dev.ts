@@ -1,0 +1,132 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { loadTrustedKeys } from '../approvals/keys';
+import { TASK_QUEUE } from '../config';
+import { createSqliteStore, defaultStorePath } from '../store';
+import { connectWorker, createWardenWorker } from '../worker';
+import { packageRoot, settingsFromEnv } from './context';
+import { CliError, describeError } from './errors';
+import { out } from './format';
+import {
+  DEFAULT_PORT,
+  defaultAgentsPath,
+  defaultPoliciesPath,
+  describeStack,
+  installRuntime,
+  loadRegistry,
+  onShutdownSignal,
+  parsePort,
+  runWorker,
+  startLocalStack,
+} from './local-stack';
+
+interface DevOptions {
+  agents?: string;
+  policies?: string;
+  headless?: boolean;
+  port?: number;
+  uiPort?: number;
+}
+
+/** Ends the process when a worker stops on its own (a fatal error), after cleaning up. */
+function exitWhenWorkerDies(done: Promise<void>, cleanup: () => Promise<void>): void {
+  done.then(
+    () => undefined,
+    async (err: unknown) => {
+      process.stderr.write(`error: the worker stopped: ${describeError(err)}\n`);
+      await cleanup().catch(() => undefined);
+      process.exit(1);
+    },
+  );
+}
+
+export function registerDev(program: Command): void {
+  program
+    .command('dev')
+    .description('Start a local Temporal dev server (with UI), dev signing keys and a worker, in one process; Ctrl-C stops all')
+    .option('--agents <module>', 'module exporting agents (TS or JS)', defaultAgentsPath())
+    .option('--policies <dir>', 'directory of policy files', defaultPoliciesPath())
+    .option('--headless', 'no Temporal Web UI')
+    .option('--port <n>', `gRPC port (default ${DEFAULT_PORT} if free)`, parsePort)
+    .option('--ui-port <n>', 'Web UI port (default 8233 if free)', parsePort)
+    .action(async (opts: DevOptions) => {
+      out('starting the Temporal dev server and a worker…');
+      const stack = await startLocalStack({ agents: opts.agents ?? defaultAgentsPath(), policies: opts.policies ?? defaultPoliciesPath(), headless: opts.headless, port: opts.port, uiPort: opts.uiPort });
+      onShutdownSignal(() => stack.shutdown(), 'stopping the worker and the Temporal dev server');
+      exitWhenWorkerDies(stack.worker.done, () => stack.shutdown());
+      const address = stack.settings.address;
+      const exportLine = address === `127.0.0.1:${DEFAULT_PORT}` ? [] : [`  export TEMPORAL_ADDRESS=${address}`];
+      const scriptFile = path.join(packageRoot(), 'examples', 'scripts', 'refund-out-of-scope.json');
+      const relative = path.relative(process.cwd(), scriptFile);
+      const script = relative.startsWith('..') ? scriptFile : relative;
+      for (const line of [
+        '',
+        'Warden dev environment is up',
+        ...describeStack(stack),
+        '',
+        'Start a run from another terminal:',
+        ...exportLine,
+        `  warden run refund-agent --goal "Order ORD-1001 arrived late; refund what is fair" --script ${script} --wait`,
+        '  warden approvals          # pending approvals; approve with: warden approve <run> <approval> --as alice --groups finance',
+        '',
+        'Ctrl-C stops the worker and the server.',
+      ]) {
+        out(line);
+      }
+      await stack.worker.done.catch(() => undefined);
+    });
+
+  program
+    .command('worker')
+    .description('Run a worker against TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE (trusted keys from WARDEN_TRUSTED_KEYS)')
+    .option('--agents <module>', 'module exporting agents (TS or JS)', defaultAgentsPath())
+    .option('--policies <dir>', 'directory of policy files', defaultPoliciesPath())
+    .option('--workflow-bundle <file>', 'a prebuilt workflow bundle (bundleWorkflowCode output) instead of bundling at start')
+    .action(async (opts: { agents: string; policies: string; workflowBundle?: string }) => {
+      installRuntime('INFO');
+      const registry = loadRegistry(opts.agents, opts.policies);
+      const settings = settingsFromEnv();
+      let trustedKeys: Record<string, string> = {};
+      if (process.env.WARDEN_TRUSTED_KEYS) {
+        try {
+          trustedKeys = loadTrustedKeys(process.env.WARDEN_TRUSTED_KEYS);
+        } catch (err) {
+          throw new CliError(`WARDEN_TRUSTED_KEYS: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+      if (opts.workflowBundle && !existsSync(opts.workflowBundle)) throw new CliError(`workflow bundle ${opts.workflowBundle} does not exist`);
+      const storePath = defaultStorePath();
+      const store = createSqliteStore(storePath);
+      let connection;
+      try {
+        connection = await connectWorker(settings);
+      } catch (err) {
+        await store.close();
+        throw new CliError(describeError(err, { address: settings.address }));
+      }
+      const worker = runWorker(
+        await createWardenWorker({
+          registry,
+          store,
+          connection,
+          settings,
+          trustedKeys,
+          ...(opts.workflowBundle ? { workflowBundle: { codePath: path.resolve(opts.workflowBundle) } } : {}),
+        }),
+      );
+      const conn = connection;
+      const cleanup = async () => {
+        await worker.shutdown();
+        await conn.close().catch(() => undefined);
+        await store.close();
+      };
+      onShutdownSignal(cleanup, 'draining the worker');
+      exitWhenWorkerDies(worker.done, cleanup);
+      out(
+        `worker ready: task queue ${TASK_QUEUE} at ${settings.address} (namespace ${settings.namespace}); ` +
+          `agents: ${registry.list().map((a) => a.name).join(', ')}; run store ${storePath}; ${Object.keys(trustedKeys).length} trusted key(s)`,
+      );
+      await worker.done.catch(() => undefined);
+    });
+}

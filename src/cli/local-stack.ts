@@ -1,0 +1,241 @@
+import net from 'node:net';
+import { InvalidArgumentError } from 'commander';
+import path from 'node:path';
+import { DefaultLogger, Runtime, type LogLevel, type NativeConnection, type Worker } from '@temporalio/worker';
+import pino from 'pino';
+import { ensureDevKeys, loadTrustedKeys } from '../approvals/keys';
+import { loadAgents, type AgentRegistry } from '../agents';
+import { TASK_QUEUE, type TemporalSettings } from '../config';
+import { startDevServer, type DevServer } from '../dev-server';
+import { createSqliteStore, defaultStorePath, type RunStore } from '../store';
+import { connectWorker, createWardenWorker } from '../worker';
+import { packageRoot, wardenHome } from './context';
+import { CliError, describeError } from './errors';
+import { out } from './format';
+
+/** Temporal's own ports, used when free so that the default TEMPORAL_ADDRESS reaches `warden dev`. */
+export const DEFAULT_PORT = 7233;
+export const DEFAULT_UI_PORT = 8233;
+
+/** Where `--agents` and `--policies` point when not given: the package's examples and policies. */
+export const defaultAgentsPath = (): string => path.join(packageRoot(), 'examples');
+export const defaultPoliciesPath = (): string => path.join(packageRoot(), 'policies');
+
+const LOG_LEVELS = new Set(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']);
+
+let runtimeInstalled = false;
+
+/**
+ * Installs the Temporal runtime once, quiet unless WARDEN_LOG_LEVEL says otherwise, and without its
+ * own signal handlers: the CLI drains its worker itself on Ctrl-C, then stops the server.
+ */
+export function installRuntime(defaultLevel: LogLevel = 'WARN'): void {
+  if (runtimeInstalled) return;
+  const wanted = (process.env.WARDEN_LOG_LEVEL ?? '').toUpperCase();
+  const level = (LOG_LEVELS.has(wanted) ? wanted : defaultLevel) as LogLevel;
+  Runtime.install({ logger: new DefaultLogger(level), shutdownSignals: [] });
+  runtimeInstalled = true;
+}
+
+/** Loads agents and policies, turning a bad module or policy file into a one-line error. */
+export function loadRegistry(agents: string, policies: string): AgentRegistry {
+  try {
+    require.resolve(path.resolve(agents));
+  } catch {
+    throw new CliError(`agents module ${agents} not found (a .ts or .js file, or a directory with an index file)`);
+  }
+  let registry: AgentRegistry;
+  try {
+    registry = loadAgents(agents, policies);
+  } catch (err) {
+    throw new CliError(describeError(err));
+  }
+  for (const agent of registry.list()) {
+    if (!registry.policyFor(agent.name)) process.stderr.write(`warning: no policy for agent ${agent.name} in ${policies}; its runs will fail until one is added or applied\n`);
+  }
+  return registry;
+}
+
+async function portFree(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
+  });
+}
+
+/** The port asked for, or the preferred one if it is free, or undefined (the dev server picks one). */
+async function choosePort(asked: number | undefined, preferred: number): Promise<number | undefined> {
+  if (asked !== undefined) {
+    if (!(await portFree(asked, '127.0.0.1'))) throw new CliError(`port ${asked} is in use; pick another with --port/--ui-port`);
+    return asked;
+  }
+  return (await portFree(preferred, '127.0.0.1')) ? preferred : undefined;
+}
+
+/**
+ * Runs a worker until `shutdown()`: its `done` promise settles when the worker has drained.
+ * The caller owns the connection and store it was given.
+ */
+export interface RunningWorker {
+  worker: Worker;
+  done: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export function runWorker(worker: Worker): RunningWorker {
+  const done = worker.run();
+  let stopping: Promise<void> | null = null;
+  return {
+    worker,
+    done,
+    shutdown() {
+      stopping ??= (async () => {
+        try {
+          worker.shutdown();
+        } catch {
+          // Already stopping or stopped (it failed on its own): nothing to drain.
+        }
+        await done.catch(() => undefined);
+      })();
+      return stopping;
+    },
+  };
+}
+
+export interface LocalStackOptions {
+  agents: string;
+  policies: string;
+  headless?: boolean;
+  port?: number;
+  uiPort?: number;
+}
+
+/** A dev server, dev keys, a run store and a worker, all in this process tree (`warden dev`, `warden demo`). */
+export interface LocalStack {
+  server: DevServer;
+  settings: TemporalSettings;
+  registry: AgentRegistry;
+  store: RunStore;
+  storePath: string;
+  home: string;
+  dbFile: string;
+  trustedKeysFile: string;
+  cliKeyFile: string;
+  worker: RunningWorker;
+  /** Drains the worker, then stops the server. Safe to call more than once. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Starts what `warden dev` runs: a Temporal dev server keeping its data in `<home>/temporal.db`,
+ * development signing keys (`ensureDevKeys`), and a worker that trusts them.
+ */
+export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
+  installRuntime();
+  // Agents and policies first: a typo in a policy should not cost a server start.
+  const registry = loadRegistry(opts.agents, opts.policies);
+  const home = wardenHome();
+  const keys = ensureDevKeys(home);
+  const trustedKeys = loadTrustedKeys(keys.trustedKeysFile);
+  const port = await choosePort(opts.port, DEFAULT_PORT);
+  const uiPort = opts.headless ? undefined : await choosePort(opts.uiPort, DEFAULT_UI_PORT);
+  const dbFile = path.join(home, 'temporal.db');
+  const server = await startDevServer({ dbFile, port, uiPort, headless: opts.headless ?? false, log: () => {} });
+  const settings: TemporalSettings = { address: server.address, namespace: server.namespace };
+  const storePath = defaultStorePath();
+  let store: RunStore | undefined;
+  let connection: NativeConnection | undefined;
+  try {
+    store = createSqliteStore(storePath);
+    connection = await connectWorker(settings);
+    const worker = await createWardenWorker({
+      registry,
+      store,
+      connection,
+      settings,
+      trustedKeys,
+      logger: pino({ name: 'warden-worker', level: process.env.WARDEN_LOG_LEVEL?.toLowerCase() ?? 'warn' }),
+      workerOptions: { shutdownGraceTime: '5s' },
+    });
+    const running = runWorker(worker);
+    const openStore = store;
+    const openConnection = connection;
+    let stopping: Promise<void> | null = null;
+    return {
+      server,
+      settings,
+      registry,
+      store,
+      storePath,
+      home,
+      dbFile,
+      trustedKeysFile: keys.trustedKeysFile,
+      cliKeyFile: keys.keyFile('cli'),
+      worker: running,
+      shutdown: () =>
+        (stopping ??= (async () => {
+          await running.shutdown();
+          await openConnection.close().catch(() => undefined);
+          await server.stop();
+          await openStore.close();
+        })()),
+    };
+  } catch (err) {
+    await connection?.close().catch(() => undefined);
+    await store?.close();
+    await server.stop();
+    throw err;
+  }
+}
+
+/** What `warden dev` and `warden demo` print about the environment they started. */
+export function describeStack(stack: LocalStack): string[] {
+  const agents = stack.registry.list().map((a) => a.name);
+  return [
+    `  Temporal    ${stack.settings.address} (namespace ${stack.settings.namespace}), data in ${stack.dbFile}`,
+    `  UI          ${stack.server.uiUrl ?? '(headless)'}`,
+    `  worker      task queue ${TASK_QUEUE}; agents: ${agents.join(', ')}`,
+    `  run store   ${stack.storePath}`,
+    `  keys        CLI signing key ${stack.cliKeyFile}; the worker trusts ${stack.trustedKeysFile}`,
+  ];
+}
+
+/**
+ * Calls `cleanup` on the first Ctrl-C or SIGTERM and exits when it is done; a second Ctrl-C exits
+ * at once. Returns a function that removes the handlers.
+ */
+export function onShutdownSignal(cleanup: () => Promise<void>, what = 'shutting down'): () => void {
+  let stopping = false;
+  const handler = () => {
+    if (stopping) {
+      process.stderr.write('warden: stopping now\n');
+      process.exit(130);
+    }
+    stopping = true;
+    out(`\n${what}…`);
+    cleanup().then(
+      () => {
+        out('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        process.stderr.write(`error: ${describeError(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.removeListener('SIGINT', handler);
+    process.removeListener('SIGTERM', handler);
+  };
+}
+
+/** Parses a port flag; commander hands it over as text. */
+export function parsePort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 65_535) throw new InvalidArgumentError('must be a port number (1-65535)');
+  return n;
+}

@@ -1,0 +1,95 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { z } from 'zod';
+import type { ScriptTurn } from '../workflows/types';
+import { askRun, currentUser, withClient } from './context';
+import { CliError } from './errors';
+import { out, outJson, outcomeLines, statusLines } from './format';
+
+// The ScriptTurn shape, strict, so a misspelt key fails here instead of being ignored by the model.
+const scriptSchema = z.array(
+  z.strictObject({
+    toolCalls: z.array(z.strictObject({ name: z.string().min(1), args: z.record(z.string(), z.unknown()).optional(), id: z.string().min(1).optional() })).optional(),
+    text: z.string().optional(),
+    usage: z.strictObject({ inputTokens: z.int().min(0).optional(), outputTokens: z.int().min(0).optional() }).optional(),
+  }),
+);
+
+/** Reads a script file for the `scripted` model: a JSON array of turns. Errors name the file and the path. */
+export function readScript(file: string): ScriptTurn[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CliError(`cannot read script ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new CliError(`script ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  const parsed = scriptSchema.safeParse(doc);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('') || '(top level)'}: ${i.message}`);
+    throw new CliError(`script ${file} is not an array of turns ({toolCalls?, text?, usage?}): ${issues.join('; ')}`);
+  }
+  return parsed.data;
+}
+
+interface RunOptions {
+  goal: string;
+  requester?: string;
+  key?: string;
+  script?: string;
+  wait?: boolean;
+  json?: boolean;
+}
+
+export function registerRuns(program: Command): void {
+  program
+    .command('run')
+    .description('Start a run of an agent; prints its id (--wait: waits and prints the outcome)')
+    .argument('<agent>', 'agent name, e.g. refund-agent')
+    .requiredOption('--goal <text>', 'what the agent is asked to do')
+    .option('--requester <id>', 'who asks (cannot approve the run\'s own calls); default $USER or "cli"')
+    .option('--key <key>', 'run key: the run id becomes warden/<agent>/<key> (never reused); default random')
+    .option('--script <file>', 'JSON array of turns for the scripted model (offline runs)')
+    .option('--wait', 'wait for the outcome and print it')
+    .option('--json', 'print JSON')
+    .action(async (agent: string, opts: RunOptions) => {
+      const script = opts.script ? readScript(opts.script) : undefined;
+      await withClient(async (client) => {
+        const runId = await client.startRun({ agent, goal: opts.goal, requester: opts.requester ?? currentUser(), key: opts.key, script });
+        if (!opts.wait) return opts.json ? outJson({ runId }) : out(runId);
+        if (!opts.json) out(runId);
+        const outcome = await client.result(runId);
+        if (opts.json) outJson({ runId, outcome });
+        else outcomeLines(runId, outcome).forEach((l) => out(l));
+      });
+    });
+
+  program
+    .command('status')
+    .description("Show a run's phase, budgets, pending approvals and outcome")
+    .argument('<runId>')
+    .option('--json', 'print JSON')
+    .action(async (runId: string, opts: { json?: boolean }) => {
+      await withClient(async (client) => {
+        const status = await askRun(client, runId, () => client.status(runId));
+        if (opts.json) outJson(status);
+        else statusLines(status).forEach((l) => out(l));
+      });
+    });
+
+  program
+    .command('cancel')
+    .description('Cancel a run (Temporal cancellation; the run records outcome cancelled)')
+    .argument('<runId>')
+    .action(async (runId: string) => {
+      await withClient(async (client) => {
+        await client.cancel(runId);
+        out(`cancellation requested for ${runId}`);
+      });
+    });
+}

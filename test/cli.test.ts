@@ -1,0 +1,386 @@
+/**
+ * The `warden` command as people run it: `node bin/warden.js …` in a child process, against the
+ * suite's dev server. Refund-agent runs are served by a worker in this process (the example agent
+ * and its policy file); the custom notes agent by `warden worker --agents <fixture>` in a child.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { parsePolicyText } from '../src/governance';
+import { createSqliteStore } from '../src/store';
+import type { PendingApproval, RunOutcome, RunStatusView } from '../src/workflows/types';
+import { refundAgent } from '../examples/refund-agent';
+import { createTestBed, eventually, settings, type TestBed } from './helpers';
+
+const root = path.join(__dirname, '..');
+const bin = path.join(root, 'bin', 'warden.js');
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'warden-cli-'));
+const fixture = path.join(root, 'test', 'fixtures', 'custom-agents');
+// The refund tools write to the example shop: keep it out of the working tree.
+process.env.WARDEN_SHOP_DB = path.join(tmp, 'shop.db');
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI without blocking this process (the in-process worker must keep serving meanwhile). */
+function cli(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`warden ${args.join(' ')} did not finish in ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function json<T>(r: Result): T {
+  if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+const address = settings().address;
+const unique = Math.random().toString(36).slice(2, 8);
+
+// Refund agent: in-process worker.
+const refundHome = path.join(tmp, 'refund-home');
+const refundQueue = `cli-refund-${unique}`;
+const refundEnv = { TEMPORAL_ADDRESS: address, WARDEN_HOME: refundHome, WARDEN_TASK_QUEUE: refundQueue };
+
+// Notes agent: `warden worker` child.
+const notesHome = path.join(tmp, 'notes-home');
+const notesQueue = `cli-notes-${unique}`;
+const notesDir = path.join(tmp, 'notes');
+const keyFile = path.join(tmp, 'keys', 'tester.json');
+const trustedFile = path.join(tmp, 'trusted-keys.json');
+const notesEnv = { TEMPORAL_ADDRESS: address, WARDEN_HOME: notesHome, WARDEN_TASK_QUEUE: notesQueue };
+
+let bed: TestBed;
+let notesWorker: ChildProcess | null = null;
+
+function writeJson(name: string, value: unknown): string {
+  const file = path.join(tmp, name);
+  writeFileSync(file, JSON.stringify(value));
+  return file;
+}
+
+const noteTurn = (name: string, text: string) => ({ toolCalls: [{ name: 'write_note', args: { name, text } }] });
+const sharedNoteScript = (name: string) => writeJson(`${name}.json`, [noteTurn(name, `shared note ${name}`), { text: 'done' }]);
+
+/** Waits for a notes run to show its approval through `warden approvals --json` (visibility is eventually consistent). */
+async function approvalOf(runId: string): Promise<PendingApproval> {
+  return eventually(async () => json<PendingApproval[]>(await cli(['approvals', '--json'], notesEnv)).find((a) => a.runId === runId), 30_000, `approval of ${runId}`);
+}
+
+async function statusOf(runId: string, env: Record<string, string>): Promise<RunStatusView> {
+  return json<RunStatusView>(await cli(['status', runId, '--json'], env));
+}
+
+beforeAll(async () => {
+  const key = await cli(['keys', 'generate', '--id', 'tester', '--out', keyFile], {});
+  expect(key.code).toBe(0);
+  const publicKey = /public key: ([0-9a-f]{64})/.exec(key.stdout)?.[1];
+  expect(publicKey).toBeDefined();
+  writeFileSync(trustedFile, JSON.stringify({ tester: publicKey }));
+
+  const policyFile = path.join(root, 'policies', 'refund-agent.yaml');
+  bed = await createTestBed({
+    agents: [refundAgent],
+    policies: [parsePolicyText(readFileSync(policyFile, 'utf8'), policyFile)],
+    storePath: path.join(refundHome, 'warden.db'),
+    taskQueue: refundQueue,
+    trustedKeys: { tester: publicKey ?? '' },
+  });
+
+  const bundle = process.env.WARDEN_TEST_WORKFLOW_BUNDLE ?? '';
+  const child = spawn(process.execPath, [bin, 'worker', '--agents', path.join(fixture, 'index.ts'), '--policies', path.join(fixture, 'policies'), '--workflow-bundle', bundle], {
+    cwd: root,
+    env: { ...process.env, ...notesEnv, NOTES_DIR: notesDir, WARDEN_TRUSTED_KEYS: trustedFile, WARDEN_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  notesWorker = child;
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`warden worker did not start: ${output}`)), 60_000);
+    const onData = (c: Buffer) => {
+      output += c.toString();
+      if (output.includes('worker ready')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.on('exit', (code) => reject(new Error(`warden worker exited with ${code}: ${output}`)));
+  });
+  expect(output).toContain('agents: notes-agent');
+  expect(output).toContain('1 trusted key(s)');
+}, 120_000);
+
+afterAll(async () => {
+  const child = notesWorker;
+  if (child && child.exitCode === null) {
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    // Ctrl-C / SIGTERM drains the worker and exits cleanly.
+    expect(await exited).toBe(0);
+  }
+  await bed?.close();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('warden run and status', () => {
+  let runId = '';
+
+  test('run --wait --json starts the refund agent on a script and prints its outcome', async () => {
+    const script = path.join(root, 'examples', 'scripts', 'refund-out-of-scope.json');
+    const r = await cli(['run', 'refund-agent', '--goal', 'Order ORD-1001 was late; refund what is fair', '--script', script, '--requester', 'dana', '--key', `late-${unique}`, '--wait', '--json'], refundEnv);
+    const { runId: id, outcome } = json<{ runId: string; outcome: RunOutcome }>(r);
+    runId = id;
+    expect(runId).toBe(`warden/refund-agent/late-${unique}`);
+    expect(outcome).toMatchObject({ status: 'completed', steps: 4, toolCalls: 2 });
+    expect(outcome.policyVersion).toMatch(/^pv_/);
+    expect(outcome.text).toContain('refunded $25.00');
+    const decisions = (await bed.store.readAudit(runId)).filter((e) => e.type === 'policy_decision').map((e) => `${String(e.data.tool)}:${String(e.data.decision)}`);
+    expect(decisions).toEqual(['lookup_order:allow', 'issue_refund:allow', 'change_credit_limit:deny']);
+  });
+
+  test('a reused run key is one clear error line', async () => {
+    const script = path.join(root, 'examples', 'scripts', 'refund-out-of-scope.json');
+    const again = await cli(['run', 'refund-agent', '--goal', 'again', '--script', script, '--key', `late-${unique}`], refundEnv);
+    expect(again.code).toBe(1);
+    expect(again.stderr.trim().split('\n')).toHaveLength(1);
+    expect(again.stderr).toContain(`warden/refund-agent/late-${unique} exists already`);
+  });
+
+  test('status prints the run for people and as JSON', async () => {
+    const human = await cli(['status', runId], refundEnv);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/phase\s+finished/);
+    expect(human.stdout).toContain('requested by dana');
+    expect(human.stdout).toMatch(/outcome\s+completed: the agent finished/);
+    const status = await statusOf(runId, refundEnv);
+    expect(status).toMatchObject({ runId, agent: 'refund-agent', phase: 'finished', outcome: { status: 'completed' } });
+  });
+
+  test('a script that is not an array of turns is refused before anything starts', async () => {
+    const bad = writeJson('bad-script.json', [{ toolCalls: [{ args: {} }] }, { txet: 'typo' }]);
+    const r = await cli(['run', 'refund-agent', '--goal', 'x', '--script', bad], refundEnv);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`script ${bad}`);
+    expect(r.stderr).toContain('[0].toolCalls[0].name');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  test('usage errors exit 2 and unknown runs exit 1, each with one line', async () => {
+    const usage = await cli(['pause'], refundEnv);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('give a run id or --agent');
+    const missing = await cli(['status', 'warden/refund-agent/no-such-run'], refundEnv);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr.trim()).toBe('error: no run warden/refund-agent/no-such-run in this namespace (check the id in the Temporal UI or with \'warden approvals\')');
+  });
+});
+
+describe('a custom agent loaded with --agents', () => {
+  test('its tool runs and has its effect; its own policy denies what it says', async () => {
+    const script = writeJson('notes.json', [{ toolCalls: [{ name: 'write_note', args: { name: 'hello', text: 'written by a governed tool' } }] }, { toolCalls: [{ name: 'write_note', args: { name: 'secret-plan', text: 'x' } }] }, { text: 'noted' }]);
+    const r = await cli(['run', 'notes-agent', '--goal', 'take notes', '--script', script, '--wait', '--json'], notesEnv);
+    const { outcome } = json<{ runId: string; outcome: RunOutcome }>(r);
+    expect(outcome).toMatchObject({ status: 'completed', toolCalls: 1, text: 'noted' });
+    expect(readFileSync(path.join(notesDir, 'hello.txt'), 'utf8')).toBe('written by a governed tool');
+    expect(existsSync(path.join(notesDir, 'secret-plan.txt'))).toBe(false);
+  });
+});
+
+describe('warden policy check', () => {
+  test('a bad file: exit 1, the message names the file and the path inside it', async () => {
+    const bad = path.join(tmp, 'bad-policy.yaml');
+    writeFileSync(bad, ['agent: refund-agent', 'tools:', '  issue_refund:', 'rules:', '  - id: r1', '    tools: [issue_refund]', '    decision: maybe', 'budgets:', '  maxSteps: 0', ''].join('\n'));
+    const r = await cli(['policy', 'check', bad], {});
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain(bad);
+    expect(r.stderr).toContain('rules[0].decision');
+    expect(r.stderr).toContain('budgets.maxSteps');
+  });
+
+  test('a good file with --tool and --args prints the decision', async () => {
+    const file = path.join(root, 'policies', 'refund-agent.yaml');
+    const r = await cli(['policy', 'check', file, '--tool', 'issue_refund', '--args', '{"orderId":"ORD-1003","amount":450,"reason":"cracked"}', '--requester', 'dana'], {});
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('valid policy for refund-agent');
+    expect(r.stdout).toContain('→ require_approval (rule large-refunds)');
+    const small = json<{ decision: { decision: string; ruleId: string } }>(await cli(['policy', 'check', file, '--tool', 'issue_refund', '--args', '{"amount":20}', '--json'], {}));
+    expect(small.decision).toMatchObject({ decision: 'allow', ruleId: 'small-refunds' });
+    const badArgs = await cli(['policy', 'check', file, '--tool', 'issue_refund', '--args', '{amount'], {});
+    expect(badArgs.code).toBe(2);
+    expect(badArgs.stderr).toContain('--args is not valid JSON');
+  });
+});
+
+describe('approvals from the CLI, signed with a key the worker trusts', () => {
+  test('a refused approve exits 1 with the run\'s reason; a valid one lets the run finish', async () => {
+    const name = `shared-${unique}`;
+    const runId = (await cli(['run', 'notes-agent', '--goal', 'share a note', '--requester', 'dana', '--script', sharedNoteScript(name)], notesEnv)).stdout.trim();
+    expect(runId).toMatch(/^warden\/notes-agent\//);
+    const approval = await approvalOf(runId);
+    expect(approval).toMatchObject({ tool: 'write_note', ruleId: 'shared-notes', approvers: ['group:editors'] });
+
+    const table = await cli(['approvals'], notesEnv);
+    expect(table.stdout).toMatch(new RegExp(`${runId}\\s+${approval.approvalId}\\s+write_note`));
+
+    const wrong = await cli(['approve', runId, approval.approvalId, '--as', 'bob', '--groups', 'sales', '--key', keyFile], notesEnv);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain('approve refused by run');
+    expect(wrong.stderr).toContain('bob is not among the approvers (group:editors)');
+
+    const own = await cli(['approve', runId, approval.approvalId, '--as', 'dana', '--groups', 'editors', '--key', keyFile], notesEnv);
+    expect(own.code).toBe(1);
+    expect(own.stderr).toContain('four-eyes');
+
+    const ok = await cli(['approve', runId, approval.approvalId, '--as', 'erin', '--groups', 'editors', '--comment', 'fine', '--key', keyFile], notesEnv);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain(`approval of ${approval.approvalId} accepted from erin: the call is now approved`);
+
+    const done = await eventually(async () => (await statusOf(runId, notesEnv)).outcome, 20_000, 'the approved run to finish');
+    expect(done).toMatchObject({ status: 'completed', toolCalls: 1 });
+    expect(readFileSync(path.join(notesDir, `${name}.txt`), 'utf8')).toBe(`shared note ${name}`);
+  });
+
+  test('without a key the CLI says where to get one', async () => {
+    const r = await cli(['approve', 'warden/notes-agent/x', 'apr_x', '--as', 'erin'], { ...notesEnv, WARDEN_HOME: path.join(tmp, 'empty-home') });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('no signing key');
+  });
+});
+
+describe('operators: pause and resume by agent, policy apply, cancel', () => {
+  let runId = '';
+
+  test('pause --agent and resume --agent signal every running run of the agent', async () => {
+    runId = (await cli(['run', 'notes-agent', '--goal', 'wait for an editor', '--requester', 'dana', '--script', sharedNoteScript(`shared-wait-${unique}`)], notesEnv)).stdout.trim();
+    await approvalOf(runId);
+
+    const paused = await cli(['pause', '--agent', 'notes-agent', '--reason', 'maintenance', '--by', 'ops'], notesEnv);
+    expect(paused.code).toBe(0);
+    expect(paused.stdout).toContain(`paused ${runId}`);
+    expect(paused.stdout).toMatch(/signalled [1-9]\d* running run\(s\) of notes-agent/);
+    await eventually(async () => (await statusOf(runId, notesEnv)).paused, 10_000, 'paused');
+
+    const resumed = await cli(['resume', '--agent', 'notes-agent', '--by', 'ops'], notesEnv);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stdout).toContain(`resumed ${runId}`);
+    await eventually(async () => !(await statusOf(runId, notesEnv)).paused, 10_000, 'resumed');
+    const trail = json<{ events: { type: string; data: Record<string, unknown> }[] }>(await cli(['audit', runId, '--json'], notesEnv)).events;
+    expect(trail.filter((e) => e.type === 'paused' || e.type === 'resumed').map((e) => `${e.type}:${String(e.data.by)}`)).toEqual(['paused:ops', 'resumed:ops']);
+  });
+
+  test('policy apply of an invalid file stores nothing and reaches no run', async () => {
+    const bad = path.join(tmp, 'notes-bad.yaml');
+    writeFileSync(bad, readFileSync(path.join(fixture, 'policies', 'notes-agent.yaml'), 'utf8').replace('decision: deny', 'decision: never'));
+    const r = await cli(['policy', 'apply', bad], notesEnv);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(bad);
+    expect(r.stderr).toContain('rules[0].decision');
+    const store = createSqliteStore(path.join(notesHome, 'warden.db'));
+    try {
+      expect(await store.getAppliedPolicy('notes-agent')).toBeNull();
+    } finally {
+      await store.close();
+    }
+    const trail = json<{ events: { type: string }[] }>(await cli(['audit', runId, '--json'], notesEnv)).events;
+    expect(trail.some((e) => e.type === 'policy_applied')).toBe(false);
+  });
+
+  test('policy apply of a valid file stores it and sends it to the running runs', async () => {
+    const good = path.join(tmp, 'notes-good.yaml');
+    writeFileSync(good, readFileSync(path.join(fixture, 'policies', 'notes-agent.yaml'), 'utf8').replace('timeout: 1h', 'timeout: 2h'));
+    const r = await cli(['policy', 'apply', good, '--by', 'ops'], notesEnv);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/applied pv_\w+ to notes-agent: new runs start with it; sent to [1-9]\d* running run\(s\)/);
+    const store = createSqliteStore(path.join(notesHome, 'warden.db'));
+    try {
+      expect(await store.getAppliedPolicy('notes-agent')).toMatchObject({ source: good });
+    } finally {
+      await store.close();
+    }
+    await eventually(async () => {
+      const trail = json<{ events: { type: string; data: Record<string, unknown> }[] }>(await cli(['audit', runId, '--json'], notesEnv)).events;
+      return trail.find((e) => e.type === 'policy_applied' && e.data.by === 'ops' && e.data.refused === undefined);
+    }, 10_000, 'policy_applied');
+  });
+
+  test('cancel ends the run as cancelled', async () => {
+    const r = await cli(['cancel', runId], notesEnv);
+    expect(r.code).toBe(0);
+    const outcome = await eventually(async () => (await statusOf(runId, notesEnv)).outcome, 10_000, 'cancelled outcome');
+    expect(outcome.status).toBe('cancelled');
+  });
+});
+
+describe('warden audit --verify', () => {
+  test('passes on a stored trail and fails, naming the seq, when a stored row was altered', async () => {
+    const script = path.join(root, 'examples', 'scripts', 'refund-out-of-scope.json');
+    const { runId } = json<{ runId: string }>(await cli(['run', 'refund-agent', '--goal', 'audit me', '--script', script, '--requester', 'dana', '--wait', '--json'], refundEnv));
+
+    const printed = await cli(['audit', runId], refundEnv);
+    expect(printed.code).toBe(0);
+    expect(printed.stdout).toMatch(/^\s*1\s+\S+\s+run_started\s+agent=refund-agent/m);
+    expect(printed.stdout).toMatch(/policy_decision\s+.*decision=deny/);
+
+    const ok = await cli(['audit', runId, '--verify'], refundEnv);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/chain verified: \d+ events, head [0-9a-f]{12} \(matches the run's own record\)/);
+
+    // Someone with write access to the store turns the denial into an allow.
+    const db = new Database(path.join(refundHome, 'warden.db'));
+    let seq: number;
+    try {
+      const row = db.prepare<[string], { seq: number; data: string }>("SELECT seq, data FROM audit_events WHERE run_id = ? AND type = 'policy_decision' AND data LIKE '%\"deny\"%'").get(runId);
+      if (!row) throw new Error('no denial stored');
+      seq = row.seq;
+      db.prepare('UPDATE audit_events SET data = ? WHERE run_id = ? AND seq = ?').run(row.data.replace('"deny"', '"allow"'), runId, seq);
+    } finally {
+      db.close();
+    }
+    const broken = await cli(['audit', runId, '--verify'], refundEnv);
+    expect(broken.code).toBe(1);
+    expect(broken.stderr.trim()).toBe(`error: audit chain of ${runId} is BROKEN at seq ${seq}: hash does not match the event content (altered)`);
+  });
+});
+
+describe('warden demo', () => {
+  test('demo --exit --headless runs the whole walkthrough on its own dev server', async () => {
+    const home = path.join(tmp, 'demo-home');
+    const r = await cli(['demo', '--exit', '--headless'], { WARDEN_HOME: home, WARDEN_TASK_QUEUE: `demo-${unique}` }, 170_000);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const o = r.stdout;
+    expect(o).toMatch(/DENY\s+change_credit_limit/);
+    expect(o).toContain("CUST-001's credit limit is $2,000.00");
+    expect(o).toContain('outcome: budget_exhausted (loop detected');
+    expect(o).toContain('outcome: budget_exhausted (cost budget exhausted');
+    expect(o).toContain('refused: four-eyes');
+    expect(o).toContain('accepted from alice: the call is now approved');
+    expect(o).toContain('status: phase paused, paused true');
+    expect(o).toMatch(/outcome: rolled_back/);
+    expect(o).toMatch(/RF-\d+ \$40\.00 reversed/);
+    expect((o.match(/chain verified: \d+ events/g) ?? []).length).toBe(6);
+    expect(existsSync(path.join(home, 'temporal.db'))).toBe(true);
+  }, 180_000);
+});
