@@ -1,0 +1,352 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino, { type Logger } from 'pino';
+import type { WardenClient } from '../../client';
+import type { RunStore } from '../../store/types';
+import { AuthError, type Authenticator } from '../auth/authenticator';
+import { decideApproval, type DecisionResult } from '../decide';
+import type { DecisionSigner } from '../keys';
+import { QUERY_TIMEOUT_MS, describeFailure, isFinished, readAuditTrail, within } from '../run-reads';
+import { STYLE_HASH } from './html';
+import {
+  HISTORY_OUTCOMES,
+  decisionPage,
+  historyPage,
+  historyRows,
+  inboxPage,
+  loginPage,
+  messagePage,
+  runPage,
+  type HistoryOutcome,
+  type InboxItem,
+  type Viewer,
+} from './pages';
+import { SessionStore, sameSecret } from './sessions';
+
+export interface InboxServerOptions {
+  client: WardenClient;
+  /** The run store: audit trails of finished runs are read from it without querying their workflows. */
+  store?: RunStore;
+  /** Signs each decision as channel `web`; workers must trust its public key. */
+  signer: DecisionSigner;
+  auth: Authenticator;
+  /** Default 127.0.0.1: put a TLS-terminating proxy in front to serve other machines. */
+  host?: string;
+  /** Default 0: any free port (see `url`). */
+  port?: number;
+  /** The origin people's browsers use (`https://warden.example.com`) when a proxy is in front; Origin checks compare with it. */
+  publicOrigin?: string;
+  /** Session lifetime for password logins. Default 8 hours. */
+  sessionTtlMs?: number;
+  /** Mark the session cookie `Secure`. Default: when `publicOrigin` is https. */
+  secureCookies?: boolean;
+  /** How many recent runs `/history` reads. Default 50. */
+  historyRuns?: number;
+  /** How long a decision waits for the run to confirm it. Default 3 s. */
+  confirmWithinMs?: number;
+  logger?: Logger;
+}
+
+export interface InboxServer {
+  /** `http://host:port` the server listens on. */
+  url: string;
+  close(): Promise<void>;
+}
+
+const COOKIE = 'warden_session';
+const MAX_BODY = 64 * 1024;
+
+class HttpError extends Error {
+  override name = 'HttpError';
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function cookies(req: IncomingMessage): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0) out.set(part.slice(0, i).trim(), part.slice(i + 1).trim());
+  }
+  return out;
+}
+
+async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
+  if (!(req.headers['content-type'] ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded')) {
+    throw new HttpError(415, 'Forms are sent as application/x-www-form-urlencoded.');
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new HttpError(413, 'The request is too large.');
+    chunks.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+/** A local path to return to after login; anything else (other hosts, `//evil`) goes to the inbox. */
+function safeNext(next: string | null): string {
+  return next && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\') ? next : '/';
+}
+
+/**
+ * The web inbox: pending approvals across runs, a page per run, the decisions history, and
+ * approve/reject forms that send signed decisions. Server-side HTML, no script, no external assets.
+ * Every POST must come from the inbox's own pages (Origin / Sec-Fetch-Site) and carry the
+ * session's CSRF token.
+ */
+export async function createInboxServer(options: InboxServerOptions): Promise<InboxServer> {
+  const { client, store, signer, auth } = options;
+  const logger = options.logger ?? pino({ name: 'warden-inbox', level: process.env.WARDEN_LOG_LEVEL ?? 'info' });
+  const sessions = new SessionStore(options.sessionTtlMs ?? 8 * 3600_000);
+  const secure = options.secureCookies ?? options.publicOrigin?.startsWith('https://') ?? false;
+  // Bearer sign-in has no server session: its CSRF token is a keyed digest of the person's id.
+  const csrfKey = randomBytes(32);
+  const bearerCsrf = (id: string) => createHmac('sha256', csrfKey).update(`csrf:${id}`).digest('base64url');
+
+  function send(res: ServerResponse, status: number, body: string, headers: Record<string, string | string[]> = {}): void {
+    res.writeHead(status, {
+      'content-type': 'text/html; charset=utf-8',
+      'content-security-policy': `default-src 'none'; style-src '${STYLE_HASH}'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'same-origin',
+      'cache-control': 'no-store',
+      ...headers,
+    });
+    res.end(body);
+  }
+
+  function redirect(res: ServerResponse, location: string, headers: Record<string, string | string[]> = {}): void {
+    res.writeHead(303, { location, 'cache-control': 'no-store', ...headers });
+    res.end();
+  }
+
+  function sessionCookie(value: string, maxAgeSec: number): string {
+    return `${COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSec}${secure ? '; Secure' : ''}`;
+  }
+
+  async function viewerOf(req: IncomingMessage): Promise<{ viewer: Viewer; sessionId?: string } | { refused: string }> {
+    if (auth.kind === 'password') {
+      const session = sessions.get(cookies(req).get(COOKIE));
+      if (!session) return { refused: 'not signed in' };
+      return { viewer: { identity: session.identity, csrf: session.csrf, session: true }, sessionId: session.id };
+    }
+    const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+    if (!m?.[1]) return { refused: 'no bearer token' };
+    try {
+      const identity = await auth.verify(m[1]);
+      return { viewer: { identity, csrf: bearerCsrf(identity.id), session: false } };
+    } catch (err) {
+      if (err instanceof AuthError) {
+        logger.info({ reason: err.message }, 'bearer token refused');
+        return { refused: err.message };
+      }
+      throw err;
+    }
+  }
+
+  /** A page needs a person: the login page for a browser session, 401 for bearer clients. */
+  async function requireViewer(req: IncomingMessage, res: ServerResponse, path: string): Promise<Viewer | null> {
+    const found = await viewerOf(req);
+    if ('viewer' in found) return found.viewer;
+    if (auth.kind === 'password') redirect(res, `/login?next=${encodeURIComponent(path)}`);
+    else send(res, 401, loginPage({ next: '/', bearer: true, error: 'Your request carries no valid token.' }), { 'www-authenticate': 'Bearer realm="warden", error="invalid_token"' });
+    return null;
+  }
+
+  /** Cross-site requests are refused before anything else: browsers say where a POST comes from. */
+  function checkSameOrigin(req: IncomingMessage): void {
+    const site = req.headers['sec-fetch-site'];
+    if (site !== undefined && site !== 'same-origin' && site !== 'none') throw new HttpError(403, `Cross-site request refused (Sec-Fetch-Site: ${site}).`);
+    const origin = req.headers.origin;
+    const expected = options.publicOrigin ?? `http://${req.headers.host ?? ''}`;
+    if (origin !== undefined && origin !== expected) throw new HttpError(403, 'Request from another origin refused.');
+  }
+
+  /** A state-changing request: same origin, a signed-in person, and their CSRF token in the form. */
+  async function requirePost(req: IncomingMessage): Promise<{ viewer: Viewer; sessionId?: string; form: URLSearchParams }> {
+    checkSameOrigin(req);
+    const found = await viewerOf(req);
+    if ('refused' in found) throw new HttpError(401, 'Sign in first: this request carries no valid session or token. Nothing was done.');
+    const form = await readForm(req);
+    if (!sameSecret(form.get('csrf') ?? undefined, found.viewer.csrf)) throw new HttpError(403, 'The form is missing its security token or it is stale. Reload the page and try again. Nothing was done.');
+    return { ...found, form };
+  }
+
+  async function inbox(viewer: Viewer, res: ServerResponse): Promise<void> {
+    const runs = await within(client, QUERY_TIMEOUT_MS, () => client.listRuns({ status: 'awaiting_approval' }));
+    const reads = await Promise.allSettled(runs.map((run) => within(client, QUERY_TIMEOUT_MS, () => client.pendingApprovals(run.runId))));
+    const items: InboxItem[] = [];
+    const failures: { runId: string; message: string }[] = [];
+    reads.forEach((r, i) => {
+      const run = runs[i];
+      if (!run) return;
+      if (r.status === 'fulfilled') {
+        if (r.value.length > 0) items.push({ run, approvals: r.value });
+      } else failures.push({ runId: run.runId, message: describeFailure(r.reason) });
+    });
+    // The most urgent first.
+    items.sort((a, b) => (a.approvals[0]?.expiresAt ?? '').localeCompare(b.approvals[0]?.expiresAt ?? ''));
+    send(res, 200, inboxPage(viewer, items, failures, Date.now()));
+  }
+
+  async function runDetail(viewer: Viewer, res: ServerResponse, runId: string): Promise<void> {
+    const [status, pending] = await Promise.allSettled([
+      within(client, QUERY_TIMEOUT_MS, () => client.status(runId)),
+      within(client, QUERY_TIMEOUT_MS, () => client.pendingApprovals(runId)),
+    ]);
+    const current = status.status === 'fulfilled' ? status.value : null;
+    const trail = await readAuditTrail(client, runId, { store, finished: current?.outcome != null }).catch(() => []);
+    if (!current && trail.length === 0) {
+      send(res, 404, messagePage('No such run', `Run ${runId} was not found, or it does not answer (${describeFailure(status.status === 'rejected' ? status.reason : '')}).`, viewer));
+      return;
+    }
+    send(
+      res,
+      200,
+      runPage(
+        viewer,
+        {
+          runId,
+          status: current,
+          statusError: status.status === 'rejected' ? describeFailure(status.reason) : undefined,
+          pending: pending.status === 'fulfilled' ? pending.value : [],
+          trail,
+        },
+        Date.now(),
+      ),
+    );
+  }
+
+  async function history(viewer: Viewer, res: ServerResponse, outcomeParam: string | null): Promise<void> {
+    let outcome: HistoryOutcome | null = null;
+    if (outcomeParam) {
+      if (!(HISTORY_OUTCOMES as readonly string[]).includes(outcomeParam)) throw new HttpError(400, `Unknown outcome "${outcomeParam}": use ${HISTORY_OUTCOMES.join(', ')}.`);
+      outcome = outcomeParam as HistoryOutcome;
+    }
+    const runs = (await within(client, QUERY_TIMEOUT_MS, () => client.listRuns({ open: false })))
+      .sort((a, b) => b.startTime.getTime() - a.startTime.getTime())
+      .slice(0, options.historyRuns ?? 50);
+    const trails = await Promise.allSettled(runs.map((run) => readAuditTrail(client, run.runId, { store, finished: isFinished(run.status) })));
+    const rows = trails
+      .flatMap((t, i) => (t.status === 'fulfilled' && runs[i] ? historyRows(runs[i].runId, t.value) : []))
+      .filter((r) => !outcome || r.outcome === outcome)
+      .sort((a, b) => b.at.localeCompare(a.at));
+    send(res, 200, historyPage(viewer, rows, outcome, trails.filter((t) => t.status === 'rejected').length));
+  }
+
+  async function decide(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { viewer, form } = await requirePost(req);
+    const runId = form.get('runId') ?? '';
+    const approvalId = form.get('approvalId') ?? '';
+    const decision = form.get('decision');
+    if (!runId || !approvalId || (decision !== 'approve' && decision !== 'reject')) throw new HttpError(400, 'A decision needs a run, an approval and approve or reject.');
+    const result: DecisionResult = await decideApproval(
+      { client, store, signer, confirmWithinMs: options.confirmWithinMs },
+      { runId, approvalId, decision, identity: viewer.identity, note: form.get('note') ?? undefined, channel: 'web' },
+    );
+    logger.info({ runId, approvalId, decision, approver: viewer.identity.id, status: result.status }, 'web decision');
+    const code = result.status === 'not_pending' ? 409 : result.status === 'unavailable' ? 503 : 200;
+    send(res, code, decisionPage(viewer, decision, runId, approvalId, result));
+  }
+
+  async function login(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (auth.kind !== 'password') throw new HttpError(404, 'This inbox signs people in through the identity provider.');
+    checkSameOrigin(req);
+    const form = await readForm(req);
+    const next = safeNext(form.get('next'));
+    const username = (form.get('username') ?? '').trim();
+    const identity = username ? await auth.verify(username, form.get('password') ?? '') : null;
+    if (!identity) {
+      logger.info({ username }, 'login refused');
+      send(res, 401, loginPage({ next, bearer: false, error: 'Wrong user or password.' }));
+      return;
+    }
+    // A fresh id at every login: a session id planted before login is worth nothing.
+    const old = cookies(req).get(COOKIE);
+    if (old) sessions.delete(old);
+    const session = sessions.create(identity);
+    logger.info({ user: identity.id }, 'signed in');
+    redirect(res, next, { 'set-cookie': sessionCookie(session.id, Math.floor((options.sessionTtlMs ?? 8 * 3600_000) / 1000)) });
+  }
+
+  async function logout(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { sessionId } = await requirePost(req);
+    if (sessionId) sessions.delete(sessionId);
+    redirect(res, '/login', { 'set-cookie': sessionCookie('', 0) });
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://inbox.invalid');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    if (method === 'POST') {
+      if (path === '/decide') return decide(req, res);
+      if (path === '/login') return login(req, res);
+      if (path === '/logout') return logout(req, res);
+      throw new HttpError(404, 'Not found.');
+    }
+    if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, 'Method not allowed.');
+    if (path === '/login') {
+      const found = await viewerOf(req);
+      if ('viewer' in found && auth.kind === 'password') return redirect(res, safeNext(url.searchParams.get('next')));
+      return send(res, 200, loginPage({ next: safeNext(url.searchParams.get('next')), bearer: auth.kind === 'bearer' }));
+    }
+    const isRun = path.startsWith('/runs/');
+    if (path !== '/' && path !== '/history' && !isRun) throw new HttpError(404, 'Not found.');
+    const viewer = await requireViewer(req, res, path + url.search);
+    if (!viewer) return;
+    if (path === '/') return inbox(viewer, res);
+    if (path === '/history') return history(viewer, res, url.searchParams.get('outcome'));
+    let runId: string;
+    try {
+      // Run ids contain slashes: links encode them (`/runs/warden%2Fagent%2Fkey`), typed paths may not.
+      runId = decodeURIComponent(path.slice('/runs/'.length));
+    } catch {
+      throw new HttpError(400, 'Malformed run id in the address.');
+    }
+    if (!runId) throw new HttpError(404, 'Not found.');
+    return runDetail(viewer, res, runId);
+  }
+
+  const server = createServer((req, res) => {
+    route(req, res).catch((err: unknown) => {
+      if (res.headersSent) {
+        res.end();
+        return;
+      }
+      if (err instanceof HttpError) {
+        send(res, err.status, messagePage(err.status === 401 ? 'Not signed in' : err.status === 403 ? 'Refused' : 'Cannot do that', err.message));
+        return;
+      }
+      logger.error({ err, url: req.url }, 'inbox request failed');
+      send(res, 500, messagePage('Something went wrong', 'The inbox could not complete this request; the error is in its log. Nothing was sent unless the page said so.'));
+    });
+  });
+
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  logger.info({ url }, 'web inbox listening');
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}
