@@ -31,7 +31,7 @@ export function settings() {
   return { address, namespace };
 }
 
-export async function createTestBed(options: { agents?: Agent[]; policies?: Policy[]; storePath?: string; trustedKeys?: Record<string, string>; taskQueue?: string } = {}): Promise<TestBed> {
+export async function createTestBed(options: { agents?: Agent[]; policies?: Policy[]; storePath?: string; trustedKeys?: Record<string, string>; taskQueue?: string; slack?: { botToken: string; slackApiUrl?: string } } = {}): Promise<TestBed> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
@@ -62,6 +62,7 @@ export async function createTestBed(options: { agents?: Agent[]; policies?: Poli
         logger,
         workflowBundle: codePath ? { codePath } : undefined,
         trustedKeys: options.trustedKeys ?? {},
+        slack: options.slack ?? null,
         workerOptions: { shutdownGraceTime: '1s' },
       });
       running = bed.worker.run();

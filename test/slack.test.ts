@@ -1,6 +1,6 @@
 import path from 'node:path';
 import pino from 'pino';
-import { DecisionSigner, createSlackApp, loadSlackIdentities, notifyApprovalSlack, type SlackApp } from '../src/approvals';
+import { DecisionSigner, createSlackApp, loadSlackIdentities, type SlackApp } from '../src/approvals';
 import { REDACTED, generateSigningKey } from '../src/governance';
 import { effects } from './fixtures/test-agents';
 import { slackSignature, startFakeSlack, type SlackCall } from './fixtures/approvals/fake-slack';
@@ -31,7 +31,7 @@ let slack: SlackApp;
 
 beforeAll(async () => {
   fake = await startFakeSlack();
-  bed = await createTestBed({ trustedKeys: { [slackKey.keyId]: slackKey.publicKey } });
+  bed = await createTestBed({ trustedKeys: { [slackKey.keyId]: slackKey.publicKey }, slack: { botToken: BOT_TOKEN, slackApiUrl: fake.url } });
   slack = await createSlackApp({
     signingSecret: SIGNING_SECRET,
     botToken: BOT_TOKEN,
@@ -75,8 +75,14 @@ async function announcedRun(): Promise<Posted> {
     script: [{ toolCalls: [{ name: 'transfer', args: { amount: 250, to: 'acct-9', pin: '4321' } }] }, { text: 'done' }],
   });
   const approval = await eventually(async () => (await bed.client.pendingApprovals(runId))[0], 20_000, 'a pending approval');
-  const ref = await notifyApprovalSlack({ channel: policyChannel, agent: 'test-agent', approval }, { botToken: BOT_TOKEN, slackApiUrl: fake.url });
-  const posted = fake.calls.filter((c) => c.method === 'chat.postMessage').at(-1);
+  // The run itself posts the notification (the worker's notifyApproval activity) and audits where.
+  const notified = await eventually(
+    async () => (await bed.client.auditTrail(runId)).find((e) => e.type === 'approval_notified' && e.data.approvalId === approval.approvalId),
+    20_000,
+    'the Slack notification',
+  );
+  const ref = { channel: String(notified.data.channel), ts: String(notified.data.ts) };
+  const posted = fake.calls.filter((c) => c.method === 'chat.postMessage' && JSON.stringify(c.args.blocks).includes(approval.approvalId)).at(-1);
   if (!posted) throw new Error('nothing was posted');
   return { runId, approvalId: approval.approvalId, channel: ref.channel, ts: ref.ts, message: posted.args };
 }

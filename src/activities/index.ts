@@ -18,6 +18,8 @@ export interface ActivityDeps {
   logger: Logger;
   /** Public keys (hex, by key id) of the channels whose signed approvals count. */
   trustedKeys?: Record<string, string>;
+  /** Posts approval requests to Slack; absent when the worker has no Slack configuration. */
+  notifyApproval?: CoreActivities['notifyApproval'];
 }
 
 const SUMMARY_CHARS = 200;
@@ -87,11 +89,12 @@ function parseArgs(tool: AnyTool, args: unknown): unknown {
  * The activities a worker registers: Warden's own (prepare, model call, compensation, record)
  * and one per tool, under the tool's name, so the Temporal UI shows which tool ran.
  */
-export function createActivities(deps: ActivityDeps): CoreActivities & Record<string, ToolActivity | CoreActivities[keyof CoreActivities]> {
+export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & Record<string, ToolActivity | CoreActivities[keyof CoreActivities]> {
   const { registry, store, logger } = deps;
   const trustedKeys = deps.trustedKeys ?? {};
+  const notifications = { slack: deps.notifyApproval !== undefined };
 
-  const core: CoreActivities = {
+  const core: Omit<CoreActivities, 'notifyApproval'> & Partial<Pick<CoreActivities, 'notifyApproval'>> = {
     async prepareRun(input: PrepareRunInput) {
       let agent;
       try {
@@ -99,12 +102,12 @@ export function createActivities(deps: ActivityDeps): CoreActivities & Record<st
       } catch (err) {
         throw nonRetryable('DefinitionError', err instanceof Error ? err.message : String(err));
       }
-      if (!input.loadPolicy) return { agent, trustedKeys };
+      if (!input.loadPolicy) return { agent, trustedKeys, notifications };
       const applied = await store.getAppliedPolicy(input.agent);
-      if (applied) return { agent, trustedKeys, policy: applied.policy as never, policySource: `${applied.source} (applied ${applied.appliedAt})` };
+      if (applied) return { agent, trustedKeys, notifications, policy: applied.policy as never, policySource: `${applied.source} (applied ${applied.appliedAt})` };
       const fromFile = registry.policyFor(input.agent);
       if (!fromFile) throw nonRetryable('PolicyError', `no policy for agent ${input.agent}: add policies/${input.agent}.yaml (every tool call is denied without one)`);
-      return { agent, trustedKeys, policy: fromFile.policy, policySource: fromFile.source };
+      return { agent, trustedKeys, notifications, policy: fromFile.policy, policySource: fromFile.source };
     },
 
     async callModel(input: CallModelInput): Promise<CallModelResult> {
@@ -115,7 +118,7 @@ export function createActivities(deps: ActivityDeps): CoreActivities & Record<st
       let result;
       try {
         result = await generateText({
-          model: resolveModel(agent.model, input.script),
+          model: resolveModel(agent.model, input.scriptTurn),
           system: agent.instructions,
           messages,
           tools: toolsForModel(registry, agent.name),
@@ -156,6 +159,7 @@ export function createActivities(deps: ActivityDeps): CoreActivities & Record<st
       await store.appendMessages(input.runId, input.append);
     },
   };
+  if (deps.notifyApproval) core.notifyApproval = deps.notifyApproval;
 
   const tools: Record<string, ToolActivity> = {};
   for (const [name, tool] of registry.tools()) {

@@ -19,12 +19,13 @@ function requireEnv(name: string, forModel: string): string {
 /**
  * Builds the AI SDK model for a spec. API keys are read here, in the worker, from the
  * environment: they never enter workflow input, history or logs.
- * `script` is the run's own script, used when the agent's model is plain `scripted`.
+ * `runTurn` is the run's own script turn for this call, used when the agent's model is plain
+ * `scripted` (undefined: the run has no script; null: its script has ended).
  */
-export function resolveModel(spec: ModelSpec, script?: ScriptTurn[]): LanguageModelV3 {
+export function resolveModel(spec: ModelSpec, runTurn?: ScriptTurn | null): LanguageModelV3 {
   if (spec === 'scripted') {
-    if (!script) throw new ModelConfigError('agent model is "scripted" but the run has no script (warden run --script FILE)');
-    return scriptedModel(script);
+    if (runTurn === undefined) throw new ModelConfigError('agent model is "scripted" but the run has no script (warden run --script FILE)');
+    return turnModel(() => runTurn ?? { text: '(the script has ended)' });
   }
   if (typeof spec === 'string') {
     const [provider, ...rest] = spec.split(':');
@@ -53,6 +54,11 @@ function estimateTokens(text: string): number {
  * gets the same answer and a resumed run picks up where it was.
  */
 export function scriptedModel(script: readonly ScriptTurn[]): LanguageModelV3 {
+  return turnModel((turnIndex) => script[turnIndex] ?? { text: `(script ended after ${script.length} turns)` });
+}
+
+/** A model whose answer to the i-th call (i = assistant messages already in the prompt) is `turnFor(i)`. */
+function turnModel(turnFor: (turnIndex: number) => ScriptTurn): LanguageModelV3 {
   return {
     specificationVersion: 'v3',
     provider: 'warden',
@@ -60,7 +66,7 @@ export function scriptedModel(script: readonly ScriptTurn[]): LanguageModelV3 {
     supportedUrls: {},
     async doGenerate(options: LanguageModelV3CallOptions): Promise<LanguageModelV3GenerateResult> {
       const turnIndex = options.prompt.filter((m) => m.role === 'assistant').length;
-      const turn: ScriptTurn = script[turnIndex] ?? { text: `(script ended after ${script.length} turns)` };
+      const turn = turnFor(turnIndex);
       const content: LanguageModelV3Content[] = [];
       if (turn.text) content.push({ type: 'text', text: turn.text });
       (turn.toolCalls ?? []).forEach((call, i) => {

@@ -1,6 +1,6 @@
 import type { AuditEvent } from '../governance';
 import type { MessageRow } from '../store/types';
-import type { PreparedRun, ProposedCall, ScriptTurn } from '../workflows/types';
+import type { PendingApproval, PreparedRun, ProposedCall, ScriptTurn } from '../workflows/types';
 
 // Activity inputs and results are small: references, digests and the audit events since the
 // last activity (they ride along and are appended first, so no activity exists just to audit).
@@ -23,7 +23,11 @@ export interface CallModelInput {
   upTo: number;
   append: MessageRow[];
   audit: AuditEvent[];
-  script?: ScriptTurn[];
+  /**
+   * For a run that brings its own script: the turn that answers this call (null once the script
+   * has ended). Only this turn travels, so a long scripted run's history stays flat.
+   */
+  scriptTurn?: ScriptTurn | null;
 }
 
 export interface CallModelResult {
@@ -60,8 +64,17 @@ export interface RecordRunInput {
   audit: AuditEvent[];
 }
 
+/** A request to tell people in Slack that an approval waits (redacted arguments only). */
+export interface NotifyApprovalInput {
+  channel: string;
+  agent: string;
+  approval: Pick<PendingApproval, 'approvalId' | 'runId' | 'tool' | 'args' | 'ruleId' | 'reason' | 'requester' | 'approvers' | 'quorum' | 'expiresAt'>;
+}
+
 /** The worker's own activities. Tools are activities too, registered under their own names. */
 export interface CoreActivities {
+  /** Registered only on workers configured for Slack (`PreparedRun.notifications.slack`). */
+  notifyApproval(input: NotifyApprovalInput): Promise<{ channel: string; ts: string }>;
   prepareRun(input: PrepareRunInput): Promise<PreparedAgent>;
   callModel(input: CallModelInput): Promise<CallModelResult>;
   compensateCall(input: CompensateInput): Promise<ToolActivityResult>;
@@ -71,4 +84,4 @@ export interface CoreActivities {
 export type ToolActivity = (input: ToolActivityInput) => Promise<ToolActivityResult>;
 
 /** Error types the workflow never retries. */
-export const NON_RETRYABLE_ERRORS = ['ToolError', 'ToolInputError', 'ModelConfigError', 'DefinitionError', 'PolicyError', 'ModelCallError'] as const;
+export const NON_RETRYABLE_ERRORS = ['SlackNotifyError', 'ToolError', 'ToolInputError', 'ModelConfigError', 'DefinitionError', 'PolicyError', 'ModelCallError'] as const;

@@ -10,6 +10,7 @@ export type AuditEventType =
   | 'schema_rejected'
   | 'policy_decision'
   | 'approval_requested'
+  | 'approval_notified'
   | 'approval_accepted'
   | 'approval_refused'
   | 'approval_decided'

@@ -5,6 +5,7 @@ import type { AgentRegistry } from '../agents';
 import { TASK_QUEUE, temporalSettingsFromEnv, type TemporalSettings } from '../config';
 import type { RunStore } from '../store/types';
 import { trustedKeysFromEnv } from '../approvals/keys';
+import { slackNotifyActivity } from '../approvals/slack/notify';
 
 export interface WardenWorkerOptions {
   registry: AgentRegistry;
@@ -18,6 +19,8 @@ export interface WardenWorkerOptions {
   workflowBundle?: { codePath: string } | { code: string };
   /** Public keys (hex, by key id) whose signed approvals count; default: the `WARDEN_TRUSTED_KEYS` file. */
   trustedKeys?: Record<string, string>;
+  /** Post approval requests to Slack (policy `approval.notify.slack.channel`); default from `SLACK_BOT_TOKEN`. */
+  slack?: { botToken: string; slackApiUrl?: string } | null;
   /** Extra Temporal worker options (concurrency limits, identity, …). */
   workerOptions?: Partial<WorkerOptions>;
 }
@@ -36,12 +39,19 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
   const settings = options.settings ?? temporalSettingsFromEnv();
   const connection = options.connection ?? (await connectWorker(settings));
   const logger = options.logger ?? pino({ name: 'warden-worker', level: process.env.WARDEN_LOG_LEVEL ?? 'info' });
+  const slack = options.slack === undefined ? (process.env.SLACK_BOT_TOKEN ? { botToken: process.env.SLACK_BOT_TOKEN, slackApiUrl: process.env.SLACK_API_URL } : null) : options.slack;
   const bundle = options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: require.resolve('../workflows') };
   return Worker.create({
     connection,
     namespace: settings.namespace,
     taskQueue: options.taskQueue ?? TASK_QUEUE,
-    activities: createActivities({ registry: options.registry, store: options.store, logger, trustedKeys: options.trustedKeys ?? trustedKeysFromEnv() }),
+    activities: createActivities({
+      registry: options.registry,
+      store: options.store,
+      logger,
+      trustedKeys: options.trustedKeys ?? trustedKeysFromEnv(),
+      notifyApproval: slack ? slackNotifyActivity(slack) : undefined,
+    }),
     ...bundle,
     ...options.workerOptions,
   });

@@ -69,10 +69,12 @@ import type {
   RunPhase,
   RunStatus,
   RunStatusView,
+  ScriptTurn,
   ToolSpec,
 } from './types';
 
 const nonRetryableErrorTypes: (typeof NON_RETRYABLE_ERRORS)[number][] = [
+  'SlackNotifyError',
   'ToolError',
   'ToolInputError',
   'ModelConfigError',
@@ -84,6 +86,12 @@ const nonRetryableErrorTypes: (typeof NON_RETRYABLE_ERRORS)[number][] = [
 const core = proxyActivities<CoreActivities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1s', maximumAttempts: 10, nonRetryableErrorTypes },
+});
+
+const notifier = proxyActivities<CoreActivities>({
+  startToCloseTimeout: '30 seconds',
+  // A retried post may show a second message; its buttons act on the same approval.
+  retry: { initialInterval: '2s', maximumAttempts: 3, nonRetryableErrorTypes },
 });
 
 const model = proxyActivities<CoreActivities>({
@@ -220,9 +228,9 @@ class AgentRun {
       this.audit('run_continued', { execution: carried.executions + 1, messageCount: carried.messageCount });
     } else {
       const prepared = await core.prepareRun({ runId: this.runId, agent: this.input.agent, loadPolicy: !this.input.policy });
-      const { agent, trustedKeys } = prepared;
-      if (this.input.policy) this.prepared = { agent, trustedKeys, policy: parsePolicy(this.input.policy, 'run input'), policySource: 'run input' };
-      else if (prepared.policy) this.prepared = { agent, trustedKeys, policy: prepared.policy, policySource: prepared.policySource ?? 'worker' };
+      const { agent, trustedKeys, notifications } = prepared;
+      if (this.input.policy) this.prepared = { agent, trustedKeys, notifications, policy: parsePolicy(this.input.policy, 'run input'), policySource: 'run input' };
+      else if (prepared.policy) this.prepared = { agent, trustedKeys, notifications, policy: prepared.policy, policySource: prepared.policySource ?? 'worker' };
       else throw new RunEnd('failed', `no policy for agent ${this.input.agent}`);
       this.compile(this.prepared.policy);
       this.audit('run_started', {
@@ -350,7 +358,7 @@ class AgentRun {
     const audit = this.unflushed();
     const upTo = this.messageCount;
     const answer = await model.callModel.executeWithOptions({ summary: `model turn ${this.usage.steps}` }, [
-      { runId: this.runId, agent: this.input.agent, step: this.usage.steps, upTo, append: this.takePending(), audit, script: this.input.script },
+      { runId: this.runId, agent: this.input.agent, step: this.usage.steps, upTo, append: this.takePending(), audit, scriptTurn: this.scriptTurn() },
     ]);
     this.markFlushed(audit);
     this.messageCount = upTo + 1;
@@ -512,6 +520,12 @@ class AgentRun {
     }
   }
 
+  /** The run's own script turn for the current model call: turn i answers the i-th call. */
+  private scriptTurn(): ScriptTurn | null | undefined {
+    const script = this.input.script;
+    return script ? (script[this.usage.steps - 1] ?? null) : undefined;
+  }
+
   private idempotencyKey(callId: string): string {
     return 'idk_' + digestOf({ run: this.runId, first: workflowInfo().firstExecutionRunId, callId }).slice(0, 32);
   }
@@ -581,6 +595,28 @@ class AgentRun {
   /** Waits for a decision. Returns null when approved, or the message the model gets otherwise. */
   private async awaitApproval(approval: PendingApprovalState): Promise<string | null> {
     const requirement = this.lastRequirement(approval);
+    const notified = this.notifySlack(approval, requirement?.notify?.slack?.channel);
+    try {
+      return await this.waitForDecision(approval, requirement);
+    } finally {
+      await notified;
+    }
+  }
+
+  /** Tells approvers in Slack, alongside the wait; a failed notification is audited, never fatal. */
+  private async notifySlack(approval: PendingApprovalState, channel: string | undefined): Promise<void> {
+    if (!channel || !this.prepared.notifications?.slack) return;
+    const { approvalId, runId, tool, args, ruleId, reason, requester, approvers, quorum, expiresAt } = approval;
+    try {
+      const ref = await notifier.notifyApproval({ channel, agent: this.input.agent, approval: { approvalId, runId, tool, args, ruleId, reason, requester, approvers, quorum, expiresAt } });
+      this.audit('approval_notified', { approvalId, channel: ref.channel, ts: ref.ts });
+    } catch (err) {
+      if (isCancellation(err)) return;
+      this.audit('approval_notified', { approvalId, channel, error: failureMessage(err) });
+    }
+  }
+
+  private async waitForDecision(approval: PendingApprovalState, requirement: ReturnType<AgentRun['lastRequirement']>): Promise<string | null> {
     for (;;) {
       this.phase = 'awaiting_approval';
       this.report('awaiting_approval', `step ${this.usage.steps}: ${approval.tool} awaits approval by ${approval.approvers.join(' or ')} (${approval.approvalId})`);

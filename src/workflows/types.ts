@@ -47,6 +47,8 @@ export interface PreparedRun {
   policySource: string;
   /** Public keys (hex, by key id) whose signed decisions the run accepts, from the worker's configuration. */
   trustedKeys: Record<string, string>;
+  /** Channels this worker can notify approvers on (absent in runs started before notifications existed). */
+  notifications?: { slack: boolean };
 }
 
 export type RunPhase = 'starting' | 'thinking' | 'governing' | 'awaiting_approval' | 'running_tools' | 'paused' | 'rolling_back' | 'finished';
