@@ -23,7 +23,6 @@ const policy = testPolicy({
     { id: 'allow-rest', decision: 'allow' },
   ],
 });
-const policyChannel = policy.rules[0]?.approval?.notify?.slack?.channel ?? '';
 
 let bed: TestBed;
 let fake: Awaited<ReturnType<typeof startFakeSlack>>;
