@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { z } from 'zod';
+import { type z } from 'zod';
 import { DURATION_PATTERN, type RetrySettings } from '../governance';
 import type { ScriptTurn } from '../workflows/types';
 
@@ -76,7 +76,10 @@ const AGENT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
  */
 export function defineTool<S extends z.ZodType, R>(options: ToolOptions<S, R>): Tool<S, R> {
   if (!TOOL_NAME.test(options.name)) throw new DefinitionError(`tool name "${options.name}" must match ${TOOL_NAME.source}`);
-  if (!(options.input instanceof z.ZodType)) throw new DefinitionError(`tool ${options.name}: input must be a zod schema`);
+  // Duck-typed, not instanceof: a user's project may bring its own copy of zod 4.
+  if (typeof (options.input as { safeParse?: unknown } | undefined)?.safeParse !== 'function' || !('_zod' in options.input)) {
+    throw new DefinitionError(`tool ${options.name}: input must be a zod 4 schema`);
+  }
   if (options.timeout !== undefined && !DURATION_PATTERN.test(options.timeout)) {
     throw new DefinitionError(`tool ${options.name}: timeout "${options.timeout}" is not a duration such as 30s`);
   }

@@ -1,0 +1,19 @@
+/**
+ * Warden's public surface: define agents and tools, run workers, start and steer runs.
+ * Workflow code lives in `src/workflows` and is loaded by the worker, not imported from here.
+ */
+export { defineTool, defineAgent, ToolError, DefinitionError, loadAgents, loadPolicies, AgentRegistry } from './agents';
+export type { Tool, AnyTool, ToolOptions, ToolContext, ToolRisk, Agent, AgentOptions, ModelSpec } from './agents';
+export { WardenClient } from './client';
+export type { StartRunOptions, RunSummary } from './client';
+export { createWardenWorker, connectWorker } from './worker';
+export type { WardenWorkerOptions } from './worker';
+export { createSqliteStore, defaultStorePath } from './store';
+export type { RunStore, MessageRow } from './store';
+export { TASK_QUEUE, runIdFor, temporalSettingsFromEnv } from './config';
+export type { TemporalSettings } from './config';
+export { parsePolicy, parsePolicyText, CompiledPolicy, PolicyError, policyVersion, verifyAuditChain, signDecision, verifySignedDecision } from './governance';
+export type { Policy, Decision, AuditEvent, DecisionClaims, SignedDecision } from './governance';
+export { DecisionSigner, ensureDevKeys, loadSigningKey, createSigningKey, loadTrustedKeys } from './approvals/keys';
+export type { RunOutcome, RunStatusView, PendingApproval, ScriptTurn, StartRunInput } from './workflows/types';
+export { approveSignal, rejectSignal, pauseSignal, resumeSignal, rollbackSignal, applyPolicySignal, statusQuery, pendingApprovalsQuery, auditTrailQuery, rollbackPlanQuery } from './workflows/messages';
