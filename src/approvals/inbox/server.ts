@@ -1,6 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import { listen } from '../listen';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import type { WardenClient } from '../../client';
 import type { RunStore } from '../../store/types';
@@ -330,16 +330,7 @@ export async function createInboxServer(options: InboxServerOptions): Promise<In
     });
   });
 
-  const host = options.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = await listen(server, options.host, options.port);
   logger.info({ url }, 'web inbox listening');
   return {
     url,

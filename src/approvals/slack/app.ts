@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listen } from '../listen';
 import { format } from 'node:util';
 import { App, HTTPReceiver, LogLevel, type BlockAction, type ButtonAction, type Logger as BoltLogger } from '@slack/bolt';
 import pino, { type Logger } from 'pino';
@@ -181,16 +181,7 @@ export async function createSlackApp(options: SlackAppOptions): Promise<SlackApp
       refuse(res, 404);
     }
   });
-  const host = options.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}${path}`;
+  const url = `${await listen(server, options.host, options.port)}${path}`;
   log.info({ url }, 'Slack app listening');
   return {
     app,
