@@ -73,7 +73,7 @@ function decisionBench(): { p50: number; p99: number; mean: number } {
     decision: i % 2 === 0 ? 'deny' : 'require_approval',
     ...(i % 2 === 0 ? {} : { approval: { approvers: ['group:finance'] } }),
   }));
-  rules.push({ id: 'fallback', tools: ['issue_refund'], when: 'args.amount <= 100', decision: 'allow' } as never);
+  rules.push({ id: 'fallback', tools: ['issue_refund'], when: 'args.amount <= 100', decision: 'allow' });
   const compiled = new CompiledPolicy(parsePolicy({ agent: 'bench-agent', tools: { issue_refund: {} }, rules }, 'bench 50 rules'));
   const run = { id: 'r', requester: 'alice', step: 3, toolCalls: 2, costUsd: 0.01, inputTokens: 100, outputTokens: 10 };
   // The worst case: every rule is evaluated and the last one matches.
