@@ -4,7 +4,7 @@
  * and its policy file); the custom notes agent by `warden worker --agents <fixture>` in a child.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -257,6 +257,11 @@ describe('approvals from the CLI, signed with a key the worker trusts', () => {
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain(`approval of ${approval.approvalId} accepted from erin: the call is now approved`);
 
+    // The approval is decided: a second decision is not sent at all, and the CLI says why.
+    const again = await cli(['approve', runId, approval.approvalId, '--as', 'frank', '--groups', 'editors', '--key', keyFile], notesEnv);
+    expect(again.code).toBe(1);
+    expect(again.stderr.trim()).toBe(`error: approve not sent: Approval ${approval.approvalId} was already approved by erin. Nothing was sent.`);
+
     const done = await eventually(async () => (await statusOf(runId, notesEnv)).outcome, 20_000, 'the approved run to finish');
     expect(done).toMatchObject({ status: 'completed', toolCalls: 1 });
     expect(readFileSync(path.join(notesDir, `${name}.txt`), 'utf8')).toBe(`shared note ${name}`);
@@ -377,10 +382,23 @@ describe('warden demo', () => {
     expect(o).toContain('outcome: budget_exhausted (cost budget exhausted');
     expect(o).toContain('refused: four-eyes');
     expect(o).toContain('accepted from alice: the call is now approved');
+    expect(o).toMatch(/DECIDED\s+approve by alice \(groups finance, channel cli, signed\)/);
     expect(o).toContain('status: phase paused, paused true');
     expect(o).toMatch(/outcome: rolled_back/);
     expect(o).toMatch(/RF-\d+ \$40\.00 reversed/);
     expect((o.match(/chain verified: \d+ events/g) ?? []).length).toBe(6);
     expect(existsSync(path.join(home, 'temporal.db'))).toBe(true);
+
+    // The web inbox runs beside the worker, with development users made on this first run.
+    const passwords = path.join(home, 'dev-passwords.txt');
+    expect(o).toMatch(/inbox\s+http:\/\/127\.0\.0\.1:\d+ \(log in as alice, password in /);
+    expect(o).toContain(`(log in as alice, password in ${passwords})`);
+    const alice = /^alice\t(\S+)$/m.exec(readFileSync(passwords, 'utf8'))?.[1] ?? '';
+    expect(alice).toMatch(/^[A-Za-z0-9_-]{16}$/);
+    expect(o.split(alice)).toHaveLength(2);
+    expect(statSync(passwords).mode & 0o777).toBe(0o600);
+    expect(readFileSync(path.join(home, 'users.yaml'), 'utf8')).toMatch(/id: bob[\s\S]*finance-leads/);
+    // With --exit there is no scene for the reader.
+    expect(o).not.toContain('Your turn');
   }, 180_000);
 });

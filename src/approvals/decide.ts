@@ -16,7 +16,7 @@ export interface DecisionRequest {
   identity: Identity;
   /** The approval comment or the rejection reason (the model reads a rejection reason). */
   note?: string;
-  /** The channel that authenticated the person: `web`, `slack`. */
+  /** The channel that authenticated the person: `web`, `slack`, `cli`. */
   channel: string;
 }
 
@@ -35,7 +35,8 @@ export type NotPendingState = 'approved' | 'rejected' | 'expired' | 'closed' | '
 export type DecisionResult =
   | { status: 'not_pending'; state: NotPendingState; by?: string; message: string }
   | { status: 'unavailable'; message: string }
-  | { status: 'accepted'; decided: boolean; message: string }
+  /** `decided`: the approval is settled (`state` says how, `by` whom); otherwise it waits for more approvals. */
+  | { status: 'accepted'; decided: boolean; state?: 'approved' | 'rejected'; by?: string; message: string }
   | { status: 'refused'; reason: string; message: string }
   | { status: 'unconfirmed'; message: string };
 
@@ -74,7 +75,8 @@ export async function decideApproval(deps: DecisionDeps, request: DecisionReques
   const { runId, approvalId, identity } = request;
   let read: [PendingApproval[], AuditEvent[]];
   try {
-    read = await within(client, QUERY_TIMEOUT_MS, () => Promise.all([client.pendingApprovals(runId), client.auditTrail(runId)]));
+    // The trail includes the store, so `head` below is the run's true head even right after a continue-as-new.
+    read = await within(client, QUERY_TIMEOUT_MS, () => Promise.all([client.pendingApprovals(runId), client.auditTrail(runId, deps.store)]));
   } catch (err) {
     // A finished run no longer answers when its worker is gone; its store may still say why.
     const stored = deps.store ? await deps.store.readAudit(runId).catch(() => []) : [];
@@ -82,10 +84,7 @@ export async function decideApproval(deps: DecisionDeps, request: DecisionReques
     return { status: 'unavailable', message: `Could not read run ${runId}: ${describeFailure(err)}. Nothing was sent.` };
   }
   const [pending, trail] = read;
-  if (!pending.some((p) => p.approvalId === approvalId)) {
-    const stored = deps.store ? await deps.store.readAudit(runId) : [];
-    return { status: 'not_pending', ...whyNotPending([...stored, ...trail], runId, approvalId) };
-  }
+  if (!pending.some((p) => p.approvalId === approvalId)) return { status: 'not_pending', ...whyNotPending(trail, runId, approvalId) };
 
   const head = trail.reduce((max, e) => Math.max(max, e.seq), 0);
   const signature = deps.signer.sign({ approvalId, runId, decision: request.decision, approver: identity.id, groups: identity.groups, channel: request.channel });
@@ -101,7 +100,8 @@ export async function decideApproval(deps: DecisionDeps, request: DecisionReques
 
   const deadline = Date.now() + (deps.confirmWithinMs ?? 3000);
   for (;;) {
-    const events = await within(client, QUERY_TIMEOUT_MS, () => client.auditTrail(runId)).catch(() => [] as AuditEvent[]);
+    // With the store: events the run has flushed (before a continue-as-new, say) still count.
+    const events = await within(client, QUERY_TIMEOUT_MS, () => client.auditTrail(runId, deps.store)).catch(() => [] as AuditEvent[]);
     const fresh = events.filter((e) => e.seq > head && ofApproval(e, approvalId));
     const verdict = fresh.find((e) => (e.type === 'approval_accepted' || e.type === 'approval_refused') && e.data.approver === identity.id);
     if (verdict?.type === 'approval_refused') {
@@ -109,14 +109,17 @@ export async function decideApproval(deps: DecisionDeps, request: DecisionReques
       return { status: 'refused', reason, message: `Refused: ${reason}` };
     }
     if (verdict) {
-      const decided = fresh.some((e) => e.type === 'approval_decided');
+      const settled = fresh.find((e) => e.type === 'approval_decided');
+      const decided = settled !== undefined;
       const message =
         request.decision === 'reject'
           ? 'Rejected. The call will not run; the agent is told why.'
           : decided
             ? 'Approved. The call runs now.'
             : 'Your approval is recorded; the call waits for more approvals (quorum).';
-      return { status: 'accepted', decided, message };
+      const state = settled?.data.decision === 'approved' || settled?.data.decision === 'rejected' ? settled.data.decision : undefined;
+      const by = typeof settled?.data.by === 'string' ? settled.data.by : undefined;
+      return { status: 'accepted', decided, ...(state ? { state } : {}), ...(by ? { by } : {}), message };
     }
     if (Date.now() >= deadline) break;
     await new Promise((r) => setTimeout(r, POLL_MS));

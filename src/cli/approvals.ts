@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { decideApproval, type DecisionKind, type DecisionResult } from '../approvals/decide';
 import { DecisionSigner, loadSigningKey } from '../approvals/keys';
 import type { WardenClient } from '../client';
-import type { AuditEvent } from '../governance';
 import type { RunStore } from '../store';
 import type { PendingApproval } from '../workflows/types';
 import { QUERY_MS, currentUser, wardenHome, withClient, withClientAndStore } from './context';
@@ -12,90 +12,73 @@ import { approvalsTable, out, outJson } from './format';
 
 /** How long `approve`/`reject` watch the run's audit trail for its answer. */
 const CONFIRM_MS = 5_000;
-const POLL_MS = 150;
 
-export interface DecisionRequest {
+/** A decision typed at the terminal: the person is whoever `--as`/`--groups` say, vouched for by the CLI's key. */
+export interface CliDecision {
   runId: string;
   approvalId: string;
-  kind: 'approve' | 'reject';
+  kind: DecisionKind;
   approver: string;
   groups: string[];
   /** The approver's comment (approve) or reason (reject). */
   note?: string;
-  signer: DecisionSigner;
-  /** How long to wait for the run to say whether it counted the decision. */
-  confirmMs?: number;
-}
-
-/** What the run did with a decision, read back from its audit trail. */
-export type DecisionResult =
-  | { status: 'accepted'; approver: string; decided: string | null; by: string | null }
-  | { status: 'refused'; reason: string }
-  | { status: 'unconfirmed' };
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-function lastSeq(events: AuditEvent[]): number {
-  return events[events.length - 1]?.seq ?? 0;
 }
 
 /**
- * Signs a decision with the CLI's key, sends it to the run, and reads the run's audit trail until
- * it shows the decision accepted or refused. A signal never answers its sender; the run's audit
- * events about this approval id, recorded after the signal, are the answer.
+ * Sends a decision from the CLI through `decideApproval`, the path every channel takes (channel
+ * `cli`): it checks the approval is pending, signs, signals, and reads the run's verdict back.
  * Used by `warden approve`, `warden reject` and the demo.
  */
-export async function sendDecision(client: WardenClient, store: RunStore, req: DecisionRequest): Promise<DecisionResult> {
-  // Every read is bounded: a run whose worker is down answers no query, and auditTrail then gives the stored events.
-  const read = (until: number) => client.client.connection.withDeadline(Math.max(until, Date.now() + 500), () => client.auditTrail(req.runId, store));
-  const before = lastSeq(await read(Date.now() + QUERY_MS));
-  const signature = req.signer.sign({ approvalId: req.approvalId, runId: req.runId, decision: req.kind, approver: req.approver, groups: req.groups, channel: 'cli' });
-  const common = { approvalId: req.approvalId, approver: req.approver, groups: req.groups, channel: 'cli', signature };
-  if (req.kind === 'approve') await client.approve(req.runId, { ...common, ...(req.note ? { comment: req.note } : {}) });
-  else await client.reject(req.runId, { ...common, ...(req.note ? { reason: req.note } : {}) });
-
-  const deadline = Date.now() + (req.confirmMs ?? CONFIRM_MS);
-  for (;;) {
-    const events = (await read(deadline)).filter((e) => e.seq > before && e.data.approvalId === req.approvalId);
-    const refused = events.find((e) => e.type === 'approval_refused');
-    if (refused) return { status: 'refused', reason: typeof refused.data.reason === 'string' ? refused.data.reason : 'refused' };
-    const accepted = events.find((e) => e.type === 'approval_accepted');
-    if (accepted) {
-      const decided = events.find((e) => e.type === 'approval_decided');
-      return {
-        status: 'accepted',
-        approver: typeof accepted.data.approver === 'string' ? accepted.data.approver : req.approver,
-        decided: typeof decided?.data.decision === 'string' ? decided.data.decision : null,
-        by: typeof decided?.data.by === 'string' ? decided.data.by : null,
-      };
-    }
-    if (Date.now() >= deadline) return { status: 'unconfirmed' };
-    await sleep(POLL_MS);
-  }
+export function sendDecision(client: WardenClient, store: RunStore, signer: DecisionSigner, req: CliDecision): Promise<DecisionResult> {
+  return decideApproval(
+    { client, store, signer, confirmWithinMs: CONFIRM_MS },
+    { runId: req.runId, approvalId: req.approvalId, decision: req.kind, identity: { id: req.approver, groups: req.groups }, note: req.note, channel: 'cli' },
+  );
 }
 
-/** The CLI's signing key: `--key`, else `$WARDEN_SIGNING_KEY`, else `<home>/keys/cli.json` (made by `warden dev`). */
-export function resolveSigner(keyFile?: string): DecisionSigner {
-  const file = keyFile ?? process.env.WARDEN_SIGNING_KEY ?? path.join(wardenHome(), 'keys', 'cli.json');
-  if (!keyFile && !process.env.WARDEN_SIGNING_KEY && !existsSync(file)) {
-    throw new CliError(`no signing key: pass --key FILE, set WARDEN_SIGNING_KEY, or run 'warden dev' once to create ${file}`);
+const KEY_ENV = { cli: 'WARDEN_SIGNING_KEY', web: 'WARDEN_WEB_SIGNING_KEY', slack: 'WARDEN_SLACK_SIGNING_KEY' } as const;
+
+/**
+ * A channel's signing key: `--key`, else its environment variable (`WARDEN_SIGNING_KEY` for the
+ * CLI, `WARDEN_WEB_SIGNING_KEY`, `WARDEN_SLACK_SIGNING_KEY`), else `<home>/keys/<channel>.json`
+ * (made by `warden dev`). Workers count a decision only if they trust the key that signed it.
+ */
+export function resolveSigningKey(keyFile: string | undefined, channel: keyof typeof KEY_ENV): { signer: DecisionSigner; file: string } {
+  const variable = KEY_ENV[channel];
+  const file = keyFile ?? process.env[variable] ?? path.join(wardenHome(), 'keys', `${channel}.json`);
+  if (!keyFile && !process.env[variable] && !existsSync(file)) {
+    const which = channel === 'cli' ? 'signing key' : `${channel} signing key`;
+    throw new CliError(`no ${which}: pass --key FILE, set ${variable}, or run 'warden dev' once to create ${file}`);
   }
   try {
-    return new DecisionSigner(loadSigningKey(file));
+    return { signer: new DecisionSigner(loadSigningKey(file)), file };
   } catch (err) {
     throw new CliError(err instanceof Error ? err.message : String(err));
   }
 }
 
-/** The line that tells what happened to a decision; throws (exit 1) when the run refused it or did not answer. */
-export function reportDecision(req: Pick<DecisionRequest, 'runId' | 'approvalId' | 'kind'>, result: DecisionResult): string {
-  if (result.status === 'refused') throw new CliError(`${req.kind} refused by run ${req.runId}: ${result.reason}`);
-  if (result.status === 'unconfirmed') {
-    throw new CliError(`${req.kind} sent to ${req.runId}, but the run did not confirm it within ${CONFIRM_MS / 1000}s (is a worker running?); check 'warden audit ${req.runId}'`);
+/** The CLI's own signer (`resolveSigningKey` for channel `cli`). */
+export function resolveSigner(keyFile?: string): DecisionSigner {
+  return resolveSigningKey(keyFile, 'cli').signer;
+}
+
+/** The line that tells what happened to a decision; throws (exit 1) when the run refused it, did not answer, or nothing was sent. */
+export function reportDecision(req: Pick<CliDecision, 'runId' | 'approvalId' | 'kind' | 'approver'>, result: DecisionResult): string {
+  switch (result.status) {
+    case 'refused':
+      throw new CliError(`${req.kind} refused by run ${req.runId}: ${result.reason}`);
+    case 'unconfirmed':
+      throw new CliError(`${req.kind} sent to ${req.runId}, but the run did not confirm it within ${CONFIRM_MS / 1000}s (is a worker running?); check 'warden audit ${req.runId}'`);
+    case 'not_pending':
+    case 'unavailable':
+      throw new CliError(`${req.kind} not sent: ${result.message}`);
+    case 'accepted': {
+      const verb = req.kind === 'approve' ? 'approval' : 'rejection';
+      if (!result.decided) return `${verb} of ${req.approvalId} accepted from ${req.approver}; more approvals are needed before the call runs`;
+      const state = result.state ?? (req.kind === 'approve' ? 'approved' : 'rejected');
+      return `${verb} of ${req.approvalId} accepted from ${req.approver}: the call is now ${state}${result.by ? ` (by ${result.by})` : ''}`;
+    }
   }
-  const verb = req.kind === 'approve' ? 'approval' : 'rejection';
-  if (result.decided) return `${verb} of ${req.approvalId} accepted from ${result.approver}: the call is now ${result.decided}${result.by ? ` (by ${result.by})` : ''}`;
-  return `${verb} of ${req.approvalId} accepted from ${result.approver}; more approvals are needed before the call runs`;
 }
 
 function parseGroups(value?: string): string[] {
@@ -143,8 +126,8 @@ function registerDecision(program: Command, kind: 'approve' | 'reject'): void {
   else cmd.option('--reason <text>', 'why, told to the agent and recorded');
   cmd.action(async (runId: string, approvalId: string, opts: DecideOptions) => {
     const signer = resolveSigner(opts.key);
-    const req: DecisionRequest = { runId, approvalId, kind, approver: opts.as, groups: parseGroups(opts.groups), note: kind === 'approve' ? opts.comment : opts.reason, signer };
-    await withClientAndStore(async (client, store) => out(reportDecision(req, await sendDecision(client, store, req))));
+    const req: CliDecision = { runId, approvalId, kind, approver: opts.as, groups: parseGroups(opts.groups), note: kind === 'approve' ? opts.comment : opts.reason };
+    await withClientAndStore(async (client, store) => out(reportDecision(req, await sendDecision(client, store, signer, req))));
   });
 }
 

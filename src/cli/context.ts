@@ -36,18 +36,21 @@ export function currentUser(): string {
   return process.env.USER || process.env.USERNAME || 'cli';
 }
 
+/** Connects a client for a command that keeps it open (a server); the error names the address. The caller closes it. */
+export async function connectClient(settings: TemporalSettings): Promise<WardenClient> {
+  try {
+    return await WardenClient.connect(settings);
+  } catch (err) {
+    throw new CliError(describeError(err, { address: settings.address }));
+  }
+}
+
 /**
  * Runs `fn` with a client connected from the environment and closes it after. The connection
  * error names the address, since that is what a person gets wrong.
  */
 export async function withClient<T>(fn: (client: WardenClient) => Promise<T>): Promise<T> {
-  const settings = settingsFromEnv();
-  let client: WardenClient;
-  try {
-    client = await WardenClient.connect(settings);
-  } catch (err) {
-    throw new CliError(describeError(err, { address: settings.address }));
-  }
+  const client = await connectClient(settingsFromEnv());
   try {
     return await fn(client);
   } finally {

@@ -1,8 +1,9 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { runPath } from '../approvals/inbox/pages';
 import { DecisionSigner, loadSigningKey } from '../approvals/keys';
-import { WardenClient } from '../client';
+import type { WardenClient } from '../client';
 import { AGENT_RUN_WORKFLOW } from '../config';
 import type { AuditEvent } from '../governance';
 import type { RunOutcome, ScriptTurn } from '../workflows/types';
@@ -10,9 +11,11 @@ import { countPurchaseOrders, countRefunds, formatUsd, getCreditLimit, openShop,
 import { reportDecision, sendDecision } from './approvals';
 import { checkAudit, verifiedLine } from './audit';
 import { packageRoot, wardenHome } from './context';
-import { CliError } from './errors';
+import { startDevEnvironment, type DevChannels } from './dev-channels';
+import { CliError, describeError } from './errors';
 import { approvalsTable, compact, out, outcomeLines, truncate, usd } from './format';
-import { defaultAgentsPath, defaultPoliciesPath, describeStack, onShutdownSignal, parsePort, startLocalStack, type LocalStack } from './local-stack';
+import { DEFAULT_INBOX_PORT } from './inbox';
+import { defaultAgentsPath, defaultPoliciesPath, describeStack, onShutdownSignal, parsePort, type LocalStack } from './local-stack';
 import { readScript } from './runs';
 
 /** Who asks for the demo's runs. Someone else approves them: the requester never may (four-eyes). */
@@ -115,6 +118,7 @@ class Demo {
   constructor(
     private readonly client: WardenClient,
     private readonly stack: LocalStack,
+    private readonly channels: DevChannels,
     private readonly signer: DecisionSigner,
   ) {}
 
@@ -178,12 +182,12 @@ class Demo {
     approvalsTable([pending]).forEach((l) => out(`    ${l}`));
 
     out(`  ${REQUESTER}, who asked for the run, tries to approve it:`);
-    const own = await sendDecision(this.client, this.stack.store, { runId, approvalId: pending.approvalId, kind: 'approve', approver: REQUESTER, groups: ['finance'], signer: this.signer });
+    const own = await sendDecision(this.client, this.stack.store, this.signer, { runId, approvalId: pending.approvalId, kind: 'approve', approver: REQUESTER, groups: ['finance'] });
     out(`    → ${own.status === 'refused' ? `refused: ${own.reason}` : own.status}`);
 
     out(`  $ warden approve ${runId} ${pending.approvalId} --as alice --groups finance`);
-    const req = { runId, approvalId: pending.approvalId, kind: 'approve' as const, approver: 'alice', groups: ['finance'], note: 'photos of the damage checked', signer: this.signer };
-    out(`    → ${reportDecision(req, await sendDecision(this.client, this.stack.store, req))}`);
+    const req = { runId, approvalId: pending.approvalId, kind: 'approve' as const, approver: 'alice', groups: ['finance'], note: 'photos of the damage checked' };
+    out(`    → ${reportDecision(req, await sendDecision(this.client, this.stack.store, this.signer, req))}`);
     await this.finish(runId);
     const refunds = refundsFor('ORD-1003');
     out(`  shop: ORD-1003 refunds: ${refunds.map((r) => `${r.id} ${formatUsd(r.amount)} ${r.status}`).join(', ') || 'none'}`);
@@ -230,6 +234,42 @@ class Demo {
     }
   }
 
+  /**
+   * The reader's own scene: one more large refund, which waits until they decide it in the web
+   * inbox. Returns the run id; `watch` prints its outcome whenever the run ends.
+   */
+  async yourTurn(): Promise<string> {
+    heading('7. Your turn: decide a refund in the web inbox');
+    const runId = await this.start(
+      'refund, your decision',
+      'refund-agent',
+      'inbox',
+      'The replacement standing desk for order ORD-1003 arrived cracked as well. Please refund it.',
+      this.script('refund-large.json'),
+    );
+    await until('the approval request', async () => (await this.client.pendingApprovals(runId)).length > 0);
+    out('  its $450.00 refund waits for finance, and this time the demo does not decide.');
+    out(`  Approve it in the inbox: ${this.channels.inbox.url}${runPath(runId)} (${this.channels.signInHint})`);
+    out('  (or reject it, with a reason the agent reads; carol, in support, may not decide: the run refuses her and says why)');
+    out('  its outcome is printed here when the run ends.');
+    return runId;
+  }
+
+  /** Prints the run's story and outcome when it ends, unless the demo is stopping by then. */
+  watch(runId: string, stopping: () => boolean): void {
+    const report = async () => {
+      await this.client.result(runId);
+      if (stopping()) return;
+      heading(`Your run ended: ${runId}`);
+      await this.finish(runId);
+      out(`  shop: ORD-1003 refunds: ${refundsFor('ORD-1003').map((r) => `${r.id} ${formatUsd(r.amount)} ${r.status}`).join(', ') || 'none'}`);
+      out(`  audit: ${verifiedLine(await checkAudit(this.client, this.stack.store, runId))}`);
+    };
+    report().catch((err: unknown) => {
+      if (!stopping()) process.stderr.write(`note: lost track of ${runId}: ${describeError(err)}\n`);
+    });
+  }
+
   summary(staying: boolean): void {
     heading('Done');
     const ui = this.stack.server.uiUrl;
@@ -242,6 +282,7 @@ class Demo {
     }
     out('  runs:');
     for (const run of this.runs) out(`    ${run.label.padEnd(28)} ${run.runId}`);
+    out(`  web inbox: ${this.channels.inbox.url} (${this.channels.signInHint})`);
     if (staying) out(`  try, from another terminal: TEMPORAL_ADDRESS=${this.stack.settings.address} warden audit ${this.runs[0]?.runId ?? '<run>'} --verify`);
   }
 }
@@ -251,6 +292,7 @@ interface DemoOptions {
   exit?: boolean;
   port?: number;
   uiPort?: number;
+  inboxPort?: number;
 }
 
 export function registerDemo(program: Command): void {
@@ -261,6 +303,7 @@ export function registerDemo(program: Command): void {
     .option('--exit', 'stop when the walkthrough is done instead of waiting for Ctrl-C')
     .option('--port <n>', 'gRPC port (default 7233 if free)', parsePort)
     .option('--ui-port <n>', 'Web UI port (default 8233 if free)', parsePort)
+    .option('--inbox-port <n>', `web inbox port (default ${DEFAULT_INBOX_PORT} if free)`, parsePort)
     .action(async (opts: DemoOptions) => {
       const home = wardenHome();
       // A freshly seeded shop each time, so the refunds the scripts ask for always fit their orders.
@@ -272,24 +315,27 @@ export function registerDemo(program: Command): void {
       const shopFile = openShop(process.env.WARDEN_SHOP_DB);
 
       out('Warden demo: governed agent runs on Temporal');
-      out('starting the Temporal dev server and a worker…');
-      const stack = await startLocalStack({ agents: defaultAgentsPath(), policies: defaultPoliciesPath(), headless: opts.headless, port: opts.port, uiPort: opts.uiPort });
-      const client = await WardenClient.connect(stack.settings);
-      const cleanup = async () => {
-        await client.close().catch(() => undefined);
-        await stack.shutdown();
+      out('starting the Temporal dev server, a worker and the web inbox…');
+      const env = await startDevEnvironment({ agents: defaultAgentsPath(), policies: defaultPoliciesPath(), headless: opts.headless, port: opts.port, uiPort: opts.uiPort, inboxPort: opts.inboxPort });
+      const { stack, client, channels } = env;
+      let stopping = false;
+      const cleanup = () => {
+        stopping = true;
+        return env.shutdown();
       };
-      onShutdownSignal(cleanup, 'stopping the worker and the Temporal dev server');
+      onShutdownSignal(cleanup, 'stopping the inbox, the worker and the Temporal dev server');
       try {
         describeStack(stack).forEach((l) => out(l));
+        channels.lines.forEach((l) => out(l));
         out(`  shop        ${shopFile} (example SQLite shop, freshly seeded)`);
-        const demo = new Demo(client, stack, new DecisionSigner(loadSigningKey(stack.cliKeyFile)));
+        const demo = new Demo(client, stack, channels, new DecisionSigner(loadSigningKey(stack.cliKeyFile)));
         await demo.refundInScope();
         await demo.procurement();
         await demo.approval();
         await demo.pauseResume();
         await demo.rollback();
         await demo.verify();
+        if (!opts.exit) demo.watch(await demo.yourTurn(), () => stopping);
         demo.summary(!opts.exit);
       } catch (err) {
         await cleanup();
@@ -300,7 +346,7 @@ export function registerDemo(program: Command): void {
         return;
       }
       out();
-      out('Ctrl-C stops the worker and the Temporal dev server.');
+      out('Ctrl-C stops the inbox, the worker and the Temporal dev server.');
       await stack.worker.done.catch(() => undefined);
     });
 }

@@ -6,8 +6,10 @@ import { TASK_QUEUE } from '../config';
 import { createSqliteStore, defaultStorePath } from '../store';
 import { connectWorker, createWardenWorker } from '../worker';
 import { packageRoot, settingsFromEnv } from './context';
+import { startDevEnvironment } from './dev-channels';
 import { CliError, describeError } from './errors';
 import { out } from './format';
+import { DEFAULT_INBOX_PORT } from './inbox';
 import {
   DEFAULT_PORT,
   defaultAgentsPath,
@@ -18,7 +20,6 @@ import {
   onShutdownSignal,
   parsePort,
   runWorker,
-  startLocalStack,
 } from './local-stack';
 
 interface DevOptions {
@@ -27,6 +28,7 @@ interface DevOptions {
   headless?: boolean;
   port?: number;
   uiPort?: number;
+  inboxPort?: number;
 }
 
 /** Ends the process when a worker stops on its own (a fatal error), after cleaning up. */
@@ -50,27 +52,40 @@ export function registerDev(program: Command): void {
     .option('--headless', 'no Temporal Web UI')
     .option('--port <n>', `gRPC port (default ${DEFAULT_PORT} if free)`, parsePort)
     .option('--ui-port <n>', 'Web UI port (default 8233 if free)', parsePort)
+    .option('--inbox-port <n>', `web inbox port (default ${DEFAULT_INBOX_PORT} if free)`, parsePort)
     .action(async (opts: DevOptions) => {
-      out('starting the Temporal dev server and a worker…');
-      const stack = await startLocalStack({ agents: opts.agents ?? defaultAgentsPath(), policies: opts.policies ?? defaultPoliciesPath(), headless: opts.headless, port: opts.port, uiPort: opts.uiPort });
-      onShutdownSignal(() => stack.shutdown(), 'stopping the worker and the Temporal dev server');
-      exitWhenWorkerDies(stack.worker.done, () => stack.shutdown());
+      out('starting the Temporal dev server, a worker and the web inbox…');
+      const env = await startDevEnvironment({
+        agents: opts.agents ?? defaultAgentsPath(),
+        policies: opts.policies ?? defaultPoliciesPath(),
+        headless: opts.headless,
+        port: opts.port,
+        uiPort: opts.uiPort,
+        inboxPort: opts.inboxPort,
+      });
+      const { stack, channels } = env;
+      onShutdownSignal(() => env.shutdown(), 'stopping the inbox, the worker and the Temporal dev server');
+      exitWhenWorkerDies(stack.worker.done, () => env.shutdown());
       const address = stack.settings.address;
       const exportLine = address === `127.0.0.1:${DEFAULT_PORT}` ? [] : [`  export TEMPORAL_ADDRESS=${address}`];
       const scriptFile = path.join(packageRoot(), 'examples', 'scripts', 'refund-out-of-scope.json');
       const relative = path.relative(process.cwd(), scriptFile);
       const script = relative.startsWith('..') ? scriptFile : relative;
+      const largeScript = path.join(path.dirname(script), 'refund-large.json');
       for (const line of [
         '',
         'Warden dev environment is up',
         ...describeStack(stack),
+        ...channels.lines,
         '',
         'Start a run from another terminal:',
         ...exportLine,
         `  warden run refund-agent --goal "Order ORD-1001 arrived late; refund what is fair" --script ${script} --wait`,
-        '  warden approvals          # pending approvals; approve with: warden approve <run> <approval> --as alice --groups finance',
+        `  warden run refund-agent --goal "The desk from ORD-1003 arrived cracked; refund it" --script ${largeScript}`,
+        `      a $450 refund waits for finance: approve it in the inbox, ${channels.inbox.url} (${channels.signInHint})`,
+        '  warden approvals          # or from the terminal: warden approve <run> <approval> --as alice --groups finance',
         '',
-        'Ctrl-C stops the worker and the server.',
+        'Ctrl-C stops the inbox, the worker and the server.',
       ]) {
         out(line);
       }

@@ -64,10 +64,10 @@ async function portFree(port: number, host: string): Promise<boolean> {
   });
 }
 
-/** The port asked for, or the preferred one if it is free, or undefined (the dev server picks one). */
-async function choosePort(asked: number | undefined, preferred: number): Promise<number | undefined> {
+/** The port asked for, or the preferred one if it is free, or undefined (the caller lets the system pick one). */
+export async function choosePort(asked: number | undefined, preferred: number, flag = '--port/--ui-port'): Promise<number | undefined> {
   if (asked !== undefined) {
-    if (!(await portFree(asked, '127.0.0.1'))) throw new CliError(`port ${asked} is in use; pick another with --port/--ui-port`);
+    if (!(await portFree(asked, '127.0.0.1'))) throw new CliError(`port ${asked} is in use; pick another with ${flag}`);
     return asked;
   }
   return (await portFree(preferred, '127.0.0.1')) ? preferred : undefined;
@@ -122,6 +122,8 @@ export interface LocalStack {
   dbFile: string;
   trustedKeysFile: string;
   cliKeyFile: string;
+  /** The development key of a channel (`<home>/keys/<channel>.json`); the worker trusts all three. */
+  keyFile(channel: 'cli' | 'web' | 'slack'): string;
   worker: RunningWorker;
   /** Drains the worker, then stops the server. Safe to call more than once. */
   shutdown(): Promise<void>;
@@ -172,6 +174,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       dbFile,
       trustedKeysFile: keys.trustedKeysFile,
       cliKeyFile: keys.keyFile('cli'),
+      keyFile: (channel) => keys.keyFile(channel),
       worker: running,
       shutdown: () =>
         (stopping ??= (async () => {

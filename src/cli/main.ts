@@ -4,10 +4,12 @@ import { registerAudit } from './audit';
 import { registerDemo } from './demo';
 import { registerDev } from './dev';
 import { describeError, exitCodeOf } from './errors';
+import { registerInbox } from './inbox';
 import { registerKeys } from './keys';
 import { registerOperations } from './operate';
 import { registerPolicy } from './policy';
 import { registerRuns } from './runs';
+import { registerSlack } from './slack';
 
 /** The `warden` command with every subcommand registered. */
 export function createProgram(): Command {
@@ -20,6 +22,8 @@ export function createProgram(): Command {
   registerDemo(program);
   registerRuns(program);
   registerApprovals(program);
+  registerInbox(program);
+  registerSlack(program);
   registerOperations(program);
   registerAudit(program);
   registerPolicy(program);

@@ -1,0 +1,151 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import pino, { type Logger } from 'pino';
+import type { Authenticator } from '../approvals/auth/authenticator';
+import { loadUsersFile, localUsersAuthenticator } from '../approvals/auth/local-users';
+import { oidcBearerAuthenticator } from '../approvals/auth/oidc';
+import { createInboxServer, type InboxServer, type InboxServerOptions } from '../approvals/inbox/server';
+import { createSqliteStore, defaultStorePath } from '../store';
+import { resolveSigningKey } from './approvals';
+import { connectClient, settingsFromEnv, wardenHome } from './context';
+import { CliError, UsageError } from './errors';
+import { out } from './format';
+import { onShutdownSignal } from './local-stack';
+
+/** The inbox's port when none is asked for (and, for `warden dev`, when it is free). */
+export const DEFAULT_INBOX_PORT = 8787;
+
+const PINO_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
+
+/** A logger for a server the CLI runs: `WARDEN_LOG_LEVEL` if it names a level, else `fallback`. */
+export function serverLogger(name: string, fallback: string): Logger {
+  const wanted = (process.env.WARDEN_LOG_LEVEL ?? '').toLowerCase();
+  return pino({ name, level: PINO_LEVELS.has(wanted) ? wanted : fallback });
+}
+
+/** Parses a port a server listens on; 0 lets the system pick a free one. */
+export function parseListenPort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new InvalidArgumentError('must be a port number (0-65535; 0 picks a free one)');
+  return n;
+}
+
+/** The users file `warden dev` creates, where `warden inbox` looks when given no sign-in flags. */
+export function devUsersFile(): string {
+  return path.join(wardenHome(), 'users.yaml');
+}
+
+/** Form login against a users file; the error names the file and what is wrong with it. */
+export function usersAuthenticator(file: string): { auth: Authenticator; count: number } {
+  if (!existsSync(file)) throw new CliError(`users file ${file} does not exist (its format: examples/users.example.yaml)`);
+  try {
+    const users = loadUsersFile(file);
+    return { auth: localUsersAuthenticator(users), count: users.length };
+  } catch (err) {
+    throw new CliError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+interface InboxOptions {
+  port: number;
+  host: string;
+  users?: string;
+  oidcIssuer?: string;
+  oidcAudience?: string;
+  oidcJwks?: string;
+  oidcGroupsClaim?: string;
+  key?: string;
+  publicOrigin?: string;
+}
+
+/** How people sign in, from the flags: a users file, or bearer tokens of an OIDC provider. */
+function signInFrom(opts: InboxOptions): { auth: Authenticator; description: string } {
+  const oidc = { '--oidc-issuer': opts.oidcIssuer, '--oidc-audience': opts.oidcAudience, '--oidc-jwks': opts.oidcJwks };
+  const oidcGiven = Object.values(oidc).some((v) => v !== undefined) || opts.oidcGroupsClaim !== undefined;
+  if (opts.users && oidcGiven) throw new UsageError('--users and --oidc-* are two ways to sign people in: give one');
+  if (oidcGiven) {
+    const missing = Object.entries(oidc)
+      .filter(([, v]) => !v)
+      .map(([flag]) => flag);
+    if (missing.length > 0) throw new UsageError(`OIDC sign-in needs ${missing.join(', ')} as well`);
+    const jwksUri = opts.oidcJwks ?? '';
+    if (!URL.canParse(jwksUri)) throw new UsageError(`--oidc-jwks ${jwksUri} is not a URL`);
+    const auth = oidcBearerAuthenticator({ issuer: opts.oidcIssuer ?? '', audience: opts.oidcAudience ?? '', jwksUri, groupsClaim: opts.oidcGroupsClaim });
+    return { auth, description: `OIDC bearer tokens from ${opts.oidcIssuer ?? ''} (audience ${opts.oidcAudience ?? ''}, groups from claim ${opts.oidcGroupsClaim ?? 'groups'})` };
+  }
+  const file = opts.users ?? devUsersFile();
+  if (!opts.users && !existsSync(file)) {
+    throw new UsageError(`no sign-in configured: pass --users FILE (format: examples/users.example.yaml) or --oidc-issuer, --oidc-audience and --oidc-jwks; 'warden dev' creates ${file}`);
+  }
+  const { auth, count } = usersAuthenticator(file);
+  return { auth, description: `${count} user(s) of ${file}, with passwords` };
+}
+
+/** Starts the inbox; a port in use is a one-line error that names the flag to change. */
+export async function listenInbox(options: InboxServerOptions, flag = '--port'): Promise<InboxServer> {
+  try {
+    return await createInboxServer(options);
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code === 'EADDRINUSE') throw new CliError(`port ${options.port ?? 0} on ${options.host ?? '127.0.0.1'} is in use; pick another with ${flag}`);
+    if (code === 'EADDRNOTAVAIL') throw new CliError(`cannot listen on ${options.host ?? '127.0.0.1'}: no such address on this machine`);
+    throw err;
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+export function registerInbox(program: Command): void {
+  program
+    .command('inbox')
+    .description('Serve the web inbox: people sign in, see pending approvals, and approve or reject them (signed with the web key)')
+    .option('--port <n>', `port to listen on (0: any free port)`, parseListenPort, DEFAULT_INBOX_PORT)
+    .option('--host <address>', 'address to listen on; serve other machines through a TLS proxy', '127.0.0.1')
+    .option('--users <file>', 'sign in with the users of this file (YAML; default: .warden/users.yaml, made by warden dev)')
+    .option('--oidc-issuer <url>', 'sign in with bearer tokens from this OIDC issuer (with --oidc-audience and --oidc-jwks)')
+    .option('--oidc-audience <aud>', 'the audience tokens must carry (the inbox client id)')
+    .option('--oidc-jwks <url>', "the provider's JWKS endpoint")
+    .option('--oidc-groups-claim <claim>', 'the token claim that lists groups (default: groups)')
+    .option('--key <file>', 'the web signing key (default: $WARDEN_WEB_SIGNING_KEY, else .warden/keys/web.json)')
+    .option('--public-origin <url>', 'the origin browsers use when a proxy is in front (https://warden.example.com)')
+    .action(async (opts: InboxOptions) => {
+      const { auth, description } = signInFrom(opts);
+      const { signer, file: keyFile } = resolveSigningKey(opts.key, 'web');
+      if (opts.publicOrigin !== undefined && !URL.canParse(opts.publicOrigin)) throw new UsageError(`--public-origin ${opts.publicOrigin} is not a URL`);
+      const settings = settingsFromEnv();
+      const client = await connectClient(settings);
+      const storePath = defaultStorePath();
+      const store = createSqliteStore(storePath);
+      let inbox: InboxServer;
+      try {
+        inbox = await listenInbox({
+          client,
+          store,
+          signer,
+          auth,
+          host: opts.host,
+          port: opts.port,
+          publicOrigin: opts.publicOrigin ? new URL(opts.publicOrigin).origin : undefined,
+          logger: serverLogger('warden-inbox', 'info'),
+        });
+      } catch (err) {
+        await client.close().catch(() => undefined);
+        await store.close();
+        throw err;
+      }
+      onShutdownSignal(async () => {
+        await inbox.close();
+        await client.close().catch(() => undefined);
+        await store.close();
+      }, 'stopping the web inbox');
+      out(`web inbox: ${inbox.url}`);
+      out(`  Temporal    ${settings.address} (namespace ${settings.namespace}); run store ${storePath}`);
+      out(`  sign-in     ${description}`);
+      out(`  signing     key ${signer.keyId} from ${keyFile}: workers must trust it (WARDEN_TRUSTED_KEYS)`);
+      if (!isLoopback(opts.host)) out(`  note        listening on ${opts.host} without TLS: serve people through an HTTPS proxy and pass --public-origin`);
+      out('Ctrl-C stops it.');
+    });
+}
