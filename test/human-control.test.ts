@@ -161,7 +161,8 @@ describe('approvals', () => {
       const p = await bed.client.pendingApprovals(runId);
       return p.length === 2 ? p : undefined;
     }, 20_000, 'two approvals');
-    expect(effects.count('echo')).toBe(1);
+    // The allowed sibling runs while both transfers wait.
+    await eventually(async () => effects.count('echo') === 1, 10_000, 'the allowed echo to run');
     const [first, second] = pending as [PendingApproval, PendingApproval];
     expect(first.approvalId).not.toBe(second.approvalId);
     await bed.client.reject(runId, { approvalId: second.approvalId, approver: 'alice', reason: 'no' });
