@@ -94,7 +94,7 @@ function decisionBench(): { p50: number; p99: number; mean: number } {
 async function main(): Promise<void> {
   const sizes = (process.env.BENCH_N ?? '100,1000').split(',').map(Number);
   Runtime.install({ logger: new DefaultLogger('WARN') });
-  const server = await startDevServer({ headless: true, log: () => {} });
+  const server = await startDevServer({ headless: true, log: () => {}, extraArgs: (process.env.BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean) });
   const store = createSqliteStore(path.join(mkdtempSync(path.join(os.tmpdir(), 'warden-bench-')), 'warden.db'));
   try {
     const taskQueue = 'bench';
