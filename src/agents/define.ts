@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { type z } from 'zod';
+import type { z } from 'zod';
 import { DURATION_PATTERN, type RetrySettings } from '../governance';
 import type { ScriptTurn } from '../workflows/types';
 

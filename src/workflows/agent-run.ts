@@ -477,10 +477,10 @@ class AgentRun {
       this.pendingRows.push(errorRow(plan.seq, plan.call, `not run: ${this.ending.reason}`));
       return;
     }
-    await this.execute_(plan.call, plan.seq, plan.spec);
+    await this.runTool(plan.call, plan.seq, plan.spec);
   }
 
-  private async execute_(call: ProposedCall, seq: number, spec: ToolSpec): Promise<void> {
+  private async runTool(call: ProposedCall, seq: number, spec: ToolSpec): Promise<void> {
     this.phase = 'running_tools';
     this.report(this.statusName(), `step ${this.usage.steps}: running ${call.name}`);
     this.audit('tool_started', { callId: call.id, tool: call.name });
@@ -594,7 +594,7 @@ class AgentRun {
 
   /** Waits for a decision. Returns null when approved, or the message the model gets otherwise. */
   private async awaitApproval(approval: PendingApprovalState): Promise<string | null> {
-    const requirement = this.lastRequirement(approval);
+    const requirement = this.requirementOf(approval);
     const notified = this.notifySlack(approval, requirement?.notify?.slack?.channel);
     try {
       return await this.waitForDecision(approval, requirement);
@@ -616,7 +616,7 @@ class AgentRun {
     }
   }
 
-  private async waitForDecision(approval: PendingApprovalState, requirement: ReturnType<AgentRun['lastRequirement']>): Promise<string | null> {
+  private async waitForDecision(approval: PendingApprovalState, requirement: ReturnType<AgentRun['requirementOf']>): Promise<string | null> {
     for (;;) {
       this.phase = 'awaiting_approval';
       this.report('awaiting_approval', `step ${this.usage.steps}: ${approval.tool} awaits approval by ${approval.approvers.join(' or ')} (${approval.approvalId})`);
@@ -645,7 +645,7 @@ class AgentRun {
     return null;
   }
 
-  private lastRequirement(approval: PendingApprovalState) {
+  private requirementOf(approval: PendingApprovalState) {
     return this.policy.policy.rules.find((r) => r.id === approval.ruleId)?.approval;
   }
 
