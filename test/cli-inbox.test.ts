@@ -11,6 +11,7 @@ import { hashPassword, loadUsersFile, verifyPassword } from '../src/approvals';
 import { ensureDevUsers } from '../src/cli/dev-users';
 import { startFakeSlack } from './fixtures/approvals/fake-slack';
 import { effects } from './fixtures/test-agents';
+import { runCli, type CliResult } from './fixtures/run-cli';
 import { createTestBed, eventually, settings, testPolicy, type TestBed } from './helpers';
 
 const root = path.join(__dirname, '..');
@@ -27,30 +28,11 @@ function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return env;
 }
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Result = CliResult;
 
 /** Runs a command that ends on its own. */
 function cli(args: string[], env: NodeJS.ProcessEnv = childEnv(), timeoutMs = 60_000): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`warden ${args.join(' ')} did not finish in ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCli(args, env, timeoutMs);
 }
 
 interface Server {

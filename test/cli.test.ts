@@ -12,6 +12,7 @@ import { parsePolicyText } from '../src/governance';
 import { createSqliteStore } from '../src/store';
 import type { PendingApproval, RunOutcome, RunStatusView } from '../src/workflows/types';
 import { refundAgent } from '../examples/refund-agent';
+import { runCli, type CliResult } from './fixtures/run-cli';
 import { createTestBed, eventually, settings, type TestBed } from './helpers';
 
 const root = path.join(__dirname, '..');
@@ -21,30 +22,11 @@ const fixture = path.join(root, 'test', 'fixtures', 'custom-agents');
 // The refund tools write to the example shop: keep it out of the working tree.
 process.env.WARDEN_SHOP_DB = path.join(tmp, 'shop.db');
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Result = CliResult;
 
 /** Runs the CLI without blocking this process (the in-process worker must keep serving meanwhile). */
 function cli(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`warden ${args.join(' ')} did not finish in ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCli(args, { ...process.env, ...env }, timeoutMs);
 }
 
 function json<T>(r: Result): T {
