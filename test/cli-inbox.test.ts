@@ -12,7 +12,7 @@ import { ensureDevUsers } from '../src/cli/dev-users';
 import { startFakeSlack } from './fixtures/approvals/fake-slack';
 import { effects } from './fixtures/test-agents';
 import { runCli, type CliResult } from './fixtures/run-cli';
-import { createTestBed, eventually, settings, testPolicy, type TestBed } from './helpers';
+import { createTestBed, financeApprovalPolicy, eventually, settings, type TestBed } from './helpers';
 
 const root = path.join(__dirname, '..');
 const bin = path.join(root, 'bin', 'warden.js');
@@ -78,14 +78,7 @@ function serve(args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<S
   });
 }
 
-const policy = testPolicy({
-  // Only decisions signed with a key the worker trusts count: the inbox's web key.
-  allowUnsignedDecisions: false,
-  rules: [
-    { id: 'transfers-need-finance', tools: ['transfer'], decision: 'require_approval', reason: 'money leaves the company', approval: { approvers: ['group:finance'], timeout: '10m' } },
-    { id: 'allow-rest', decision: 'allow' },
-  ],
-});
+const policy = financeApprovalPolicy();
 
 let bed: TestBed;
 let inbox: Server;

@@ -114,3 +114,20 @@ export async function eventually<T>(check: () => Promise<T | undefined | false |
   }
   throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
 }
+
+/** Transfers wait for `group:finance` and only signed decisions count; everything else is allowed. */
+export function financeApprovalPolicy(approval: Partial<NonNullable<NonNullable<PolicyInput['rules']>[number]['approval']>> = {}): Policy {
+  return testPolicy({
+    allowUnsignedDecisions: false,
+    rules: [
+      {
+        id: 'transfers-need-finance',
+        tools: ['transfer'],
+        decision: 'require_approval',
+        reason: 'money leaves the company',
+        approval: { approvers: ['group:finance'], timeout: '10m', ...approval },
+      },
+      { id: 'allow-rest', decision: 'allow' },
+    ],
+  });
+}

@@ -17,21 +17,14 @@ import {
 import { loadJose } from '../src/approvals/auth/oidc';
 import { REDACTED, generateSigningKey } from '../src/governance';
 import { effects } from './fixtures/test-agents';
-import { createTestBed, eventually, testPolicy, type TestBed } from './helpers';
+import { createTestBed, financeApprovalPolicy, eventually, type TestBed } from './helpers';
 
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const USERS_FILE = path.join(__dirname, 'fixtures/approvals/users.yaml');
 const webKey = { keyId: 'test-web', ...generateSigningKey() };
 const silent = pino({ level: 'silent' });
 
-const policy = testPolicy({
-  // Only decisions signed by a trusted channel count: the inbox's key is the one the worker trusts.
-  allowUnsignedDecisions: false,
-  rules: [
-    { id: 'transfers-need-finance', tools: ['transfer'], decision: 'require_approval', reason: 'money leaves the company', approval: { approvers: ['group:finance'], timeout: '10m' } },
-    { id: 'allow-rest', decision: 'allow' },
-  ],
-});
+const policy = financeApprovalPolicy();
 
 let bed: TestBed;
 let inbox: InboxServer;

@@ -4,25 +4,13 @@ import { DecisionSigner, createSlackApp, loadSlackIdentities, type SlackApp } fr
 import { REDACTED, generateSigningKey } from '../src/governance';
 import { effects } from './fixtures/test-agents';
 import { slackSignature, startFakeSlack, type SlackCall } from './fixtures/approvals/fake-slack';
-import { createTestBed, eventually, testPolicy, type TestBed } from './helpers';
+import { createTestBed, financeApprovalPolicy, eventually, type TestBed } from './helpers';
 
 const SIGNING_SECRET = 'test-signing-secret-0123456789abcdef';
 const BOT_TOKEN = 'xoxb-test-token';
 const slackKey = { keyId: 'test-slack', ...generateSigningKey() };
 
-const policy = testPolicy({
-  allowUnsignedDecisions: false,
-  rules: [
-    {
-      id: 'transfers-need-finance',
-      tools: ['transfer'],
-      decision: 'require_approval',
-      reason: 'money leaves the company',
-      approval: { approvers: ['group:finance'], timeout: '10m', notify: { slack: { channel: '#payments' } } },
-    },
-    { id: 'allow-rest', decision: 'allow' },
-  ],
-});
+const policy = financeApprovalPolicy({ notify: { slack: { channel: '#payments' } } });
 
 let bed: TestBed;
 let fake: Awaited<ReturnType<typeof startFakeSlack>>;

@@ -43,12 +43,16 @@ function exitWhenWorkerDies(done: Promise<void>, cleanup: () => Promise<void>): 
   );
 }
 
-export function registerDev(program: Command): void {
-  program
-    .command('dev')
-    .description('Start a local Temporal dev server (with UI), dev signing keys and a worker, in one process; Ctrl-C stops all')
+/** `--agents` and `--policies`, the same for every command that runs a worker. */
+function withAgentOptions(command: Command): Command {
+  return command
     .option('--agents <module>', 'module exporting agents (TS or JS)', defaultAgentsPath())
-    .option('--policies <dir>', 'directory of policy files', defaultPoliciesPath())
+    .option('--policies <dir>', 'directory of policy files', defaultPoliciesPath());
+}
+
+export function registerDev(program: Command): void {
+  withAgentOptions(program.command('dev'))
+    .description('Start a local Temporal dev server (with UI), dev signing keys and a worker, in one process; Ctrl-C stops all')
     .option('--headless', 'no Temporal Web UI')
     .option('--port <n>', `gRPC port (default ${DEFAULT_PORT} if free)`, parsePort)
     .option('--ui-port <n>', 'Web UI port (default 8233 if free)', parsePort)
@@ -92,11 +96,8 @@ export function registerDev(program: Command): void {
       await stack.worker.done.catch(() => undefined);
     });
 
-  program
-    .command('worker')
+  withAgentOptions(program.command('worker'))
     .description('Run a worker against TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE (trusted keys from WARDEN_TRUSTED_KEYS)')
-    .option('--agents <module>', 'module exporting agents (TS or JS)', defaultAgentsPath())
-    .option('--policies <dir>', 'directory of policy files', defaultPoliciesPath())
     .option('--workflow-bundle <file>', 'a prebuilt workflow bundle (bundleWorkflowCode output) instead of bundling at start')
     .action(async (opts: { agents: string; policies: string; workflowBundle?: string }) => {
       installRuntime('INFO');

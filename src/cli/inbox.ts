@@ -6,12 +6,11 @@ import type { Authenticator } from '../approvals/auth/authenticator';
 import { loadUsersFile, localUsersAuthenticator } from '../approvals/auth/local-users';
 import { oidcBearerAuthenticator } from '../approvals/auth/oidc';
 import { createInboxServer, type InboxServer, type InboxServerOptions } from '../approvals/inbox/server';
-import { createSqliteStore, defaultStorePath } from '../store';
 import { resolveSigningKey } from './approvals';
-import { connectClient, settingsFromEnv, wardenHome } from './context';
+import { serveWithClientAndStore } from './serve';
+import { wardenHome } from './context';
 import { CliError, UsageError } from './errors';
 import { out } from './format';
-import { onShutdownSignal } from './local-stack';
 
 /** The inbox's port when none is asked for (and, for `warden dev`, when it is free). */
 export const DEFAULT_INBOX_PORT = 8787;
@@ -115,13 +114,8 @@ export function registerInbox(program: Command): void {
       const { auth, description } = signInFrom(opts);
       const { signer, file: keyFile } = resolveSigningKey(opts.key, 'web');
       if (opts.publicOrigin !== undefined && !URL.canParse(opts.publicOrigin)) throw new UsageError(`--public-origin ${opts.publicOrigin} is not a URL`);
-      const settings = settingsFromEnv();
-      const client = await connectClient(settings);
-      const storePath = defaultStorePath();
-      const store = createSqliteStore(storePath);
-      let inbox: InboxServer;
-      try {
-        inbox = await listenInbox({
+      const { server: inbox, settings, storePath } = await serveWithClientAndStore('stopping the web inbox', ({ client, store }) =>
+        listenInbox({
           client,
           store,
           signer,
@@ -130,17 +124,8 @@ export function registerInbox(program: Command): void {
           port: opts.port,
           publicOrigin: opts.publicOrigin ? new URL(opts.publicOrigin).origin : undefined,
           logger: serverLogger('warden-inbox', 'info'),
-        });
-      } catch (err) {
-        await client.close().catch(() => undefined);
-        await store.close();
-        throw err;
-      }
-      onShutdownSignal(async () => {
-        await inbox.close();
-        await client.close().catch(() => undefined);
-        await store.close();
-      }, 'stopping the web inbox');
+        }),
+      );
       out(`web inbox: ${inbox.url}`);
       out(`  Temporal    ${settings.address} (namespace ${settings.namespace}); run store ${storePath}`);
       out(`  sign-in     ${description}`);

@@ -5,13 +5,13 @@ import type { DecisionSigner } from '../approvals/keys';
 import { createSlackApp, type SlackApp } from '../approvals/slack/app';
 import { loadSlackIdentities, type SlackIdentityMap } from '../approvals/slack/identities';
 import type { WardenClient } from '../client';
-import { createSqliteStore, defaultStorePath, type RunStore } from '../store';
+import type { RunStore } from '../store';
 import { resolveSigningKey } from './approvals';
-import { connectClient, settingsFromEnv, wardenHome } from './context';
+import { serveWithClientAndStore } from './serve';
+import { wardenHome } from './context';
 import { CliError, describeError } from './errors';
 import { out } from './format';
 import { parseListenPort, serverLogger } from './inbox';
-import { onShutdownSignal } from './local-stack';
 
 /** The Slack app's port in HTTP mode when none is asked for (and, for `warden dev`, when it is free). */
 export const DEFAULT_SLACK_PORT = 3000;
@@ -120,23 +120,9 @@ export function registerSlack(program: Command): void {
       const identitiesFile = opts.identities ?? defaultIdentitiesFile();
       const identities = readIdentities(identitiesFile);
       const { signer, file: keyFile } = resolveSigningKey(opts.key, 'slack');
-      const settings = settingsFromEnv();
-      const client = await connectClient(settings);
-      const storePath = defaultStorePath();
-      const store = createSqliteStore(storePath);
-      let app: SlackApp;
-      try {
-        app = await startSlack({ env, client, store, signer, identities, socketMode, host: opts.host, port: opts.port, logLevel: 'info' });
-      } catch (err) {
-        await client.close().catch(() => undefined);
-        await store.close();
-        throw err;
-      }
-      onShutdownSignal(async () => {
-        await app.close();
-        await client.close().catch(() => undefined);
-        await store.close();
-      }, 'stopping the Slack app');
+      const { server: app, settings, storePath } = await serveWithClientAndStore('stopping the Slack app', ({ client, store }) =>
+        startSlack({ env, client, store, signer, identities, socketMode, host: opts.host, port: opts.port, logLevel: 'info' }),
+      );
       out(app.url ? `Slack app: Request URL ${app.url}` : 'Slack app: connected to Slack in Socket Mode');
       if (app.url) out("  set it, through your HTTPS proxy, as the Interactivity Request URL of your Slack app");
       out(`  identities  ${identities.size} Slack user(s) mapped in ${identitiesFile}; anyone else's click decides nothing`);

@@ -1,0 +1,35 @@
+import type { WardenClient } from '../client';
+import type { TemporalSettings } from '../config';
+import { createSqliteStore, defaultStorePath, type RunStore } from '../store';
+import { connectClient, settingsFromEnv } from './context';
+import { onShutdownSignal } from './local-stack';
+
+/**
+ * Starts a long-running server (inbox, Slack app) with a client and the run store, and closes all
+ * three on Ctrl-C. If the server fails to start, the client and store are closed before the error goes on.
+ */
+export async function serveWithClientAndStore<S extends { close(): Promise<void> }>(
+  stopping: string,
+  start: (deps: { client: WardenClient; store: RunStore; settings: TemporalSettings; storePath: string }) => Promise<S>,
+): Promise<{ server: S; settings: TemporalSettings; storePath: string }> {
+  const settings = settingsFromEnv();
+  const client = await connectClient(settings);
+  const storePath = defaultStorePath();
+  const store = createSqliteStore(storePath);
+  const closeDeps = async () => {
+    await client.close().catch(() => undefined);
+    await store.close();
+  };
+  let server: S;
+  try {
+    server = await start({ client, store, settings, storePath });
+  } catch (err) {
+    await closeDeps();
+    throw err;
+  }
+  onShutdownSignal(async () => {
+    await server.close();
+    await closeDeps();
+  }, stopping);
+  return { server, settings, storePath };
+}
