@@ -93,6 +93,13 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
   const { registry, store, logger } = deps;
   const trustedKeys = deps.trustedKeys ?? {};
   const notifications = { slack: deps.notifyApproval !== undefined };
+  // The tool set an agent offers its model never changes while the worker runs: build it once.
+  const toolSets = new Map<string, ToolSet>();
+  const modelTools = (agent: string): ToolSet => {
+    let set = toolSets.get(agent);
+    if (!set) toolSets.set(agent, (set = toolsForModel(registry, agent)));
+    return set;
+  };
 
   const core: Omit<CoreActivities, 'notifyApproval'> & Partial<Pick<CoreActivities, 'notifyApproval'>> = {
     async prepareRun(input: PrepareRunInput) {
@@ -121,7 +128,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
           model: resolveModel(agent.model, input.scriptTurn),
           system: agent.instructions,
           messages,
-          tools: toolsForModel(registry, agent.name),
+          tools: modelTools(agent.name),
           // Temporal owns retries: one place, visible in history, with backoff across worker restarts.
           maxRetries: 0,
           abortSignal: Context.current().cancellationSignal,
