@@ -13,6 +13,20 @@ export interface DecisionClaims {
   channel: string;
   /** ISO time the channel issued it; a decision older than the window is refused as expired. */
   issuedAt: string;
+  /** The approval comment or the rejection reason: signed, so nobody can put words in a person's mouth. */
+  note?: string;
+}
+
+/** What a channel that authenticated a person signs when it starts a run on their behalf. */
+export interface StartClaims {
+  kind: 'start';
+  runId: string;
+  agent: string;
+  requester: string;
+  /** `goalDigest(goal)`: the signature covers the goal without carrying it twice. */
+  goal: string;
+  channel: string;
+  issuedAt: string;
 }
 
 /** A signed decision as it travels in an approve/reject signal. */
@@ -38,7 +52,7 @@ export type DecisionVerification = { ok: true; claims: DecisionClaims } | { ok: 
  * Signs decision claims with a channel's Ed25519 private key (hex). Use it in channels that
  * authenticated the person (web inbox, Slack app, CLI with a key), never in workflow code.
  */
-export function signDecision(claims: DecisionClaims, privateKeyHex: string, keyId: string): SignedDecision {
+export function signDecision(claims: DecisionClaims | StartClaims, privateKeyHex: string, keyId: string): SignedDecision {
   const payload = canonicalJson(claims);
   const signature = bytesToHex(ed25519.sign(utf8ToBytes(payload), hexToBytes(privateKeyHex)));
   return { payload, signature, keyId };
@@ -54,27 +68,40 @@ export function publicKeyOf(privateKeyHex: string): string {
   return bytesToHex(ed25519.getPublicKey(hexToBytes(privateKeyHex)));
 }
 
-function isClaims(value: unknown): value is DecisionClaims {
-  if (typeof value !== 'object' || value === null) return false;
-  const v = value as Record<string, unknown>;
+function isDecisionClaims(value: Record<string, unknown>): boolean {
   return (
-    typeof v.approvalId === 'string' &&
-    typeof v.runId === 'string' &&
-    (v.decision === 'approve' || v.decision === 'reject') &&
-    typeof v.approver === 'string' &&
-    Array.isArray(v.groups) &&
-    v.groups.every((g) => typeof g === 'string') &&
-    typeof v.channel === 'string' &&
-    typeof v.issuedAt === 'string'
+    typeof value.approvalId === 'string' &&
+    typeof value.runId === 'string' &&
+    (value.decision === 'approve' || value.decision === 'reject') &&
+    typeof value.approver === 'string' &&
+    Array.isArray(value.groups) &&
+    value.groups.every((g) => typeof g === 'string') &&
+    typeof value.channel === 'string' &&
+    typeof value.issuedAt === 'string' &&
+    (value.note === undefined || typeof value.note === 'string')
   );
 }
 
+function isStartClaims(value: Record<string, unknown>): boolean {
+  return (
+    value.kind === 'start' &&
+    typeof value.runId === 'string' &&
+    typeof value.agent === 'string' &&
+    typeof value.requester === 'string' &&
+    typeof value.goal === 'string' &&
+    typeof value.channel === 'string' &&
+    typeof value.issuedAt === 'string'
+  );
+}
+
+export type ClaimsVerification = { ok: true; claims: DecisionClaims | StartClaims; keyId: string } | { ok: false; reason: string };
+
 /**
- * Verifies a signed decision: a trusted key, a valid signature over the exact payload, and an
- * issue time within the window. Pure JS, so the workflow runs it in its sandbox before it counts
- * a decision; `nowMs` is the workflow's clock.
+ * Verifies a signed block: a key among `trusted`, a valid signature over the exact payload, a
+ * canonical payload of the expected kind, and an issue time within the window of `nowMs`.
+ * Pure JS. What the key may assert is `keyring.ts`'s business.
  */
-export function verifySignedDecision(signed: unknown, trusted: TrustedKeys, nowMs: number, maxAgeMs = DECISION_MAX_AGE_MS): DecisionVerification {
+export function verifySignedClaims(signed: unknown, trusted: TrustedKeys, nowMs: number, kind: 'decision' | 'start', maxAgeMs = DECISION_MAX_AGE_MS): ClaimsVerification {
   if (typeof signed !== 'object' || signed === null) return { ok: false, reason: 'signature block is not an object' };
   const { payload, signature, keyId } = signed as Partial<SignedDecision>;
   if (typeof payload !== 'string' || typeof signature !== 'string' || typeof keyId !== 'string') {
@@ -95,11 +122,20 @@ export function verifySignedDecision(signed: unknown, trusted: TrustedKeys, nowM
   } catch {
     return { ok: false, reason: 'signed payload is not JSON' };
   }
-  if (!isClaims(claims)) return { ok: false, reason: 'signed payload lacks approvalId, runId, decision, approver, groups, channel or issuedAt' };
+  if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) return { ok: false, reason: 'signed payload is not an object' };
+  const fields = claims as Record<string, unknown>;
+  if (kind === 'decision' && !isDecisionClaims(fields)) return { ok: false, reason: 'signed payload lacks approvalId, runId, decision, approver, groups, channel or issuedAt' };
+  if (kind === 'start' && !isStartClaims(fields)) return { ok: false, reason: 'signed payload is not a run start (kind, runId, agent, requester, goal, channel, issuedAt)' };
   if (canonicalJson(claims) !== payload) return { ok: false, reason: 'signed payload is not canonical JSON' };
-  const issued = Date.parse(claims.issuedAt);
+  const issued = Date.parse(fields.issuedAt as string);
   if (!Number.isFinite(issued)) return { ok: false, reason: 'issuedAt is not a time' };
-  if (issued > nowMs + CLOCK_SKEW_MS) return { ok: false, reason: 'decision is issued in the future' };
-  if (nowMs - issued > maxAgeMs) return { ok: false, reason: `decision expired (issued ${Math.round((nowMs - issued) / 1000)}s ago, valid for ${maxAgeMs / 1000}s)` };
-  return { ok: true, claims };
+  if (issued > nowMs + CLOCK_SKEW_MS) return { ok: false, reason: `${kind} is issued in the future` };
+  if (nowMs - issued > maxAgeMs) return { ok: false, reason: `${kind} expired (issued ${Math.round((nowMs - issued) / 1000)}s ago, valid for ${maxAgeMs / 1000}s)` };
+  return { ok: true, claims: claims as DecisionClaims | StartClaims, keyId };
+}
+
+/** Verifies a signed decision against bare public keys. Prefer `authorizeDecision`, which also checks what the key may assert. */
+export function verifySignedDecision(signed: unknown, trusted: TrustedKeys, nowMs: number, maxAgeMs = DECISION_MAX_AGE_MS): DecisionVerification {
+  const verified = verifySignedClaims(signed, trusted, nowMs, 'decision', maxAgeMs);
+  return verified.ok ? { ok: true, claims: verified.claims as DecisionClaims } : verified;
 }
