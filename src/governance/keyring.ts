@@ -72,10 +72,11 @@ function bind(keyring: Keyring, keyId: string, person: string, groups: readonly 
   if (grant.people === '*') return { ok: true, identity: { id, groups: claimed, channel, keyId } };
   const entry = Object.entries(grant.people).find(([who]) => normalizeIdentity(who) === id);
   if (!entry) return { ok: false, reason: `key "${keyId}" may not assert ${id} (it speaks for ${Object.keys(grant.people).join(', ') || 'nobody'})` };
-  const allowed = new Set(entry[1].map(normalizeIdentity));
-  const over = claimed.filter((g) => !allowed.has(g));
+  const allowed = [...new Set(entry[1].map(normalizeIdentity))];
+  const over = claimed.filter((g) => !allowed.includes(g));
   if (over.length > 0) return { ok: false, reason: `key "${keyId}" may not assert group(s) ${over.join(', ')} for ${id}` };
-  return { ok: true, identity: { id, groups: claimed, channel, keyId } };
+  // The directory is the authority on groups: a person is in the groups it lists, whatever the claim says.
+  return { ok: true, identity: { id, groups: allowed, channel, keyId } };
 }
 
 /**
