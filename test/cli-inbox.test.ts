@@ -8,7 +8,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import { hashPassword, loadUsersFile, verifyPassword } from '../src/approvals';
-import { ensureDevUsers } from '../src/cli/dev-users';
+import { devUserDirectory, ensureDevUsers } from '../src/cli/dev-users';
+import { parseKeyring } from '../src/governance';
 import { startFakeSlack } from './fixtures/approvals/fake-slack';
 import { effects } from './fixtures/test-agents';
 import { runCli, type CliResult } from './fixtures/run-cli';
@@ -85,16 +86,20 @@ let inbox: Server;
 let base = '';
 
 beforeAll(async () => {
-  const key = await cli(['keys', 'generate', '--id', 'test-web', '--out', webKeyFile]);
+  // The inbox signs people in itself, so its key may assert anyone: the grant `keys generate` prints is what the worker trusts.
+  const key = await cli(['keys', 'generate', '--id', 'test-web', '--out', webKeyFile, '--channel', 'web', '--any-identity']);
   expect(key.code).toBe(0);
   const publicKey = /public key: ([0-9a-f]{64})/.exec(key.stdout)?.[1] ?? '';
   expect(publicKey).toMatch(/^[0-9a-f]{64}$/);
+  const grant = /^ {2}(\{.*\})$/m.exec(key.stdout)?.[1] ?? '';
+  const keyring = parseKeyring(JSON.parse(grant), 'the grant warden keys generate printed');
+  expect(keyring).toEqual({ 'test-web': { publicKey, channel: 'web', people: '*', revoked: false } });
   const users = [
     { id: 'alice', name: 'Alice Adams', password: await hashPassword('alice-secret-1'), groups: ['finance'] },
     { id: 'carol', password: await hashPassword('carol-secret-1'), groups: ['support'] },
   ];
   writeFileSync(usersFile, JSON.stringify({ users }));
-  bed = await createTestBed({ trustedKeys: { 'test-web': publicKey } });
+  bed = await createTestBed({ keyring });
   inbox = await serve(['inbox', '--users', usersFile, '--port', '0', '--key', webKeyFile], childEnv(), /web inbox: (http:\/\/127\.0\.0\.1:\d+)[\s\S]*Ctrl-C stops it/);
   base = inbox.match[1] ?? '';
 }, 120_000);
@@ -210,7 +215,7 @@ describe('warden slack', () => {
     const fake = await startFakeSlack();
     const slackKey = path.join(tmp, 'keys', 'slack.json');
     try {
-      expect((await cli(['keys', 'generate', '--id', 'test-slack', '--out', slackKey])).code).toBe(0);
+      expect((await cli(['keys', 'generate', '--id', 'test-slack', '--out', slackKey, '--channel', 'slack', '--any-identity'])).code).toBe(0);
       const env = childEnv({ SLACK_BOT_TOKEN: 'xoxb-test', SLACK_SIGNING_SECRET: 'test-secret', SLACK_API_URL: fake.url });
       const missing = await cli(['slack', '--port', '0', '--key', slackKey], env);
       expect(missing.code).toBe(1);
@@ -235,6 +240,8 @@ describe('development users', () => {
     const devHome = path.join(tmp, 'dev-home');
     const first = await ensureDevUsers(devHome);
     expect(first.created?.map((u) => `${u.id}:${u.groups.join(',')}`)).toEqual(['alice:finance', 'bob:finance-leads', 'carol:support']);
+    // The development CLI key speaks for the same people, in the same groups.
+    expect(devUserDirectory()).toEqual(Object.fromEntries((first.created ?? []).map((u) => [u.id, u.groups])));
     const users = loadUsersFile(first.usersFile);
     const text = readFileSync(first.passwordsFile ?? '', 'utf8');
     for (const u of first.created ?? []) {

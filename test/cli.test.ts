@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { loadKeyring } from '../src/approvals/keys';
 import { parsePolicyText } from '../src/governance';
 import { createSqliteStore } from '../src/store';
 import type { PendingApproval, RunOutcome, RunStatusView } from '../src/workflows/types';
@@ -47,6 +48,7 @@ const notesHome = path.join(tmp, 'notes-home');
 const notesQueue = `cli-notes-${unique}`;
 const notesDir = path.join(tmp, 'notes');
 const keyFile = path.join(tmp, 'keys', 'tester.json');
+const erinKeyFile = path.join(tmp, 'keys', 'cli-erin.json');
 const trustedFile = path.join(tmp, 'trusted-keys.json');
 const notesEnv = { TEMPORAL_ADDRESS: address, WARDEN_HOME: notesHome, WARDEN_TASK_QUEUE: notesQueue };
 
@@ -71,12 +73,21 @@ async function statusOf(runId: string, env: Record<string, string>): Promise<Run
   return json<RunStatusView>(await cli(['status', runId, '--json'], env));
 }
 
+/** The grant `warden keys generate` prints for the trusted-keys file, as the workers parse it. */
+function printedGrant(r: Result): Record<string, unknown> {
+  expect(r.code).toBe(0);
+  const line = /^ {2}(\{.*\})$/m.exec(r.stdout)?.[1];
+  if (!line) throw new Error(`no grant line in:\n${r.stdout}`);
+  return JSON.parse(line) as Record<string, unknown>;
+}
+
 beforeAll(async () => {
-  const key = await cli(['keys', 'generate', '--id', 'tester', '--out', keyFile], {});
-  expect(key.code).toBe(0);
-  const publicKey = /public key: ([0-9a-f]{64})/.exec(key.stdout)?.[1];
-  expect(publicKey).toBeDefined();
-  writeFileSync(trustedFile, JSON.stringify({ tester: publicKey }));
+  // A test desk that may assert anyone (the tests play several approvers), and erin's own key, which speaks only for her.
+  const tester = printedGrant(await cli(['keys', 'generate', '--id', 'tester', '--out', keyFile, '--any-identity'], {}));
+  const erin = printedGrant(await cli(['keys', 'generate', '--id', 'cli-erin', '--out', erinKeyFile, '--person', 'erin', '--groups', 'editors'], {}));
+  expect(erin).toEqual({ 'cli-erin': { publicKey: expect.stringMatching(/^[0-9a-f]{64}$/) as string, channel: 'cli', people: { erin: ['editors'] } } });
+  writeFileSync(trustedFile, JSON.stringify({ ...tester, ...erin }, null, 2));
+  const keyring = loadKeyring(trustedFile);
 
   const policyFile = path.join(root, 'policies', 'refund-agent.yaml');
   bed = await createTestBed({
@@ -84,7 +95,7 @@ beforeAll(async () => {
     policies: [parsePolicyText(readFileSync(policyFile, 'utf8'), policyFile)],
     storePath: path.join(refundHome, 'warden.db'),
     taskQueue: refundQueue,
-    trustedKeys: { tester: publicKey ?? '' },
+    keyring,
   });
 
   const bundle = process.env.WARDEN_TEST_WORKFLOW_BUNDLE ?? '';
@@ -109,7 +120,7 @@ beforeAll(async () => {
     child.on('exit', (code) => reject(new Error(`warden worker exited with ${code}: ${output}`)));
   });
   expect(output).toContain('agents: notes-agent');
-  expect(output).toContain('1 trusted key(s)');
+  expect(output).toContain(`2 trusted key(s) from ${trustedFile}, re-read when it changes`);
 }, 120_000);
 
 afterAll(async () => {
@@ -138,6 +149,20 @@ describe('warden run and status', () => {
     expect(outcome.text).toContain('refunded $25.00');
     const decisions = (await bed.store.readAudit(runId)).filter((e) => e.type === 'policy_decision').map((e) => `${String(e.data.tool)}:${String(e.data.decision)}`);
     expect(decisions).toEqual(['lookup_order:allow', 'issue_refund:allow', 'change_credit_limit:deny']);
+  });
+
+  test('run signs the start with the CLI key when there is one, so the requester is verified', async () => {
+    const script = path.join(root, 'examples', 'scripts', 'refund-out-of-scope.json');
+    const signed = await cli(['run', 'refund-agent', '--goal', 'a signed start', '--script', script, '--requester', 'dana', '--signing-key', keyFile, '--wait', '--json'], refundEnv);
+    expect(signed.stderr).toBe('');
+    const { runId: verifiedRun } = json<{ runId: string }>(signed);
+    expect((await statusOf(verifiedRun, refundEnv)).requesterVerified).toBe(true);
+
+    // refundEnv's home has no keys/cli.json: the run starts, unverified, and the CLI says so in one line.
+    const unsigned = await cli(['run', 'refund-agent', '--goal', 'an unsigned start', '--script', script, '--requester', 'dana', '--wait', '--json'], refundEnv);
+    const { runId: unverifiedRun } = json<{ runId: string }>(unsigned);
+    expect(unsigned.stderr.trim()).toBe(`note: ${unverifiedRun} started with an unverified requester (no CLI signing key: --signing-key, WARDEN_SIGNING_KEY or ${path.join(refundHome, 'keys', 'cli.json')})`);
+    expect((await statusOf(unverifiedRun, refundEnv)).requesterVerified).toBe(false);
   });
 
   test('a reused run key is one clear error line', async () => {
@@ -247,6 +272,32 @@ describe('approvals from the CLI, signed with a key the worker trusts', () => {
     const done = await eventually(async () => (await statusOf(runId, notesEnv)).outcome, 20_000, 'the approved run to finish');
     expect(done).toMatchObject({ status: 'completed', toolCalls: 1 });
     expect(readFileSync(path.join(notesDir, `${name}.txt`), 'utf8')).toBe(`shared note ${name}`);
+  });
+
+  test("a person's own key speaks only for that person, and revoking it in the file stops it at once", async () => {
+    const runId = (await cli(['run', 'notes-agent', '--goal', 'share a note', '--requester', 'dana', '--script', sharedNoteScript(`shared-erin-${unique}`)], notesEnv)).stdout.trim();
+    const approval = await approvalOf(runId);
+
+    const asFrank = await cli(['approve', runId, approval.approvalId, '--as', 'frank', '--key', erinKeyFile], notesEnv);
+    expect(asFrank.code).toBe(1);
+    expect(asFrank.stderr).toContain('key "cli-erin" may not assert frank');
+
+    const moreGroups = await cli(['approve', runId, approval.approvalId, '--as', 'erin', '--groups', 'editors,admins', '--key', erinKeyFile], notesEnv);
+    expect(moreGroups.code).toBe(1);
+    expect(moreGroups.stderr).toContain('may not assert group(s) admins for erin');
+
+    const revoke = await cli(['keys', 'revoke', 'cli-erin', '--trusted', trustedFile], {});
+    expect(revoke.code).toBe(0);
+    expect(revoke.stdout).toContain(`revoked cli-erin in ${trustedFile}`);
+    // The worker was not restarted: it re-reads the file for this decision.
+    const revoked = await cli(['approve', runId, approval.approvalId, '--as', 'erin', '--key', erinKeyFile], notesEnv);
+    expect(revoked.code).toBe(1);
+    expect(revoked.stderr).toContain('signing key "cli-erin" is revoked');
+
+    const ok = await cli(['approve', runId, approval.approvalId, '--as', 'erin', '--groups', 'editors', '--key', keyFile], notesEnv);
+    expect(ok.code).toBe(0);
+    const done = await eventually(async () => (await statusOf(runId, notesEnv)).outcome, 20_000, 'the approved run to finish');
+    expect(done).toMatchObject({ status: 'completed' });
   });
 
   test('without a key the CLI says where to get one', async () => {

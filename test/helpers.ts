@@ -1,13 +1,15 @@
-import { mkdtempSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { PayloadCodec } from '@temporalio/common';
 import { Runtime, DefaultLogger, NativeConnection, type Worker } from '@temporalio/worker';
 import pino from 'pino';
 import { AgentRegistry, type Agent } from '../src/agents';
 import { WardenClient } from '../src/client';
-import { parsePolicy, type Policy, type PolicyInput } from '../src/governance';
+import { EncryptionCodec, loadPayloadKeys } from '../src/codec';
+import { parsePolicy, type Keyring, type Policy, type PolicyInput } from '../src/governance';
 import { createSqliteStore, type RunStore } from '../src/store';
-import { createWardenWorker } from '../src/worker';
+import { createWardenWorker, type WardenWorkerOptions } from '../src/worker';
 import { testAgent } from './fixtures/test-agents';
 
 let runtimeInstalled = false;
@@ -31,7 +33,48 @@ export function settings() {
   return { address, namespace };
 }
 
-export async function createTestBed(options: { agents?: Agent[]; policies?: Policy[]; storePath?: string; trustedKeys?: Record<string, string>; taskQueue?: string; slack?: { botToken: string; slackApiUrl?: string } } = {}): Promise<TestBed> {
+let payloadKeysCopy: string | undefined;
+
+/**
+ * The suite's fixed payload key file (`test/fixtures/payload-keys.json`), copied once to a temp
+ * file of mode 0600: git keeps no mode but the executable bit, and a key file others may read is
+ * refused. The recorded histories in `test/histories` are encrypted with this key.
+ */
+export function testPayloadKeysFile(): string {
+  if (!payloadKeysCopy) {
+    payloadKeysCopy = path.join(mkdtempSync(path.join(os.tmpdir(), 'warden-payload-keys-')), 'payload-keys.json');
+    copyFileSync(path.join(__dirname, 'fixtures', 'payload-keys.json'), payloadKeysCopy);
+    chmodSync(payloadKeysCopy, 0o600);
+  }
+  return payloadKeysCopy;
+}
+
+/** The codec of `testPayloadKeysFile()`: what every test bed encrypts with unless told otherwise. */
+export function testPayloadCodec(): EncryptionCodec {
+  return new EncryptionCodec(loadPayloadKeys(testPayloadKeysFile()));
+}
+
+/**
+ * `payloadCodec`: what the bed's worker and client encrypt with; default `testPayloadCodec()`, `null` for payloads in clear.
+ * With the default, `WARDEN_PAYLOAD_KEYS` is set to the test key file (unless set already) so `warden` child processes read the same payloads.
+ */
+export interface TestBedOptions {
+  agents?: Agent[];
+  policies?: Policy[];
+  storePath?: string;
+  /** The worker's trusted keys; a function is read on every decision (revocation tests). Default: none. */
+  keyring?: Keyring | (() => Keyring);
+  /** Count unsigned decisions (as typed into the Temporal UI). Off unless a test says so. */
+  allowUnsignedDecisions?: boolean;
+  /** Let start inputs bring their own policy, as most tests do. Default on; security tests turn it off. */
+  acceptRunInputPolicy?: boolean;
+  limits?: WardenWorkerOptions['limits'];
+  taskQueue?: string;
+  slack?: { botToken: string; slackApiUrl?: string };
+  payloadCodec?: PayloadCodec | null;
+}
+
+export async function createTestBed(options: TestBedOptions = {}): Promise<TestBed> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
@@ -42,7 +85,9 @@ export async function createTestBed(options: { agents?: Agent[]; policies?: Poli
   const store = createSqliteStore(storePath);
   const registry = new AgentRegistry(options.agents ?? [testAgent], (options.policies ?? []).map((policy) => ({ policy, source: 'test' })));
   const connection = await NativeConnection.connect({ address });
-  const client = await WardenClient.connect({ address, namespace }, taskQueue);
+  if (options.payloadCodec === undefined) process.env.WARDEN_PAYLOAD_KEYS ??= testPayloadKeysFile();
+  const payloadCodec = options.payloadCodec === undefined ? testPayloadCodec() : (options.payloadCodec ?? undefined);
+  const client = await WardenClient.connect({ address, namespace }, taskQueue, { payloadCodec });
   const logger = pino({ level: 'silent' });
   const codePath = process.env.WARDEN_TEST_WORKFLOW_BUNDLE;
   let running: Promise<void> | null = null;
@@ -61,9 +106,13 @@ export async function createTestBed(options: { agents?: Agent[]; policies?: Poli
         taskQueue,
         logger,
         workflowBundle: codePath ? { codePath } : undefined,
-        trustedKeys: options.trustedKeys ?? {},
+        keyring: options.keyring ?? {},
+        allowUnsignedDecisions: options.allowUnsignedDecisions ?? false,
+        acceptRunInputPolicy: options.acceptRunInputPolicy ?? true,
+        ...(options.limits ? { limits: options.limits } : {}),
         slack: options.slack ?? null,
         workerOptions: { shutdownGraceTime: '1s' },
+        payloadCodec,
       });
       running = bed.worker.run();
       return bed.worker;
@@ -92,7 +141,6 @@ export function testPolicy(overrides: Partial<PolicyInput> = {}): Policy {
       agent: 'test-agent',
       tools: { echo: {}, transfer: {}, flaky: {}, broken: {}, undo_fails: {} },
       rules: [{ id: 'allow-all', decision: 'allow', reason: 'test' }],
-      allowUnsignedDecisions: true,
       ...overrides,
     },
     'test policy',
@@ -115,10 +163,9 @@ export async function eventually<T>(check: () => Promise<T | undefined | false |
   throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
 }
 
-/** Transfers wait for `group:finance` and only signed decisions count; everything else is allowed. */
+/** Transfers wait for `group:finance`; everything else is allowed. */
 export function financeApprovalPolicy(approval: Partial<NonNullable<NonNullable<PolicyInput['rules']>[number]['approval']>> = {}): Policy {
   return testPolicy({
-    allowUnsignedDecisions: false,
     rules: [
       {
         id: 'transfers-need-finance',

@@ -15,7 +15,7 @@ import {
   type InboxServer,
 } from '../src/approvals';
 import { loadJose } from '../src/approvals/auth/oidc';
-import { REDACTED, generateSigningKey } from '../src/governance';
+import { REDACTED, generateSigningKey, parseKeyring } from '../src/governance';
 import { effects } from './fixtures/test-agents';
 import { createTestBed, financeApprovalPolicy, eventually, type TestBed } from './helpers';
 
@@ -31,7 +31,8 @@ let inbox: InboxServer;
 let browser: Browser;
 
 beforeAll(async () => {
-  bed = await createTestBed({ trustedKeys: { [webKey.keyId]: webKey.publicKey } });
+  // The inbox authenticates people itself (users file, OIDC), so its key may assert anyone.
+  bed = await createTestBed({ keyring: parseKeyring({ [webKey.keyId]: { publicKey: webKey.publicKey, channel: 'web', people: '*' } }, 'inbox test keyring') });
   inbox = await createInboxServer({
     client: bed.client,
     store: bed.store,

@@ -4,13 +4,17 @@ import { execFileSync } from 'node:child_process';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { resolveTemporalBinary } from '../src/dev-server';
 import { Worker } from '@temporalio/worker';
-import { createTestBed, eventually, settings, testPolicy, type TestBed } from './helpers';
+import { createTestBed, eventually, settings, testPayloadCodec, testPolicy, type TestBed } from './helpers';
 
 /**
  * Replays recorded histories against today's workflow code: a change that would break runs
  * already in flight (a new command order, a removed branch) fails here instead of in production.
  * Record them again only on purpose, with WARDEN_RECORD_HISTORIES=1, when a change is meant to
  * be incompatible and ships behind a new workflow type or a patch.
+ *
+ * Recording runs on a test bed, so the histories are encrypted with the fixed test key
+ * (test/fixtures/payload-keys.json); replay decodes with the same key, and histories recorded
+ * before encryption replay too (the codec passes unencrypted payloads through).
  */
 const dir = path.join(__dirname, 'histories');
 const recording = process.env.WARDEN_RECORD_HISTORIES === '1';
@@ -95,7 +99,7 @@ describe('replay of recorded histories', () => {
   test.each(files)('%s replays against the current workflow code', async (file) => {
     const { workflowId, history } = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as { workflowId: string; history: unknown };
     const codePath = process.env.WARDEN_TEST_WORKFLOW_BUNDLE;
-    const options = codePath ? { workflowBundle: { codePath } } : { workflowsPath: require.resolve('../src/workflows') };
-    await Worker.runReplayHistory(options, historyFromJSON(history), workflowId);
+    const bundle = codePath ? { workflowBundle: { codePath } } : { workflowsPath: require.resolve('../src/workflows') };
+    await Worker.runReplayHistory({ ...bundle, dataConverter: { payloadCodecs: [testPayloadCodec()] } }, historyFromJSON(history), workflowId);
   });
 });

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import pino from 'pino';
 import { DecisionSigner, createSlackApp, loadSlackIdentities, type SlackApp } from '../src/approvals';
-import { REDACTED, generateSigningKey } from '../src/governance';
+import { REDACTED, generateSigningKey, parseKeyring } from '../src/governance';
 import { effects } from './fixtures/test-agents';
 import { slackSignature, startFakeSlack, type SlackCall } from './fixtures/approvals/fake-slack';
 import { createTestBed, financeApprovalPolicy, eventually, type TestBed } from './helpers';
@@ -18,7 +18,9 @@ let slack: SlackApp;
 
 beforeAll(async () => {
   fake = await startFakeSlack();
-  bed = await createTestBed({ trustedKeys: { [slackKey.keyId]: slackKey.publicKey }, slack: { botToken: BOT_TOKEN, slackApiUrl: fake.url } });
+  // The Slack app authenticates people itself (its identity map), so its key may assert anyone.
+  const keyring = parseKeyring({ [slackKey.keyId]: { publicKey: slackKey.publicKey, channel: 'slack', people: '*' } }, 'slack test keyring');
+  bed = await createTestBed({ keyring, slack: { botToken: BOT_TOKEN, slackApiUrl: fake.url } });
   slack = await createSlackApp({
     signingSecret: SIGNING_SECRET,
     botToken: BOT_TOKEN,

@@ -1,23 +1,45 @@
+import { createHash } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { APICallError } from '@ai-sdk/provider';
 import { generateText, jsonSchema, tool as aiTool, type ModelMessage, type ToolSet } from 'ai';
 import type { Logger } from 'pino';
-import type { ZodType } from 'zod';
-import { ToolError, type AgentRegistry, type AnyTool, type ToolContext } from '../agents';
+import { z, type ZodType } from 'zod';
+import { ToolError, type Agent, type AgentRegistry, type ToolContext } from '../agents';
+import { authorizeDecision, authorizeStart, goalDigest, normalizeIdentity, parsePolicy, type CallProposal, type Keyring, type Policy } from '../governance';
+import type { PreparedRun, Requester } from '../workflows/types';
 import type { RunStore } from '../store/types';
 import { ModelConfigError, resolveModel } from './models';
-import type { CallModelInput, CallModelResult, CompensateInput, CoreActivities, PrepareRunInput, RecordRunInput, ToolActivity, ToolActivityInput, ToolActivityResult } from './types';
+import type { CallModelInput, CallModelResult, CompensateInput, CoreActivities, CurrentPolicy, PrepareRunInput, RecordRunInput, ToolActivity, ToolActivityInput, ToolActivityResult, VerifyDecisionInput, VerifyDecisionResult } from './types';
 
 export type * from './types';
 export { NON_RETRYABLE_ERRORS } from './types';
 export { resolveModel, scriptedModel, ModelConfigError } from './models';
 
+/** Sizes a model answer may not pass: over them a call is refused to the model, never sent to Temporal. */
+export interface RunLimits {
+  /** Largest JSON of one call's arguments, in bytes. Default 64 KiB. */
+  maxCallArgsBytes: number;
+  /** Largest JSON of all the calls of one answer together. Default 256 KiB. */
+  maxAnswerArgsBytes: number;
+  /** Most calls one answer may propose; the rest are refused. Default 16. */
+  maxCallsPerTurn: number;
+  /** Text of an answer handed to the workflow, in bytes (the whole text is in the run store). Default 16 KiB. */
+  maxTextBytes: number;
+}
+
+export const DEFAULT_LIMITS: RunLimits = { maxCallArgsBytes: 64 * 1024, maxAnswerArgsBytes: 256 * 1024, maxCallsPerTurn: 16, maxTextBytes: 16 * 1024 };
+
 export interface ActivityDeps {
   registry: AgentRegistry;
   store: RunStore;
   logger: Logger;
-  /** Public keys (hex, by key id) of the channels whose signed approvals count. */
-  trustedKeys?: Record<string, string>;
+  /** The keys whose signatures count, read on every decision (so a revoked key stops counting at once). */
+  keyring?: () => Keyring;
+  /** Development only: count approve/reject messages that carry no signature (typed into the Temporal UI). */
+  allowUnsignedDecisions?: boolean;
+  /** Tests only: let a start input bring its own policy. */
+  acceptRunInputPolicy?: boolean;
+  limits?: Partial<RunLimits>;
   /** Posts approval requests to Slack; absent when the worker has no Slack configuration. */
   notifyApproval?: CoreActivities['notifyApproval'];
 }
@@ -75,14 +97,69 @@ function toolContext(input: ToolActivityInput, logger: Logger): ToolContext {
   };
 }
 
-function parseArgs(tool: AnyTool, args: unknown): unknown {
-  const schema = tool.input as ZodType;
-  const parsed = schema.safeParse(args);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(arguments)'}: ${i.message}`).join('; ');
-    throw nonRetryable('ToolInputError', `invalid arguments for ${tool.name}: ${issues}`);
-  }
-  return parsed.data;
+const bytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value) ?? '', 'utf8');
+
+function kib(n: number): string {
+  return n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MiB` : `${Math.ceil(n / 1024)} KiB`;
+}
+
+/** Whether a value survives JSON as it is (no Date, Map, class instance, undefined, NaN). */
+function isPlainJson(value: unknown): boolean {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return true;
+  if (typeof value === 'number') return Number.isFinite(value);
+  if (Array.isArray(value)) return value.every(isPlainJson);
+  if (typeof value !== 'object') return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) return false;
+  return Object.values(value).every((v) => v !== undefined && isPlainJson(v));
+}
+
+/** A model-made call id, kept short and printable; a long or odd one is replaced by its digest. */
+function callIdOf(raw: unknown, index: number): string {
+  const id = typeof raw === 'string' ? raw : '';
+  return /^[\w.:-]{1,128}$/.test(id) ? id : `call_${index}_${createHash('sha256').update(id).digest('hex').slice(0, 16)}`;
+}
+
+/** A model-made tool name as governance sees it: names that no tool can have stay unknown (denied), cut short. */
+function toolNameOf(raw: unknown): string {
+  const name = typeof raw === 'string' ? raw : '';
+  return name.length <= 64 ? name : `${name.slice(0, 61)}...`;
+}
+
+/**
+ * Turns the model's proposed calls into what governance judges: each call's arguments parsed by
+ * its tool's own zod schema (so the policy decides on, the approver sees and the tool receives
+ * the same value), within the size limits; otherwise the call carries why it was refused.
+ */
+function proposals(agent: Agent, toolCalls: readonly { toolCallId: string; toolName: string; input: unknown }[], limits: RunLimits): CallProposal[] {
+  let total = 0;
+  return toolCalls.map((c, i): CallProposal => {
+    const id = callIdOf(c.toolCallId, i);
+    const name = toolNameOf(c.toolName);
+    const refuse = (refused: string): CallProposal => ({ id, name, args: {}, refused });
+    if (i >= limits.maxCallsPerTurn) return refuse(`the answer proposed ${toolCalls.length} calls; at most ${limits.maxCallsPerTurn} are considered`);
+    const raw = c.input ?? {};
+    const size = bytes(raw);
+    if (size > limits.maxCallArgsBytes) return refuse(`arguments are ${kib(size)}, over the ${kib(limits.maxCallArgsBytes)} limit`);
+    total += size;
+    if (total > limits.maxAnswerArgsBytes) return refuse(`the answer's arguments together pass the ${kib(limits.maxAnswerArgsBytes)} limit`);
+    const tool = agent.tools.find((t) => t.name === name);
+    // An unknown tool is denied by governance; its arguments are of no use to anyone.
+    if (!tool) return { id, name, args: {} };
+    const parsed = (tool.input as ZodType).safeParse(raw);
+    if (!parsed.success) return refuse(z.prettifyError(parsed.error).replace(/\n/g, '; ').slice(0, 2000));
+    const args = parsed.data;
+    if (typeof args !== 'object' || args === null || Array.isArray(args)) return refuse(`the arguments of ${name} must be an object`);
+    if (!isPlainJson(args)) return refuse(`the schema of ${name} produces values that are not plain JSON (a Date, a Map, undefined…), which cannot be governed`);
+    if (bytes(args) > limits.maxCallArgsBytes) return refuse(`parsed arguments are over the ${kib(limits.maxCallArgsBytes)} limit`);
+    return { id, name, args: args as Record<string, unknown> };
+  });
+}
+
+/** Cuts text to at most `max` UTF-8 bytes. */
+function cut(text: string, max: number): string {
+  if (Buffer.byteLength(text, 'utf8') <= max) return text;
+  return Buffer.from(text, 'utf8').subarray(0, max).toString('utf8').replace(/\uFFFD$/, '') + '…';
 }
 
 /**
@@ -91,7 +168,6 @@ function parseArgs(tool: AnyTool, args: unknown): unknown {
  */
 export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & Record<string, ToolActivity | CoreActivities[keyof CoreActivities]> {
   const { registry, store, logger } = deps;
-  const trustedKeys = deps.trustedKeys ?? {};
   const notifications = { slack: deps.notifyApproval !== undefined };
   // The tool set an agent offers its model never changes while the worker runs: build it once.
   const toolSets = new Map<string, ToolSet>();
@@ -101,20 +177,82 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
     return set;
   };
 
+  const limits: RunLimits = { ...DEFAULT_LIMITS, ...deps.limits };
+  const keyring = deps.keyring ?? (() => ({}));
+  if (deps.allowUnsignedDecisions) logger.warn('allowUnsignedDecisions is on: approvals without a signature count (development only)');
+  if (deps.acceptRunInputPolicy) logger.warn('acceptRunInputPolicy is on: a start input may bring its own policy (tests only)');
+
+  async function currentPolicy(agent: string): Promise<{ policy: Policy; source: string }> {
+    const applied = await store.getAppliedPolicy(agent);
+    if (applied) return { policy: parsePolicy(applied.policy, `policy applied to ${agent}`), source: `${applied.source} (applied ${applied.appliedAt})` };
+    const fromFile = registry.policyFor(agent);
+    if (!fromFile) throw nonRetryable('PolicyError', `no policy for agent ${agent}: add policies/${agent}.yaml (every tool call is denied without one)`);
+    return fromFile;
+  }
+
+  /** The requester as the start input names it, verified when a trusted channel signed the start. */
+  function requesterOf(input: PrepareRunInput): Requester {
+    const id = normalizeIdentity(typeof input.requester === 'string' ? input.requester : '');
+    if (!id) throw nonRetryable('RunInputError', 'a run needs a requester');
+    if (input.requesterProof === undefined) return { id, verified: false };
+    let ring: Keyring;
+    try {
+      ring = keyring();
+    } catch (err) {
+      return { id, verified: false, unverified: `the worker's keyring cannot be read: ${err instanceof Error ? err.message : String(err)}` };
+    }
+    const proof = authorizeStart(input.requesterProof, ring, input.startedAtMs);
+    if (!proof.ok) return { id, verified: false, unverified: proof.reason };
+    const c = proof.claims;
+    const mismatch =
+      c.runId !== input.runId ? `it is for run ${c.runId}` : c.agent !== input.agent ? `it is for agent ${c.agent}` : c.goal !== goalDigest(input.goal) ? 'it is for another goal' : proof.identity.id !== id ? `it names ${proof.identity.id}` : null;
+    if (mismatch) return { id, verified: false, unverified: `the signed start does not match this run: ${mismatch}` };
+    return { id, verified: true, channel: proof.identity.channel };
+  }
+
   const core: Omit<CoreActivities, 'notifyApproval'> & Partial<Pick<CoreActivities, 'notifyApproval'>> = {
-    async prepareRun(input: PrepareRunInput) {
+    async prepareRun(input: PrepareRunInput): Promise<PreparedRun> {
       let agent;
       try {
         agent = registry.spec(input.agent);
       } catch (err) {
         throw nonRetryable('DefinitionError', err instanceof Error ? err.message : String(err));
       }
-      if (!input.loadPolicy) return { agent, trustedKeys, notifications };
-      const applied = await store.getAppliedPolicy(input.agent);
-      if (applied) return { agent, trustedKeys, notifications, policy: applied.policy as never, policySource: `${applied.source} (applied ${applied.appliedAt})` };
-      const fromFile = registry.policyFor(input.agent);
-      if (!fromFile) throw nonRetryable('PolicyError', `no policy for agent ${input.agent}: add policies/${input.agent}.yaml (every tool call is denied without one)`);
-      return { agent, trustedKeys, notifications, policy: fromFile.policy, policySource: fromFile.source };
+      // A workflow id reused by whoever can start workflows would mix two runs in one trail.
+      if ((await store.readAudit(input.runId)).length > 0) throw nonRetryable('RunInputError', `run ${input.runId} already has an audit trail in the run store: a run id is never reused`);
+      const requester = requesterOf(input);
+      if (input.policy !== undefined) {
+        if (!deps.acceptRunInputPolicy) {
+          throw nonRetryable('PolicyError', "refused: the start input brings a policy; policies come only from the worker (its policy directory or 'warden policy apply')");
+        }
+        logger.warn({ runId: input.runId }, 'run uses the policy of its start input (acceptRunInputPolicy)');
+        return { agent, requester, notifications, policy: parsePolicy(input.policy, 'run input'), policySource: 'run input (test worker)' };
+      }
+      const { policy, source } = await currentPolicy(input.agent);
+      return { agent, requester, notifications, policy, policySource: source };
+    },
+
+    async verifyDecision(input: VerifyDecisionInput): Promise<VerifyDecisionResult> {
+      if (input.signature !== undefined) {
+        let ring: Keyring;
+        try {
+          ring = keyring();
+        } catch (err) {
+          return { refused: `the worker's keyring cannot be read: ${err instanceof Error ? err.message : String(err)}` };
+        }
+        const auth = authorizeDecision(input.signature, ring, input.nowMs);
+        if (!auth.ok) return { refused: `signed decision refused: ${auth.reason}` };
+        return { identity: auth.identity, claims: auth.claims };
+      }
+      if (!deps.allowUnsignedDecisions) return { refused: 'unsigned decision refused: this worker counts only decisions signed by a trusted channel' };
+      const approver = typeof input.approver === 'string' ? normalizeIdentity(input.approver) : '';
+      if (!approver) return { refused: 'malformed decision: no approver' };
+      const groups = Array.isArray(input.groups) ? input.groups.filter((g): g is string => typeof g === 'string').map(normalizeIdentity).filter(Boolean) : [];
+      return { identity: { id: approver, groups, channel: typeof input.channel === 'string' ? input.channel : 'signal', keyId: null } };
+    },
+
+    async currentPolicy(input: { agent: string }): Promise<CurrentPolicy> {
+      return currentPolicy(input.agent);
     },
 
     async callModel(input: CallModelInput): Promise<CallModelResult> {
@@ -140,8 +278,8 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       const content = assistant.flatMap((m) => (typeof m.content === 'string' ? [{ type: 'text' as const, text: m.content }] : m.content));
       await store.appendMessages(input.runId, [{ seq: input.upTo, message: { role: 'assistant', content } }], 'replace');
       return {
-        calls: result.toolCalls.map((c) => ({ id: c.toolCallId, name: c.toolName, args: (c.input ?? {}) as Record<string, unknown> })),
-        text: result.text,
+        calls: proposals(agent, result.toolCalls, limits),
+        text: cut(result.text, limits.maxTextBytes),
         usage: { inputTokens: result.usage.inputTokens ?? 0, outputTokens: result.usage.outputTokens ?? 0 },
       };
     },
@@ -154,7 +292,8 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       const row = rows[input.resultSeq] as { content?: { output?: { value?: unknown } }[] } | undefined;
       const result = row?.content?.[0]?.output?.value;
       try {
-        await tool.compensate(parseArgs(tool, input.args), result, toolContext(input, logger));
+        // The arguments the call ran with: already what the tool's schema made of the model's.
+        await tool.compensate(input.args, result, toolContext(input, logger));
       } catch (err) {
         classify(err);
       }
@@ -172,10 +311,11 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
   for (const [name, tool] of registry.tools()) {
     tools[name] = async (input: ToolActivityInput): Promise<ToolActivityResult> => {
       await store.appendAudit(input.runId, input.audit);
-      const args = parseArgs(tool, input.args);
       let value: unknown;
       try {
-        value = await tool.run(args, toolContext(input, logger));
+        // The workflow hands over exactly the arguments it governed (parsed once, in callModel): parsing
+        // again could change them after the policy and the approver saw them.
+        value = await tool.run(input.args, toolContext(input, logger));
       } catch (err) {
         classify(err);
       }

@@ -1,19 +1,42 @@
-import type { AuditEvent } from '../governance';
+import type { AuditEvent, CallProposal, DecisionAuthority, Policy } from '../governance';
 import type { MessageRow } from '../store/types';
-import type { PendingApproval, PreparedRun, ProposedCall, ScriptTurn } from '../workflows/types';
+import type { PendingApproval, PreparedRun, ScriptTurn } from '../workflows/types';
 
 // Activity inputs and results are small: references, digests and the audit events since the
 // last activity (they ride along and are appended first, so no activity exists just to audit).
 
+/** What a new run tells its worker. Everything here came through Temporal: the worker trusts none of it. */
 export interface PrepareRunInput {
   runId: string;
   agent: string;
-  /** False when the run brings its own policy: then only the agent is looked up. */
-  loadPolicy: boolean;
+  requester: string;
+  goal: string;
+  /** The workflow's start time (server-set): the reference time of a signed start. */
+  startedAtMs: number;
+  /** A policy from the start input: refused unless the worker accepts run-input policies (tests). */
+  policy?: unknown;
+  /** A signed run start (`StartClaims`) making the requester verified. */
+  requesterProof?: unknown;
 }
 
-/** The agent, and its policy unless the run brought one. */
-export type PreparedAgent = Omit<PreparedRun, 'policy' | 'policySource'> & Partial<Pick<PreparedRun, 'policy' | 'policySource'>>;
+/** A decision as it reached the run; the worker verifies it against its current keyring. */
+export interface VerifyDecisionInput {
+  runId: string;
+  /** The workflow's clock when the decision arrived. */
+  nowMs: number;
+  approver: unknown;
+  groups?: unknown;
+  channel?: unknown;
+  signature?: unknown;
+}
+
+export type VerifyDecisionResult = DecisionAuthority | { refused: string };
+
+/** The policy in force for an agent on this worker: applied in the run store, else the policy file. */
+export interface CurrentPolicy {
+  policy: Policy;
+  source: string;
+}
 
 export interface CallModelInput {
   runId: string;
@@ -31,7 +54,9 @@ export interface CallModelInput {
 }
 
 export interface CallModelResult {
-  calls: ProposedCall[];
+  /** Each call with the arguments its tool's zod schema made of the model's (or why there are none). */
+  calls: CallProposal[];
+  /** The answer's text, cut at the worker's limit; the whole text is in the run store. */
   text: string;
   usage: { inputTokens: number; outputTokens: number };
 }
@@ -75,7 +100,10 @@ export interface NotifyApprovalInput {
 export interface CoreActivities {
   /** Registered only on workers configured for Slack (`PreparedRun.notifications.slack`). */
   notifyApproval(input: NotifyApprovalInput): Promise<{ channel: string; ts: string }>;
-  prepareRun(input: PrepareRunInput): Promise<PreparedAgent>;
+  prepareRun(input: PrepareRunInput): Promise<PreparedRun>;
+  /** Verifies who decided: signature, revocation and what the key may assert, with the worker's current keyring. */
+  verifyDecision(input: VerifyDecisionInput): Promise<VerifyDecisionResult>;
+  currentPolicy(input: { agent: string }): Promise<CurrentPolicy>;
   callModel(input: CallModelInput): Promise<CallModelResult>;
   compensateCall(input: CompensateInput): Promise<ToolActivityResult>;
   recordRun(input: RecordRunInput): Promise<void>;
@@ -84,4 +112,4 @@ export interface CoreActivities {
 export type ToolActivity = (input: ToolActivityInput) => Promise<ToolActivityResult>;
 
 /** Error types the workflow never retries. */
-export const NON_RETRYABLE_ERRORS = ['SlackNotifyError', 'ToolError', 'ToolInputError', 'ModelConfigError', 'DefinitionError', 'PolicyError', 'ModelCallError'] as const;
+export const NON_RETRYABLE_ERRORS = ['SlackNotifyError', 'ToolError', 'ToolInputError', 'ModelConfigError', 'DefinitionError', 'PolicyError', 'ModelCallError', 'RunInputError'] as const;

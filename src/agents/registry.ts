@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { parsePolicyText, PolicyError, sensitivePaths, type Policy } from '../governance';
+import { parsePolicyText, PolicyError, type Policy } from '../governance';
 import type { AgentSpec, ToolSpec } from '../workflows/types';
 import { DefinitionError, isAgent, modelIdOf, type Agent, type AnyTool } from './define';
 
@@ -74,7 +74,6 @@ export function toolSpec(tool: AnyTool): ToolSpec {
     inputSchema,
     risk: tool.risk ?? 'low',
     compensable: typeof tool.compensate === 'function',
-    sensitive: sensitivePaths(inputSchema),
   };
   if (tool.retry) spec.retry = tool.retry;
   if (tool.timeout) spec.timeout = tool.timeout;

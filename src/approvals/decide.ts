@@ -1,5 +1,5 @@
 import type { WardenClient } from '../client';
-import type { AuditEvent } from '../governance';
+import { sameIdentity, type AuditEvent } from '../governance';
 import type { RunStore } from '../store/types';
 import type { PendingApproval } from '../workflows/types';
 import type { Identity } from './identity';
@@ -87,9 +87,11 @@ export async function decideApproval(deps: DecisionDeps, request: DecisionReques
   if (!pending.some((p) => p.approvalId === approvalId)) return { status: 'not_pending', ...whyNotPending(trail, runId, approvalId) };
 
   const head = trail.reduce((max, e) => Math.max(max, e.seq), 0);
-  const signature = deps.signer.sign({ approvalId, runId, decision: request.decision, approver: identity.id, groups: identity.groups, channel: request.channel });
-  const base = { approvalId, approver: identity.id, groups: identity.groups, channel: request.channel, signature };
+  // The note is signed exactly as it travels as the comment or reason, so the run can tell a
+  // person's own words from words someone else put in the signal.
   const note = request.note?.trim() ? request.note.trim() : undefined;
+  const signature = deps.signer.sign({ approvalId, runId, decision: request.decision, approver: identity.id, groups: identity.groups, channel: request.channel, ...(note ? { note } : {}) });
+  const base = { approvalId, approver: identity.id, groups: identity.groups, channel: request.channel, signature };
   try {
     if (request.decision === 'approve') await client.approve(runId, { ...base, ...(note ? { comment: note } : {}) });
     else await client.reject(runId, { ...base, ...(note ? { reason: note } : {}) });
@@ -103,7 +105,8 @@ export async function decideApproval(deps: DecisionDeps, request: DecisionReques
     // With the store: events the run has flushed (before a continue-as-new, say) still count.
     const events = await within(client, QUERY_TIMEOUT_MS, () => client.auditTrail(runId, deps.store)).catch(() => [] as AuditEvent[]);
     const fresh = events.filter((e) => e.seq > head && ofApproval(e, approvalId));
-    const verdict = fresh.find((e) => (e.type === 'approval_accepted' || e.type === 'approval_refused') && e.data.approver === identity.id);
+    // The run may audit the approver normalised (`Alice` as `alice`), so compare the same way.
+    const verdict = fresh.find((e) => (e.type === 'approval_accepted' || e.type === 'approval_refused') && typeof e.data.approver === 'string' && sameIdentity(e.data.approver, identity.id));
     if (verdict?.type === 'approval_refused') {
       const reason = typeof verdict.data.reason === 'string' ? verdict.data.reason : 'no reason given';
       return { status: 'refused', reason, message: `Refused: ${reason}` };

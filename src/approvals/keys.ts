@@ -1,6 +1,17 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { generateSigningKey, publicKeyOf, signDecision, type DecisionClaims, type SignedDecision, type TrustedKeys } from '../governance';
+import {
+  KeyringError,
+  generateSigningKey,
+  parseKeyring,
+  publicKeyOf,
+  signDecision,
+  type DecisionClaims,
+  type KeyGrant,
+  type Keyring,
+  type SignedDecision,
+  type StartClaims,
+} from '../governance';
 
 /** A channel's signing key as stored on disk (mode 0600). */
 export interface SigningKeyFile {
@@ -9,7 +20,7 @@ export interface SigningKeyFile {
   publicKey: string;
 }
 
-/** A channel that signs the decisions of people it authenticated. */
+/** A channel that signs the decisions of people it authenticated, and the runs they start. */
 export class DecisionSigner {
   constructor(private readonly key: SigningKeyFile) {}
 
@@ -17,8 +28,26 @@ export class DecisionSigner {
     return this.key.keyId;
   }
 
+  /** Signs one decision; `note` (the comment or reason) is signed with it, so nobody can change what the person said. */
   sign(claims: Omit<DecisionClaims, 'issuedAt'> & { issuedAt?: string }): SignedDecision {
     return signDecision({ ...claims, issuedAt: claims.issuedAt ?? new Date().toISOString() }, this.key.privateKey, this.key.keyId);
+  }
+
+  /**
+   * Signs a run start on behalf of the requester the channel authenticated. `goal` is
+   * `goalDigest(goal)`, so the signature cannot be moved to another goal.
+   */
+  signStart(claims: Omit<StartClaims, 'kind' | 'issuedAt'> & { issuedAt?: string }): SignedDecision {
+    const start: StartClaims = {
+      kind: 'start',
+      runId: claims.runId,
+      agent: claims.agent,
+      requester: claims.requester,
+      goal: claims.goal,
+      channel: claims.channel,
+      issuedAt: claims.issuedAt ?? new Date().toISOString(),
+    };
+    return signDecision(start, this.key.privateKey, this.key.keyId);
   }
 }
 
@@ -47,40 +76,101 @@ export function createSigningKey(file: string, keyId: string): SigningKeyFile {
   return key;
 }
 
-/** Reads a trusted-keys file: `{ "<keyId>": "<hex public key>" }`. */
-export function loadTrustedKeys(file: string): TrustedKeys {
-  let parsed: unknown;
+/**
+ * Reads a trusted-keys file (`{"<keyId>": {"publicKey", "channel", "people", "revoked"?}}`).
+ * Throws `KeyringError` naming the file: unreadable, not JSON, or a grant that does not say
+ * what its key may assert (a bare public key of the old format included).
+ */
+export function loadKeyring(file: string): Keyring {
+  let text: string;
   try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
+    text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`cannot read trusted keys ${file}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new KeyringError(`cannot read trusted keys ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`${file} must be an object of keyId → hex public key`);
-  for (const [id, key] of Object.entries(parsed)) {
-    if (typeof key !== 'string' || !/^[0-9a-f]{64}$/.test(key)) throw new Error(`${file}: key "${id}" is not a hex Ed25519 public key`);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new KeyringError(`trusted keys ${file} is not valid JSON: ${(err as Error).message}`);
   }
-  return parsed as TrustedKeys;
+  return parseKeyring(doc, file);
 }
 
-/** The trusted keys a worker uses: the file named by `WARDEN_TRUSTED_KEYS`, if set. */
-export function trustedKeysFromEnv(env: NodeJS.ProcessEnv = process.env): TrustedKeys {
-  return env.WARDEN_TRUSTED_KEYS ? loadTrustedKeys(env.WARDEN_TRUSTED_KEYS) : {};
+/** What identifies one version of a file without reading it. Inode too: an editor that saves by rename keeps size and may keep mtime. */
+function versionOf(file: string): string {
+  const s = statSync(file);
+  return `${s.ino}:${s.size}:${s.mtimeMs}`;
 }
 
 /**
- * Development keys under `<home>/keys`: one per channel (cli, web, slack), created on first use,
- * and `<home>/trusted-keys.json` listing their public keys. Production keeps private keys in a
- * secret store and gives workers only the public keys.
+ * A keyring that follows its file: each call checks the file's inode, size and mtime and
+ * re-reads it when they changed, so revoking a key in the file takes effect for running runs
+ * without a worker restart. The file is read once here, so a bad file stops a worker at start.
+ * A file that later disappears or becomes invalid makes every call throw (with the reason):
+ * decisions are refused, never checked against a stale or empty keyring.
  */
-export function ensureDevKeys(home: string): { trustedKeysFile: string; keyFile(channel: 'cli' | 'web' | 'slack'): string } {
+export function watchKeyring(file: string): () => Keyring {
+  let version = versionOf(file);
+  let current: { keyring: Keyring } | { error: Error } = { keyring: loadKeyring(file) };
+  return () => {
+    let now: string;
+    try {
+      now = versionOf(file);
+    } catch (err) {
+      throw new KeyringError(`cannot read trusted keys ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (now !== version) {
+      version = now;
+      try {
+        current = { keyring: loadKeyring(file) };
+      } catch (err) {
+        current = { error: err instanceof Error ? err : new KeyringError(String(err)) };
+      }
+    }
+    if ('error' in current) throw current.error;
+    return current.keyring;
+  };
+}
+
+/** The keyring a worker uses: the file named by `WARDEN_TRUSTED_KEYS`, followed as it changes (`watchKeyring`); none when unset. */
+export function keyringFromEnv(env: NodeJS.ProcessEnv = process.env): () => Keyring {
+  const file = env.WARDEN_TRUSTED_KEYS;
+  if (!file) return () => ({});
+  return watchKeyring(file);
+}
+
+export type DevChannel = 'cli' | 'web' | 'slack';
+
+/**
+ * Development keys under `<home>/keys`: one per channel (cli, web, slack), created on first use,
+ * and `<home>/trusted-keys.json` (mode 0600), regenerated from them on every call (so a file of
+ * the old bare-key format is replaced). The web and Slack keys may assert anyone (`"*"`): those
+ * channels authenticate people themselves (users file, Slack identity map). The CLI key asserts
+ * only the people of `cliPeople`, with their groups, because the terminal authenticates nobody.
+ * A dev key revoked in the file stays revoked. Production keeps private keys in a secret store
+ * and gives workers only the grants.
+ */
+export function ensureDevKeys(home: string, cliPeople: Record<string, string[]>): { trustedKeysFile: string; keyFile(channel: DevChannel): string } {
   const dir = path.join(home, 'keys');
-  const trusted: TrustedKeys = {};
+  const trustedKeysFile = path.join(home, 'trusted-keys.json');
+  let previous: Keyring = {};
+  try {
+    previous = existsSync(trustedKeysFile) ? loadKeyring(trustedKeysFile) : {};
+  } catch {
+    // An old-format or broken file is replaced below; it has no revocations worth keeping.
+  }
+  // As written to the file: `revoked` only where it is true, the schema's default covers the rest.
+  const trusted: Record<string, Omit<KeyGrant, 'revoked'> & { revoked?: true }> = {};
   for (const channel of ['cli', 'web', 'slack'] as const) {
     const file = path.join(dir, `${channel}.json`);
     const key = existsSync(file) ? loadSigningKey(file) : createSigningKey(file, `dev-${channel}`);
-    trusted[key.keyId] = key.publicKey;
+    const people: KeyGrant['people'] = channel === 'cli' ? cliPeople : '*';
+    const revoked = previous[key.keyId]?.publicKey === key.publicKey && previous[key.keyId]?.revoked === true;
+    trusted[key.keyId] = { publicKey: key.publicKey, channel, people, ...(revoked ? { revoked: true as const } : {}) };
   }
-  const trustedKeysFile = path.join(home, 'trusted-keys.json');
-  writeFileSync(trustedKeysFile, JSON.stringify(trusted, null, 2) + '\n');
+  mkdirSync(home, { recursive: true });
+  writeFileSync(trustedKeysFile, JSON.stringify(trusted, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(trustedKeysFile, 0o600);
   return { trustedKeysFile, keyFile: (channel) => path.join(dir, `${channel}.json`) };
 }

@@ -8,18 +8,22 @@ import type { RunStore } from '../store';
 import type { PendingApproval } from '../workflows/types';
 import { QUERY_MS, currentUser, wardenHome, withClient, withClientAndStore } from './context';
 import { CliError, describeError } from './errors';
-import { approvalsTable, out, outJson } from './format';
+import { approvalsTable, out, outJson, printable } from './format';
 
 /** How long `approve`/`reject` watch the run's audit trail for its answer. */
 const CONFIRM_MS = 5_000;
 
-/** A decision typed at the terminal: the person is whoever `--as`/`--groups` say, vouched for by the CLI's key. */
+/**
+ * A decision typed at the terminal: the person `--as` names, vouched for by the CLI's key. The
+ * worker counts it only if that key may assert that person, and takes their groups from the key's
+ * directory; `groups` is what the person says they are in, refused if the key does not grant it.
+ */
 export interface CliDecision {
   runId: string;
   approvalId: string;
   kind: DecisionKind;
   approver: string;
-  groups: string[];
+  groups?: string[];
   /** The approver's comment (approve) or reason (reject). */
   note?: string;
 }
@@ -32,7 +36,7 @@ export interface CliDecision {
 export function sendDecision(client: WardenClient, store: RunStore, signer: DecisionSigner, req: CliDecision): Promise<DecisionResult> {
   return decideApproval(
     { client, store, signer, confirmWithinMs: CONFIRM_MS },
-    { runId: req.runId, approvalId: req.approvalId, decision: req.kind, identity: { id: req.approver, groups: req.groups }, note: req.note, channel: 'cli' },
+    { runId: req.runId, approvalId: req.approvalId, decision: req.kind, identity: { id: req.approver, groups: req.groups ?? [] }, note: req.note, channel: 'cli' },
   );
 }
 
@@ -62,21 +66,35 @@ export function resolveSigner(keyFile?: string): DecisionSigner {
   return resolveSigningKey(keyFile, 'cli').signer;
 }
 
+/**
+ * The CLI's signer where one is set up, else null: for commands that work without a key but
+ * mean less (`warden run` starts an unverified run). A key that was asked for (a flag or
+ * `WARDEN_SIGNING_KEY`) and cannot be read is still an error: silence would hide a typo.
+ */
+export function optionalSigner(keyFile?: string): DecisionSigner | null {
+  if (!keyFile && !process.env[KEY_ENV.cli] && !existsSync(path.join(wardenHome(), 'keys', 'cli.json'))) return null;
+  return resolveSigner(keyFile);
+}
+
 /** The line that tells what happened to a decision; throws (exit 1) when the run refused it, did not answer, or nothing was sent. */
 export function reportDecision(req: Pick<CliDecision, 'runId' | 'approvalId' | 'kind' | 'approver'>, result: DecisionResult): string {
+  // Reasons, states and names are read back from the run: printable, like all run data.
+  const runId = printable(req.runId);
+  const approvalId = printable(req.approvalId);
+  const approver = printable(req.approver);
   switch (result.status) {
     case 'refused':
-      throw new CliError(`${req.kind} refused by run ${req.runId}: ${result.reason}`);
+      throw new CliError(`${req.kind} refused by run ${runId}: ${printable(result.reason)}`);
     case 'unconfirmed':
-      throw new CliError(`${req.kind} sent to ${req.runId}, but the run did not confirm it within ${CONFIRM_MS / 1000}s (is a worker running?); check 'warden audit ${req.runId}'`);
+      throw new CliError(`${req.kind} sent to ${runId}, but the run did not confirm it within ${CONFIRM_MS / 1000}s (is a worker running?); check 'warden audit ${runId}'`);
     case 'not_pending':
     case 'unavailable':
-      throw new CliError(`${req.kind} not sent: ${result.message}`);
+      throw new CliError(`${req.kind} not sent: ${printable(result.message)}`);
     case 'accepted': {
       const verb = req.kind === 'approve' ? 'approval' : 'rejection';
-      if (!result.decided) return `${verb} of ${req.approvalId} accepted from ${req.approver}; more approvals are needed before the call runs`;
-      const state = result.state ?? (req.kind === 'approve' ? 'approved' : 'rejected');
-      return `${verb} of ${req.approvalId} accepted from ${req.approver}: the call is now ${state}${result.by ? ` (by ${result.by})` : ''}`;
+      if (!result.decided) return `${verb} of ${approvalId} accepted from ${approver}; more approvals are needed before the call runs`;
+      const state = printable(result.state ?? (req.kind === 'approve' ? 'approved' : 'rejected'));
+      return `${verb} of ${approvalId} accepted from ${approver}: the call is now ${state}${result.by ? ` (by ${printable(result.by)})` : ''}`;
     }
   }
 }
@@ -97,7 +115,7 @@ export async function allPendingApprovals(client: WardenClient): Promise<Pending
         .withDeadline(Date.now() + QUERY_MS, () => client.pendingApprovals(r.runId))
         .catch((err: unknown) => {
           // One run that does not answer (its worker is down, it just finished) must not hide the others.
-          process.stderr.write(`note: ${r.runId} did not list its approvals: ${describeError(err)}\n`);
+          process.stderr.write(`note: ${printable(r.runId)} did not list its approvals: ${printable(describeError(err))}\n`);
           return [] as PendingApproval[];
         }),
     ),
@@ -116,11 +134,13 @@ interface DecideOptions {
 function registerDecision(program: Command, kind: 'approve' | 'reject'): void {
   const cmd = program
     .command(kind)
-    .description(kind === 'approve' ? 'Approve a pending call (signed with the CLI key)' : 'Reject a pending call (signed with the CLI key)')
+    .description(
+      `${kind === 'approve' ? 'Approve' : 'Reject'} a pending call, signed with the CLI key; the workers count it only if their trusted-keys file lets that key assert --as`,
+    )
     .argument('<runId>', 'the run the approval belongs to')
     .argument('<approvalId>', "the approval id, as 'warden approvals' lists it")
-    .requiredOption('--as <id>', 'who decides (the approver the policy names as user:<id>, or a member of its groups)')
-    .option('--groups <list>', 'groups the approver belongs to, comma-separated (e.g. finance)')
+    .requiredOption('--as <id>', 'who decides: a person the signing key may assert (a person\'s own key asserts only that person)')
+    .option('--groups <list>', 'optional: groups you are in, comma-separated; the worker takes them from the key\'s directory and refuses groups it does not grant')
     .option('--key <file>', 'signing key file (default: $WARDEN_SIGNING_KEY, else .warden/keys/cli.json)');
   if (kind === 'approve') cmd.option('--comment <text>', 'a comment recorded with the approval');
   else cmd.option('--reason <text>', 'why, told to the agent and recorded');
@@ -143,7 +163,7 @@ export function registerApprovals(program: Command): void {
         if (approvals.length === 0) return out('no approvals waiting');
         approvalsTable(approvals).forEach((l) => out(l));
         out();
-        out(`approve with: warden approve <run> <approval> --as <you> [--groups g1,g2]   (you: ${currentUser()})`);
+        out(`approve with: warden approve <run> <approval> --as <you>   (you: ${currentUser()}; your signing key must be allowed to assert you)`);
       });
     });
   registerDecision(program, 'approve');

@@ -4,7 +4,7 @@ import { verifyAuditChain, type AuditEvent } from '../governance';
 import type { RunStore } from '../store';
 import { QUERY_MS, withClientAndStore } from './context';
 import { CliError } from './errors';
-import { auditLines, out, outJson } from './format';
+import { auditLines, out, outJson, printable } from './format';
 
 const FINISHED_QUERY_MS = 3_000;
 
@@ -31,7 +31,7 @@ export async function readTrail(client: WardenClient, store: RunStore, runId: st
   // the deadline keeps that from taking the server's 30 s.
   const finished = stored.some((e) => e.type === 'run_finished');
   const live = await client.client.connection.withDeadline(Date.now() + (finished ? FINISHED_QUERY_MS : QUERY_MS), () => client.auditTrail(runId));
-  if (!finished && live.length === 0 && stored.length > 0) process.stderr.write(`note: run ${runId} did not answer; showing the events in the run store only\n`);
+  if (!finished && live.length === 0 && stored.length > 0) process.stderr.write(`note: run ${printable(runId)} did not answer; showing the events in the run store only\n`);
   const lastStored = stored[stored.length - 1]?.seq ?? 0;
   return { events: [...stored, ...live.filter((e) => e.seq > lastStored)], stored, live };
 }
@@ -43,7 +43,7 @@ export async function readTrail(client: WardenClient, store: RunStore, runId: st
 export async function checkAudit(client: WardenClient, store: RunStore, runId: string): Promise<AuditCheck> {
   const { events, stored, live } = await readTrail(client, store, runId);
   if (events.length === 0) {
-    throw new CliError(`no audit events for run ${runId}: not in the run store (${describeStore()}) and the run did not answer (wrong id, or no worker running?)`);
+    throw new CliError(`no audit events for run ${printable(runId)}: not in the run store (${describeStore()}) and the run did not answer (wrong id, or no worker running?)`);
   }
   const base = { events, stored: stored.length, crossChecked: live.length > 0 };
   const chain = verifyAuditChain(events);
@@ -64,9 +64,10 @@ function describeStore(): string {
 
 /** The line `--verify` prints on success. */
 export function verifiedLine(check: AuditCheck): string {
-  if (!check.result.ok) return `chain BROKEN at seq ${check.result.seq}: ${check.result.reason}`;
+  // The head hash is read from the run store like the rest, and a broken chain's reason can quote it.
+  if (!check.result.ok) return `chain BROKEN at seq ${check.result.seq}: ${printable(check.result.reason)}`;
   const source = check.crossChecked ? "matches the run's own record" : 'run store only: the run did not answer';
-  return `chain verified: ${check.result.count} events, head ${check.result.head.slice(0, 12)} (${source})`;
+  return `chain verified: ${check.result.count} events, head ${printable(check.result.head.slice(0, 12))} (${source})`;
 }
 
 export function registerAudit(program: Command): void {
@@ -82,7 +83,7 @@ export function registerAudit(program: Command): void {
         if (opts.json) outJson({ runId, events: check.events, ...(opts.verify ? { verification: check.result } : {}) });
         else auditLines(check.events).forEach((l) => out(l));
         if (!opts.verify) return;
-        if (!check.result.ok) throw new CliError(`audit chain of ${runId} is BROKEN at seq ${check.result.seq}: ${check.result.reason}`);
+        if (!check.result.ok) throw new CliError(`audit chain of ${printable(runId)} is BROKEN at seq ${check.result.seq}: ${printable(check.result.reason)}`);
         if (!opts.json) out(verifiedLine(check));
       });
     });

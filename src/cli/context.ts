@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { WardenClient } from '../client';
+import { EncryptionCodec, devPayloadKeysFile, loadPayloadKeys } from '../codec';
 import { TASK_QUEUE, temporalSettingsFromEnv, type TemporalSettings } from '../config';
 import { createSqliteStore, defaultStorePath, type RunStore } from '../store';
 import { CliError, describeError } from './errors';
@@ -36,10 +37,34 @@ export function currentUser(): string {
   return process.env.USER || process.env.USERNAME || 'cli';
 }
 
+/**
+ * The payload key file of this environment: `WARDEN_PAYLOAD_KEYS`, else the one `warden dev`
+ * keeps under the Warden home if it exists, else none (payloads travel in clear). Workers and
+ * clients resolve it the same way, so what one encrypts the other can read.
+ */
+export function payloadKeysFile(): { file: string; from: 'WARDEN_PAYLOAD_KEYS' | 'dev' } | undefined {
+  if (process.env.WARDEN_PAYLOAD_KEYS) return { file: process.env.WARDEN_PAYLOAD_KEYS, from: 'WARDEN_PAYLOAD_KEYS' };
+  const dev = devPayloadKeysFile(wardenHome());
+  return existsSync(dev) ? { file: dev, from: 'dev' } : undefined;
+}
+
+/** The payload codec for `payloadKeysFile()`, or undefined when there is no key file; a bad file is a one-line error. */
+export function payloadCodecFromEnv(): EncryptionCodec | undefined {
+  const found = payloadKeysFile();
+  if (!found) return undefined;
+  try {
+    return new EncryptionCodec(loadPayloadKeys(found.file));
+  } catch (err) {
+    const prefix = found.from === 'WARDEN_PAYLOAD_KEYS' ? 'WARDEN_PAYLOAD_KEYS: ' : '';
+    throw new CliError(`${prefix}${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 /** Connects a client for a command that keeps it open (a server); the error names the address. The caller closes it. */
 export async function connectClient(settings: TemporalSettings): Promise<WardenClient> {
+  const payloadCodec = payloadCodecFromEnv();
   try {
-    return await WardenClient.connect(settings);
+    return await WardenClient.connect(settings, undefined, { payloadCodec });
   } catch (err) {
     throw new CliError(describeError(err, { address: settings.address }));
   }

@@ -18,8 +18,12 @@ import { DEFAULT_INBOX_PORT } from './inbox';
 import { defaultAgentsPath, defaultPoliciesPath, describeStack, onShutdownSignal, parsePort, type LocalStack } from './local-stack';
 import { readScript } from './runs';
 
-/** Who asks for the demo's runs. Someone else approves them: the requester never may (four-eyes). */
-const REQUESTER = 'demo-user';
+/**
+ * Who asks for the demo's runs: carol, from support, one of the development users, so the CLI's
+ * development key may sign her run starts (a verified requester). Someone else approves them:
+ * the requester never may (four-eyes).
+ */
+const REQUESTER = 'carol';
 const OPERATOR = 'demo-operator';
 
 /**
@@ -127,7 +131,7 @@ class Demo {
   }
 
   private async start(label: string, agent: string, key: string, goal: string, script: ScriptTurn[]): Promise<string> {
-    const runId = await this.client.startRun({ agent, goal, requester: REQUESTER, key: `demo-${this.stamp}-${key}`, script });
+    const runId = await this.client.startRun({ agent, goal, requester: REQUESTER, key: `demo-${this.stamp}-${key}`, script, signer: this.signer, channel: 'cli' });
     this.runs.push({ label, runId });
     out(`  goal: ${goal}`);
     out(`  run:  ${runId}`);
@@ -182,11 +186,12 @@ class Demo {
     approvalsTable([pending]).forEach((l) => out(`    ${l}`));
 
     out(`  ${REQUESTER}, who asked for the run, tries to approve it:`);
-    const own = await sendDecision(this.client, this.stack.store, this.signer, { runId, approvalId: pending.approvalId, kind: 'approve', approver: REQUESTER, groups: ['finance'] });
+    const own = await sendDecision(this.client, this.stack.store, this.signer, { runId, approvalId: pending.approvalId, kind: 'approve', approver: REQUESTER });
     out(`    → ${own.status === 'refused' ? `refused: ${own.reason}` : own.status}`);
 
-    out(`  $ warden approve ${runId} ${pending.approvalId} --as alice --groups finance`);
-    const req = { runId, approvalId: pending.approvalId, kind: 'approve' as const, approver: 'alice', groups: ['finance'], note: 'photos of the damage checked' };
+    // No --groups: the key's directory says alice is in finance.
+    out(`  $ warden approve ${runId} ${pending.approvalId} --as alice --comment "photos of the damage checked"`);
+    const req = { runId, approvalId: pending.approvalId, kind: 'approve' as const, approver: 'alice', note: 'photos of the damage checked' };
     out(`    → ${reportDecision(req, await sendDecision(this.client, this.stack.store, this.signer, req))}`);
     await this.finish(runId);
     const refunds = refundsFor('ORD-1003');
@@ -250,7 +255,7 @@ class Demo {
     await until('the approval request', async () => (await this.client.pendingApprovals(runId)).length > 0);
     out('  its $450.00 refund waits for finance, and this time the demo does not decide.');
     out(`  Approve it in the inbox: ${this.channels.inbox.url}${runPath(runId)} (${this.channels.signInHint})`);
-    out('  (or reject it, with a reason the agent reads; carol, in support, may not decide: the run refuses her and says why)');
+    out(`  (or reject it, with a reason the agent reads; ${REQUESTER}, who asked for it, may not decide: the run refuses her and says why)`);
     out('  its outcome is printed here when the run ends.');
     return runId;
   }

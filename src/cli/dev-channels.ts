@@ -3,7 +3,8 @@ import { DecisionSigner, loadSigningKey } from '../approvals/keys';
 import type { InboxServer } from '../approvals/inbox/server';
 import type { SlackApp } from '../approvals/slack/app';
 import type { SlackIdentityMap } from '../approvals/slack/identities';
-import { WardenClient } from '../client';
+import type { WardenClient } from '../client';
+import { freePorts } from '../dev-server';
 import { describeError } from './errors';
 import { ensureDevUsers, type DevUsers } from './dev-users';
 import { DEFAULT_INBOX_PORT, listenInbox, serverLogger, usersAuthenticator } from './inbox';
@@ -41,6 +42,8 @@ export async function startDevChannels(stack: LocalStack, client: WardenClient, 
       auth: usersAuthenticator(users.usersFile).auth,
       port,
       logger: serverLogger('warden-inbox', quiet),
+      // The dev UI decodes payloads through the inbox, as the person signed in to it.
+      ...(stack.server.uiUrl ? { codec: { codec: stack.payloadCodec, uiOrigin: new URL(stack.server.uiUrl).origin } } : {}),
     },
     '--inbox-port',
   );
@@ -101,11 +104,13 @@ export async function startDevChannels(stack: LocalStack, client: WardenClient, 
  * environment) the Slack app. `shutdown` stops the people's channels before the worker and server.
  */
 export async function startDevEnvironment(opts: LocalStackOptions & { inboxPort?: number }): Promise<{ stack: LocalStack; client: WardenClient; channels: DevChannels; shutdown(): Promise<void> }> {
-  const stack = await startLocalStack(opts);
+  // Chosen before the server starts: the dev UI is told the inbox's codec endpoint at start.
+  const inboxPort = (await choosePort(opts.inboxPort, DEFAULT_INBOX_PORT, '--inbox-port')) ?? (await freePorts(1))[0];
+  const stack = await startLocalStack({ ...opts, ...(inboxPort ? { uiCodecEndpoint: `http://127.0.0.1:${inboxPort}/codec` } : {}) });
   let client: WardenClient | undefined;
   try {
-    client = await WardenClient.connect(stack.settings);
-    const channels = await startDevChannels(stack, client, { inboxPort: opts.inboxPort });
+    client = await stack.connectClient();
+    const channels = await startDevChannels(stack, client, { inboxPort });
     const open = client;
     let stopping: Promise<void> | null = null;
     return {

@@ -11,6 +11,14 @@ const DEV_USERS = [
   { id: 'carol', name: 'Carol Clark', groups: ['support'] },
 ] as const;
 
+/**
+ * The development users as a key's directory (id → groups): what the development CLI key may
+ * assert, so `warden approve --as alice` is finance and `--as anyone-else` is refused.
+ */
+export function devUserDirectory(): Record<string, string[]> {
+  return Object.fromEntries(DEV_USERS.map((u) => [u.id, [...u.groups]]));
+}
+
 export interface DevUser {
   id: string;
   groups: string[];

@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { loadTrustedKeys } from '../approvals/keys';
+import { keyringFromEnv } from '../approvals/keys';
 import { TASK_QUEUE } from '../config';
 import { createSqliteStore, defaultStorePath } from '../store';
 import { connectWorker, createWardenWorker } from '../worker';
-import { packageRoot, settingsFromEnv } from './context';
+import { packageRoot, payloadCodecFromEnv, payloadKeysFile, settingsFromEnv } from './context';
 import { startDevEnvironment } from './dev-channels';
 import { CliError, describeError } from './errors';
 import { out } from './format';
@@ -87,7 +87,7 @@ export function registerDev(program: Command): void {
         `  warden run refund-agent --goal "Order ORD-1001 arrived late; refund what is fair" --script ${script} --wait`,
         `  warden run refund-agent --goal "The desk from ORD-1003 arrived cracked; refund it" --script ${largeScript}`,
         `      a $450 refund waits for finance: approve it in the inbox, ${channels.inbox.url} (${channels.signInHint})`,
-        '  warden approvals          # or from the terminal: warden approve <run> <approval> --as alice --groups finance',
+        '  warden approvals          # or from the terminal: warden approve <run> <approval> --as alice',
         '',
         'Ctrl-C stops the inbox, the worker and the server.',
       ]) {
@@ -97,21 +97,24 @@ export function registerDev(program: Command): void {
     });
 
   withAgentOptions(program.command('worker'))
-    .description('Run a worker against TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE (trusted keys from WARDEN_TRUSTED_KEYS)')
+    .description('Run a worker against TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE (trusted keys and what each may assert from WARDEN_TRUSTED_KEYS, re-read when it changes)')
     .option('--workflow-bundle <file>', 'a prebuilt workflow bundle (bundleWorkflowCode output) instead of bundling at start')
     .action(async (opts: { agents: string; policies: string; workflowBundle?: string }) => {
       installRuntime('INFO');
       const registry = loadRegistry(opts.agents, opts.policies);
       const settings = settingsFromEnv();
-      let trustedKeys: Record<string, string> = {};
-      if (process.env.WARDEN_TRUSTED_KEYS) {
-        try {
-          trustedKeys = loadTrustedKeys(process.env.WARDEN_TRUSTED_KEYS);
-        } catch (err) {
-          throw new CliError(`WARDEN_TRUSTED_KEYS: ${err instanceof Error ? err.message : String(err)}`);
-        }
+      let keyring: ReturnType<typeof keyringFromEnv>;
+      try {
+        // Read now, so a bad file stops the worker here; afterwards every decision re-reads it if it changed.
+        keyring = keyringFromEnv();
+      } catch (err) {
+        throw new CliError(`WARDEN_TRUSTED_KEYS: ${err instanceof Error ? err.message : String(err)}`);
       }
+      const keyCount = Object.values(keyring()).filter((grant) => !grant.revoked).length;
       if (opts.workflowBundle && !existsSync(opts.workflowBundle)) throw new CliError(`workflow bundle ${opts.workflowBundle} does not exist`);
+      // Resolved as every CLI client resolves it, so runs started with `warden run` here can be read.
+      const payloadCodec = payloadCodecFromEnv();
+      const payloads = payloadCodec ? `payloads encrypted with key ${payloadCodec.currentKeyId} of ${payloadKeysFile()?.file ?? ''}` : 'payloads NOT encrypted (set WARDEN_PAYLOAD_KEYS to a payload key file)';
       const storePath = defaultStorePath();
       const store = createSqliteStore(storePath);
       let connection;
@@ -127,7 +130,8 @@ export function registerDev(program: Command): void {
           store,
           connection,
           settings,
-          trustedKeys,
+          keyring,
+          payloadCodec,
           ...(opts.workflowBundle ? { workflowBundle: { codePath: path.resolve(opts.workflowBundle) } } : {}),
         }),
       );
@@ -141,7 +145,7 @@ export function registerDev(program: Command): void {
       exitWhenWorkerDies(worker.done, cleanup);
       out(
         `worker ready: task queue ${TASK_QUEUE} at ${settings.address} (namespace ${settings.namespace}); ` +
-          `agents: ${registry.list().map((a) => a.name).join(', ')}; run store ${storePath}; ${Object.keys(trustedKeys).length} trusted key(s)`,
+          `agents: ${registry.list().map((a) => a.name).join(', ')}; run store ${storePath}; ${keyCount} trusted key(s)${process.env.WARDEN_TRUSTED_KEYS ? ` from ${process.env.WARDEN_TRUSTED_KEYS}, re-read when it changes` : ''}; ${payloads}`,
       );
       await worker.done.catch(() => undefined);
     });

@@ -6,9 +6,35 @@ export function out(line = ''): void {
   process.stdout.write(line + '\n');
 }
 
+/**
+ * C0 and C1 control characters (newline and tab included) and DEL: a terminal acts on them (ESC
+ * starts a sequence that can retitle the window, clear the screen or rewrite what was printed,
+ * and U+009B is ESC [ on terminals that read 8-bit controls). Also the invisible marks that
+ * reorder or split the text around them (bidi overrides and isolates, line separators), so a
+ * tool name cannot be made to read as another.
+ */
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+// Outside C0: JSON.stringify leaves these in its output as they are.
+const UNESCAPED_BY_JSON = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+const escapeChar = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
+/**
+ * Text from a run, a model or the run store made safe to print: every control character is
+ * written as visible `\u001b`-style text, so it shows instead of acting on the terminal. Apply it
+ * to each field of run data in human output (tool names, arguments, reasons, approvers, ids);
+ * not to Warden's own text, and not to `--json` output (`outJson` escapes on its own).
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, escapeChar);
+}
+
 /** Writes a value as indented JSON (the `--json` output of every command). */
 export function outJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+  // JSON.stringify escapes C0 characters itself; the rest can only stand inside string literals
+  // here, where `\uXXXX` is the same character to any JSON parser.
+  process.stdout.write(JSON.stringify(value, null, 2).replace(UNESCAPED_BY_JSON, escapeChar) + '\n');
 }
 
 export function usd(n: number, digits = 4): string {
@@ -45,9 +71,9 @@ export function timeLeft(iso: string, now = Date.now()): string {
   return `${s}s`;
 }
 
-/** Compact JSON of a value, cut to `max` characters. */
+/** Compact JSON of a value, cut to `max` characters; safe to print (`printable`). */
 export function compact(value: unknown, max = 60): string {
-  return truncate(JSON.stringify(value) ?? '', max);
+  return truncate(printable(JSON.stringify(value) ?? ''), max);
 }
 
 /** The rows `warden approvals` prints, shared with the demo. */
@@ -55,12 +81,12 @@ export function approvalsTable(approvals: PendingApproval[]): string[] {
   return table(
     ['RUN', 'APPROVAL', 'TOOL', 'ARGS', 'RULE', 'APPROVERS', 'LEFT'],
     approvals.map((a) => [
-      a.runId,
-      a.approvalId,
-      a.tool,
+      printable(a.runId),
+      printable(a.approvalId),
+      printable(a.tool),
       compact(a.args, 70),
-      a.ruleId,
-      `${a.approvers.join(',')}${a.quorum > 1 ? ` (${a.approvals.length}/${a.quorum})` : ''}`,
+      printable(a.ruleId),
+      `${printable(a.approvers.join(','))}${a.quorum > 1 ? ` (${a.approvals.length}/${a.quorum})` : ''}`,
       timeLeft(a.expiresAt),
     ]),
   );
@@ -72,7 +98,7 @@ export function shortData(data: Record<string, unknown>, max = 110): string {
   for (const [key, value] of Object.entries(data)) {
     if (value === null || value === undefined) continue;
     const text = typeof value === 'string' ? (/\s/.test(value) ? JSON.stringify(value) : value) : JSON.stringify(value);
-    parts.push(`${key}=${truncate(text ?? '', 48)}`);
+    parts.push(`${printable(key)}=${truncate(printable(text ?? ''), 48)}`);
   }
   return truncate(parts.join(' '), max);
 }
@@ -80,24 +106,26 @@ export function shortData(data: Record<string, unknown>, max = 110): string {
 /** One line per audit event: seq, time, type, short data. */
 export function auditLines(events: AuditEvent[]): string[] {
   const width = String(events[events.length - 1]?.seq ?? 0).length;
-  return events.map((e) => `${String(e.seq).padStart(width)}  ${e.at}  ${e.type.padEnd(18)}  ${shortData(e.data)}`);
+  // Every field comes from the run store, which a tampered row can fill with anything.
+  return events.map((e) => `${String(e.seq).padStart(width)}  ${printable(String(e.at))}  ${printable(String(e.type)).padEnd(18)}  ${shortData(e.data)}`);
 }
 
 /** A run's outcome for people: status and reason, figures, the answer, budget and rollback details. */
 export function outcomeLines(runId: string, o: RunOutcome): string[] {
   const lines = [
-    `run ${runId}: ${o.status} (${o.reason})`,
-    `  steps ${o.steps}, tool calls ${o.toolCalls}, tokens ${o.usage.inputTokens} in / ${o.usage.outputTokens} out, cost ${usd(o.usage.costUsd)}, policy ${o.policyVersion}`,
+    `run ${printable(runId)}: ${printable(o.status)} (${printable(o.reason)})`,
+    `  steps ${o.steps}, tool calls ${o.toolCalls}, tokens ${o.usage.inputTokens} in / ${o.usage.outputTokens} out, cost ${usd(o.usage.costUsd)}, policy ${printable(o.policyVersion)}`,
   ];
-  if (o.budget) lines.push(`  budget: ${o.budget.limit} reached, used ${fmtLimit(o.budget.limit, o.budget.used)} of ${fmtLimit(o.budget.limit, o.budget.max)}`);
+  if (o.budget) lines.push(`  budget: ${printable(o.budget.limit)} reached, used ${fmtLimit(o.budget.limit, o.budget.used)} of ${fmtLimit(o.budget.limit, o.budget.max)}`);
   if (o.rollback) lines.push(...rollbackLines(o.rollback));
-  if (o.text) lines.push(`  answer: ${o.text}`);
+  // The model's answer: the field most likely to carry whatever a prompt injection asked for.
+  if (o.text) lines.push(`  answer: ${printable(o.text)}`);
   return lines;
 }
 
 export function rollbackLines(r: NonNullable<RunOutcome['rollback']>): string[] {
   const list = (items: { callId: string; tool: string; error?: string }[]) =>
-    items.length === 0 ? '—' : items.map((i) => `${i.tool} (${i.callId})${i.error ? `: ${i.error}` : ''}`).join(', ');
+    items.length === 0 ? '—' : items.map((i) => `${printable(i.tool)} (${printable(i.callId)})${i.error ? `: ${printable(i.error)}` : ''}`).join(', ');
   return [`  rollback: undone ${list(r.undone)}`, `            failed ${list(r.failed)}`, `            not undoable ${list(r.notUndoable)}`];
 }
 
@@ -117,17 +145,17 @@ export function statusLines(s: RunStatusView): string[] {
     `cost ${usd(used.costUsd)}${limits.maxCostUsd !== undefined ? `/${usd(limits.maxCostUsd, 2)}` : ''}`,
     `tokens ${used.inputTokens} in / ${used.outputTokens} out`,
   ].join(', ');
-  const last = s.lastDecision ? `${s.lastDecision.tool} → ${s.lastDecision.decision} (rule ${s.lastDecision.ruleId})` : '—';
+  const last = s.lastDecision ? `${printable(s.lastDecision.tool)} → ${printable(s.lastDecision.decision)} (rule ${printable(s.lastDecision.ruleId)})` : '—';
   const rows: [string, string][] = [
-    ['run', s.runId],
-    ['agent', `${s.agent} (requested by ${s.requester})`],
-    ['phase', `${s.phase}${s.paused ? ' (paused)' : ''}`],
-    ['step', `${s.step}: ${s.currentDetails}`],
+    ['run', printable(s.runId)],
+    ['agent', `${printable(s.agent)} (requested by ${printable(s.requester)})`],
+    ['phase', `${printable(s.phase)}${s.paused ? ' (paused)' : ''}`],
+    ['step', `${s.step}: ${printable(s.currentDetails)}`],
     ['budget', budget],
     ['approvals', s.pendingApprovals > 0 ? `${s.pendingApprovals} pending (see 'warden approvals')` : 'none pending'],
     ['last decision', last],
-    ['policy', s.policyVersion],
-    ['outcome', s.outcome ? `${s.outcome.status}: ${s.outcome.reason}` : '— (still running)'],
+    ['policy', printable(s.policyVersion)],
+    ['outcome', s.outcome ? `${printable(s.outcome.status)}: ${printable(s.outcome.reason)}` : '— (still running)'],
   ];
   return rows.map(([k, v]) => `${k.padEnd(13)} ${v}`);
 }

@@ -1,11 +1,12 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import pino, { type Logger } from 'pino';
 import type { Authenticator } from '../approvals/auth/authenticator';
 import { loadUsersFile, localUsersAuthenticator } from '../approvals/auth/local-users';
 import { oidcBearerAuthenticator } from '../approvals/auth/oidc';
-import { createInboxServer, type InboxServer, type InboxServerOptions } from '../approvals/inbox/server';
+import { InboxConfigError, createInboxServer, type InboxServer, type InboxServerOptions } from '../approvals/inbox/server';
+import { isLoopbackHost } from '../approvals/listen';
 import { resolveSigningKey } from './approvals';
 import { serveWithClientAndStore } from './serve';
 import { wardenHome } from './context';
@@ -56,6 +57,36 @@ interface InboxOptions {
   oidcGroupsClaim?: string;
   key?: string;
   publicOrigin?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  insecureHttp?: boolean;
+}
+
+/**
+ * HTTPS from `--tls-cert`/`--tls-key`, or plain HTTP where that is safe or asked for. Checked
+ * before anything connects, so a wrong command fails at once and names the flags that fix it.
+ */
+function transportFrom(opts: InboxOptions): { tls?: { cert: Buffer; key: Buffer }; insecureHttp: boolean } {
+  const insecureHttp = opts.insecureHttp === true;
+  if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together: give both, or neither');
+  if (opts.tlsCert !== undefined && opts.tlsKey !== undefined) {
+    if (insecureHttp) throw new UsageError('--insecure-http serves plain HTTP and --tls-cert/--tls-key serve HTTPS: give one');
+    const read = (file: string, flag: string) => {
+      try {
+        return readFileSync(file);
+      } catch (err) {
+        throw new CliError(`cannot read ${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    };
+    return { tls: { cert: read(opts.tlsCert, '--tls-cert'), key: read(opts.tlsKey, '--tls-key') }, insecureHttp };
+  }
+  if (!isLoopbackHost(opts.host) && !insecureHttp) {
+    throw new UsageError(
+      `--host ${opts.host} is not a loopback address: the inbox will not send passwords and session cookies over plain HTTP there. ` +
+        'Pass --tls-cert FILE and --tls-key FILE, or keep --host 127.0.0.1 behind an HTTPS proxy, or add --insecure-http if a TLS-terminating proxy reaches it over a network you trust',
+    );
+  }
+  return { insecureHttp };
 }
 
 /** How people sign in, from the flags: a users file, or bearer tokens of an OIDC provider. */
@@ -89,12 +120,9 @@ export async function listenInbox(options: InboxServerOptions, flag = '--port'):
     const code = (err as { code?: unknown }).code;
     if (code === 'EADDRINUSE') throw new CliError(`port ${options.port ?? 0} on ${options.host ?? '127.0.0.1'} is in use; pick another with ${flag}`);
     if (code === 'EADDRNOTAVAIL') throw new CliError(`cannot listen on ${options.host ?? '127.0.0.1'}: no such address on this machine`);
+    if (err instanceof InboxConfigError) throw new CliError(err.message);
     throw err;
   }
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
 export function registerInbox(program: Command): void {
@@ -102,7 +130,7 @@ export function registerInbox(program: Command): void {
     .command('inbox')
     .description('Serve the web inbox: people sign in, see pending approvals, and approve or reject them (signed with the web key)')
     .option('--port <n>', `port to listen on (0: any free port)`, parseListenPort, DEFAULT_INBOX_PORT)
-    .option('--host <address>', 'address to listen on; serve other machines through a TLS proxy', '127.0.0.1')
+    .option('--host <address>', 'address to listen on; any but loopback needs --tls-cert/--tls-key (or --insecure-http behind a TLS proxy)', '127.0.0.1')
     .option('--users <file>', 'sign in with the users of this file (YAML; default: .warden/users.yaml, made by warden dev)')
     .option('--oidc-issuer <url>', 'sign in with bearer tokens from this OIDC issuer (with --oidc-audience and --oidc-jwks)')
     .option('--oidc-audience <aud>', 'the audience tokens must carry (the inbox client id)')
@@ -110,7 +138,11 @@ export function registerInbox(program: Command): void {
     .option('--oidc-groups-claim <claim>', 'the token claim that lists groups (default: groups)')
     .option('--key <file>', 'the web signing key (default: $WARDEN_WEB_SIGNING_KEY, else .warden/keys/web.json)')
     .option('--public-origin <url>', 'the origin browsers use when a proxy is in front (https://warden.example.com)')
+    .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM; with --tls-key)')
+    .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
+    .option('--insecure-http', 'serve plain HTTP on a non-loopback --host anyway (only behind a TLS-terminating proxy on a trusted network)')
     .action(async (opts: InboxOptions) => {
+      const { tls, insecureHttp } = transportFrom(opts);
       const { auth, description } = signInFrom(opts);
       const { signer, file: keyFile } = resolveSigningKey(opts.key, 'web');
       if (opts.publicOrigin !== undefined && !URL.canParse(opts.publicOrigin)) throw new UsageError(`--public-origin ${opts.publicOrigin} is not a URL`);
@@ -123,6 +155,8 @@ export function registerInbox(program: Command): void {
           host: opts.host,
           port: opts.port,
           publicOrigin: opts.publicOrigin ? new URL(opts.publicOrigin).origin : undefined,
+          tls,
+          insecureHttp,
           logger: serverLogger('warden-inbox', 'info'),
         }),
       );
@@ -130,7 +164,9 @@ export function registerInbox(program: Command): void {
       out(`  Temporal    ${settings.address} (namespace ${settings.namespace}); run store ${storePath}`);
       out(`  sign-in     ${description}`);
       out(`  signing     key ${signer.keyId} from ${keyFile}: workers must trust it (WARDEN_TRUSTED_KEYS)`);
-      if (!isLoopback(opts.host)) out(`  note        listening on ${opts.host} without TLS: serve people through an HTTPS proxy and pass --public-origin`);
+      if (!tls && !isLoopbackHost(opts.host)) {
+        process.stderr.write(`WARNING: --insecure-http: the inbox serves ${opts.host} over plain HTTP; passwords and session cookies cross the network in clear unless a TLS proxy is in front (pass it --public-origin)\n`);
+      }
       out('Ctrl-C stops it.');
     });
 }

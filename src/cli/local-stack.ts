@@ -3,14 +3,17 @@ import { InvalidArgumentError } from 'commander';
 import path from 'node:path';
 import { DefaultLogger, Runtime, type LogLevel, type NativeConnection, type Worker } from '@temporalio/worker';
 import pino from 'pino';
-import { ensureDevKeys, loadTrustedKeys } from '../approvals/keys';
+import { ensureDevKeys, watchKeyring } from '../approvals/keys';
 import { loadAgents, type AgentRegistry } from '../agents';
 import { TASK_QUEUE, type TemporalSettings } from '../config';
 import { startDevServer, type DevServer } from '../dev-server';
 import { createSqliteStore, defaultStorePath, type RunStore } from '../store';
 import { connectWorker, createWardenWorker } from '../worker';
-import { packageRoot, wardenHome } from './context';
+import { WardenClient } from '../client';
+import { ensureDevPayloadKeys, type EncryptionCodec } from '../codec';
+import { packageRoot, payloadCodecFromEnv, payloadKeysFile, wardenHome } from './context';
 import { CliError, describeError } from './errors';
+import { devUserDirectory } from './dev-users';
 import { out } from './format';
 
 /** Temporal's own ports, used when free so that the default TEMPORAL_ADDRESS reaches `warden dev`. */
@@ -109,6 +112,8 @@ export interface LocalStackOptions {
   headless?: boolean;
   port?: number;
   uiPort?: number;
+  /** Where the dev UI decodes payloads: the web inbox's codec endpoint (`http://127.0.0.1:8787/codec`). */
+  uiCodecEndpoint?: string;
 }
 
 /** A dev server, dev keys, a run store and a worker, all in this process tree (`warden dev`, `warden demo`). */
@@ -122,9 +127,17 @@ export interface LocalStack {
   dbFile: string;
   trustedKeysFile: string;
   cliKeyFile: string;
-  /** The development key of a channel (`<home>/keys/<channel>.json`); the worker trusts all three. */
+  /** The development key of a channel (`<home>/keys/<channel>.json`); the worker trusts all three (the CLI's for the dev users only). */
   keyFile(channel: 'cli' | 'web' | 'slack'): string;
   worker: RunningWorker;
+  /** Encrypts every payload of the stack's runs; the worker and `connectClient` use it. */
+  payloadCodec: EncryptionCodec;
+  /** `WARDEN_PAYLOAD_KEYS`, else the development key file `<home>/keys/payload.json`. */
+  payloadKeysFile: string;
+  /** The codec endpoint the dev UI was started with, or null. */
+  uiCodecEndpoint: string | null;
+  /** A client with the stack's payload codec; the caller closes it. */
+  connectClient(): Promise<WardenClient>;
   /** Drains the worker, then stops the server. Safe to call more than once. */
   shutdown(): Promise<void>;
 }
@@ -138,12 +151,25 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   // Agents and policies first: a typo in a policy should not cost a server start.
   const registry = loadRegistry(opts.agents, opts.policies);
   const home = wardenHome();
-  const keys = ensureDevKeys(home);
-  const trustedKeys = loadTrustedKeys(keys.trustedKeysFile);
+  const keys = ensureDevKeys(home, devUserDirectory());
+  // Followed, not read once: `warden keys revoke` on this file takes effect in the running worker.
+  const keyring = watchKeyring(keys.trustedKeysFile);
+  // The same resolution as every CLI client (context.ts), so `warden run` in another terminal encrypts with this key.
+  if (!process.env.WARDEN_PAYLOAD_KEYS) {
+    try {
+      ensureDevPayloadKeys(home);
+    } catch (err) {
+      throw new CliError(err instanceof Error ? err.message : String(err));
+    }
+  }
+  const payloadCodec = payloadCodecFromEnv();
+  const keysFile = payloadKeysFile();
+  if (!payloadCodec || !keysFile) throw new CliError(`no payload key file at ${path.join(home, 'keys', 'payload.json')} after creating it`);
+  const uiCodecEndpoint = opts.headless ? null : (opts.uiCodecEndpoint ?? null);
   const port = await choosePort(opts.port, DEFAULT_PORT);
   const uiPort = opts.headless ? undefined : await choosePort(opts.uiPort, DEFAULT_UI_PORT);
   const dbFile = path.join(home, 'temporal.db');
-  const server = await startDevServer({ dbFile, port, uiPort, headless: opts.headless ?? false, log: () => {} });
+  const server = await startDevServer({ dbFile, port, uiPort, headless: opts.headless ?? false, ...(uiCodecEndpoint ? { uiCodecEndpoint } : {}), log: () => {} });
   const settings: TemporalSettings = { address: server.address, namespace: server.namespace };
   const storePath = defaultStorePath();
   let store: RunStore | undefined;
@@ -156,7 +182,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       store,
       connection,
       settings,
-      trustedKeys,
+      keyring,
+      payloadCodec,
       logger: pino({ name: 'warden-worker', level: process.env.WARDEN_LOG_LEVEL?.toLowerCase() ?? 'warn' }),
       workerOptions: { shutdownGraceTime: '5s' },
     });
@@ -176,6 +203,10 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       cliKeyFile: keys.keyFile('cli'),
       keyFile: (channel) => keys.keyFile(channel),
       worker: running,
+      payloadCodec,
+      payloadKeysFile: keysFile.file,
+      uiCodecEndpoint,
+      connectClient: () => WardenClient.connect(settings, undefined, { payloadCodec }),
       shutdown: () =>
         (stopping ??= (async () => {
           await running.shutdown();
@@ -192,6 +223,18 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   }
 }
 
+function payloadLines(stack: LocalStack): string[] {
+  const lines = [`  payloads    encrypted in Temporal with key ${stack.payloadCodec.currentKeyId} of ${stack.payloadKeysFile}; warden commands here read that file too`];
+  if (stack.uiCodecEndpoint) {
+    // The dev server's --ui-codec-endpoint cannot ask the UI to send cookies; the browser-level setting can.
+    lines.push(
+      `              the UI decrypts them through ${stack.uiCodecEndpoint} for people signed in to the inbox: in the UI's Codec Server`,
+      `              settings choose the browser setting, enter that endpoint and turn on "Include cross-origin credentials"`,
+    );
+  }
+  return lines;
+}
+
 /** What `warden dev` and `warden demo` print about the environment they started. */
 export function describeStack(stack: LocalStack): string[] {
   const agents = stack.registry.list().map((a) => a.name);
@@ -200,7 +243,8 @@ export function describeStack(stack: LocalStack): string[] {
     `  UI          ${stack.server.uiUrl ?? '(headless)'}`,
     `  worker      task queue ${TASK_QUEUE}; agents: ${agents.join(', ')}`,
     `  run store   ${stack.storePath}`,
-    `  keys        CLI signing key ${stack.cliKeyFile}; the worker trusts ${stack.trustedKeysFile}`,
+    `  keys        CLI signing key ${stack.cliKeyFile} (may speak for ${Object.keys(devUserDirectory()).join(', ')}); the worker trusts ${stack.trustedKeysFile}`,
+    ...payloadLines(stack),
   ];
 }
 

@@ -70,7 +70,7 @@ export function registerPolicy(program: Command): void {
 
   policy
     .command('apply')
-    .description("Validate a policy, store it as its agent's policy for new runs, and send it to the agent's running runs")
+    .description("Validate a policy, store it as its agent's policy for new runs, and tell the agent's running runs to take it up from the worker")
     .argument('<file>', 'policy file (YAML or JSON)')
     .option('--by <id>', 'who applies it, recorded in each run\'s audit trail (default $USER)')
     .action(async (file: string, opts: { by?: string }) => {
@@ -80,7 +80,7 @@ export function registerPolicy(program: Command): void {
       await withClient(async (client) => {
         await withStore((store) => store.setAppliedPolicy(policy.agent, { policy, version, source: path.resolve(file) }));
         const runs = await client.listRuns({ agent: policy.agent });
-        const results = await Promise.allSettled(runs.map((r) => client.applyPolicy(r.runId, policy, opts.by ?? currentUser())));
+        const results = await Promise.allSettled(runs.map((r) => client.applyPolicy(r.runId, opts.by ?? currentUser())));
         const sent = results.filter((r) => r.status === 'fulfilled').length;
         out(`applied ${version} to ${policy.agent}: new runs start with it; sent to ${sent} running run(s)`);
       });

@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
+import type { StartRunOptions } from '../client';
 import type { ScriptTurn } from '../workflows/types';
-import { askRun, currentUser, withClient } from './context';
+import { optionalSigner } from './approvals';
+import { askRun, currentUser, wardenHome, withClient } from './context';
 import { CliError } from './errors';
 import { out, outJson, outcomeLines, statusLines } from './format';
 
@@ -41,6 +44,7 @@ interface RunOptions {
   goal: string;
   requester?: string;
   key?: string;
+  signingKey?: string;
   script?: string;
   wait?: boolean;
   json?: boolean;
@@ -54,13 +58,19 @@ export function registerRuns(program: Command): void {
     .requiredOption('--goal <text>', 'what the agent is asked to do')
     .option('--requester <id>', 'who asks (cannot approve the run\'s own calls); default $USER or "cli"')
     .option('--key <key>', 'run key: the run id becomes warden/<agent>/<key> (never reused); default random')
+    .option('--signing-key <file>', 'CLI signing key that vouches for --requester (default: $WARDEN_SIGNING_KEY, else .warden/keys/cli.json); without one the run is unverified')
     .option('--script <file>', 'JSON array of turns for the scripted model (offline runs)')
     .option('--wait', 'wait for the outcome and print it')
     .option('--json', 'print JSON')
     .action(async (agent: string, opts: RunOptions) => {
       const script = opts.script ? readScript(opts.script) : undefined;
+      const signer = optionalSigner(opts.signingKey);
+      // The CLI key vouches for the requester as channel `cli`; the worker checks the key may assert them.
+      const signing: Pick<StartRunOptions, 'signer' | 'channel'> = signer ? { signer, channel: 'cli' } : {};
       await withClient(async (client) => {
-        const runId = await client.startRun({ agent, goal: opts.goal, requester: opts.requester ?? currentUser(), key: opts.key, script });
+        const runId = await client.startRun({ agent, goal: opts.goal, requester: opts.requester ?? currentUser(), key: opts.key, script, ...signing });
+        // After the start, so a start that fails is still one error line.
+        if (!signer) process.stderr.write(`note: ${runId} started with an unverified requester (no CLI signing key: --signing-key, WARDEN_SIGNING_KEY or ${path.join(wardenHome(), 'keys', 'cli.json')})\n`);
         if (!opts.wait) return opts.json ? outJson({ runId }) : out(runId);
         if (!opts.json) out(runId);
         const outcome = await client.result(runId);

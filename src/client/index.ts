@@ -1,23 +1,28 @@
 import { randomUUID } from 'node:crypto';
-import { Client, Connection, WorkflowFailedError, WorkflowIdReusePolicy, type WorkflowHandle } from '@temporalio/client';
-import { parsePolicy, type AuditEvent, type Policy } from '../governance';
+import type { PayloadCodec } from '@temporalio/common';
+import { Client, Connection, WorkflowFailedError, WorkflowIdReusePolicy, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { goalDigest, parsePolicy, verifyAuditChain, type AuditEvent, type AuditHead, type Policy, type SignedDecision } from '../governance';
 import { AGENT_RUN_WORKFLOW, TASK_QUEUE, runIdFor, temporalSettingsFromEnv, type TemporalSettings } from '../config';
 import type { RunStore } from '../store/types';
 import {
   applyPolicySignal,
   approveSignal,
+  approveUpdate,
   auditTrailQuery,
   pauseSignal,
   pendingApprovalsQuery,
   rejectSignal,
+  rejectUpdate,
   resumeSignal,
   rollbackPlanQuery,
   rollbackSignal,
   statusQuery,
   type ApproveInput,
+  type DecisionReply,
   type OperatorInput,
   type RejectInput,
 } from '../workflows/messages';
+import { AUDIT_ANCHOR_MEMO } from '../workflows/audit-log';
 import { agentSearchAttribute, requesterSearchAttribute, statusSearchAttribute } from '../workflows/search-attributes';
 import type { agentRun } from '../workflows/agent-run';
 import type { CompensationStep, PendingApproval, RunOutcome, RunStatusView, ScriptTurn } from '../workflows/types';
@@ -30,8 +35,29 @@ export interface StartRunOptions {
   /** Makes the run id `warden/<agent>/<key>`; a random key by default. A key is never reused. */
   key?: string;
   script?: ScriptTurn[];
+  /** Honoured only by a worker started with `acceptRunInputPolicy` (tests); others fail the run. */
   policy?: Policy;
   continueAsNewAfterSteps?: number;
+  /** Signs the start as a channel that authenticated the requester, so the run counts the requester as verified. */
+  signer?: StartSigner;
+  /** The channel `signer` signs for (default `cli`); must be the channel its key is trusted for. */
+  channel?: string;
+}
+
+/** What signs a run start: a channel key (`DecisionSigner`). */
+export interface StartSigner {
+  signStart(claims: { runId: string; agent: string; requester: string; goal: string; channel: string }): SignedDecision;
+}
+
+/** What `verifyAuditTrail` found: the events, and whether they hold together and match Temporal's anchor. */
+export interface AuditTrailCheck {
+  events: AuditEvent[];
+  ok: boolean;
+  /** What failed, when `ok` is false. */
+  problem?: string;
+  /** The head anchored in the run's memo (Temporal's copy, which the run store cannot rewrite), if any. */
+  anchor: AuditHead | null;
+  head: AuditHead | null;
 }
 
 export interface RunSummary {
@@ -52,10 +78,14 @@ export class WardenClient {
     private readonly taskQueue = TASK_QUEUE,
   ) {}
 
-  /** Connects from settings or the environment (`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, TLS, API key). */
-  static async connect(settings: TemporalSettings = temporalSettingsFromEnv(), taskQueue?: string): Promise<WardenClient> {
+  /**
+   * Connects from settings or the environment (`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, TLS, API key).
+   * `payloadCodec` must match the workers' (the same payload keys): without it, encrypted results and query answers cannot be read.
+   */
+  static async connect(settings: TemporalSettings = temporalSettingsFromEnv(), taskQueue?: string, options: { payloadCodec?: PayloadCodec } = {}): Promise<WardenClient> {
     const connection = await Connection.connect({ address: settings.address, tls: settings.tls, apiKey: settings.apiKey });
-    return new WardenClient(new Client({ connection, namespace: settings.namespace }), taskQueue);
+    const dataConverter = options.payloadCodec ? { dataConverter: { payloadCodecs: [options.payloadCodec] } } : {};
+    return new WardenClient(new Client({ connection, namespace: settings.namespace, ...dataConverter }), taskQueue);
   }
 
   async close(): Promise<void> {
@@ -68,10 +98,12 @@ export class WardenClient {
     if (!options.requester.trim()) throw new Error('a run needs a requester');
     const policy = options.policy ? parsePolicy(options.policy, 'startRun policy') : undefined;
     const runId = runIdFor(options.agent, options.key ?? randomUUID());
+    const channel = options.channel ?? 'cli';
+    const requesterProof = options.signer?.signStart({ runId, agent: options.agent, requester: options.requester, goal: goalDigest(options.goal), channel });
     await this.client.workflow.start<typeof agentRun>(AGENT_RUN_WORKFLOW, {
       workflowId: runId,
       taskQueue: this.taskQueue,
-      args: [{ agent: options.agent, goal: options.goal, requester: options.requester, script: options.script, policy, continueAsNewAfterSteps: options.continueAsNewAfterSteps }],
+      args: [{ agent: options.agent, goal: options.goal, requester: options.requester, script: options.script, policy, continueAsNewAfterSteps: options.continueAsNewAfterSteps, requesterProof }],
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
       typedSearchAttributes: [
         { key: agentSearchAttribute, value: options.agent },
@@ -103,8 +135,50 @@ export class WardenClient {
     }
   }
 
-  status(runId: string): Promise<RunStatusView> {
-    return this.handle(runId).query(statusQuery);
+  /**
+   * The run's status. A run Temporal terminated (no outcome of Warden's) answers no query; its
+   * status then says `terminated`, from the execution's own description.
+   */
+  async status(runId: string): Promise<RunStatusView> {
+    try {
+      return await this.handle(runId).query(statusQuery);
+    } catch (err) {
+      const desc = await this.handle(runId)
+        .describe()
+        .catch(() => null);
+      if (desc?.status.name !== 'TERMINATED') throw err;
+      const when = desc.closeTime?.toISOString() ?? 'unknown time';
+      const terminated = {
+        status: 'terminated',
+        reason: `terminated by Temporal at ${when}`,
+        text: '',
+        steps: 0,
+        toolCalls: 0,
+        usage: { inputTokens: 0, outputTokens: 0, costUsd: 0 },
+        policyVersion: '',
+        audit: this.anchorOf(desc.memo) ?? { seq: 0, hash: '' },
+      } as unknown as RunOutcome;
+      return {
+        runId,
+        agent: desc.typedSearchAttributes.get(agentSearchAttribute) ?? '',
+        requester: desc.typedSearchAttributes.get(requesterSearchAttribute) ?? '',
+        requesterVerified: false,
+        phase: 'finished',
+        paused: false,
+        step: 0,
+        currentDetails: terminated.reason,
+        budget: { used: { steps: 0, toolCalls: 0, toolCallsByTool: {}, inputTokens: 0, outputTokens: 0, costUsd: 0 }, limits: {}, left: {} },
+        pendingApprovals: 0,
+        lastDecision: null,
+        policyVersion: '',
+        outcome: terminated,
+      };
+    }
+  }
+
+  private anchorOf(memo: Record<string, unknown> | undefined): AuditHead | null {
+    const anchor = memo?.[AUDIT_ANCHOR_MEMO] as Partial<AuditHead> | undefined;
+    return typeof anchor?.seq === 'number' && typeof anchor.hash === 'string' ? { seq: anchor.seq, hash: anchor.hash } : null;
   }
 
   pendingApprovals(runId: string): Promise<PendingApproval[]> {
@@ -115,23 +189,84 @@ export class WardenClient {
     return this.handle(runId).query(rollbackPlanQuery);
   }
 
-  /** The whole audit trail: events in the run store, then the run's own events not flushed yet. */
+  /**
+   * The whole audit trail: the events in the run store, then the run's own events the store does
+   * not have yet. Stored rows win; a live event that differs from the stored one of the same seq
+   * is left out (`verifyAuditTrail` reports it).
+   */
   async auditTrail(runId: string, store?: RunStore): Promise<AuditEvent[]> {
+    return (await this.readTrail(runId, store)).events;
+  }
+
+  private async readTrail(runId: string, store?: RunStore): Promise<{ events: AuditEvent[]; mismatch: number | null }> {
     const fromStore = store ? await store.readAudit(runId) : [];
     const live = await this.handle(runId)
       .query(auditTrailQuery)
       .catch(() => null);
     const bySeq = new Map<number, AuditEvent>();
     for (const e of fromStore) bySeq.set(e.seq, e);
-    for (const e of live?.events ?? []) bySeq.set(e.seq, e);
-    return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+    let mismatch: number | null = null;
+    for (const e of live?.events ?? []) {
+      const stored = bySeq.get(e.seq);
+      if (!stored) bySeq.set(e.seq, e);
+      else if (stored.hash !== e.hash) mismatch ??= e.seq;
+    }
+    return { events: [...bySeq.values()].sort((a, b) => a.seq - b.seq), mismatch };
   }
 
-  approve(runId: string, decision: ApproveInput): Promise<void> {
+  /**
+   * Reads and verifies a run's trail: every hash and link, and the head Temporal holds in the
+   * run's memo (written each time the store confirmed events), so a store rewritten with
+   * recomputed hashes fails even with no worker running. Use it before showing a trail to anyone.
+   */
+  async verifyAuditTrail(runId: string, store?: RunStore): Promise<AuditTrailCheck> {
+    const [{ events, mismatch }, desc] = await Promise.all([this.readTrail(runId, store), this.handle(runId).describe()]);
+    const anchor = this.anchorOf(desc.memo);
+    const last = events[events.length - 1];
+    const head = last ? { seq: last.seq, hash: last.hash } : null;
+    const fail = (problem: string): AuditTrailCheck => ({ events, ok: false, problem, anchor, head });
+    const chain = verifyAuditChain(events);
+    if (!chain.ok) return fail(`event ${chain.seq}: ${chain.reason}`);
+    if (mismatch !== null) return fail(`event ${mismatch}: the run store's copy differs from the run's own`);
+    if (anchor) {
+      const anchored = events.find((e) => e.seq === anchor.seq);
+      if (!anchored) return fail(`the trail ends before event ${anchor.seq}, which Temporal anchored`);
+      if (anchored.hash !== anchor.hash) return fail(`event ${anchor.seq} differs from the head Temporal anchored (the store was rewritten)`);
+    } else if (events.length > 0 && store) {
+      return fail('Temporal holds no anchor for this trail (a run from before anchoring, or not a Warden run)');
+    }
+    return { events, ok: true, anchor, head };
+  }
+
+  /**
+   * Sends an approval as an Update: the run verifies and judges it and answers in the same round
+   * trip. A decision its validator refuses (no such approval, already decided, past its deadline)
+   * comes back `refused` and leaves nothing in history.
+   */
+  approve(runId: string, decision: ApproveInput): Promise<DecisionReply> {
+    return this.decide(runId, 'approve', decision);
+  }
+
+  reject(runId: string, decision: RejectInput): Promise<DecisionReply> {
+    return this.decide(runId, 'reject', decision);
+  }
+
+  private async decide(runId: string, kind: 'approve' | 'reject', decision: ApproveInput | RejectInput): Promise<DecisionReply> {
+    try {
+      if (kind === 'approve') return await this.handle(runId).executeUpdate(approveUpdate, { args: [decision as ApproveInput] });
+      return await this.handle(runId).executeUpdate(rejectUpdate, { args: [decision as RejectInput] });
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) return { status: 'refused', approvalId: decision.approvalId, reason: err.cause?.message ?? err.message };
+      throw err;
+    }
+  }
+
+  /** Sends an approval as a fire-and-forget signal, as the Temporal UI does; `approve` is better everywhere else. */
+  signalApprove(runId: string, decision: ApproveInput): Promise<void> {
     return this.handle(runId).signal(approveSignal, decision);
   }
 
-  reject(runId: string, decision: RejectInput): Promise<void> {
+  signalReject(runId: string, decision: RejectInput): Promise<void> {
     return this.handle(runId).signal(rejectSignal, decision);
   }
 
@@ -151,23 +286,27 @@ export class WardenClient {
     await this.handle(runId).cancel();
   }
 
-  /** Sends a validated policy to one run; it decides with it from its next call. */
-  applyPolicy(runId: string, policy: Policy, by?: string): Promise<void> {
-    return this.handle(runId).signal(applyPolicySignal, { policy: parsePolicy(policy, 'applyPolicy'), by });
+  /**
+   * Tells a run to take up its agent's current policy from the worker (after `setAppliedPolicy`
+   * or a changed policy file). The run re-decides its pending approvals under it.
+   */
+  applyPolicy(runId: string, by?: string): Promise<void> {
+    return this.handle(runId).signal(applyPolicySignal, by === undefined ? {} : { by });
   }
 
   /** Runs found through visibility: by agent and Warden status (open runs only by default). */
   async listRuns(filter: { agent?: string; status?: string; open?: boolean } = {}): Promise<RunSummary[]> {
     const clauses = [`WorkflowType = '${AGENT_RUN_WORKFLOW}'`];
     if (filter.agent) clauses.push(`WardenAgent = '${filter.agent.replace(/'/g, '')}'`);
-    if (filter.status) clauses.push(`WardenStatus = '${filter.status.replace(/'/g, '')}'`);
+    if (filter.status) clauses.push(`WardenStatus IN (${filter.status.split(',').map((st) => `'${st.trim().replace(/'/g, '')}'`).join(', ')})`);
     if (filter.open ?? true) clauses.push(`ExecutionStatus = 'Running'`);
     const out: RunSummary[] = [];
     for await (const wf of this.client.workflow.list({ query: clauses.join(' AND ') })) {
       out.push({
         runId: wf.workflowId,
         agent: wf.typedSearchAttributes.get(agentSearchAttribute) ?? '',
-        status: wf.typedSearchAttributes.get(statusSearchAttribute) ?? '',
+        // Temporal's own end wins: a terminated run never got to update WardenStatus.
+        status: wf.status.name === 'TERMINATED' ? 'terminated' : (wf.typedSearchAttributes.get(statusSearchAttribute) ?? ''),
         requester: wf.typedSearchAttributes.get(requesterSearchAttribute) ?? '',
         startTime: wf.startTime,
       });

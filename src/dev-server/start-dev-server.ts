@@ -33,6 +33,13 @@ export interface DevServerOptions {
   ip?: string;
   /** Server log level: debug, info, warn, error, never. Default warn. */
   logLevel?: string;
+  /**
+   * A remote codec endpoint the Web UI decodes payloads through (`--ui-codec-endpoint`), such as
+   * the web inbox's `http://127.0.0.1:8787/codec`. The dev server cannot tell the UI to send
+   * credentials with it: a person turns that on in the UI's own Codec Server settings.
+   * Ignored when headless.
+   */
+  uiCodecEndpoint?: string;
   /** Further `temporal server start-dev` flags, appended last. */
   extraArgs?: string[];
   /** A binary to run instead of looking one up with `resolveTemporalBinary`. */
@@ -159,6 +166,7 @@ async function spawnDevServer(binary: string, opts: DevServerOptions, log: (msg:
 
   const args = ['server', 'start-dev', '--ip', ip, '--port', String(port), '--namespace', namespace, '--log-level', opts.logLevel ?? 'warn'];
   if (uiPort !== null) args.push('--ui-port', String(uiPort));
+  if (uiPort !== null && opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
   if (headless) args.push('--headless');
   if (opts.dbFile !== undefined) {
     mkdirSync(path.dirname(path.resolve(opts.dbFile)), { recursive: true });
@@ -242,7 +250,7 @@ async function downloadDevServer(opts: DevServerOptions, log: (msg: string) => v
       ui: !headless,
       ...(headless ? {} : { uiPort }),
       log: { format: 'pretty', level: opts.logLevel ?? 'warn' },
-      extraArgs: opts.extraArgs ?? [],
+      extraArgs: [...(!headless && opts.uiCodecEndpoint ? ['--ui-codec-endpoint', opts.uiCodecEndpoint] : []), ...(opts.extraArgs ?? [])],
       searchAttributes: [...wardenSearchAttributes],
     },
   });

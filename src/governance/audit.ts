@@ -12,6 +12,8 @@ export type AuditEventType =
   | 'approval_requested'
   | 'approval_notified'
   | 'approval_accepted'
+  | 'rejection_accepted'
+  | 'approval_withdrawn'
   | 'approval_refused'
   | 'approval_decided'
   | 'approval_escalated'

@@ -23,3 +23,9 @@ export { parseKeyring, authorizeDecision, authorizeStart, goalDigest, keyGrantSc
 export type { Keyring, KeyGrant, VerifiedIdentity, Authorization } from './keyring';
 export { verifySignedClaims } from './signed-decision';
 export type { StartClaims, ClaimsVerification } from './signed-decision';
+export type { CallPosition } from './digest';
+export { governCall, admitApproved, denialMessage } from './govern-call';
+export type { GovernState, CallProposal, GovernedTool, GovernContext, CallPlan, GovernEvent, GovernResult } from './govern-call';
+export { precheckDecision, judgeDecision, escalateApproval, sameRequirement } from './approval';
+export type { ApprovalState, ApprovalStateName, ApprovalVote, DecisionInput, DecisionAuthority, Judgement } from './approval';
+export { redactBySchema } from './redact';

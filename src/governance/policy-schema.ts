@@ -22,7 +22,16 @@ export const toolPolicySchema = z.strictObject({
   retry: retrySchema.optional(),
   /** Start-to-close timeout of one attempt. */
   timeout: duration.optional(),
+  /**
+   * Deny every call of this tool unless the run's requester was verified by a signed start.
+   * Anyone with a Temporal client can start a run naming any requester, so a high-risk tool
+   * should not trust an unverified name.
+   */
+  requireVerifiedRequester: z.boolean().default(false),
 });
+
+// A tool listed with an empty entry (`lookup_order:`) is null in YAML; it gets the same defaults as `{}`.
+const TOOL_POLICY_DEFAULTS = toolPolicySchema.parse({});
 
 export const escalationSchema = z.strictObject({
   approvers: z.array(principal).min(1),
@@ -80,13 +89,22 @@ export const loopSchema = z.strictObject({
   action: z.enum(['fail_run', 'stop_tool', 'pause']).default('fail_run'),
 });
 
+/** Fields that policies used to carry and that are now worker settings. */
+export const MOVED_TO_WORKER = ['allowUnsignedDecisions', 'trustedKeys'] as const;
+export type MovedToWorkerField = (typeof MOVED_TO_WORKER)[number];
+
+/** A field that only fails: present at all (even `false` or `{}`), it is an error that says where the setting went. */
+function movedToWorker(field: MovedToWorkerField, where: string) {
+  return z.never({ error: `${field} is no longer a policy setting: ${where}; remove it from the policy` }).optional();
+}
+
 /** A policy file: what one agent may do, with which limits. */
 export const policySchema = z
   .strictObject({
     agent: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be an agent name (lower-case letters, digits and -)'),
     description: z.string().optional(),
     /** The tools this agent may call at all, with per-tool overrides. Any other tool is denied. */
-    tools: z.record(toolName, toolPolicySchema.nullable().transform((v) => v ?? {})),
+    tools: z.record(toolName, toolPolicySchema.nullable().transform((v) => v ?? { ...TOOL_POLICY_DEFAULTS })),
     /** Ordered rules: the first whose tools and condition match decides. No match is a denial. */
     rules: z.array(ruleSchema).default([]),
     budgets: budgetsSchema.default({}),
@@ -97,10 +115,13 @@ export const policySchema = z
     onToolFailure: z.enum(['continue', 'fail_run']).default('continue'),
     /** When the run fails: leave it, or run the compensations of what it did. */
     onRunFailure: z.enum(['none', 'rollback']).default('none'),
-    /** Whether approve/reject signals without a channel signature count (typed into the Temporal UI). */
-    allowUnsignedDecisions: z.boolean().default(false),
-    /** Extra Ed25519 public keys (hex, by key id) whose signed decisions count, besides the worker's. */
-    trustedKeys: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/, 'must be a 32-byte Ed25519 public key in hex')).default({}),
+    // Who may decide is the worker operator's call, never a policy's: a policy that could add keys or
+    // accept unsigned decisions would let whoever applies it widen who approves.
+    allowUnsignedDecisions: movedToWorker(
+      'allowUnsignedDecisions',
+      "whether unsigned approve/reject signals count is now a worker setting (the worker's allowUnsignedDecisions option, for development only)",
+    ),
+    trustedKeys: movedToWorker('trustedKeys', 'trusted keys are now a worker setting (the keyring file WARDEN_TRUSTED_KEYS names)'),
   })
   .superRefine((policy, ctx) => {
     const seen = new Set<string>();
@@ -116,8 +137,8 @@ export const policySchema = z
   });
 
 /** A validated policy, as plain JSON (it travels in workflow inputs and signals). */
-export type Policy = z.output<typeof policySchema>;
-export type PolicyInput = z.input<typeof policySchema>;
+export type Policy = Omit<z.output<typeof policySchema>, MovedToWorkerField>;
+export type PolicyInput = Omit<z.input<typeof policySchema>, MovedToWorkerField>;
 export type Rule = Policy['rules'][number];
 export type ApprovalRequirement = z.output<typeof approvalRequirementSchema>;
 export type RetrySettings = z.output<typeof retrySchema>;

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { AuditEvent, AuditEventType } from '../governance';
@@ -84,16 +84,47 @@ function checkSeq(seq: number, what: string): void {
   if (!Number.isSafeInteger(seq) || seq < 0) throw new StoreError(`${what}: seq must be a non-negative integer, got ${String(seq)}`);
 }
 
+// SQLite's companion files; it creates each with the main file's mode, a crash may leave them behind.
+const COMPANION_SUFFIXES = ['-wal', '-shm', '-journal'];
+
+/**
+ * Makes `file` exist readable by its owner alone before SQLite opens it: the store holds
+ * conversations, tool results and audit events. SQLite gives `-wal`/`-shm` the main file's mode,
+ * so they follow. A directory this creates is 0700; an existing one is left as it is (it may be
+ * the working directory). An existing file more open than 0600 is narrowed without a word: it is
+ * the owner's own file.
+ */
+function createPrivateFile(file: string): void {
+  mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
+  try {
+    closeSync(openSync(file, 'wx', 0o600));
+    return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  for (const f of [file, ...COMPANION_SUFFIXES.map((suffix) => file + suffix)]) {
+    let mode: number;
+    try {
+      mode = statSync(f).mode & 0o777;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw err;
+    }
+    if ((mode & ~0o600) !== 0) chmodSync(f, mode & 0o600);
+  }
+}
+
 /**
  * Opens (or creates) the embedded SQLite run store at `file`, creating parent directories and tables.
+ * The file and its `-wal`/`-shm` companions are private to the owner (0600), a directory it creates 0700.
  *
  * Use it for local runs, `warden dev` and tests; several processes (worker, CLI) may open the same
  * file. Use a PostgreSQL store when workers run on more than one machine.
  */
 export function createSqliteStore(file: string): RunStore {
-  if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   let db: Database.Database;
   try {
+    if (file !== ':memory:' && file !== '') createPrivateFile(file);
     db = new Database(file);
     // WAL lets the CLI read while a worker writes; busy_timeout makes a second writer wait instead of failing.
     // synchronous stays FULL: an activity that returned must not lose its rows on power loss, Temporal will not retry it.

@@ -1,10 +1,12 @@
+import type { PayloadCodec } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import pino, { type Logger } from 'pino';
-import { createActivities } from '../activities';
+import { createActivities, type RunLimits } from '../activities';
 import type { AgentRegistry } from '../agents';
 import { TASK_QUEUE, temporalSettingsFromEnv, type TemporalSettings } from '../config';
 import type { RunStore } from '../store/types';
-import { trustedKeysFromEnv } from '../approvals/keys';
+import { keyringFromEnv } from '../approvals/keys';
+import type { Keyring } from '../governance';
 import { slackNotifyActivity } from '../approvals/slack/notify';
 
 export interface WardenWorkerOptions {
@@ -17,13 +19,30 @@ export interface WardenWorkerOptions {
   logger?: Logger;
   /** A prebuilt workflow bundle (tests, faster start); otherwise the workflows are bundled at start. */
   workflowBundle?: { codePath: string } | { code: string };
-  /** Public keys (hex, by key id) whose signed approvals count; default: the `WARDEN_TRUSTED_KEYS` file. */
-  trustedKeys?: Record<string, string>;
+  /**
+   * The keys whose signed decisions and run starts count, and what each may assert. A function is
+   * called on every decision, so editing the file revokes a key for running runs too. Default:
+   * the `WARDEN_TRUSTED_KEYS` file, re-read when it changes.
+   */
+  keyring?: Keyring | (() => Keyring);
+  /** Development only: count approve/reject messages without a signature (typed into the Temporal UI). Loud in the log. */
+  allowUnsignedDecisions?: boolean;
+  /** Tests only: let a start input bring its own policy. Loud in the log. */
+  acceptRunInputPolicy?: boolean;
+  /** Size limits on what a model may propose (see `RunLimits`). */
+  limits?: Partial<RunLimits>;
   /** Post approval requests to Slack (policy `approval.notify.slack.channel`); default from `SLACK_BOT_TOKEN`. */
   slack?: { botToken: string; slackApiUrl?: string } | null;
   /** Extra Temporal worker options (concurrency limits, identity, …). */
   workerOptions?: Partial<WorkerOptions>;
+  /** Encrypts every payload the worker writes and decrypts what it reads (`EncryptionCodec`); clients need the same keys. None: payloads are stored in clear. */
+  payloadCodec?: PayloadCodec;
 }
+
+const constant =
+  <T>(value: T) =>
+  (): T =>
+    value;
 
 /** Opens a worker connection from settings (address, namespace, TLS or API key). */
 export async function connectWorker(settings: TemporalSettings = temporalSettingsFromEnv()): Promise<NativeConnection> {
@@ -49,10 +68,14 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       registry: options.registry,
       store: options.store,
       logger,
-      trustedKeys: options.trustedKeys ?? trustedKeysFromEnv(),
+      keyring: typeof options.keyring === 'function' ? options.keyring : options.keyring ? constant(options.keyring) : keyringFromEnv(),
+      allowUnsignedDecisions: options.allowUnsignedDecisions ?? false,
+      acceptRunInputPolicy: options.acceptRunInputPolicy ?? false,
+      ...(options.limits ? { limits: options.limits } : {}),
       notifyApproval: slack ? slackNotifyActivity(slack) : undefined,
     }),
     ...bundle,
+    ...(options.payloadCodec ? { dataConverter: { payloadCodecs: [options.payloadCodec] } } : {}),
     ...options.workerOptions,
   });
 }

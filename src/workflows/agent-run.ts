@@ -9,50 +9,60 @@ import {
   isCancellation,
   log,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import { z } from 'zod';
 import type { CoreActivities, NON_RETRYABLE_ERRORS, ToolActivity, ToolActivityInput } from '../activities/types';
 import {
   CompiledPolicy,
+  admitApproved,
   approvalIdFor,
   checkBeforeModelCall,
-  checkBeforeToolCall,
   costOf,
+  denialMessage,
   digestOf,
   durationMs,
-  emptyAuditHead,
   emptyLoopState,
   emptyUsage,
-  nextAuditEvent,
-  observeCall,
-  parsePolicy,
-  redactArgs,
-  verifySignedDecision,
-  type AuditEvent,
+  escalateApproval,
+  governCall,
+  judgeDecision,
+  precheckDecision,
+  redactBySchema,
+  sameRequirement,
+  type ApprovalRequirement,
+  type ApprovalState,
   type AuditEventType,
   type BudgetExceeded,
+  type CallProposal,
   type Decision,
-  type Policy,
+  type DecisionInput,
+  type GovernEvent,
+  type GovernState,
   type RetrySettings,
 } from '../governance';
 import type { MessageRow } from '../store/types';
+import { AuditLog } from './audit-log';
 import {
   applyPolicySignal,
   approveSignal,
+  approveUpdate,
   auditTrailQuery,
   pauseSignal,
   pendingApprovalsQuery,
   rejectSignal,
+  rejectUpdate,
   resumeSignal,
   rollbackPlanQuery,
   rollbackSignal,
   statusQuery,
+  type ApplyPolicyInput,
   type ApproveInput,
+  type DecisionReply,
   type OperatorInput,
   type RejectInput,
 } from './messages';
@@ -63,7 +73,6 @@ import type {
   CompensationStep,
   PendingApproval,
   PreparedRun,
-  ProposedCall,
   RollbackReport,
   RunOutcome,
   RunPhase,
@@ -81,11 +90,18 @@ const nonRetryableErrorTypes: (typeof NON_RETRYABLE_ERRORS)[number][] = [
   'DefinitionError',
   'PolicyError',
   'ModelCallError',
+  'RunInputError',
 ];
 
 const core = proxyActivities<CoreActivities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1s', maximumAttempts: 10, nonRetryableErrorTypes },
+});
+
+/** Decisions are verified on the worker (its current keyring), close by: a local activity. */
+const verifier = proxyLocalActivities<CoreActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '200ms', maximumAttempts: 3, nonRetryableErrorTypes },
 });
 
 const notifier = proxyActivities<CoreActivities>({
@@ -99,7 +115,7 @@ const model = proxyActivities<CoreActivities>({
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 6, nonRetryableErrorTypes },
 });
 
-/** Thrown inside the run to end it with an outcome; caught once, at the top. */
+/** How a run ends. Thrown inside the run, caught once, at the top: the one way out. */
 class RunEnd extends Error {
   override name = 'RunEnd';
   constructor(
@@ -112,20 +128,26 @@ class RunEnd extends Error {
   }
 }
 
-type Plan =
-  | { kind: 'result'; call: ProposedCall; seq: number; error: string }
-  | { kind: 'execute'; call: ProposedCall; seq: number; spec: ToolSpec }
-  | { kind: 'approval'; call: ProposedCall; seq: number; spec: ToolSpec; approval: PendingApprovalState };
-
-interface PendingApprovalState extends PendingApproval {
-  state: 'pending' | 'approved' | 'rejected' | 'expired' | 'cancelled';
-  decidedBy?: string;
-  note?: string;
+/** One proposed call of the current turn and where it stands (shown in status and the UI's details). */
+interface CallInFlight {
+  call: CallProposal;
+  seq: number;
+  spec: ToolSpec | undefined;
+  line: string;
+  /** The approval the call waits for, and the requirement that asked for it. */
+  approvalId?: string;
+  requirement?: ApprovalRequirement;
 }
+
+/** What became of an approval the run waited for. */
+type ApprovalVerdict = { kind: 'run' } | { kind: 'refuse'; message: string };
+
+/** An approval a policy change withdrew, and what the new policy said instead. */
+type Replacement = ApprovalVerdict | { kind: 'ask'; approvalId: string };
 
 const MAX_TEXT_IN_AUDIT = 500;
 
-function errorRow(seq: number, call: ProposedCall, message: string): MessageRow {
+function errorRow(seq: number, call: CallProposal, message: string): MessageRow {
   return {
     seq,
     message: { role: 'tool', content: [{ type: 'tool-result', toolCallId: call.id, toolName: call.name, output: { type: 'error-text', value: message } }] },
@@ -149,20 +171,17 @@ function retryPolicy(...layers: (RetrySettings | undefined)[]): ActivityOptions[
   };
 }
 
+const text = (value: unknown): string | null => (typeof value === 'string' ? value : null);
+
 /** One governed agent run: the loop, its state, and the handlers people use to steer it. */
 class AgentRun {
   private readonly runId = workflowInfo().workflowId;
   private prepared!: PreparedRun;
   private policy!: CompiledPolicy;
-  private readonly schemas = new Map<string, z.ZodType>();
   private readonly tools = new Map<string, ToolSpec>();
 
-  private usage = emptyUsage();
-  private loop = emptyLoopState();
-  private readonly stoppedTools = new Set<string>();
-  private auditHead = emptyAuditHead();
-  private readonly auditEvents: AuditEvent[] = [];
-  private flushedSeq = 0;
+  private gov: GovernState = { usage: emptyUsage(), loop: emptyLoopState(), stoppedTools: [] };
+  private audit = new AuditLog();
   private messageCount = 0;
   private pendingRows: MessageRow[] = [];
   private startedAtMs = Date.now();
@@ -176,29 +195,39 @@ class AgentRun {
   private rollbackRequest: OperatorInput | null = null;
   private ending: RunEnd | null = null;
   private outcome: RunOutcome | null = null;
-  private readonly approvals = new Map<string, PendingApprovalState>();
+  private readonly approvals = new Map<string, ApprovalState>();
+  private readonly replacements = new Map<string, Replacement>();
+  private inFlight: CallInFlight[] = [];
   private details = 'starting';
   private reportedStatus = '';
 
   constructor(private readonly input: AgentRunInput) {
     // Handlers are registered before the first await so the Temporal UI lists them from the start
-    // and no early signal is dropped.
+    // and no early message is dropped.
     setHandler(statusQuery, () => this.statusView(), { description: 'Phase, step, budgets used and left, pending approvals, last decision, outcome.' });
     setHandler(pendingApprovalsQuery, () => this.pendingApprovals(), { description: 'Calls waiting for a human decision: id, tool, redacted args, rule, approvers, expiry.' });
-    setHandler(auditTrailQuery, () => ({ events: [...this.auditEvents], firstSeq: this.auditEvents[0]?.seq ?? this.auditHead.seq + 1, headSeq: this.auditHead.seq }), {
-      description: 'The hash-chained audit events of this run (earlier executions are in the run store).',
+    setHandler(auditTrailQuery, () => this.audit.view(), { description: 'The hash-chained audit events of this run (earlier executions are in the run store).' });
+    setHandler(rollbackPlanQuery, () => this.rollbackPlan(), { description: 'The compensations a rollback would run, newest first (arguments redacted).' });
+    setHandler(approveSignal, (decision) => this.decide('approve', decision).then(() => undefined), {
+      description: 'Approve a pending call: {"approvalId": "apr_…", "approver": "alice", "comment": "ok"} (counts only when signed, unless the worker accepts unsigned decisions)',
     });
-    setHandler(rollbackPlanQuery, () => [...this.executedCalls].reverse(), { description: 'The compensations a rollback would run, newest first.' });
-    setHandler(approveSignal, (decision) => this.onDecision('approve', decision), {
-      description: 'Approve a pending call: {"approvalId": "apr_…", "approver": "alice", "comment": "ok"}',
-    });
-    setHandler(rejectSignal, (decision) => this.onDecision('reject', decision), {
+    setHandler(rejectSignal, (decision) => this.decide('reject', decision).then(() => undefined), {
       description: 'Reject a pending call: {"approvalId": "apr_…", "approver": "alice", "reason": "too much"}',
+    });
+    setHandler(approveUpdate, (decision) => this.decide('approve', decision), {
+      validator: (decision) => this.validate('approve', decision),
+      description: 'Approve a pending call and learn at once whether it counted: {"approvalId", "approver", "comment", "signature"}',
+    });
+    setHandler(rejectUpdate, (decision) => this.decide('reject', decision), {
+      validator: (decision) => this.validate('reject', decision),
+      description: 'Reject a pending call and learn at once whether it counted: {"approvalId", "approver", "reason", "signature"}',
     });
     setHandler(pauseSignal, (by) => this.onPause(by), { description: 'Pause before the next model or tool call: {"by": "you", "reason": "…"}' });
     setHandler(resumeSignal, (by) => this.onResume(by), { description: 'Resume a paused run: {"by": "you"}' });
     setHandler(rollbackSignal, (by) => this.onRollback(by), { description: 'Undo what the run did (compensations, newest first) and end it: {"by": "you", "reason": "…"}' });
-    setHandler(applyPolicySignal, (input) => this.onApplyPolicy(input), { description: "Replace the run's policy from its next decision: {\"policy\": {…}, \"by\": \"you\"}" });
+    setHandler(applyPolicySignal, (input) => this.onApplyPolicy(input), {
+      description: "Take up the agent's current policy from the worker (policy directory or `warden policy apply`): {\"by\": \"you\"}",
+    });
   }
 
   async execute(): Promise<RunOutcome> {
@@ -224,18 +253,29 @@ class AgentRun {
   private async start(): Promise<void> {
     const carried = this.input.carried;
     if (carried) {
+      // Only Temporal sets continuedFromExecutionRunId: a start input cannot pass itself off as a continuation.
+      if (!workflowInfo().continuedFromExecutionRunId) {
+        throw ApplicationFailure.nonRetryable('refused: the start input carries run state, which is accepted only from a continue-as-new of the same run', 'RunInputError');
+      }
       this.restore(carried);
-      this.audit('run_continued', { execution: carried.executions + 1, messageCount: carried.messageCount });
+      this.record('run_continued', { execution: carried.executions + 1, messageCount: carried.messageCount });
     } else {
-      const prepared = await core.prepareRun({ runId: this.runId, agent: this.input.agent, loadPolicy: !this.input.policy });
-      const { agent, trustedKeys, notifications } = prepared;
-      if (this.input.policy) this.prepared = { agent, trustedKeys, notifications, policy: parsePolicy(this.input.policy, 'run input'), policySource: 'run input' };
-      else if (prepared.policy) this.prepared = { agent, trustedKeys, notifications, policy: prepared.policy, policySource: prepared.policySource ?? 'worker' };
-      else throw new RunEnd('failed', `no policy for agent ${this.input.agent}`);
-      this.compile(this.prepared.policy);
-      this.audit('run_started', {
+      this.prepared = await core.prepareRun({
+        runId: this.runId,
         agent: this.input.agent,
         requester: this.input.requester,
+        goal: this.input.goal,
+        startedAtMs: workflowInfo().startTime.getTime(),
+        ...(this.input.policy !== undefined ? { policy: this.input.policy } : {}),
+        ...(this.input.requesterProof !== undefined ? { requesterProof: this.input.requesterProof } : {}),
+      });
+      this.policy = new CompiledPolicy(this.prepared.policy);
+      this.record('run_started', {
+        agent: this.input.agent,
+        requester: this.prepared.requester.id,
+        requesterVerified: this.prepared.requester.verified,
+        requesterChannel: this.prepared.requester.channel ?? null,
+        ...(this.prepared.requester.unverified ? { requesterUnverified: this.prepared.requester.unverified } : {}),
         goal: this.input.goal.slice(0, MAX_TEXT_IN_AUDIT),
         policyVersion: this.policy.version,
         policySource: this.prepared.policySource,
@@ -244,43 +284,29 @@ class AgentRun {
       this.pendingRows.push({ seq: 0, message: { role: 'user', content: this.input.goal } });
       this.messageCount = 1;
     }
-    this.indexTools();
+    for (const spec of this.prepared.agent.tools) this.tools.set(spec.name, spec);
     const budgets = this.prepared.policy.budgets;
     if (budgets.maxCostUsd !== undefined && !this.prepared.policy.pricing[this.prepared.agent.modelId]) {
       throw new RunEnd('failed', `the policy sets budgets.maxCostUsd but pricing has no entry for model "${this.prepared.agent.modelId}"`);
     }
     upsertSearchAttributes([
       { key: agentSearchAttribute, value: this.input.agent },
-      { key: requesterSearchAttribute, value: this.input.requester },
+      { key: requesterSearchAttribute, value: this.prepared.requester.id },
     ]);
     this.report('running');
   }
 
   private restore(c: CarriedState): void {
     this.prepared = c.prepared;
-    this.compile(c.prepared.policy);
-    this.usage = c.usage;
-    this.loop = c.loop;
-    c.stoppedTools.forEach((t) => this.stoppedTools.add(t));
-    this.auditHead = c.auditHead;
-    this.flushedSeq = c.auditHead.seq;
+    this.policy = new CompiledPolicy(c.prepared.policy);
+    this.gov = c.govern;
+    this.audit = new AuditLog(c.auditHead);
     this.messageCount = c.messageCount;
     this.startedAtMs = c.startedAtMs;
     this.executedCalls = c.executedCalls;
     this.notUndoable = c.notUndoable;
     this.lastDecision = c.lastDecision;
     this.paused = c.paused;
-  }
-
-  private compile(policy: Policy): void {
-    this.policy = new CompiledPolicy(policy);
-  }
-
-  private indexTools(): void {
-    for (const spec of this.prepared.agent.tools) {
-      this.tools.set(spec.name, spec);
-      this.schemas.set(spec.name, z.fromJSONSchema(spec.inputSchema));
-    }
   }
 
   private shouldContinueAsNew(): boolean {
@@ -290,14 +316,12 @@ class AgentRun {
 
   private async continueAsNew(): Promise<never> {
     await this.flush();
-    // Signals and queries being handled must finish first, or their effect would be lost.
+    // Messages being handled must finish first, or their effect would be lost.
     await condition(allHandlersFinished);
     const carried: CarriedState = {
       prepared: { ...this.prepared, policy: this.policy.policy },
-      usage: this.usage,
-      loop: this.loop,
-      stoppedTools: [...this.stoppedTools],
-      auditHead: this.auditHead,
+      govern: this.gov,
+      auditHead: this.audit.current,
       messageCount: this.messageCount,
       startedAtMs: this.startedAtMs,
       executions: (this.input.carried?.executions ?? 1) + 1,
@@ -315,60 +339,67 @@ class AgentRun {
       end = new RunEnd('rolled_back', `run failed (${end.reason}); rolled back as the policy says`);
     }
     if (end.status === 'rolled_back') report = await this.rollback();
+    for (const approval of this.approvals.values()) if (approval.state === 'pending') this.approvals.set(approval.approvalId, { ...approval, state: 'cancelled' });
+    const usage = { inputTokens: this.gov.usage.inputTokens, outputTokens: this.gov.usage.outputTokens, costUsd: this.gov.usage.costUsd };
+    this.record('run_finished', { status: end.status, reason: end.reason, steps: this.gov.usage.steps, toolCalls: this.gov.usage.toolCalls, usage });
     const outcome: RunOutcome = {
       status: end.status,
       reason: end.reason,
       text: end.text,
-      steps: this.usage.steps,
-      toolCalls: this.usage.toolCalls,
-      usage: { inputTokens: this.usage.inputTokens, outputTokens: this.usage.outputTokens, costUsd: this.usage.costUsd },
+      steps: this.gov.usage.steps,
+      toolCalls: this.gov.usage.toolCalls,
+      usage,
       policyVersion: this.policy?.version ?? '',
+      audit: this.audit.current,
     };
     if (end.budget) outcome.budget = end.budget;
     if (report) outcome.rollback = report;
-    for (const approval of this.approvals.values()) if (approval.state === 'pending') approval.state = 'cancelled';
-    this.audit('run_finished', { status: outcome.status, reason: outcome.reason, steps: outcome.steps, toolCalls: outcome.toolCalls, usage: outcome.usage });
     this.outcome = outcome;
     this.phase = 'finished';
+    this.inFlight = [];
     this.report(outcome.status, `${outcome.status}: ${outcome.reason}`);
-    await this.flush();
+    if (this.prepared) await this.flush();
     await condition(allHandlersFinished);
     return outcome;
   }
 
   private async flush(): Promise<void> {
-    const audit = this.unflushed();
+    const audit = this.audit.unflushed();
     const append = this.takePending();
     if (audit.length === 0 && append.length === 0) return;
     await core.recordRun({ runId: this.runId, audit, append });
-    this.markFlushed(audit);
+    this.audit.markFlushed(audit);
   }
 
   // ---------------------------------------------------------------- the loop
 
   private async turn(): Promise<void> {
     await this.checkpoint('before the next model call');
-    const exceeded = checkBeforeModelCall(this.prepared.policy.budgets, this.usage, this.elapsed());
-    if (exceeded) this.exhausted(exceeded);
+    const exceeded = checkBeforeModelCall(this.prepared.policy.budgets, this.gov.usage, this.elapsed());
+    if (exceeded) {
+      this.record('budget_exhausted', { ...exceeded });
+      throw new RunEnd('budget_exhausted', exceeded.message, '', exceeded);
+    }
 
-    this.usage.steps += 1;
+    const usage = this.gov.usage;
+    usage.steps += 1;
     this.stepsThisExecution += 1;
     this.phase = 'thinking';
-    this.report('running', `step ${this.usage.steps}: asking the model`);
-    const audit = this.unflushed();
+    this.inFlight = [];
+    this.report('running', `step ${usage.steps}: asking the model`);
+    const audit = this.audit.unflushed();
     const upTo = this.messageCount;
-    const answer = await model.callModel.executeWithOptions({ summary: `model turn ${this.usage.steps}` }, [
-      { runId: this.runId, agent: this.input.agent, step: this.usage.steps, upTo, append: this.takePending(), audit, scriptTurn: this.scriptTurn() },
+    const answer = await model.callModel.executeWithOptions({ summary: `model turn ${usage.steps}` }, [
+      { runId: this.runId, agent: this.input.agent, step: usage.steps, upTo, append: this.takePending(), audit, scriptTurn: this.scriptTurn() },
     ]);
-    this.markFlushed(audit);
+    this.audit.markFlushed(audit);
     this.messageCount = upTo + 1;
-    const price = this.prepared.policy.pricing[this.prepared.agent.modelId];
-    const cost = costOf(price, answer.usage.inputTokens, answer.usage.outputTokens);
-    this.usage.inputTokens += answer.usage.inputTokens;
-    this.usage.outputTokens += answer.usage.outputTokens;
-    this.usage.costUsd += cost;
-    this.audit('model_turn', {
-      step: this.usage.steps,
+    const cost = costOf(this.prepared.policy.pricing[this.prepared.agent.modelId], answer.usage.inputTokens, answer.usage.outputTokens);
+    usage.inputTokens += answer.usage.inputTokens;
+    usage.outputTokens += answer.usage.outputTokens;
+    usage.costUsd += cost;
+    this.record('model_turn', {
+      step: usage.steps,
       inputTokens: answer.usage.inputTokens,
       outputTokens: answer.usage.outputTokens,
       costUsd: cost,
@@ -383,112 +414,70 @@ class AgentRun {
     this.phase = 'governing';
     // Every call is decided before any runs, in the order proposed: budgets and the loop detector
     // see the same sequence on replay, and one refusal never blocks an allowed sibling.
-    const plans = answer.calls.map((call, i) => this.govern(call, firstSeq + i));
-    await Promise.all(plans.map((plan) => this.carryOut(plan)));
+    this.inFlight = answer.calls.map((call, i) => ({ call, seq: firstSeq + i, spec: this.tools.get(call.name), line: 'deciding' }));
+    const plans = this.inFlight.map((f) => this.govern(f));
+    await Promise.all(this.inFlight.map((f, i) => this.carryOut(f, plans[i] ?? null)));
     if (this.ending) throw this.ending;
   }
 
-  /** Steps 1–3 of a call: schema, budget and loop, policy. Synchronous and deterministic. */
-  private govern(call: ProposedCall, seq: number): Plan {
-    const spec = this.tools.get(call.name);
-    const args = call.args ?? {};
-    this.audit('call_proposed', { callId: call.id, tool: call.name, args: this.redact(call.name, args) });
-    const refuse = (error: string): Plan => ({ kind: 'result', call, seq, error });
-
-    if (this.ending) return refuse(`not run: ${this.ending.reason}`);
-    if (spec) {
-      const parsed = this.schemas.get(call.name)?.safeParse(args);
-      if (parsed && !parsed.success) {
-        const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(arguments)'}: ${i.message}`);
-        this.audit('schema_rejected', { callId: call.id, tool: call.name, issues });
-        return refuse(`invalid arguments for ${call.name}, nothing ran: ${issues.join('; ')}`);
-      }
+  /** Steps 1–3 of a call through `governCall`; returns the message for the model when nothing runs. */
+  private govern(f: CallInFlight): 'run' | 'approve' | string {
+    const result = governCall(this.gov, f.call, {
+      policy: this.policy,
+      agent: this.input.agent,
+      tool: f.spec,
+      run: this.runFacts(),
+      elapsedMs: this.elapsed(),
+      ...(this.ending ? { ending: this.ending.reason } : {}),
+    });
+    this.gov = result.state;
+    this.recordAll(result.events);
+    if (result.decision) this.lastDecision = { ...result.decision, tool: f.call.name, callId: f.call.id };
+    if (result.end) this.ending ??= new RunEnd(result.end.status, result.end.reason, '', result.end.budget);
+    if (result.pause !== undefined) this.setPaused(true, { by: 'policy', reason: result.pause });
+    if (result.plan.kind === 'refuse') return result.plan.message;
+    if (result.plan.kind === 'approve' && result.decision) {
+      f.requirement = result.plan.requirement;
+      f.approvalId = this.requestApproval(f, result.decision, result.plan.requirement);
+      return 'approve';
     }
-    if (this.stoppedTools.has(call.name)) {
-      return refuse(this.decided(call, { decision: 'deny', ruleId: 'default:tool-stopped', reason: `tool ${call.name} was stopped by the loop breaker`, policyVersion: this.policy.version }));
-    }
-    if (spec) {
-      const exceeded = checkBeforeToolCall(this.prepared.policy.budgets, this.policy.policy.tools[call.name]?.maxCalls, this.usage, call.name, this.elapsed());
-      if (exceeded) {
-        this.audit('budget_exhausted', { callId: call.id, ...exceeded });
-        this.ending = new RunEnd('budget_exhausted', exceeded.message, '', exceeded);
-        return refuse(`not run: ${exceeded.message}`);
-      }
-      const loopSettings = this.policy.policy.loop;
-      if (loopSettings) {
-        const seen = observeCall(this.loop, loopSettings, call.name, digestOf(args));
-        this.loop = seen.state;
-        if (seen.tripped) {
-          const message = `loop detected: ${call.name} called with the same arguments ${seen.repeats} times in the last ${loopSettings.window} calls`;
-          this.audit('loop_detected', { callId: call.id, tool: call.name, repeats: seen.repeats, window: loopSettings.window, action: loopSettings.action });
-          if (loopSettings.action === 'fail_run') {
-            this.ending = new RunEnd('budget_exhausted', message);
-            return refuse(`not run: ${message}`);
-          }
-          if (loopSettings.action === 'stop_tool') {
-            this.stoppedTools.add(call.name);
-            return refuse(`not run: ${message}; the tool is stopped for the rest of this run`);
-          }
-          this.setPaused(true, { by: 'policy', reason: message });
-        }
-      }
-    }
-
-    const decision = this.policy.decide({ tool: call.name, args, risk: spec?.risk }, this.input.agent, this.runFacts());
-    if (decision.decision === 'deny' || !spec) return refuse(this.decided(call, decision));
-    this.decided(call, decision);
-    if (decision.decision === 'allow') {
-      this.countCall(call.name);
-      return { kind: 'execute', call, seq, spec };
-    }
-    return { kind: 'approval', call, seq, spec, approval: this.requestApproval(call, decision) };
-  }
-
-  private decided(call: ProposedCall, decision: Decision): string {
-    this.lastDecision = { ...decision, tool: call.name, callId: call.id };
-    const { approval: _approval, ...recorded } = decision;
-    this.audit('policy_decision', { callId: call.id, tool: call.name, ...recorded });
-    return `denied by policy (rule ${decision.ruleId}), nothing ran: ${decision.reason}`;
+    return 'run';
   }
 
   /** Steps 4–6: approval wait, the tool activity, the compensation plan. */
-  private async carryOut(plan: Plan): Promise<void> {
-    if (plan.kind === 'result') {
-      this.pendingRows.push(errorRow(plan.seq, plan.call, plan.error));
-      return;
-    }
-    if (plan.kind === 'approval') {
-      const verdict = await this.awaitApproval(plan.approval);
-      if (verdict) {
-        this.pendingRows.push(errorRow(plan.seq, plan.call, verdict));
-        return;
+  private async carryOut(f: CallInFlight, plan: string | null): Promise<void> {
+    if (plan !== 'run' && plan !== 'approve') return this.settle(f, 'refused', plan ?? 'not run');
+    if (plan === 'approve') {
+      const verdict = await this.awaitApproval(f);
+      if (verdict.kind === 'refuse') return this.settle(f, 'not run', verdict.message);
+      const admitted = admitApproved(this.gov, f.call, this.policy, this.elapsed());
+      if (!admitted.ok) {
+        this.recordAll([admitted.event]);
+        this.ending ??= new RunEnd('budget_exhausted', admitted.exceeded.message, '', admitted.exceeded);
+        return this.settle(f, 'not run', `not run: ${admitted.exceeded.message}`);
       }
-      const exceeded = checkBeforeToolCall(this.prepared.policy.budgets, this.policy.policy.tools[plan.call.name]?.maxCalls, this.usage, plan.call.name, this.elapsed());
-      if (exceeded) {
-        this.audit('budget_exhausted', { callId: plan.call.id, ...exceeded });
-        this.ending ??= new RunEnd('budget_exhausted', exceeded.message, '', exceeded);
-        this.pendingRows.push(errorRow(plan.seq, plan.call, `not run: ${exceeded.message}`));
-        return;
-      }
-      this.countCall(plan.call.name);
+      this.gov = admitted.state;
     }
-    await this.checkpoint(`before ${plan.call.name}`);
-    if (this.ending) {
-      this.pendingRows.push(errorRow(plan.seq, plan.call, `not run: ${this.ending.reason}`));
-      return;
-    }
-    await this.runTool(plan.call, plan.seq, plan.spec);
+    await this.checkpoint(`before ${f.call.name}`);
+    if (this.ending) return this.settle(f, 'not run', `not run: ${this.ending.reason}`);
+    if (!f.spec) return this.settle(f, 'refused', `not run: agent has no tool ${f.call.name}`);
+    await this.runTool(f, f.spec);
   }
 
-  private async runTool(call: ProposedCall, seq: number, spec: ToolSpec): Promise<void> {
+  private settle(f: CallInFlight, line: string, message: string): void {
+    this.pendingRows.push(errorRow(f.seq, f.call, message));
+    this.setLine(f, line);
+  }
+
+  private async runTool(f: CallInFlight, spec: ToolSpec): Promise<void> {
+    const { call, seq } = f;
     this.phase = 'running_tools';
-    this.report(this.statusName(), `step ${this.usage.steps}: running ${call.name}`);
-    this.audit('tool_started', { callId: call.id, tool: call.name });
-    const audit = this.unflushed();
+    this.setLine(f, 'running');
+    this.record('tool_started', { callId: call.id, tool: call.name });
+    const audit = this.audit.unflushed();
     const override = this.policy.policy.tools[call.name];
-    const timeout = override?.timeout ?? spec.timeout ?? '1m';
     const activity = proxyActivities<Record<string, ToolActivity>>({
-      startToCloseTimeout: durationMs(timeout),
+      startToCloseTimeout: durationMs(override?.timeout ?? spec.timeout ?? '1m'),
       retry: retryPolicy(spec.retry, override?.retry),
       summary: `${call.name} (${call.id})`,
     })[call.name];
@@ -496,26 +485,27 @@ class AgentRun {
     const input: ToolActivityInput = {
       runId: this.runId,
       agent: this.input.agent,
-      requester: this.input.requester,
+      requester: this.prepared.requester.id,
       callId: call.id,
-      args: call.args ?? {},
-      idempotencyKey: this.idempotencyKey(call.id),
+      args: call.args,
+      idempotencyKey: this.idempotencyKey(call.id, seq, call.args),
       resultSeq: seq,
       audit,
     };
     try {
       const result = await activity(input);
-      this.markFlushed(audit);
-      this.audit('tool_succeeded', { callId: call.id, tool: call.name, attempts: result.attempt, summary: result.summary });
-      const step = { callId: call.id, tool: call.name, resultSeq: seq, args: call.args ?? {}, at: new Date().toISOString() };
+      this.audit.markFlushed(audit);
+      this.record('tool_succeeded', { callId: call.id, tool: call.name, attempts: result.attempt, summary: result.summary });
+      this.setLine(f, 'done');
+      const step = { callId: call.id, tool: call.name, resultSeq: seq, args: call.args, at: new Date().toISOString() };
       if (spec.compensable) this.executedCalls.push(step);
       else this.notUndoable.push({ callId: call.id, tool: call.name });
     } catch (err) {
       if (isCancellation(err)) throw err;
       const message = failureMessage(err);
       const retryState = err instanceof ActivityFailure ? err.retryState : undefined;
-      this.audit('tool_failed', { callId: call.id, tool: call.name, error: message, retryState: retryState ?? null });
-      this.pendingRows.push(errorRow(seq, call, `${call.name} failed: ${message}`));
+      this.record('tool_failed', { callId: call.id, tool: call.name, error: message, retryState: retryState ?? null });
+      this.settle(f, 'failed', `${call.name} failed: ${message}`);
       if (this.policy.policy.onToolFailure === 'fail_run') this.ending ??= new RunEnd('failed', `tool ${call.name} failed: ${message}`);
     }
   }
@@ -523,16 +513,12 @@ class AgentRun {
   /** The run's own script turn for the current model call: turn i answers the i-th call. */
   private scriptTurn(): ScriptTurn | null | undefined {
     const script = this.input.script;
-    return script ? (script[this.usage.steps - 1] ?? null) : undefined;
+    return script ? (script[this.gov.usage.steps - 1] ?? null) : undefined;
   }
 
-  private idempotencyKey(callId: string): string {
-    return 'idk_' + digestOf({ run: this.runId, first: workflowInfo().firstExecutionRunId, callId }).slice(0, 32);
-  }
-
-  private countCall(tool: string): void {
-    this.usage.toolCalls += 1;
-    this.usage.toolCallsByTool[tool] = (this.usage.toolCallsByTool[tool] ?? 0) + 1;
+  /** Bound to the call's position and arguments: two calls sharing a model call id never share a key. */
+  private idempotencyKey(callId: string, seq: number, args: unknown): string {
+    return 'idk_' + digestOf({ run: this.runId, first: workflowInfo().firstExecutionRunId, callId, seq, args }).slice(0, 32);
   }
 
   /** Waits while paused; ends the run if a rollback was asked for. */
@@ -551,164 +537,181 @@ class AgentRun {
     }
   }
 
-  private exhausted(exceeded: BudgetExceeded): never {
-    this.audit('budget_exhausted', { ...exceeded });
-    throw new RunEnd('budget_exhausted', exceeded.message, '', exceeded);
-  }
-
   // ---------------------------------------------------------------- approvals
 
-  private requestApproval(call: ProposedCall, decision: Decision): PendingApprovalState {
-    const requirement = decision.approval;
-    if (!requirement) throw ApplicationFailure.nonRetryable(`rule ${decision.ruleId} requires approval but names no approvers`);
+  private requestApproval(f: CallInFlight, decision: Decision, requirement: ApprovalRequirement): string {
     const now = Date.now();
-    const approval: PendingApprovalState = {
-      approvalId: approvalIdFor(this.runId, call.id, call.name, call.args ?? {}),
+    const approval: ApprovalState = {
+      approvalId: approvalIdFor({
+        runId: this.runId,
+        execution: workflowInfo().firstExecutionRunId,
+        seq: f.seq,
+        callId: f.call.id,
+        tool: f.call.name,
+        args: f.call.args,
+        policyVersion: decision.policyVersion,
+      }),
       runId: this.runId,
-      callId: call.id,
-      tool: call.name,
-      args: this.redact(call.name, call.args ?? {}),
+      callId: f.call.id,
+      tool: f.call.name,
+      args: this.redact(f.call.name, f.call.args),
       ruleId: decision.ruleId,
       reason: decision.reason,
+      policyVersion: decision.policyVersion,
       approvers: [...requirement.approvers],
       quorum: requirement.quorum,
-      approvals: [],
-      requester: this.input.requester,
+      votes: [],
+      requester: this.prepared.requester.id,
       createdAt: new Date(now).toISOString(),
       expiresAt: new Date(now + durationMs(requirement.timeout)).toISOString(),
       escalated: false,
       state: 'pending',
     };
     this.approvals.set(approval.approvalId, approval);
-    this.audit('approval_requested', {
+    this.record('approval_requested', {
       approvalId: approval.approvalId,
-      callId: call.id,
-      tool: call.name,
+      callId: f.call.id,
+      tool: f.call.name,
       ruleId: decision.ruleId,
       approvers: approval.approvers,
       quorum: approval.quorum,
       expiresAt: approval.expiresAt,
+      policyVersion: decision.policyVersion,
     });
-    return approval;
+    this.setLine(f, `awaits ${approval.approvers.join(' or ')}`);
+    return approval.approvalId;
   }
 
-  /** Waits for a decision. Returns null when approved, or the message the model gets otherwise. */
-  private async awaitApproval(approval: PendingApprovalState): Promise<string | null> {
-    const requirement = this.requirementOf(approval);
-    const notified = this.notifySlack(approval, requirement?.notify?.slack?.channel);
-    try {
-      return await this.waitForDecision(approval, requirement);
-    } finally {
-      await notified;
+  /** Waits for people (and for policy changes that ask again) until the call may run or must not. */
+  private async awaitApproval(f: CallInFlight): Promise<ApprovalVerdict> {
+    for (;;) {
+      const approvalId = f.approvalId;
+      const requirement = f.requirement;
+      if (!approvalId || !requirement) return { kind: 'refuse', message: 'not run: no approval was requested' };
+      const notified = this.notifySlack(approvalId, requirement.notify?.slack?.channel);
+      let verdict: Replacement;
+      try {
+        verdict = await this.waitForDecision(f, approvalId, requirement);
+      } finally {
+        await notified;
+      }
+      if (verdict.kind !== 'ask') return verdict;
+      f.approvalId = verdict.approvalId;
+      f.requirement = this.requirementOfRule(this.approvals.get(verdict.approvalId)?.ruleId) ?? requirement;
     }
   }
 
   /** Tells approvers in Slack, alongside the wait; a failed notification is audited, never fatal. */
-  private async notifySlack(approval: PendingApprovalState, channel: string | undefined): Promise<void> {
-    if (!channel || !this.prepared.notifications?.slack) return;
-    const { approvalId, runId, tool, args, ruleId, reason, requester, approvers, quorum, expiresAt } = approval;
+  private async notifySlack(approvalId: string, channel: string | undefined): Promise<void> {
+    const approval = this.approvals.get(approvalId);
+    if (!approval || !channel || !this.prepared.notifications.slack) return;
+    const { runId, tool, args, ruleId, reason, requester, approvers, quorum, expiresAt } = approval;
     try {
       const ref = await notifier.notifyApproval({ channel, agent: this.input.agent, approval: { approvalId, runId, tool, args, ruleId, reason, requester, approvers, quorum, expiresAt } });
-      this.audit('approval_notified', { approvalId, channel: ref.channel, ts: ref.ts });
+      this.record('approval_notified', { approvalId, channel: ref.channel, ts: ref.ts });
     } catch (err) {
       if (isCancellation(err)) return;
-      this.audit('approval_notified', { approvalId, channel, error: failureMessage(err) });
+      this.record('approval_notified', { approvalId, channel, error: failureMessage(err) });
     }
   }
 
-  private async waitForDecision(approval: PendingApprovalState, requirement: ReturnType<AgentRun['requirementOf']>): Promise<string | null> {
+  private async waitForDecision(f: CallInFlight, approvalId: string, requirement: ApprovalRequirement): Promise<Replacement> {
     for (;;) {
+      const waiting = this.approvals.get(approvalId);
+      if (!waiting) return { kind: 'refuse', message: 'not run: the approval is gone' };
       this.phase = 'awaiting_approval';
-      this.report('awaiting_approval', `step ${this.usage.steps}: ${approval.tool} awaits approval by ${approval.approvers.join(' or ')} (${approval.approvalId})`);
-      const left = Date.parse(approval.expiresAt) - Date.now();
-      const decided = await condition(() => approval.state !== 'pending' || this.rollbackRequest !== null, Math.max(left, 1));
-      if (approval.state === 'approved') break;
-      if (approval.state === 'rejected') return `not run: approval ${approval.approvalId} was rejected by ${approval.decidedBy ?? '?'}${approval.note ? `: ${approval.note}` : ''}`;
-      if (decided || this.rollbackRequest) {
-        approval.state = 'cancelled';
-        return 'not run: the run is being rolled back';
+      this.setLine(f, `awaits ${waiting.approvers.join(' or ')}`);
+      const left = Date.parse(waiting.expiresAt) - Date.now();
+      const changed = await condition(() => this.approvals.get(approvalId)?.state !== 'pending' || this.rollbackRequest !== null, Math.max(left, 1));
+      const approval = this.approvals.get(approvalId) ?? waiting;
+      if (approval.state === 'approved') {
+        this.setLine(f, `approved by ${approval.decidedBy ?? '?'}`);
+        return { kind: 'run' };
       }
-      const escalation = requirement?.escalation;
+      if (approval.state === 'rejected') {
+        return { kind: 'refuse', message: `not run: approval ${approvalId} was rejected by ${approval.decidedBy ?? '?'}${approval.note ? `: ${approval.note}` : ''}` };
+      }
+      if (approval.state === 'superseded') return this.replacements.get(approvalId) ?? { kind: 'refuse', message: 'not run: the policy changed' };
+      if (changed || this.rollbackRequest) {
+        this.approvals.set(approvalId, { ...approval, state: 'cancelled' });
+        return { kind: 'refuse', message: 'not run: the run is being rolled back' };
+      }
+      const escalation = requirement.escalation;
       if (escalation && !approval.escalated) {
-        approval.escalated = true;
-        approval.approvers = [...escalation.approvers];
-        approval.expiresAt = new Date(Date.now() + durationMs(escalation.timeout)).toISOString();
-        this.audit('approval_escalated', { approvalId: approval.approvalId, approvers: approval.approvers, expiresAt: approval.expiresAt });
+        const escalated = escalateApproval(approval, escalation, Date.now());
+        this.approvals.set(approvalId, escalated);
+        this.record('approval_escalated', { approvalId, approvers: escalated.approvers, expiresAt: escalated.expiresAt, votesKept: escalated.votes.length });
         continue;
       }
-      approval.state = 'expired';
-      this.audit('approval_expired', { approvalId: approval.approvalId, tool: approval.tool });
-      this.report(this.statusName());
-      return `not run: approval ${approval.approvalId} expired with no decision (fails closed)`;
+      this.approvals.set(approvalId, { ...approval, state: 'expired' });
+      this.record('approval_expired', { approvalId, tool: approval.tool });
+      return { kind: 'refuse', message: `not run: approval ${approvalId} expired with no decision (fails closed)` };
     }
-    this.report(this.statusName());
-    return null;
   }
 
-  private requirementOf(approval: PendingApprovalState) {
-    return this.policy.policy.rules.find((r) => r.id === approval.ruleId)?.approval;
+  private requirementOfRule(ruleId: string | undefined): ApprovalRequirement | undefined {
+    return this.policy.policy.rules.find((r) => r.id === ruleId)?.approval;
   }
 
-  private onDecision(kind: 'approve' | 'reject', input: ApproveInput | RejectInput): void {
-    // A signal handler must never throw: a bad signal is refused and audited, and the run goes on.
-    const refuse = (reason: string) => {
-      this.audit('approval_refused', {
-        kind,
-        approvalId: typeof input?.approvalId === 'string' ? input.approvalId : null,
-        approver: typeof input?.approver === 'string' ? input.approver : null,
-        channel: typeof input?.channel === 'string' ? input.channel : null,
-        reason,
-      });
-    };
+  /** The Update validator: refuses, before anything is recorded, what cannot count. */
+  private validate(kind: 'approve' | 'reject', input: ApproveInput | RejectInput): void {
+    const parsed = this.decisionInput(kind, input);
+    if (typeof parsed === 'string') throw new Error(parsed);
+    const early = precheckDecision(this.approvals.get(parsed.approvalId), parsed, Date.now());
+    if (early) throw new Error(early);
+  }
+
+  private decisionInput(kind: 'approve' | 'reject', input: ApproveInput | RejectInput): DecisionInput | string {
     if (typeof input !== 'object' || input === null || typeof input.approvalId !== 'string' || typeof input.approver !== 'string' || input.approver.trim() === '') {
-      return refuse('malformed decision: expected {"approvalId": "...", "approver": "..."}');
+      return 'malformed decision: expected {"approvalId": "...", "approver": "..."}';
     }
-    const approval = this.approvals.get(input.approvalId);
-    if (!approval) return refuse(`no approval ${input.approvalId} in this run (wrong run, call or arguments)`);
-    if (approval.state !== 'pending') return refuse(`approval ${input.approvalId} is already ${approval.state}`);
-    const identity = this.identify(kind, input);
-    if ('refused' in identity) return refuse(identity.refused);
-    const { approver, groups, channel } = identity;
-    if (approver === this.input.requester) return refuse(`four-eyes: ${approver} requested this run and cannot decide its approvals`);
-    const eligible = approval.approvers.some((p) => p === `user:${approver}` || (p.startsWith('group:') && groups.includes(p.slice(6))));
-    if (!eligible) return refuse(`${approver} is not among the approvers (${approval.approvers.join(', ')})`);
-    if (approval.approvals.some((v) => v.approver === approver)) return refuse(`${approver} has already approved ${input.approvalId}`);
-
     const note = kind === 'approve' ? (input as ApproveInput).comment : (input as RejectInput).reason;
-    this.audit('approval_accepted', { kind, approvalId: approval.approvalId, approver, groups, channel, signed: input.signature !== undefined, note: note ?? null });
-    if (kind === 'reject') {
-      approval.state = 'rejected';
-      approval.decidedBy = approver;
-      approval.note = note;
-    } else {
-      approval.approvals.push({ approver, at: new Date().toISOString(), ...(note ? { comment: note } : {}), channel });
-      if (approval.approvals.length < approval.quorum) return;
-      approval.state = 'approved';
-      approval.decidedBy = approval.approvals.map((v) => v.approver).join(', ');
-    }
-    this.audit('approval_decided', { approvalId: approval.approvalId, decision: approval.state, by: approval.decidedBy });
+    if (note !== undefined && typeof note !== 'string') return 'malformed decision: the comment or reason must be text';
+    return { kind, approvalId: input.approvalId, approver: input.approver, ...(note ? { note } : {}) };
   }
 
   /**
-   * Who decided, and in which groups. A signed decision is verified against the trusted keys and
-   * must name this run, this approval and this kind of decision; its claims replace whatever the
-   * signal says. An unsigned one counts only where the policy allows it (development).
+   * One decision from a signal or an Update. The worker verifies who decided (signature, revoked
+   * keys, what the key may assert) with its current keyring; `judgeDecision` applies four-eyes,
+   * eligibility, distinct people, the deadline and the signed claims. Never throws: a bad
+   * decision is refused, audited, and changes nothing.
    */
-  private identify(kind: 'approve' | 'reject', input: ApproveInput | RejectInput): { approver: string; groups: string[]; channel: string } | { refused: string } {
-    if (input.signature !== undefined) {
-      const trusted = { ...this.prepared.trustedKeys, ...this.policy.policy.trustedKeys };
-      const verified = verifySignedDecision(input.signature, trusted, Date.now());
-      if (!verified.ok) return { refused: `signed decision refused: ${verified.reason}` };
-      const claims = verified.claims;
-      if (claims.runId !== this.runId) return { refused: `signed decision is for run ${claims.runId}, not this one` };
-      if (claims.approvalId !== input.approvalId) return { refused: `signed decision is for approval ${claims.approvalId}, not ${input.approvalId}` };
-      if (claims.decision !== kind) return { refused: `signed decision says ${claims.decision}, the signal says ${kind}` };
-      if (claims.approver !== input.approver.trim()) return { refused: `signed decision is by ${claims.approver}, the signal names ${input.approver}` };
-      return { approver: claims.approver, groups: claims.groups, channel: claims.channel };
+  private async decide(kind: 'approve' | 'reject', input: ApproveInput | RejectInput): Promise<DecisionReply> {
+    const approvalId = text(input?.approvalId) ?? '';
+    const refuse = (reason: string): DecisionReply => {
+      this.record('approval_refused', { kind, approvalId: approvalId || null, approver: text(input?.approver), channel: text(input?.channel), reason });
+      return { status: 'refused', approvalId, reason };
+    };
+    const parsed = this.decisionInput(kind, input);
+    if (typeof parsed === 'string') return refuse(parsed);
+    const early = precheckDecision(this.approvals.get(approvalId), parsed, Date.now());
+    if (early) return refuse(early);
+    let authority;
+    try {
+      authority = await verifier.verifyDecision({ runId: this.runId, nowMs: Date.now(), approver: input.approver, groups: input.groups, channel: input.channel, signature: input.signature });
+    } catch (err) {
+      return refuse(`the worker could not verify the decision: ${failureMessage(err)}`);
     }
-    if (!this.policy.policy.allowUnsignedDecisions) return { refused: 'unsigned decision refused: this policy accepts only decisions signed by a trusted channel (allowUnsignedDecisions is off)' };
-    const groups = Array.isArray(input.groups) ? input.groups.filter((g): g is string => typeof g === 'string') : [];
-    return { approver: input.approver.trim(), groups, channel: typeof input.channel === 'string' ? input.channel : 'signal' };
+    if ('refused' in authority) return refuse(authority.refused);
+    // Judged after the await, against the approval as it is now: another decision may have settled it.
+    const judged = judgeDecision(this.approvals.get(approvalId), parsed, authority, Date.now());
+    if (judged.verdict === 'refused') return refuse(judged.reason);
+    const { approval } = judged;
+    this.approvals.set(approvalId, approval);
+    const who = authority.identity;
+    this.record(kind === 'approve' ? 'approval_accepted' : 'rejection_accepted', {
+      approvalId,
+      approver: who.id,
+      groups: who.groups,
+      channel: who.channel,
+      keyId: who.keyId,
+      signed: authority.claims !== undefined,
+      note: parsed.note ?? null,
+    });
+    if (!judged.settled) return { status: 'accepted', approvalId, approver: who.id, decided: false };
+    const state = approval.state === 'rejected' ? 'rejected' : 'approved';
+    this.record('approval_decided', { approvalId, decision: state, by: approval.decidedBy ?? who.id });
+    return { status: 'accepted', approvalId, approver: who.id, decided: true, state, by: approval.decidedBy ?? who.id };
   }
 
   // ---------------------------------------------------------------- operators
@@ -722,33 +725,69 @@ class AgentRun {
     if (this.outcome || !this.paused) return;
     // A person looked at the run and let it go on: the loop breaker starts counting afresh,
     // or the repeat that paused it would pause it again at once.
-    this.loop = emptyLoopState();
+    this.gov = { ...this.gov, loop: emptyLoopState() };
     this.setPaused(false, input);
   }
 
   private setPaused(paused: boolean, input?: OperatorInput): void {
     if (this.paused === paused) return;
     this.paused = paused;
-    this.audit(paused ? 'paused' : 'resumed', { by: input?.by ?? 'an operator', reason: input?.reason ?? null });
-    this.report(this.statusName(), paused ? `paused by ${input?.by ?? 'an operator'}` : `resumed by ${input?.by ?? 'an operator'}`);
+    const by = text(input?.by) ?? 'an operator';
+    this.record(paused ? 'paused' : 'resumed', { by, reason: text(input?.reason) });
+    this.report(this.statusName(), paused ? `paused by ${by}` : `resumed by ${by}`);
   }
 
   private onRollback(input?: OperatorInput): void {
     if (this.outcome || this.rollbackRequest) return;
-    this.rollbackRequest = { by: input?.by ?? 'an operator', reason: input?.reason };
-    this.audit('rollback_requested', { by: this.rollbackRequest.by ?? null, reason: input?.reason ?? null });
+    this.rollbackRequest = { by: text(input?.by) ?? 'an operator', ...(text(input?.reason) ? { reason: text(input?.reason) ?? '' } : {}) };
+    this.record('rollback_requested', { by: this.rollbackRequest.by ?? null, reason: this.rollbackRequest.reason ?? null });
   }
 
-  private onApplyPolicy(input: { policy: unknown; by?: string }): void {
+  /**
+   * Takes up the agent's current policy from the worker: the signal says only "look again", so
+   * nobody can hand a run a policy through Temporal. Every pending approval is decided again
+   * under the new policy.
+   */
+  private async onApplyPolicy(input?: ApplyPolicyInput): Promise<void> {
+    const by = text(input?.by) ?? 'an operator';
+    if (this.outcome) return;
+    let fresh;
     try {
-      const policy = parsePolicy(input?.policy, 'applyPolicy signal');
-      if (policy.agent !== this.input.agent) throw new Error(`policy is for agent ${policy.agent}, this run is ${this.input.agent}`);
-      const from = this.policy.version;
-      this.compile(policy);
-      this.prepared = { ...this.prepared, policy, policySource: 'applyPolicy signal' };
-      this.audit('policy_applied', { from, to: this.policy.version, by: input.by ?? 'an operator' });
+      fresh = await core.currentPolicy({ agent: this.input.agent });
     } catch (err) {
-      this.audit('policy_applied', { refused: true, by: input?.by ?? 'an operator', error: err instanceof Error ? err.message : String(err) });
+      this.record('policy_applied', { refused: true, by, error: failureMessage(err) });
+      return;
+    }
+    const from = this.policy.version;
+    const next = new CompiledPolicy(fresh.policy);
+    const ignored = typeof input === 'object' && input !== null && 'policy' in input;
+    if (next.version === from) {
+      this.record('policy_applied', { from, to: from, by, unchanged: true, ...(ignored ? { ignored: 'a policy in the signal is never used' } : {}) });
+      return;
+    }
+    this.policy = next;
+    this.prepared = { ...this.prepared, policy: fresh.policy, policySource: fresh.source };
+    this.record('policy_applied', { from, to: next.version, by, source: fresh.source, ...(ignored ? { ignored: 'a policy in the signal is never used' } : {}) });
+    this.redecidePending();
+  }
+
+  /** A call waiting for approval under the old policy is decided again: denied, allowed, or asked anew. */
+  private redecidePending(): void {
+    for (const f of this.inFlight) {
+      const approval = f.approvalId ? this.approvals.get(f.approvalId) : undefined;
+      if (!approval || approval.state !== 'pending') continue;
+      const decision = this.policy.decide({ tool: f.call.name, args: f.call.args, risk: f.spec?.risk }, this.input.agent, this.runFacts());
+      if (decision.decision === 'require_approval' && decision.ruleId === approval.ruleId && sameRequirement(decision.approval, f.requirement)) continue;
+      this.approvals.set(approval.approvalId, { ...approval, state: 'superseded' });
+      const { approval: _requirement, ...recorded } = decision;
+      this.record('approval_withdrawn', { approvalId: approval.approvalId, callId: f.call.id, tool: f.call.name, ...recorded });
+      this.lastDecision = { ...decision, tool: f.call.name, callId: f.call.id };
+      if (decision.decision === 'deny') this.replacements.set(approval.approvalId, { kind: 'refuse', message: `${denialMessage(decision)} (the policy changed while the call waited)` });
+      else if (decision.decision === 'allow') this.replacements.set(approval.approvalId, { kind: 'run' });
+      else if (decision.approval) {
+        const replacement = this.requestApproval(f, decision, decision.approval);
+        this.replacements.set(approval.approvalId, { kind: 'ask', approvalId: replacement });
+      } else this.replacements.set(approval.approvalId, { kind: 'refuse', message: denialMessage(decision) });
     }
   }
 
@@ -756,10 +795,9 @@ class AgentRun {
     this.phase = 'rolling_back';
     this.report('running', `rolling back ${this.executedCalls.length} call(s)`);
     const report: RollbackReport = { undone: [], failed: [], notUndoable: [...this.notUndoable] };
-    const steps = [...this.executedCalls].reverse();
-    for (const step of steps) {
+    for (const step of [...this.executedCalls].reverse()) {
       const spec = this.tools.get(step.tool);
-      const audit = this.unflushed();
+      const audit = this.audit.unflushed();
       try {
         await proxyActivities<CoreActivities>({
           startToCloseTimeout: durationMs(this.policy.policy.tools[step.tool]?.timeout ?? spec?.timeout ?? '1m'),
@@ -768,21 +806,21 @@ class AgentRun {
         }).compensateCall({
           runId: this.runId,
           agent: this.input.agent,
-          requester: this.input.requester,
+          requester: this.prepared.requester.id,
           callId: step.callId,
           tool: step.tool,
           args: step.args,
-          idempotencyKey: this.idempotencyKey(`undo:${step.callId}`),
+          idempotencyKey: this.idempotencyKey(`undo:${step.callId}`, step.resultSeq, step.args),
           resultSeq: step.resultSeq,
           audit,
         });
-        this.markFlushed(audit);
+        this.audit.markFlushed(audit);
         report.undone.push({ callId: step.callId, tool: step.tool });
-        this.audit('compensation_run', { callId: step.callId, tool: step.tool });
+        this.record('compensation_run', { callId: step.callId, tool: step.tool });
       } catch (err) {
         if (isCancellation(err)) throw err;
         report.failed.push({ callId: step.callId, tool: step.tool, error: failureMessage(err) });
-        this.audit('compensation_failed', { callId: step.callId, tool: step.tool, error: failureMessage(err) });
+        this.record('compensation_failed', { callId: step.callId, tool: step.tool, error: failureMessage(err) });
       }
     }
     this.executedCalls = [];
@@ -791,19 +829,12 @@ class AgentRun {
 
   // ---------------------------------------------------------------- state and views
 
-  private audit(type: AuditEventType, data: Record<string, unknown>): void {
-    const event = nextAuditEvent(this.auditHead, type, data, new Date().toISOString());
-    this.auditHead = { seq: event.seq, hash: event.hash };
-    this.auditEvents.push(event);
+  private record(type: AuditEventType, data: Record<string, unknown>): void {
+    this.audit.record(type, data);
   }
 
-  private unflushed(): AuditEvent[] {
-    return this.auditEvents.filter((e) => e.seq > this.flushedSeq);
-  }
-
-  private markFlushed(sent: readonly AuditEvent[]): void {
-    const last = sent[sent.length - 1];
-    if (last && last.seq > this.flushedSeq) this.flushedSeq = last.seq;
+  private recordAll(events: readonly GovernEvent[]): void {
+    for (const e of events) this.audit.record(e.type, e.data);
   }
 
   private takePending(): MessageRow[] {
@@ -813,7 +844,8 @@ class AgentRun {
   }
 
   private redact(tool: string, args: Record<string, unknown>): Record<string, unknown> {
-    return redactArgs(args, this.tools.get(tool)?.sensitive ?? []);
+    const redacted = redactBySchema(args, this.tools.get(tool)?.inputSchema);
+    return typeof redacted === 'object' && redacted !== null && !Array.isArray(redacted) ? (redacted as Record<string, unknown>) : { arguments: redacted };
   }
 
   private elapsed(): number {
@@ -821,14 +853,16 @@ class AgentRun {
   }
 
   private runFacts() {
+    const usage = this.gov.usage;
     return {
       id: this.runId,
-      requester: this.input.requester,
-      step: this.usage.steps,
-      toolCalls: this.usage.toolCalls,
-      costUsd: this.usage.costUsd,
-      inputTokens: this.usage.inputTokens,
-      outputTokens: this.usage.outputTokens,
+      requester: this.prepared.requester.id,
+      requesterVerified: this.prepared.requester.verified,
+      step: usage.steps,
+      toolCalls: usage.toolCalls,
+      costUsd: usage.costUsd,
+      inputTokens: usage.inputTokens,
+      outputTokens: usage.outputTokens,
     };
   }
 
@@ -837,6 +871,12 @@ class AgentRun {
     if (this.paused) return 'paused';
     if ([...this.approvals.values()].some((a) => a.state === 'pending')) return 'awaiting_approval';
     return 'running';
+  }
+
+  private setLine(f: CallInFlight, line: string): void {
+    f.line = line;
+    const calls = this.inFlight.map((c) => `${c.call.name} ${c.line}`).join('; ');
+    this.report(this.statusName(), `step ${this.gov.usage.steps}: ${calls}`);
   }
 
   /** Keeps the WardenStatus search attribute and the UI's current-details line up to date. */
@@ -850,27 +890,52 @@ class AgentRun {
   }
 
   private pendingApprovals(): PendingApproval[] {
-    return [...this.approvals.values()].filter((a) => a.state === 'pending').map(({ state: _s, decidedBy: _d, note: _n, ...view }) => view);
+    return [...this.approvals.values()]
+      .filter((a) => a.state === 'pending')
+      .map((a) => ({
+        approvalId: a.approvalId,
+        runId: a.runId,
+        callId: a.callId,
+        tool: a.tool,
+        args: a.args,
+        ruleId: a.ruleId,
+        reason: a.reason,
+        approvers: a.approvers,
+        quorum: a.quorum,
+        approvals: a.votes,
+        requester: a.requester,
+        createdAt: a.createdAt,
+        expiresAt: a.expiresAt,
+        escalated: a.escalated,
+        paused: this.paused,
+      }));
+  }
+
+  private rollbackPlan(): CompensationStep[] {
+    // Queries are answered to anyone who can reach Temporal: arguments leave redacted.
+    return [...this.executedCalls].reverse().map((s) => ({ ...s, args: this.redact(s.tool, s.args) }));
   }
 
   private statusView(): RunStatusView {
     const budgets = this.prepared?.policy.budgets ?? {};
+    const usage = this.gov.usage;
     const left: Record<string, number> = {};
-    if (budgets.maxSteps !== undefined) left.steps = budgets.maxSteps - this.usage.steps;
-    if (budgets.maxToolCalls !== undefined) left.toolCalls = budgets.maxToolCalls - this.usage.toolCalls;
-    if (budgets.maxInputTokens !== undefined) left.inputTokens = budgets.maxInputTokens - this.usage.inputTokens;
-    if (budgets.maxOutputTokens !== undefined) left.outputTokens = budgets.maxOutputTokens - this.usage.outputTokens;
-    if (budgets.maxCostUsd !== undefined) left.costUsd = budgets.maxCostUsd - this.usage.costUsd;
+    if (budgets.maxSteps !== undefined) left.steps = budgets.maxSteps - usage.steps;
+    if (budgets.maxToolCalls !== undefined) left.toolCalls = budgets.maxToolCalls - usage.toolCalls;
+    if (budgets.maxInputTokens !== undefined) left.inputTokens = budgets.maxInputTokens - usage.inputTokens;
+    if (budgets.maxOutputTokens !== undefined) left.outputTokens = budgets.maxOutputTokens - usage.outputTokens;
+    if (budgets.maxCostUsd !== undefined) left.costUsd = budgets.maxCostUsd - usage.costUsd;
     if (budgets.maxWallTime !== undefined) left.wallTimeMs = durationMs(budgets.maxWallTime) - this.elapsed();
     return {
       runId: this.runId,
       agent: this.input.agent,
-      requester: this.input.requester,
+      requester: this.prepared?.requester.id ?? this.input.requester,
+      requesterVerified: this.prepared?.requester.verified ?? false,
       phase: this.phase,
       paused: this.paused,
-      step: this.usage.steps,
+      step: usage.steps,
       currentDetails: this.details,
-      budget: { used: this.usage, limits: budgets, left },
+      budget: { used: usage, limits: budgets, left },
       pendingApprovals: this.pendingApprovals().length,
       lastDecision: this.lastDecision,
       policyVersion: this.policy?.version ?? '',
@@ -884,6 +949,6 @@ class AgentRun {
  * Start it through `WardenClient.startRun` or `warden run`; workflow id `warden/<agent>/<key>`.
  */
 export async function agentRun(input: AgentRunInput): Promise<RunOutcome> {
-  log.info('agent run', { agent: input.agent, requester: input.requester, continued: input.carried !== undefined });
+  log.info('agent run', { agent: input.agent, continued: input.carried !== undefined });
   return new AgentRun(input).execute();
 }

@@ -1,5 +1,5 @@
-import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { AuditEvent, Policy, SignedDecision } from '../governance';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { AuditEvent, SignedDecision } from '../governance';
 import type { CompensationStep, PendingApproval, RunStatusView } from './types';
 
 // Wire names are part of the product: operators type them into the Temporal UI.
@@ -30,10 +30,18 @@ export interface OperatorInput {
   reason?: string;
 }
 
+/**
+ * Asks the run to take up its agent's current policy from the worker (the policy directory or
+ * `warden policy apply`). The signal carries no policy: a policy never arrives through Temporal.
+ */
 export interface ApplyPolicyInput {
-  policy: Policy;
   by?: string;
 }
+
+/** The answer of the `approve`/`reject` Updates: whether the run counted the decision, and why not. */
+export type DecisionReply =
+  | { status: 'accepted'; approvalId: string; approver: string; decided: boolean; state?: 'approved' | 'rejected'; by?: string }
+  | { status: 'refused'; approvalId: string; reason: string };
 
 export interface AuditTrailView {
   /** Events this execution holds; events before `firstSeq` were flushed to the run store before a continue-as-new. */
@@ -47,7 +55,12 @@ export const rejectSignal = defineSignal<[RejectInput]>('reject');
 export const pauseSignal = defineSignal<[OperatorInput?]>('pause');
 export const resumeSignal = defineSignal<[OperatorInput?]>('resume');
 export const rollbackSignal = defineSignal<[OperatorInput?]>('rollback');
-export const applyPolicySignal = defineSignal<[ApplyPolicyInput]>('applyPolicy');
+export const applyPolicySignal = defineSignal<[ApplyPolicyInput?]>('applyPolicy');
+
+// The same decisions as Updates: the caller learns in the same round trip whether it counted.
+// Signals stay for people typing into the Temporal UI's signal form.
+export const approveUpdate = defineUpdate<DecisionReply, [ApproveInput]>('approve');
+export const rejectUpdate = defineUpdate<DecisionReply, [RejectInput]>('reject');
 
 export const statusQuery = defineQuery<RunStatusView>('status');
 export const pendingApprovalsQuery = defineQuery<PendingApproval[]>('pendingApprovals');

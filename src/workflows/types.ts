@@ -1,4 +1,4 @@
-import type { AuditEvent, AuditHead, BudgetExceeded, BudgetUsage, Decision, LoopState, Policy, RetrySettings } from '../governance';
+import type { ApprovalVote, AuditEvent, AuditHead, BudgetExceeded, BudgetUsage, Decision, GovernState, Policy, RetrySettings, SignedDecision } from '../governance';
 
 /** A script turn for the `scripted` model: turn i answers the run's i-th model call. */
 export interface ScriptTurn {
@@ -14,8 +14,14 @@ export interface StartRunInput {
   requester: string;
   /** Turns for an agent whose model is `scripted` with no script of its own (offline runs, tests). */
   script?: ScriptTurn[];
-  /** A validated policy to use instead of the worker's (tests, one-off runs). */
+  /**
+   * A policy to use instead of the worker's. Refused unless the worker was started with
+   * `acceptRunInputPolicy` (tests only): anyone who can start a workflow could otherwise bring a
+   * policy of their own.
+   */
   policy?: Policy;
+  /** A trusted channel's signed run start (`StartClaims`): makes the requester verified. */
+  requesterProof?: SignedDecision;
   /** Continue-as-new after this many steps even if Temporal has not suggested it yet. */
   continueAsNewAfterSteps?: number;
 }
@@ -30,8 +36,6 @@ export interface ToolSpec {
   retry?: RetrySettings;
   timeout?: string;
   compensable: boolean;
-  /** Argument paths marked sensitive in the schema; redacted in audit and approvals. */
-  sensitive: string[];
 }
 
 export interface AgentSpec {
@@ -41,18 +45,31 @@ export interface AgentSpec {
   tools: ToolSpec[];
 }
 
+/** Who asked for a run: verified when a trusted channel signed the start, otherwise as the start input says. */
+export interface Requester {
+  /** Normalised identity. */
+  id: string;
+  verified: boolean;
+  /** The channel that vouched for the requester, when verified. */
+  channel?: string;
+  /** Why a signed start did not verify the requester, when one was given. */
+  unverified?: string;
+}
+
+/** What the worker's configuration says about a new run: its agent, its policy and its requester. */
 export interface PreparedRun {
   agent: AgentSpec;
   policy: Policy;
   policySource: string;
-  /** Public keys (hex, by key id) whose signed decisions the run accepts, from the worker's configuration. */
-  trustedKeys: Record<string, string>;
-  /** Channels this worker can notify approvers on (absent in runs started before notifications existed). */
-  notifications?: { slack: boolean };
+  requester: Requester;
+  /** Channels this worker can notify approvers on. */
+  notifications: { slack: boolean };
 }
 
 export type RunPhase = 'starting' | 'thinking' | 'governing' | 'awaiting_approval' | 'running_tools' | 'paused' | 'rolling_back' | 'finished';
 export type RunStatus = 'completed' | 'failed' | 'budget_exhausted' | 'cancelled' | 'rolled_back';
+/** A run's status as clients report it: an outcome, or `terminated` when Temporal ended it without one. */
+export type ReportedStatus = RunStatus | 'terminated';
 
 /** How a run ended. */
 export interface RunOutcome {
@@ -65,19 +82,14 @@ export interface RunOutcome {
   policyVersion: string;
   budget?: BudgetExceeded;
   rollback?: RollbackReport;
+  /** The head of the run's audit chain when it ended: an anchor the run store cannot rewrite. */
+  audit: AuditHead;
 }
 
 export interface ProposedCall {
   id: string;
   name: string;
   args: Record<string, unknown>;
-}
-
-export interface ApprovalVote {
-  approver: string;
-  at: string;
-  comment?: string;
-  channel?: string;
 }
 
 /** A call waiting for people. Shown by the `pendingApprovals` query. */
@@ -97,12 +109,15 @@ export interface PendingApproval {
   createdAt: string;
   expiresAt: string;
   escalated: boolean;
+  /** True while the run is paused: a decision still counts, the call runs after resume. */
+  paused: boolean;
 }
 
 export interface CompensationStep {
   callId: string;
   tool: string;
   resultSeq: number;
+  /** The arguments the call ran with (the `rollbackPlan` query shows them redacted). */
   args: Record<string, unknown>;
   at: string;
 }
@@ -118,6 +133,7 @@ export interface RunStatusView {
   runId: string;
   agent: string;
   requester: string;
+  requesterVerified: boolean;
   phase: RunPhase;
   paused: boolean;
   step: number;
@@ -132,9 +148,7 @@ export interface RunStatusView {
 /** What survives continue-as-new: governance state only, the conversation lives in the run store. */
 export interface CarriedState {
   prepared: PreparedRun;
-  usage: BudgetUsage;
-  loop: LoopState;
-  stoppedTools: string[];
+  govern: GovernState;
   auditHead: AuditHead;
   /** Rows the store does not have yet are flushed before continuing, so this is only a count. */
   messageCount: number;
@@ -146,9 +160,12 @@ export interface CarriedState {
   paused: boolean;
 }
 
-/** Input of a run's workflow: the start input, plus carried state after continue-as-new. */
+/**
+ * Input of a run's workflow: the start input, plus carried state after continue-as-new (refused
+ * in any execution Temporal did not create by continue-as-new).
+ */
 export interface AgentRunInput extends StartRunInput {
   carried?: CarriedState;
 }
 
-export type { AuditEvent };
+export type { AuditEvent, ApprovalVote };

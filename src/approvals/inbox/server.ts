@@ -1,9 +1,12 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { listen } from '../listen';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { isLoopbackHost, listen } from '../listen';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { PayloadCodec } from '@temporalio/common';
 import pino, { type Logger } from 'pino';
 import type { WardenClient } from '../../client';
 import type { RunStore } from '../../store/types';
+import { createCodecHandler } from '../../codec/endpoint';
 import { AuthError, type Authenticator } from '../auth/authenticator';
 import { decideApproval, type DecisionResult } from '../decide';
 import type { DecisionSigner } from '../keys';
@@ -23,6 +26,8 @@ import {
   type Viewer,
 } from './pages';
 import { SessionStore, sameSecret } from './sessions';
+import { LoginLimiter, type LoginCheck, type LoginLimits } from './login-limiter';
+import { readBodyWithin } from '../read-body';
 
 export interface InboxServerOptions {
   client: WardenClient;
@@ -31,7 +36,10 @@ export interface InboxServerOptions {
   /** Signs each decision as channel `web`; workers must trust its public key. */
   signer: DecisionSigner;
   auth: Authenticator;
-  /** Default 127.0.0.1: put a TLS-terminating proxy in front to serve other machines. */
+  /**
+   * Default 127.0.0.1. Any other address (not 127.0.0.0/8, ::1 or localhost) needs `tls`, or
+   * `insecureHttp` when a TLS-terminating proxy on a trusted network is in front.
+   */
   host?: string;
   /** Default 0: any free port (see `url`). */
   port?: number;
@@ -39,13 +47,24 @@ export interface InboxServerOptions {
   publicOrigin?: string;
   /** Session lifetime for password logins. Default 8 hours. */
   sessionTtlMs?: number;
-  /** Mark the session cookie `Secure`. Default: when `publicOrigin` is https. */
+  /** Mark the session cookie `Secure`. Default: when `publicOrigin` is https. Always with `tls`. */
   secureCookies?: boolean;
+  /** Serve HTTPS with this certificate and key (PEM). */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Serve plain HTTP on a non-loopback `host` anyway (a TLS proxy in front); logged as a warning at start. */
+  insecureHttp?: boolean;
+  /** Failed password logins allowed per username and per client address (`LoginLimiter`). */
+  loginLimits?: LoginLimits;
   /** How many recent runs `/history` reads. Default 50. */
   historyRuns?: number;
   /** How long a decision waits for the run to confirm it. Default 3 s. */
   confirmWithinMs?: number;
   logger?: Logger;
+  /**
+   * Serve Temporal's remote codec protocol at `/codec/encode` and `/codec/decode` for people signed
+   * in here, so the Temporal UI at `uiOrigin` shows decrypted payloads (`createCodecHandler`).
+   */
+  codec?: { codec: PayloadCodec; uiOrigin: string; maxBodyBytes?: number };
 }
 
 export interface InboxServer {
@@ -56,6 +75,11 @@ export interface InboxServer {
 
 const COOKIE = 'warden_session';
 const MAX_BODY = 64 * 1024;
+
+/** The inbox's options cannot be served as given; the message says what to change. */
+export class InboxConfigError extends Error {
+  override name = 'InboxConfigError';
+}
 
 class HttpError extends Error {
   override name = 'HttpError';
@@ -80,19 +104,41 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
   if (!(req.headers['content-type'] ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded')) {
     throw new HttpError(415, 'Forms are sent as application/x-www-form-urlencoded.');
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY) throw new HttpError(413, 'The request is too large.');
-    chunks.push(chunk);
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  const body = await readBodyWithin(req, MAX_BODY);
+  if (!body) throw new HttpError(413, 'The request is too large.');
+  return new URLSearchParams(body.toString('utf8'));
 }
 
-/** A local path to return to after login; anything else (other hosts, `//evil`) goes to the inbox. */
+/** Only `safeNext` resolves against it: the origin a local path keeps. */
+const NEXT_BASE = new URL('http://inbox.invalid/');
+
+/**
+ * A local path to return to after login; anything else goes to the inbox. Browsers drop tabs and
+ * newlines inside a URL and read `\` as `/`, so prefix tests let `/\t/evil.example` through (it
+ * becomes `//evil.example`). Resolving it as a URL parser does, and returning what was resolved,
+ * means the browser follows exactly the path that was checked.
+ */
 function safeNext(next: string | null): string {
-  return next && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\') ? next : '/';
+  // eslint-disable-next-line no-control-regex -- finding control characters is the point
+  if (!next || /[\u0000-\u001f\u007f-\u009f]/.test(next)) return '/';
+  let url: URL;
+  try {
+    url = new URL(next, NEXT_BASE);
+  } catch {
+    return '/';
+  }
+  if (url.origin !== NEXT_BASE.origin) return '/';
+  const local = `${url.pathname}${url.search}${url.hash}`;
+  // Dot segments can leave a path that starts with `//` (`/.//evil.example`): protocol-relative again.
+  return local.startsWith('/') && !local.startsWith('//') ? local : '/';
+}
+
+/** What a refused login is told: who is locked out, and when to come back. */
+function tooManyFailures(check: Extract<LoginCheck, { allowed: false }>, seconds: number): string {
+  const who = check.scope === 'user' ? 'for this user' : 'from your address';
+  const minutes = Math.ceil(seconds / 60);
+  const at = new Date(check.retryAt).toISOString().slice(11, 16);
+  return `Too many failed sign-ins ${who}. Try again in ${minutes} minute${minutes === 1 ? '' : 's'} (after ${at} UTC).`;
 }
 
 /**
@@ -104,8 +150,20 @@ function safeNext(next: string | null): string {
 export async function createInboxServer(options: InboxServerOptions): Promise<InboxServer> {
   const { client, store, signer, auth } = options;
   const logger = options.logger ?? pino({ name: 'warden-inbox', level: process.env.WARDEN_LOG_LEVEL ?? 'info' });
+  const host = options.host ?? '127.0.0.1';
+  if (!options.tls && !isLoopbackHost(host)) {
+    if (!options.insecureHttp) {
+      throw new InboxConfigError(
+        `the web inbox will not serve ${host} over plain HTTP: it is not a loopback address, so passwords and session cookies would cross the network in clear. ` +
+          'Give it a TLS certificate and key (option tls; warden inbox --tls-cert FILE --tls-key FILE), or listen on 127.0.0.1 behind an HTTPS proxy, ' +
+          'or, only if a TLS-terminating proxy reaches it over a network you trust, pass insecureHttp: true (--insecure-http).',
+      );
+    }
+    logger.warn({ host }, `INSECURE: the web inbox serves ${host} over plain HTTP (insecureHttp); passwords and session cookies cross the network in clear unless a TLS proxy is in front`);
+  }
   const sessions = new SessionStore(options.sessionTtlMs ?? 8 * 3600_000);
-  const secure = options.secureCookies ?? options.publicOrigin?.startsWith('https://') ?? false;
+  const limiter = new LoginLimiter(options.loginLimits);
+  const secure = options.tls !== undefined || (options.secureCookies ?? options.publicOrigin?.startsWith('https://') ?? false);
   // Bearer sign-in has no server session: its CSRF token is a keyed digest of the person's id.
   const csrfKey = randomBytes(32);
   const bearerCsrf = (id: string) => createHmac('sha256', csrfKey).update(`csrf:${id}`).digest('base64url');
@@ -165,7 +223,7 @@ export async function createInboxServer(options: InboxServerOptions): Promise<In
     const site = req.headers['sec-fetch-site'];
     if (site !== undefined && site !== 'same-origin' && site !== 'none') throw new HttpError(403, `Cross-site request refused (Sec-Fetch-Site: ${site}).`);
     const origin = req.headers.origin;
-    const expected = options.publicOrigin ?? `http://${req.headers.host ?? ''}`;
+    const expected = options.publicOrigin ?? `${options.tls ? 'https' : 'http'}://${req.headers.host ?? ''}`;
     if (origin !== undefined && origin !== expected) throw new HttpError(403, 'Request from another origin refused.');
   }
 
@@ -262,12 +320,24 @@ export async function createInboxServer(options: InboxServerOptions): Promise<In
     const form = await readForm(req);
     const next = safeNext(form.get('next'));
     const username = (form.get('username') ?? '').trim();
+    const client = req.socket.remoteAddress ?? 'unknown';
+    // Checked before the password: a locked-out attempt costs no hash and tells nothing.
+    const gate = limiter.check(username, client);
+    if (!gate.allowed) {
+      const seconds = Math.max(1, Math.ceil((gate.retryAt - Date.now()) / 1000));
+      logger.warn({ client, scope: gate.scope, retryAfterSec: seconds }, 'login refused: too many failed logins');
+      send(res, 429, loginPage({ next, bearer: false, error: tooManyFailures(gate, seconds) }), { 'retry-after': String(seconds) });
+      return;
+    }
     const identity = username ? await auth.verify(username, form.get('password') ?? '') : null;
     if (!identity) {
-      logger.info({ username }, 'login refused');
+      const failures = limiter.recordFailure(username, client);
+      // No username in the log: people type their password into it by mistake.
+      logger.info({ client, failuresForUser: failures }, 'login refused');
       send(res, 401, loginPage({ next, bearer: false, error: 'Wrong user or password.' }));
       return;
     }
+    limiter.recordSuccess(username);
     // A fresh id at every login: a session id planted before login is worth nothing.
     const old = cookies(req).get(COOKIE);
     if (old) sessions.delete(old);
@@ -282,10 +352,24 @@ export async function createInboxServer(options: InboxServerOptions): Promise<In
     redirect(res, '/login', { 'set-cookie': sessionCookie('', 0) });
   }
 
+  // Decoding hands out clear payloads: only to the people the pages would show, by the same session cookie or bearer token.
+  const codecHandler = options.codec
+    ? createCodecHandler({
+        ...options.codec,
+        authenticate: async (req) => {
+          const found = await viewerOf(req);
+          return 'viewer' in found ? found.viewer.identity : null;
+        },
+        logger,
+      })
+    : null;
+
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://inbox.invalid');
     const path = url.pathname;
     const method = req.method ?? 'GET';
+    // Before the page routes: the codec speaks JSON and CORS (the UI is another origin), not pages and forms.
+    if (codecHandler && (path === '/codec' || path.startsWith('/codec/'))) return codecHandler(req, res);
     if (method === 'POST') {
       if (path === '/decide') return decide(req, res);
       if (path === '/login') return login(req, res);
@@ -315,22 +399,33 @@ export async function createInboxServer(options: InboxServerOptions): Promise<In
     return runDetail(viewer, res, runId);
   }
 
-  const server = createServer((req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     route(req, res).catch((err: unknown) => {
       if (res.headersSent) {
         res.end();
         return;
       }
       if (err instanceof HttpError) {
-        send(res, err.status, messagePage(err.status === 401 ? 'Not signed in' : err.status === 403 ? 'Refused' : 'Cannot do that', err.message));
+        // The rest of a body over the limit is never read, so the connection cannot carry another request.
+        const close: Record<string, string> = err.status === 413 ? { connection: 'close' } : {};
+        send(res, err.status, messagePage(err.status === 401 ? 'Not signed in' : err.status === 403 ? 'Refused' : 'Cannot do that', err.message), close);
         return;
       }
       logger.error({ err, url: req.url }, 'inbox request failed');
       send(res, 500, messagePage('Something went wrong', 'The inbox could not complete this request; the error is in its log. Nothing was sent unless the page said so.'));
     });
-  });
+  };
 
-  const url = await listen(server, options.host, options.port);
+  let server: Server | HttpsServer;
+  if (options.tls) {
+    try {
+      server = createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handle);
+    } catch (err) {
+      throw new InboxConfigError(`the inbox's TLS certificate or key cannot be used: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  } else server = createServer(handle);
+
+  const url = await listen(server, host, options.port);
   logger.info({ url }, 'web inbox listening');
   return {
     url,

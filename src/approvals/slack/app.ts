@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { listen } from '../listen';
+import { readBodyWithin, refuseTooLarge } from '../read-body';
 import { format } from 'node:util';
 import { App, HTTPReceiver, LogLevel, type BlockAction, type ButtonAction, type Logger as BoltLogger } from '@slack/bolt';
 import pino, { type Logger } from 'pino';
@@ -168,18 +169,33 @@ export async function createSlackApp(options: SlackAppOptions): Promise<SlackApp
   const refuse = (res: ServerResponse, status: number) => {
     res.writeHead(status).end();
   };
-  const server = createServer((req, res) => {
-    if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) return refuse(res, 413);
-    if (outsideWindow(req)) {
-      log.warn({ timestamp: req.headers['x-slack-request-timestamp'] }, 'Slack request outside the 5-minute window; refused');
-      return refuse(res, 401);
-    }
+  const handOver = (req: IncomingMessage, res: ServerResponse, rawBody: Buffer) => {
+    // Bolt buffers the body itself, without a limit, unless it finds it already read: it takes a
+    // Buffer in `rawBody` as the request's bytes and verifies the signature over exactly those.
+    Object.assign(req, { rawBody });
     try {
       receiver.requestListener(req, res);
     } catch {
       // The receiver throws for paths it does not serve.
       refuse(res, 404);
     }
+  };
+  const server = createServer((req, res) => {
+    if (outsideWindow(req)) {
+      log.warn({ timestamp: req.headers['x-slack-request-timestamp'] }, 'Slack request outside the 5-minute window; refused');
+      return refuse(res, 401);
+    }
+    readBodyWithin(req, MAX_BODY).then(
+      (rawBody) => {
+        if (rawBody) return handOver(req, res, rawBody);
+        log.warn({ limit: MAX_BODY }, 'Slack request body over the limit; refused before its signature was checked');
+        refuseTooLarge(res);
+      },
+      (err: unknown) => {
+        log.info({ err }, 'Slack request body not received');
+        if (!res.headersSent) refuse(res, 400);
+      },
+    );
   });
   const url = `${await listen(server, options.host, options.port)}${path}`;
   log.info({ url }, 'Slack app listening');

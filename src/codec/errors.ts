@@ -1,0 +1,12 @@
+/**
+ * A payload could not be encrypted or decrypted. The message names the key id and what went
+ * wrong, never key material or payload contents.
+ */
+export class PayloadCodecError extends Error {
+  override name = 'PayloadCodecError';
+}
+
+/** A payload key file or keyset is unusable, or a payload names a key this process does not hold. */
+export class PayloadKeyError extends PayloadCodecError {
+  override name = 'PayloadKeyError';
+}

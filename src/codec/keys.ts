@@ -1,0 +1,87 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { PayloadKeyError } from './errors';
+
+// Key ids travel in clear in every payload's metadata: short and plain, so they never need escaping.
+const keyIdSchema = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, ".", "_" or "-"');
+
+/**
+ * A payload keyset: `current` encrypts, every key in `keys` decrypts. Rotating a key adds a new
+ * one and points `current` at it; the old key stays until no history written with it is read.
+ */
+export const payloadKeysSchema = z
+  .strictObject({
+    current: keyIdSchema,
+    keys: z.record(keyIdSchema, z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be a 256-bit AES key written as 64 hex characters')),
+  })
+  .refine((k) => Object.hasOwn(k.keys, k.current), { path: ['current'], error: 'must name one of the keys listed in "keys"' });
+
+export type PayloadKeys = z.output<typeof payloadKeysSchema>;
+
+/** Validates a keyset document; the error names `source` and what is wrong (never a key). */
+export function parsePayloadKeys(doc: unknown, source: string): PayloadKeys {
+  const parsed = payloadKeysSchema.safeParse(doc);
+  if (!parsed.success) throw new PayloadKeyError(`${source}: ${z.prettifyError(parsed.error).replace(/\n\s*/g, ' ')}`);
+  return parsed.data;
+}
+
+/**
+ * Reads a payload key file (`{"current": "<keyId>", "keys": {"<keyId>": "<64 hex>"}}`). A file
+ * that group or others may read is refused: whoever reads it can read every payload in history.
+ */
+export function loadPayloadKeys(file: string): PayloadKeys {
+  let mode: number;
+  try {
+    mode = statSync(file).mode;
+  } catch (err) {
+    throw new PayloadKeyError(`cannot read payload key file ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  // Windows has no POSIX mode bits: statSync reports 0o666 for every file there.
+  if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
+    throw new PayloadKeyError(`payload key file ${file} is open to group or others (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); run: chmod 600 ${file}`);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new PayloadKeyError(`cannot read payload key file ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return parsePayloadKeys(doc, `payload key file ${file}`);
+}
+
+/**
+ * Writes a new key file with one random key as `current` (mode 0600, parent dirs created).
+ * Refuses to overwrite a file: losing a key makes every payload written with it unreadable.
+ */
+export function createPayloadKeyFile(file: string, keyId = `key-${new Date().toISOString().slice(0, 10)}-${randomBytes(3).toString('hex')}`): PayloadKeys {
+  const keys = parsePayloadKeys({ current: keyId, keys: { [keyId]: randomBytes(32).toString('hex') } }, `new payload key file ${file}`);
+  mkdirSync(path.dirname(file), { recursive: true });
+  try {
+    // `wx` fails if the file exists, also when another process creates it at the same moment.
+    writeFileSync(file, JSON.stringify(keys, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'EEXIST') throw new PayloadKeyError(`payload key file ${file} exists already; it is not overwritten (payloads written with its keys would become unreadable)`);
+    throw new PayloadKeyError(`cannot write payload key file ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  // The mode given to writeFileSync is narrowed by the umask only, but a wide umask cannot widen it; chmod makes it exact.
+  chmodSync(file, 0o600);
+  return keys;
+}
+
+/** Where `warden dev` keeps its payload key: `<home>/keys/payload.json`. */
+export function devPayloadKeysFile(home: string): string {
+  return path.join(home, 'keys', 'payload.json');
+}
+
+/**
+ * The development payload keys under `<home>/keys/payload.json`, created on first use. For
+ * `warden dev` and demos; production gives workers and clients a key file through
+ * `WARDEN_PAYLOAD_KEYS`, kept in a secret store.
+ */
+export function ensureDevPayloadKeys(home: string): { file: string; keys: PayloadKeys; created: boolean } {
+  const file = devPayloadKeysFile(home);
+  if (existsSync(file)) return { file, keys: loadPayloadKeys(file), created: false };
+  return { file, keys: createPayloadKeyFile(file, 'dev-1'), created: true };
+}
