@@ -1,5 +1,6 @@
 import { DecisionSigner } from '../src/approvals/keys';
 import { generateSigningKey, verifyAuditChain, type AuditEvent, type PolicyInput } from '../src/governance';
+import type { DecisionReply } from '../src/workflows/messages';
 import type { PendingApproval } from '../src/workflows/types';
 import { effects } from './fixtures/test-agents';
 import { createTestBed, eventually, testPolicy, type TestBed } from './helpers';
@@ -9,12 +10,17 @@ const signer = new DecisionSigner({ keyId: 'test-web', privateKey: key.privateKe
 const otherKey = generateSigningKey();
 const forger = new DecisionSigner({ keyId: 'test-web', privateKey: otherKey.privateKey, publicKey: otherKey.publicKey });
 
+const keyring = { 'test-web': { publicKey: key.publicKey, channel: 'web', people: '*' as const, revoked: false } };
+
+// Most of these tests exercise the approval mechanics with unsigned decisions (as typed into the
+// Temporal UI), which the worker counts only because this bed says so; `strict` is the default.
 let bed: TestBed;
+let strict: TestBed;
 beforeAll(async () => {
-  bed = await createTestBed({ trustedKeys: { 'test-web': key.publicKey } });
+  [bed, strict] = await Promise.all([createTestBed({ keyring, allowUnsignedDecisions: true }), createTestBed({ keyring })]);
 });
 afterAll(async () => {
-  await bed?.close();
+  await Promise.all([bed?.close(), strict?.close()]);
 });
 beforeEach(() => effects.reset());
 
@@ -33,28 +39,34 @@ function approvalPolicy(approval: Approval = { approvers: ['group:finance', 'use
 
 const transferTurn = (amount = 50) => ({ toolCalls: [{ name: 'transfer', args: { amount, to: 'acct-9', pin: '1234' } }] });
 
-async function startWaiting(policy = approvalPolicy(), script = [transferTurn(), { text: 'done' }], requester = 'carol') {
-  const runId = await bed.client.startRun({ agent: 'test-agent', goal: 'pay', requester, policy, script });
+async function startWaiting(policy = approvalPolicy(), script = [transferTurn(), { text: 'done' }], requester = 'carol', on = bed) {
+  const runId = await on.client.startRun({ agent: 'test-agent', goal: 'pay', requester, policy, script });
   const [approval] = await eventually(async () => {
-    const pending = await bed.client.pendingApprovals(runId);
+    const pending = await on.client.pendingApprovals(runId);
     return pending.length > 0 ? pending : undefined;
   }, 20_000, 'a pending approval');
   return { runId, approval: approval as PendingApproval };
 }
 
-async function auditOf(runId: string): Promise<AuditEvent[]> {
-  return bed.client.auditTrail(runId, bed.store);
+async function auditOf(runId: string, on = bed): Promise<AuditEvent[]> {
+  return on.client.auditTrail(runId, on.store);
 }
 
-async function refusals(runId: string): Promise<string[]> {
-  return (await auditOf(runId)).filter((e) => e.type === 'approval_refused').map((e) => String(e.data.reason));
+async function refusals(runId: string, on = bed): Promise<string[]> {
+  return (await auditOf(runId, on)).filter((e) => e.type === 'approval_refused').map((e) => String(e.data.reason));
 }
 
-async function waitForRefusal(runId: string, count: number): Promise<string[]> {
+async function waitForRefusal(runId: string, count: number, on = bed): Promise<string[]> {
   return eventually(async () => {
-    const r = await refusals(runId);
+    const r = await refusals(runId, on);
     return r.length >= count ? r : undefined;
   }, 10_000, `${count} refusal(s)`);
+}
+
+/** The reason of a refused Update reply (fails the test if it was accepted). */
+function refusedReason(reply: DecisionReply): string {
+  if (reply.status !== 'refused') throw new Error(`expected a refusal, got ${JSON.stringify(reply)}`);
+  return reply.reason;
 }
 
 describe('approvals', () => {
@@ -104,8 +116,8 @@ describe('approvals', () => {
   test('escalation hands the approval to another group with a new deadline', async () => {
     const { runId, approval } = await startWaiting(approvalPolicy({ approvers: ['user:alice'], timeout: '1s', escalation: { approvers: ['group:leads'], timeout: '1m' } }));
     await eventually(async () => (await bed.client.pendingApprovals(runId))[0]?.escalated, 10_000, 'escalation');
-    await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'alice' });
-    await waitForRefusal(runId, 1);
+    const late = await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'alice' });
+    expect(refusedReason(late)).toContain('alice is not among the approvers (group:leads)');
     await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'lee', groups: ['leads'] });
     const outcome = await bed.client.result(runId);
     expect(outcome.status).toBe('completed');
@@ -115,28 +127,30 @@ describe('approvals', () => {
 
   test('quorum needs distinct approvers; a duplicate vote is refused', async () => {
     const { runId, approval } = await startWaiting(approvalPolicy({ approvers: ['group:finance'], quorum: 2 }));
-    await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'bob', groups: ['finance'] });
-    await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'bob', groups: ['finance'] });
-    await waitForRefusal(runId, 1);
+    expect(await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'bob', groups: ['finance'] })).toMatchObject({ status: 'accepted', decided: false });
+    // The same person spelled another way is still the same person.
+    expect(refusedReason(await bed.client.approve(runId, { approvalId: approval.approvalId, approver: ' BOB', groups: ['finance'] }))).toContain('bob has already approved');
     expect(await bed.client.pendingApprovals(runId)).toHaveLength(1);
-    await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'dana', groups: ['finance'] });
+    expect(await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'dana', groups: ['finance'] })).toMatchObject({ status: 'accepted', decided: true, state: 'approved' });
     expect(await bed.client.result(runId)).toMatchObject({ status: 'completed', toolCalls: 1 });
     expect((await refusals(runId))[0]).toContain('bob has already approved');
   });
 
   test('four-eyes, approvers outside the policy, stale ids and decided approvals are refused, audited, and change nothing', async () => {
     const { runId, approval } = await startWaiting(approvalPolicy(), [transferTurn(), { text: 'done' }], 'alice');
-    await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'alice' });
-    await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'mallory', groups: ['support'] });
-    await bed.client.approve(runId, { approvalId: 'apr_' + '0'.repeat(32), approver: 'bob', groups: ['finance'] });
-    await bed.client.approve(runId, { approvalId: approval.approvalId } as never);
+    // Updates answer at once; what the validator refuses leaves no trace in history.
+    expect(refusedReason(await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'alice' }))).toContain('four-eyes: alice requested this run');
+    expect(refusedReason(await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'mallory', groups: ['support'] }))).toContain('mallory is not among the approvers');
+    expect(refusedReason(await bed.client.approve(runId, { approvalId: 'apr_' + '0'.repeat(32), approver: 'bob', groups: ['finance'] }))).toContain('no approval apr_000');
+    expect(refusedReason(await bed.client.approve(runId, { approvalId: approval.approvalId } as never))).toContain('malformed decision');
+    // Signals, as the Temporal UI sends them, are refused and audited the same way.
+    await bed.client.signalApprove(runId, { approvalId: approval.approvalId, approver: 'alice' });
     await bed.client.handle(runId).signal('approve', 'not an object' as never);
-    const reasons = await waitForRefusal(runId, 5);
+    const reasons = await waitForRefusal(runId, 4);
     expect(reasons[0]).toContain('four-eyes: alice requested this run');
     expect(reasons[1]).toContain('mallory is not among the approvers');
-    expect(reasons[2]).toContain('no approval apr_000');
+    expect(reasons[2]).toContain('four-eyes: alice requested this run');
     expect(reasons[3]).toContain('malformed decision');
-    expect(reasons[4]).toContain('malformed decision');
     expect(await bed.client.pendingApprovals(runId)).toHaveLength(1);
     expect(effects.count('transfer')).toBe(0);
     await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'bob', groups: ['finance'] });
@@ -149,8 +163,7 @@ describe('approvals', () => {
     const { runId, approval } = await startWaiting(approvalPolicy(), [transferTurn(), transferTurn(60), { text: 'done' }]);
     await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'alice' });
     await eventually(async () => (await bed.client.pendingApprovals(runId)).find((a) => a.approvalId !== approval.approvalId), 10_000, 'second approval');
-    await bed.client.reject(runId, { approvalId: approval.approvalId, approver: 'bob', groups: ['finance'] });
-    expect((await waitForRefusal(runId, 1))[0]).toContain('is already approved');
+    expect(refusedReason(await bed.client.reject(runId, { approvalId: approval.approvalId, approver: 'bob', groups: ['finance'] }))).toContain('is already approved');
     await bed.client.cancel(runId);
   });
 
@@ -174,7 +187,8 @@ describe('approvals', () => {
   test('an approval waits across a worker restart with no worker holding it', async () => {
     const { runId, approval } = await startWaiting();
     await bed.stopWorker();
-    await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'alice' });
+    // With no worker, only a signal can be delivered (an Update needs a worker to answer it).
+    await bed.client.signalApprove(runId, { approvalId: approval.approvalId, approver: 'alice' });
     await new Promise((r) => setTimeout(r, 500));
     expect(effects.count('transfer')).toBe(0);
     await bed.startWorker();
@@ -184,37 +198,33 @@ describe('approvals', () => {
 });
 
 describe('signed decisions', () => {
-  const signedPolicy = () => approvalPolicy({ approvers: ['group:finance'] }, { allowUnsignedDecisions: false });
+  const signedPolicy = () => approvalPolicy({ approvers: ['group:finance'] });
 
   test('a decision signed by a trusted channel counts, with groups from the signature', async () => {
-    const { runId, approval } = await startWaiting(signedPolicy());
+    const { runId, approval } = await startWaiting(signedPolicy(), undefined, undefined, strict);
     const signature = signer.sign({ approvalId: approval.approvalId, runId, decision: 'approve', approver: 'bob', groups: ['finance'], channel: 'web' });
-    await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'bob', signature });
-    expect(await bed.client.result(runId)).toMatchObject({ status: 'completed', toolCalls: 1 });
-    const accepted = (await auditOf(runId)).find((e) => e.type === 'approval_accepted');
-    expect(accepted?.data).toMatchObject({ approver: 'bob', groups: ['finance'], channel: 'web', signed: true });
+    expect(await strict.client.approve(runId, { approvalId: approval.approvalId, approver: 'bob', signature })).toMatchObject({ status: 'accepted', decided: true });
+    expect(await strict.client.result(runId)).toMatchObject({ status: 'completed', toolCalls: 1 });
+    const accepted = (await auditOf(runId, strict)).find((e) => e.type === 'approval_accepted');
+    expect(accepted?.data).toMatchObject({ approver: 'bob', groups: ['finance'], channel: 'web', signed: true, keyId: 'test-web' });
   });
 
   test('unsigned, forged, altered, expired, unknown-key and mismatched decisions are refused', async () => {
-    const { runId, approval } = await startWaiting(signedPolicy());
+    const { runId, approval } = await startWaiting(signedPolicy(), undefined, undefined, strict);
     const claims = { approvalId: approval.approvalId, runId, decision: 'approve' as const, approver: 'bob', groups: ['finance'], channel: 'web' };
-    await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'bob', groups: ['finance'] });
-    await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'bob', signature: forger.sign(claims) });
+    const send = async (decision: Parameters<typeof strict.client.approve>[1]) => refusedReason(await strict.client.approve(runId, decision));
+    expect(await send({ approvalId: approval.approvalId, approver: 'bob', groups: ['finance'] })).toContain('unsigned decision refused');
+    expect(await send({ approvalId: approval.approvalId, approver: 'bob', signature: forger.sign(claims) })).toContain('forged or altered');
     const good = signer.sign({ ...claims, groups: ['support'] });
-    await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'bob', signature: { ...good, payload: good.payload.replace('support', 'finance') } });
-    await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'bob', signature: signer.sign({ ...claims, issuedAt: new Date(Date.now() - 10 * 60_000).toISOString() }) });
-    await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'bob', signature: { ...signer.sign(claims), keyId: 'nobody' } });
-    await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'bob', signature: signer.sign({ ...claims, decision: 'reject' }) });
-    const reasons = await waitForRefusal(runId, 6);
-    expect(reasons[0]).toContain('unsigned decision refused');
-    expect(reasons[1]).toContain('forged or altered');
-    expect(reasons[2]).toContain('forged or altered');
-    expect(reasons[3]).toContain('decision expired');
-    expect(reasons[4]).toContain('unknown signing key "nobody"');
-    expect(reasons[5]).toContain('signed decision says reject, the signal says approve');
+    expect(await send({ approvalId: approval.approvalId, approver: 'bob', signature: { ...good, payload: good.payload.replace('support', 'finance') } })).toContain('forged or altered');
+    expect(await send({ approvalId: approval.approvalId, approver: 'bob', signature: signer.sign({ ...claims, issuedAt: new Date(Date.now() - 10 * 60_000).toISOString() }) })).toContain('decision expired');
+    expect(await send({ approvalId: approval.approvalId, approver: 'bob', signature: { ...signer.sign(claims), keyId: 'nobody' } })).toContain('unknown signing key "nobody"');
+    expect(await send({ approvalId: approval.approvalId, approver: 'bob', signature: signer.sign({ ...claims, decision: 'reject' }) })).toContain('signed decision says reject, the message says approve');
+    expect(await send({ approvalId: approval.approvalId, approver: 'bob', signature: signer.sign({ ...claims, channel: 'slack' }) })).toContain('signs for channel web, not slack');
+    expect((await waitForRefusal(runId, 7, strict)).length).toBe(7);
     expect(effects.count('transfer')).toBe(0);
-    expect(await bed.client.pendingApprovals(runId)).toHaveLength(1);
-    await bed.client.cancel(runId);
+    expect(await strict.client.pendingApprovals(runId)).toHaveLength(1);
+    await strict.client.cancel(runId);
   });
 });
 
@@ -339,28 +349,35 @@ describe('audit trail and live policy', () => {
     if (!broken.ok) expect(broken.reason).toContain('altered');
   });
 
-  test('applyPolicy tightens a live run from its next decision; an invalid policy is refused and changes nothing', async () => {
-    const runId = await bed.client.startRun({
-      agent: 'test-agent',
-      goal: 'x',
-      requester: 'carol',
-      policy: testPolicy(),
-      script: [{ toolCalls: [{ name: 'echo', args: { text: 'one' } }] }, { toolCalls: [{ name: 'echo', args: { text: 'two' } }] }, { text: 'done' }],
-    });
-    await bed.client.pause(runId, { by: 'ops' });
-    await bed.client.handle(runId).signal('applyPolicy', { policy: { agent: 'test-agent', tools: 'nope' } } as never);
-    const before = await eventually(async () => {
-      const s = await bed.client.status(runId);
-      return s.policyVersion ? s : undefined;
-    }, 10_000, 'the run to load its policy');
-    await bed.client.applyPolicy(runId, testPolicy({ rules: [{ id: 'no-echo', tools: ['echo'], decision: 'deny', reason: 'incident' }] }), 'ops');
-    await bed.client.resume(runId);
-    const outcome = await bed.client.result(runId);
-    expect(outcome.status).toBe('completed');
-    expect(outcome.policyVersion).not.toBe(before.policyVersion);
-    expect(effects.count('echo')).toBe(0);
-    const applied = (await auditOf(runId)).filter((e) => e.type === 'policy_applied');
-    expect(applied[0]?.data).toMatchObject({ refused: true });
-    expect(applied[1]?.data).toMatchObject({ from: before.policyVersion, to: outcome.policyVersion, by: 'ops' });
+  test('applyPolicy takes up the worker\'s current policy from the next decision; a policy inside the signal is never used', async () => {
+    // A bed of its own: an applied policy in the store is what every new run of the agent gets.
+    const own = await createTestBed({ acceptRunInputPolicy: false, policies: [testPolicy()] });
+    try {
+      const runId = await own.client.startRun({
+        agent: 'test-agent',
+        goal: 'x',
+        requester: 'carol',
+        script: [{ toolCalls: [{ name: 'echo', args: { text: 'one' } }] }, { toolCalls: [{ name: 'echo', args: { text: 'two' } }] }, { text: 'done' }],
+      });
+      await own.client.pause(runId, { by: 'ops' });
+      await own.client.handle(runId).signal('applyPolicy', { policy: testPolicy({ rules: [{ id: 'anything-goes', decision: 'allow' }] }), by: 'mallory' } as never);
+      const before = await eventually(async () => {
+        const s = await own.client.status(runId);
+        return s.policyVersion ? s : undefined;
+      }, 10_000, 'the run to load its policy');
+      const tightened = testPolicy({ rules: [{ id: 'no-echo', tools: ['echo'], decision: 'deny', reason: 'incident' }] });
+      await own.store.setAppliedPolicy('test-agent', { policy: tightened, version: 'test', source: 'test' });
+      await own.client.applyPolicy(runId, 'ops');
+      await own.client.resume(runId);
+      const outcome = await own.client.result(runId);
+      expect(outcome.status).toBe('completed');
+      expect(outcome.policyVersion).not.toBe(before.policyVersion);
+      expect(effects.count('echo')).toBe(0);
+      const applied = (await own.client.auditTrail(runId, own.store)).filter((e) => e.type === 'policy_applied');
+      expect(applied[0]?.data).toMatchObject({ by: 'mallory', unchanged: true, ignored: 'a policy in the signal is never used' });
+      expect(applied[1]?.data).toMatchObject({ from: before.policyVersion, to: outcome.policyVersion, by: 'ops' });
+    } finally {
+      await own.close();
+    }
   });
 });

@@ -62,7 +62,9 @@ async function cancelRun(runId: string) {
   await expect(bed.client.result(runId)).resolves.toMatchObject({ status: 'cancelled' });
 }
 
-const signalCount = async (runId: string) => ((await bed.client.handle(runId).fetchHistory()).events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes).length;
+/** Decisions the run took in: signals and accepted Updates (an Update its validator refused leaves no event). */
+const decisionsSent = async (runId: string) =>
+  ((await bed.client.handle(runId).fetchHistory()).events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes || e.workflowExecutionUpdateAcceptedEventAttributes).length;
 
 async function signIn(user: string): Promise<Page> {
   const page = await (await browser.newContext()).newPage();
@@ -143,7 +145,7 @@ describe('web inbox', () => {
     expect(await page.locator(`tr[data-approval-id="${approvalId}"]`).count()).toBe(0);
   });
 
-  test('without a session pages redirect to login, and forged POSTs are refused and signal nothing', async () => {
+  test('without a session pages redirect to login, and forged POSTs are refused and send the run nothing', async () => {
     const { runId, approvalId } = await waitingRun();
     const page = await (await browser.newContext()).newPage();
     await page.goto(`${inbox.url}/runs/${encodeURIComponent(runId)}`);
@@ -171,7 +173,7 @@ describe('web inbox', () => {
     expect((await post(form({ ...decision, csrf }), { cookie, origin: 'http://evil.example' })).status).toBe(403);
     expect((await post(form({ ...decision, csrf }), { cookie, 'sec-fetch-site': 'cross-site' })).status).toBe(403);
 
-    expect(await signalCount(runId)).toBe(0);
+    expect(await decisionsSent(runId)).toBe(0);
     expect(await bed.client.pendingApprovals(runId)).toHaveLength(1);
     await cancelRun(runId);
   });
@@ -190,7 +192,7 @@ describe('web inbox', () => {
     const result = await decide(alice, approvalId, 'Reject', 'too late?');
     await expect(result.locator('h1').innerText()).resolves.toBe('No longer pending');
     expect(await result.innerText()).toContain(`Approval ${approvalId} was already approved by bob. Nothing was sent.`);
-    expect(await signalCount(runId)).toBe(1);
+    expect(await decisionsSent(runId)).toBe(1);
   });
 
   test('the requester cannot approve her own run: the inbox shows the refusal read back from the audit trail', async () => {

@@ -44,7 +44,9 @@ async function cancelRun(runId: string) {
   await expect(bed.client.result(runId)).resolves.toMatchObject({ status: 'cancelled' });
 }
 
-const signalCount = async (runId: string) => ((await bed.client.handle(runId).fetchHistory()).events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes).length;
+/** Decisions the run took in: signals and accepted Updates (an Update its validator refused leaves no event). */
+const decisionsSent = async (runId: string) =>
+  ((await bed.client.handle(runId).fetchHistory()).events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes || e.workflowExecutionUpdateAcceptedEventAttributes).length;
 
 interface Posted {
   runId: string;
@@ -150,24 +152,24 @@ describe('Slack approvals', () => {
     expect(accepted?.data).toMatchObject({ approvalId: posted.approvalId, approver: 'alice', groups: ['finance'], channel: 'slack', signed: true });
   });
 
-  test('a replay of the same signed request after the decision signals nothing; the message says it is decided', async () => {
+  test('a replay of the same signed request after the decision sends the run nothing; the message says it is decided', async () => {
     const posted = await announcedRun();
     const click = clickPayload(posted, 'UALICE01', 'warden_approve');
     const timestamp = Math.floor(Date.now() / 1000);
     expect((await send(click, { timestamp })).status).toBe(200);
     await eventually(async () => updatesOf(posted.ts)[0], 10_000, 'the first chat.update');
     await bed.client.result(posted.runId);
-    expect(await signalCount(posted.runId)).toBe(1);
+    expect(await decisionsSent(posted.runId)).toBe(1);
 
     expect((await send(click, { timestamp })).status).toBe(200);
     const second = await eventually(async () => updatesOf(posted.ts)[1], 10_000, 'the second chat.update');
     expect(statusText(second)).toContain(`Approval ${posted.approvalId} was already approved by alice. Nothing was sent.`);
     expect(hasButtons(second)).toBe(false);
-    expect(await signalCount(posted.runId)).toBe(1);
+    expect(await decisionsSent(posted.runId)).toBe(1);
     expect(effects.count('transfer')).toBe(1);
   });
 
-  test('a badly signed request is refused with 401 and signals nothing', async () => {
+  test('a badly signed request is refused with 401 and sends the run nothing', async () => {
     const posted = await announcedRun();
     const click = clickPayload(posted, 'UALICE01', 'warden_approve');
     const timestamp = Math.floor(Date.now() / 1000);
@@ -176,31 +178,31 @@ describe('Slack approvals', () => {
     expect((await send(click, { timestamp, signature: slackSignature(SIGNING_SECRET, timestamp, `${click}&x=1`) })).status).toBe(401);
     expect((await send(click, { signature: 'v0=' })).status).toBe(401);
     await new Promise((r) => setTimeout(r, 300));
-    expect(await signalCount(posted.runId)).toBe(0);
+    expect(await decisionsSent(posted.runId)).toBe(0);
     expect(updatesOf(posted.ts)).toHaveLength(0);
     expect(await bed.client.pendingApprovals(posted.runId)).toHaveLength(1);
     await cancelRun(posted.runId);
   });
 
-  test('a request signed more than five minutes ago (or ahead) is refused and signals nothing', async () => {
+  test('a request signed more than five minutes ago (or ahead) is refused and sends the run nothing', async () => {
     const posted = await announcedRun();
     const click = clickPayload(posted, 'UALICE01', 'warden_approve');
     const now = Math.floor(Date.now() / 1000);
     expect((await send(click, { timestamp: now - 6 * 60 })).status).toBe(401);
     expect((await send(click, { timestamp: now + 6 * 60 })).status).toBe(401);
     await new Promise((r) => setTimeout(r, 300));
-    expect(await signalCount(posted.runId)).toBe(0);
+    expect(await decisionsSent(posted.runId)).toBe(0);
     expect(updatesOf(posted.ts)).toHaveLength(0);
     await cancelRun(posted.runId);
   });
 
-  test('a Slack user with no Warden identity is told so privately and nothing is signalled', async () => {
+  test('a Slack user with no Warden identity is told so privately and nothing is sent', async () => {
     const posted = await announcedRun();
     expect((await send(clickPayload(posted, 'UNOBODY1', 'warden_approve'))).status).toBe(200);
     const ephemeral = await eventually(async () => fake.calls.find((c) => c.method === 'chat.postEphemeral' && c.args.user === 'UNOBODY1'), 10_000, 'an ephemeral message');
     expect(ephemeral.args.channel).toBe(posted.channel);
     expect(ephemeral.args.text).toContain('not mapped to a Warden identity');
-    expect(await signalCount(posted.runId)).toBe(0);
+    expect(await decisionsSent(posted.runId)).toBe(0);
     expect(updatesOf(posted.ts)).toHaveLength(0);
     await cancelRun(posted.runId);
   });

@@ -2,6 +2,8 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { parsePolicyText, PolicyError, type Policy } from '../governance';
+import { checkPolicy } from '../governance/policy-check';
+import { throwPolicyProblems } from '../governance/policy';
 import type { AgentSpec, ToolSpec } from '../workflows/types';
 import { DefinitionError, isAgent, modelIdOf, type Agent, type AnyTool } from './define';
 
@@ -102,18 +104,30 @@ export function loadAgents(modulePath: string, policiesDir?: string): AgentRegis
   Object.values(mod).forEach(collect);
   const unique = [...new Set(agents)];
   if (unique.length === 0) throw new DefinitionError(`${modulePath} exports no agent (export the values defineAgent returns)`);
-  return new AgentRegistry(unique, policiesDir ? loadPolicies(policiesDir) : []);
+  return new AgentRegistry(unique, policiesDir ? loadPolicies(policiesDir, unique) : []);
 }
 
-/** Reads and validates every policy file in a directory. The first bad file throws `PolicyError` naming it. */
-export function loadPolicies(dir: string): { policy: Policy; source: string }[] {
+/**
+ * Reads and validates every policy file in a directory. The first bad file throws `PolicyError`
+ * naming it, with line and column. A policy for one of `agents` is also checked against that
+ * agent's tools (`checkPolicy`): a tool it lacks, or a condition that cannot evaluate with its
+ * tools' arguments, fails the load instead of denying calls at run time. Policies for other
+ * agents are only validated; a shared directory may hold them.
+ */
+export function loadPolicies(dir: string, agents: readonly Agent[] = []): { policy: Policy; source: string }[] {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new PolicyError(`policies directory ${dir} does not exist`, dir);
   const out: { policy: Policy; source: string }[] = [];
   const seen = new Map<string, string>();
   for (const file of readdirSync(dir).sort()) {
     if (!/\.(ya?ml|json)$/.test(file)) continue;
     const source = path.join(dir, file);
-    const policy = parsePolicyText(readFileSync(source, 'utf8'), source);
+    const text = readFileSync(source, 'utf8');
+    const policy = parsePolicyText(text, source);
+    const agent = agents.find((a) => a.name === policy.agent);
+    if (agent) {
+      const problems = checkPolicy(policy, agent.tools.map(toolSpec), text);
+      if (problems.length > 0) throwPolicyProblems(source, problems);
+    }
     const other = seen.get(policy.agent);
     if (other) throw new PolicyError(`${source}: agent ${policy.agent} already has a policy in ${other}`, source);
     seen.set(policy.agent, source);

@@ -1,6 +1,7 @@
 import type { WardenClient } from '../client';
-import { sameIdentity, type AuditEvent } from '../governance';
+import type { AuditEvent } from '../governance';
 import type { RunStore } from '../store/types';
+import type { DecisionReply } from '../workflows/messages';
 import type { PendingApproval } from '../workflows/types';
 import type { Identity } from './identity';
 import type { DecisionSigner } from './keys';
@@ -24,14 +25,14 @@ export interface DecisionDeps {
   client: WardenClient;
   signer: DecisionSigner;
   store?: RunStore;
-  /** How long to wait for the run to audit the decision. Default 3 s. */
+  /** How long to wait for the run's answer to the decision. Default 3 s. */
   confirmWithinMs?: number;
 }
 
 /** Why an approval is no longer waiting, read from the run's audit trail. */
 export type NotPendingState = 'approved' | 'rejected' | 'expired' | 'closed' | 'unknown';
 
-/** What became of a decision. Only `accepted`, `refused` and `unconfirmed` sent a signal. */
+/** What became of a decision. Only `accepted`, `refused` and `unconfirmed` sent anything to the run. */
 export type DecisionResult =
   | { status: 'not_pending'; state: NotPendingState; by?: string; message: string }
   | { status: 'unavailable'; message: string }
@@ -39,8 +40,6 @@ export type DecisionResult =
   | { status: 'accepted'; decided: boolean; state?: 'approved' | 'rejected'; by?: string; message: string }
   | { status: 'refused'; reason: string; message: string }
   | { status: 'unconfirmed'; message: string };
-
-const POLL_MS = 150;
 
 function ofApproval(e: AuditEvent, approvalId: string): boolean {
   return e.data.approvalId === approvalId;
@@ -66,16 +65,17 @@ export function whyNotPending(trail: readonly AuditEvent[], runId: string, appro
 
 /**
  * Sends one person's decision the governed way, for any channel that authenticated them: checks
- * the approval is still pending (otherwise sends nothing and says why), signs the claims, signals
- * the run, then reads the audit trail back for the run's verdict (accepted or refused, and why).
- * The run stays the authority: a race with another decision is refused and audited there.
+ * the approval is still pending (otherwise sends nothing and says why), signs the claims (the note
+ * with them), and sends them as the run's `approve`/`reject` Update, whose answer is the run's
+ * verdict (accepted or refused, and why). The run stays the authority: a race with another
+ * decision is refused there.
  */
 export async function decideApproval(deps: DecisionDeps, request: DecisionRequest): Promise<DecisionResult> {
   const { client } = deps;
   const { runId, approvalId, identity } = request;
   let read: [PendingApproval[], AuditEvent[]];
   try {
-    // The trail includes the store, so `head` below is the run's true head even right after a continue-as-new.
+    // With the store: an approval settled before a continue-as-new is still explained.
     read = await within(client, QUERY_TIMEOUT_MS, () => Promise.all([client.pendingApprovals(runId), client.auditTrail(runId, deps.store)]));
   } catch (err) {
     // A finished run no longer answers when its worker is gone; its store may still say why.
@@ -86,46 +86,35 @@ export async function decideApproval(deps: DecisionDeps, request: DecisionReques
   const [pending, trail] = read;
   if (!pending.some((p) => p.approvalId === approvalId)) return { status: 'not_pending', ...whyNotPending(trail, runId, approvalId) };
 
-  const head = trail.reduce((max, e) => Math.max(max, e.seq), 0);
   // The note is signed exactly as it travels as the comment or reason, so the run can tell a
-  // person's own words from words someone else put in the signal.
+  // person's own words from words someone else put in the message.
   const note = request.note?.trim() ? request.note.trim() : undefined;
   const signature = deps.signer.sign({ approvalId, runId, decision: request.decision, approver: identity.id, groups: identity.groups, channel: request.channel, ...(note ? { note } : {}) });
   const base = { approvalId, approver: identity.id, groups: identity.groups, channel: request.channel, signature };
+  let reply: DecisionReply;
   try {
-    if (request.decision === 'approve') await client.approve(runId, { ...base, ...(note ? { comment: note } : {}) });
-    else await client.reject(runId, { ...base, ...(note ? { reason: note } : {}) });
+    // An Update: the run verifies and judges the decision and answers in the same round trip.
+    reply = await within(client, deps.confirmWithinMs ?? 3000, () =>
+      request.decision === 'approve' ? client.approve(runId, { ...base, ...(note ? { comment: note } : {}) }) : client.reject(runId, { ...base, ...(note ? { reason: note } : {}) }),
+    );
   } catch (err) {
-    // Typically the run ended between the check and the signal, and Temporal refused the signal.
+    // The run took the Update but no worker answered within the deadline: it may still count it.
+    if (isDeadline(err)) return { status: 'unconfirmed', message: 'The decision was sent, but the run has not confirmed it yet; check the run page in a moment.' };
+    // Typically the run ended between the check and the Update, and Temporal refused it.
     return { status: 'unavailable', message: `Could not send the decision to run ${runId}: ${describeFailure(err)}. Check the run page before trying again.` };
   }
+  if (reply.status === 'refused') return { status: 'refused', reason: reply.reason, message: `Refused: ${reply.reason}` };
+  const message =
+    request.decision === 'reject'
+      ? 'Rejected. The call will not run; the agent is told why.'
+      : reply.decided
+        ? 'Approved. The call runs now.'
+        : 'Your approval is recorded; the call waits for more approvals (quorum).';
+  return { status: 'accepted', decided: reply.decided, ...(reply.state ? { state: reply.state } : {}), ...(reply.by ? { by: reply.by } : {}), message };
+}
 
-  const deadline = Date.now() + (deps.confirmWithinMs ?? 3000);
-  for (;;) {
-    // With the store: events the run has flushed (before a continue-as-new, say) still count.
-    const events = await within(client, QUERY_TIMEOUT_MS, () => client.auditTrail(runId, deps.store)).catch(() => [] as AuditEvent[]);
-    const fresh = events.filter((e) => e.seq > head && ofApproval(e, approvalId));
-    // The run may audit the approver normalised (`Alice` as `alice`), so compare the same way.
-    const verdict = fresh.find((e) => (e.type === 'approval_accepted' || e.type === 'approval_refused') && typeof e.data.approver === 'string' && sameIdentity(e.data.approver, identity.id));
-    if (verdict?.type === 'approval_refused') {
-      const reason = typeof verdict.data.reason === 'string' ? verdict.data.reason : 'no reason given';
-      return { status: 'refused', reason, message: `Refused: ${reason}` };
-    }
-    if (verdict) {
-      const settled = fresh.find((e) => e.type === 'approval_decided');
-      const decided = settled !== undefined;
-      const message =
-        request.decision === 'reject'
-          ? 'Rejected. The call will not run; the agent is told why.'
-          : decided
-            ? 'Approved. The call runs now.'
-            : 'Your approval is recorded; the call waits for more approvals (quorum).';
-      const state = settled?.data.decision === 'approved' || settled?.data.decision === 'rejected' ? settled.data.decision : undefined;
-      const by = typeof settled?.data.by === 'string' ? settled.data.by : undefined;
-      return { status: 'accepted', decided, ...(state ? { state } : {}), ...(by ? { by } : {}), message };
-    }
-    if (Date.now() >= deadline) break;
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
-  return { status: 'unconfirmed', message: 'The decision was sent, but the run has not confirmed it yet; check the run page in a moment.' };
+function isDeadline(err: unknown): boolean {
+  // gRPC DEADLINE_EXCEEDED is code 4, on the error or on its cause.
+  const code = (err as { code?: unknown } | null)?.code ?? ((err as { cause?: { code?: unknown } } | null)?.cause?.code);
+  return code === 4 || (err instanceof Error && /deadline/i.test(err.message));
 }

@@ -1,21 +1,33 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { CompiledPolicy, parsePolicyText, type Policy } from '../governance';
+import { stringify as toYaml } from 'yaml';
+import { loadAgents, loadPolicies, type AgentRegistry } from '../agents';
+import { CompiledPolicy, parsePolicy, parsePolicyText, policyVersion, type Policy, type RunFacts } from '../governance';
+import { checkPolicy } from '../governance/policy-check';
+import { throwPolicyProblems } from '../governance/policy';
 import { runIdFor } from '../config';
+import type { RunStore } from '../store';
+import type { ToolSpec } from '../workflows/types';
 import { currentUser, withClient, withStore } from './context';
-import { CliError, UsageError } from './errors';
-import { out, outJson } from './format';
+import { CliError, describeError, UsageError } from './errors';
+import { out, outJson, table } from './format';
+import { unifiedDiff } from './line-diff';
+import { defaultPoliciesPath } from './local-stack';
 
-/** Reads and validates a policy file with the same function the worker uses; errors name the file and the path inside it. */
+/** Reads a policy file and validates it with the same function the worker uses; errors name the file, line and column. */
 export function readPolicyFile(file: string): Policy {
+  return readPolicyText(file).policy;
+}
+
+function readPolicyText(file: string): { policy: Policy; text: string } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new CliError(`cannot read policy file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  return parsePolicyText(text, file);
+  return { policy: parsePolicyText(text, file), text };
 }
 
 function parseArgs(json: string | undefined): Record<string, unknown> {
@@ -30,35 +42,101 @@ function parseArgs(json: string | undefined): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** Loads the agents a module exports, as `warden worker --agents` does, turning a bad module into a one-line error. */
+function loadAgentModule(module: string): AgentRegistry {
+  try {
+    require.resolve(path.resolve(module));
+  } catch {
+    throw new CliError(`agents module ${module} not found (a .ts or .js file, or a directory with an index file)`);
+  }
+  try {
+    return loadAgents(module);
+  } catch (err) {
+    throw new CliError(describeError(err));
+  }
+}
+
+/** The tools of the policy's agent in `module`; refuses a policy for an agent the module does not export. */
+function agentTools(registry: AgentRegistry, module: string, file: string, agent: string): ToolSpec[] {
+  const names = registry.list().map((a) => a.name);
+  if (!names.includes(agent)) throw new CliError(`${file}: the policy is for agent ${agent}, which ${module} does not export (it exports ${names.join(', ')})`);
+  return registry.spec(agent).tools;
+}
+
 interface CheckOptions {
+  agents?: string;
   tool?: string;
   args?: string;
   requester?: string;
+  requesterVerified?: boolean;
   risk?: string;
   json?: boolean;
 }
 
+type Applied = NonNullable<Awaited<ReturnType<RunStore['getAppliedPolicy']>>>;
+
+/** A stored applied policy, validated again. It may predate fields moving to the worker, so those are dropped, not refused. */
+function appliedPolicy(agent: string, applied: Applied): Policy {
+  return parsePolicy(applied.policy, `applied policy of ${agent} (from ${applied.source})`, { dropMovedFields: true });
+}
+
+/** The policy files in `dir`, by agent. */
+function filePolicies(dir: string): Map<string, { policy: Policy; source: string; version: string }> {
+  try {
+    return new Map(loadPolicies(dir).map((p) => [p.policy.agent, { ...p, version: policyVersion(p.policy) }]));
+  } catch (err) {
+    throw new CliError(describeError(err));
+  }
+}
+
+const policiesOption = (command: Command) => command.option('--policies <dir>', 'directory of policy files the worker reads', defaultPoliciesPath());
+
 export function registerPolicy(program: Command): void {
-  const policy = program.command('policy').description('Validate policies, try decisions, apply a policy to an agent');
+  const policy = program.command('policy').description('Validate policies, try decisions, apply a policy to an agent and see which policy is in force');
 
   policy
     .command('check')
-    .description('Validate a policy file; with --tool (and --args) print the decision it gives')
+    .description("Validate a policy file and type-check its conditions; with --agents, against the agent's real tools; with --tool (and --args), print the decision it gives")
     .argument('<file>', 'policy file (YAML or JSON)')
+    .option('--agents <module>', "module exporting agents (TS or JS): the policy's agent must be there, with every tool the policy lists")
     .option('--tool <name>', 'a tool call to decide')
     .option('--args <json>', 'the call\'s arguments as a JSON object (default {})')
     .option('--requester <id>', 'run.requester for conditions (default $USER)')
-    .option('--risk <level>', 'tool.risk for conditions: low, medium or high (default low)')
+    .option('--requester-verified', 'run.requesterVerified for conditions: as if a trusted channel signed the start')
+    .option('--risk <level>', "tool.risk for conditions: low, medium or high (default the tool's own with --agents, else low)")
     .option('--json', 'print JSON')
     .action((file: string, opts: CheckOptions) => {
-      if (!opts.tool && (opts.args !== undefined || opts.risk !== undefined)) throw new UsageError('--args and --risk go with --tool');
+      if (!opts.tool && (opts.args !== undefined || opts.risk !== undefined || opts.requesterVerified)) throw new UsageError('--args, --risk and --requester-verified go with --tool');
       if (opts.risk !== undefined && !['low', 'medium', 'high'].includes(opts.risk)) throw new UsageError('--risk must be low, medium or high');
       const args = parseArgs(opts.args);
-      const compiled = new CompiledPolicy(readPolicyFile(file));
-      const summary = { file, agent: compiled.policy.agent, version: compiled.version, tools: Object.keys(compiled.policy.tools), rules: compiled.policy.rules.length };
-      if (!opts.tool) return opts.json ? outJson({ valid: true, ...summary }) : out(`${file}: valid policy for ${summary.agent} (version ${summary.version}, ${summary.rules} rules, tools: ${summary.tools.join(', ')})`);
-      const run = { id: runIdFor(summary.agent, 'policy-check'), requester: opts.requester ?? currentUser(), step: 1, toolCalls: 0, costUsd: 0, inputTokens: 0, outputTokens: 0 };
-      const decision = compiled.decide({ tool: opts.tool, args, risk: opts.risk }, summary.agent, run);
+      const { policy: parsed, text } = readPolicyText(file);
+      const tools = opts.agents === undefined ? undefined : agentTools(loadAgentModule(opts.agents), opts.agents, file, parsed.agent);
+      const problems = checkPolicy(parsed, tools, text);
+      if (problems.length > 0) throwPolicyProblems(file, problems);
+
+      const compiled = new CompiledPolicy(parsed, tools ? { knownTools: new Set(tools.map((t) => t.name)) } : {});
+      const rules = compiled.policy.rules.length;
+      const summary = { file, agent: compiled.policy.agent, version: compiled.version, tools: Object.keys(compiled.policy.tools), rules, checkedAgainst: opts.agents ?? null };
+      const checked = opts.agents ? `conditions checked against the tools of ${opts.agents}` : 'arguments in conditions not checked: pass --agents to check them against the tools\' schemas';
+      if (!opts.tool) {
+        if (opts.json) return outJson({ valid: true, ...summary });
+        out(`${file}: valid policy for ${summary.agent} (version ${summary.version}, ${plural(rules, 'rule')}, tools: ${summary.tools.join(', ')})`);
+        return out(`  ${checked}`);
+      }
+      const risk = opts.risk ?? tools?.find((t) => t.name === opts.tool)?.risk;
+      const run: RunFacts = {
+        id: runIdFor(summary.agent, 'policy-check'),
+        requester: opts.requester ?? currentUser(),
+        requesterVerified: opts.requesterVerified ?? false,
+        step: 1,
+        toolCalls: 0,
+        costUsd: 0,
+        inputTokens: 0,
+        outputTokens: 0,
+      };
+      const decision = compiled.decide({ tool: opts.tool, args, risk }, summary.agent, run);
       if (opts.json) return outJson({ valid: true, ...summary, call: { tool: opts.tool, args }, decision });
       out(`${file}: valid policy for ${summary.agent} (version ${summary.version})`);
       out(`${opts.tool} ${JSON.stringify(args)} → ${decision.decision} (rule ${decision.ruleId}): ${decision.reason}`);
@@ -85,4 +163,83 @@ export function registerPolicy(program: Command): void {
         out(`applied ${version} to ${policy.agent}: new runs start with it; sent to ${sent} running run(s)`);
       });
     });
+  policiesOption(
+    policy
+      .command('list')
+      .description('Agents with an applied policy (from `warden policy apply`): its version, source and time, beside the version of their policy file')
+      .option('--json', 'print JSON'),
+  ).action(async (opts: { policies: string; json?: boolean }) => {
+    const files = filePolicies(opts.policies);
+    const applied = await withStore((store) => store.listAppliedPolicies());
+    const rows = applied.map((a) => {
+      const file = files.get(a.agent);
+      return { agent: a.agent, version: a.version, source: a.source, appliedAt: a.appliedAt, file: file ? { source: file.source, version: file.version } : null };
+    });
+    if (opts.json) return outJson(rows);
+    if (rows.length === 0) return out(`no applied policies: new runs use the policy files in ${opts.policies}`);
+    const lines = table(
+      ['AGENT', 'APPLIED', 'APPLIED AT', 'SOURCE', 'FILE'],
+      rows.map((r) => [r.agent, r.version, r.appliedAt, r.source, r.file ? `${r.file.version} ${path.relative(process.cwd(), r.file.source) || r.file.source}` : '(no file)']),
+    );
+    lines.forEach((l) => out(l));
+  });
+
+  policiesOption(
+    policy
+      .command('show')
+      .description('The policy new runs of an agent get: the applied one if there is one, else its policy file; says which')
+      .argument('<agent>', 'agent name')
+      .option('--json', 'print JSON'),
+  ).action(async (agent: string, opts: { policies: string; json?: boolean }) => {
+    const applied = await withStore((store) => store.getAppliedPolicy(agent));
+    const file = filePolicies(opts.policies).get(agent);
+    if (applied) {
+      const shown = appliedPolicy(agent, applied);
+      if (opts.json) return outJson({ agent, inForce: 'applied', version: applied.version, source: applied.source, appliedAt: applied.appliedAt, file: file ? { source: file.source, version: file.version } : null, policy: shown });
+      out(`# ${agent}: applied policy ${applied.version}, from ${applied.source}, applied ${applied.appliedAt}`);
+      out(`# it overrides ${file ? `${file.source} (${file.version})` : 'no policy file'} until 'warden policy remove ${agent}'`);
+      process.stdout.write(toYaml(shown));
+      return;
+    }
+    if (!file) throw new CliError(`no policy for agent ${agent}: nothing applied and no policy file in ${opts.policies}`);
+    if (opts.json) return outJson({ agent, inForce: 'file', version: file.version, source: file.source, policy: file.policy });
+    out(`# ${agent}: policy file ${file.source} (${file.version}); no applied policy`);
+    process.stdout.write(toYaml(file.policy));
+  });
+
+  policiesOption(
+    policy
+      .command('diff')
+      .description("What an agent's applied policy changes from its policy file, as a unified diff of the YAML (lines the applied one adds are +)")
+      .argument('<agent>', 'agent name'),
+  ).action(async (agent: string, opts: { policies: string }) => {
+    const applied = await withStore((store) => store.getAppliedPolicy(agent));
+    const file = filePolicies(opts.policies).get(agent);
+    if (!applied) {
+      if (!file) throw new CliError(`no policy for agent ${agent}: nothing applied and no policy file in ${opts.policies}`);
+      return out(`no applied policy for ${agent}: new runs use ${file.source} (${file.version})`);
+    }
+    // Both sides as validated and written out the same way, so only what means something differs (not comments or defaults).
+    const from = file ? toYaml(file.policy) : '';
+    const to = toYaml(appliedPolicy(agent, applied));
+    const lines = unifiedDiff(from, to, { from: file ? `${file.source} (file, ${file.version})` : '(no policy file)', to: `applied ${applied.version} (from ${applied.source}, ${applied.appliedAt})` });
+    if (lines.length === 0) return out(`applied policy ${applied.version} of ${agent} is the same as ${file?.source ?? 'its file'}`);
+    lines.forEach((l) => out(l));
+  });
+
+  policiesOption(
+    policy
+      .command('remove')
+      .description("Drop an agent's applied policy so its policy file counts again for new runs (running runs keep theirs)")
+      .argument('<agent>', 'agent name'),
+  ).action(async (agent: string, opts: { policies: string }) => {
+    const file = filePolicies(opts.policies).get(agent);
+    const removed = await withStore(async (store) => {
+      const applied = await store.getAppliedPolicy(agent);
+      return applied && (await store.removeAppliedPolicy(agent)) ? applied : null;
+    });
+    if (!removed) throw new CliError(`no applied policy for agent ${agent}; nothing removed`);
+    const next = file ? `new runs use ${file.source} (${file.version})` : `agent ${agent} has no policy file in ${opts.policies}: its new runs fail until one is added or applied`;
+    out(`removed applied policy ${removed.version} of ${agent}: ${next}; running runs keep the policy they have`);
+  });
 }

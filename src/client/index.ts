@@ -60,6 +60,9 @@ export interface AuditTrailCheck {
   head: AuditHead | null;
 }
 
+/** How long reading a trail waits for the run's own copy before going on with the store's. */
+const LIVE_QUERY_MS = 5_000;
+
 export interface RunSummary {
   runId: string;
   agent: string;
@@ -140,13 +143,23 @@ export class WardenClient {
    * status then says `terminated`, from the execution's own description.
    */
   async status(runId: string): Promise<RunStatusView> {
+    let view: RunStatusView | null = null;
+    let failure: unknown;
     try {
-      return await this.handle(runId).query(statusQuery);
+      view = await this.handle(runId).query(statusQuery);
+      // A worker replays a terminated run to answer: it looks as it was when Temporal cut it off.
+      if (view.outcome) return view;
     } catch (err) {
+      failure = err;
+    }
+    {
       const desc = await this.handle(runId)
         .describe()
         .catch(() => null);
-      if (desc?.status.name !== 'TERMINATED') throw err;
+      if (desc?.status.name !== 'TERMINATED') {
+        if (view) return view;
+        throw failure;
+      }
       const when = desc.closeTime?.toISOString() ?? 'unknown time';
       const terminated = {
         status: 'terminated',
@@ -170,7 +183,7 @@ export class WardenClient {
         budget: { used: { steps: 0, toolCalls: 0, toolCallsByTool: {}, inputTokens: 0, outputTokens: 0, costUsd: 0 }, limits: {}, left: {} },
         pendingApprovals: 0,
         lastDecision: null,
-        policyVersion: '',
+        policyVersion: view?.policyVersion ?? '',
         outcome: terminated,
       };
     }
@@ -200,8 +213,9 @@ export class WardenClient {
 
   private async readTrail(runId: string, store?: RunStore): Promise<{ events: AuditEvent[]; mismatch: number | null }> {
     const fromStore = store ? await store.readAudit(runId) : [];
-    const live = await this.handle(runId)
-      .query(auditTrailQuery)
+    // A run whose worker is down never answers: the store alone is the trail then (and is checked against the anchor).
+    const live = await this.client.connection
+      .withDeadline(Date.now() + LIVE_QUERY_MS, () => this.handle(runId).query(auditTrailQuery))
       .catch(() => null);
     const bySeq = new Map<number, AuditEvent>();
     for (const e of fromStore) bySeq.set(e.seq, e);

@@ -1,4 +1,4 @@
-import { celEnv, parse, unparse, type CelEnv } from '@bufbuild/cel';
+import { celEnv, type parse, unparse, type CelEnv } from '@bufbuild/cel';
 import { assignable, comparable, describeType, DYN, fromCelType, join, prim, type CelStaticType } from './cel-types';
 
 type ParsedExpr = ReturnType<typeof parse>;
@@ -73,7 +73,7 @@ class Checker {
     private readonly variables: ReadonlyMap<string, CelStaticType>,
     private readonly env: CelEnv,
   ) {
-    this.positions = (parsed.sourceInfo?.positions ?? {}) as Record<string, number>;
+    this.positions = (parsed.sourceInfo?.positions ?? {});
   }
 
   private offsetOf(expr: Expr): number {

@@ -105,7 +105,7 @@ export function assignable(param: CelType, arg: CelStaticType): boolean {
 export function fromCelType(t: CelType): CelStaticType {
   switch (t.kind) {
     case 'scalar':
-      return t.name === 'dyn' ? DYN : prim(t.name as PrimName);
+      return t.name === 'dyn' ? DYN : prim(t.name);
     case 'list':
       return { kind: 'list', elem: fromCelType(t.element) };
     case 'map':
@@ -132,7 +132,7 @@ function resolveRef(root: JsonSchema, ref: string): unknown {
 }
 
 function ofConstants(values: readonly unknown[]): CelStaticType {
-  if (values.length > 0 && values.every((v) => typeof v === 'string')) return prim('string', values as string[]);
+  if (values.length > 0 && values.every((v) => typeof v === 'string')) return prim('string', values);
   if (values.length > 0 && values.every((v) => typeof v === 'number')) return prim('double');
   if (values.length > 0 && values.every((v) => typeof v === 'boolean')) return prim('bool');
   return DYN;

@@ -19,7 +19,7 @@ export interface PolicyProblem {
 
 /** A path inside a policy as zod's own error messages write it (`rules[0].approval.quorum`). */
 export function formatPolicyPath(path: readonly PropertyKey[]): string {
-  return z.core.toDotPath(path as PropertyKey[]) || '(top level)';
+  return z.core.toDotPath(path) || '(top level)';
 }
 
 /**

@@ -71,7 +71,7 @@ type Locate = PolicySourceMap | undefined;
 
 function problemsOf(error: z.ZodError, map: Locate): PolicyProblem[] {
   return error.issues.flatMap((issue): PolicyProblem[] => {
-    const path = issue.path as PropertyKey[];
+    const path = issue.path;
     // One issue names every unknown key of an object; each key is its own mistake, at its own line.
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((key) => {

@@ -151,6 +151,8 @@ export function createSqliteStore(file: string): RunStore {
   const upsertPolicy = db.prepare<[string, string, string, string, string]>(
     'INSERT OR REPLACE INTO applied_policies (agent, policy, version, applied_at, source) VALUES (?, ?, ?, ?, ?)',
   );
+  const selectPolicies = db.prepare<[], PolicyDbRow & { agent: string }>('SELECT agent, policy, version, applied_at, source FROM applied_policies ORDER BY agent');
+  const deletePolicy = db.prepare<[string]>('DELETE FROM applied_policies WHERE agent = ?');
 
   // One transaction per batch: a crash mid-append leaves none of the batch, never a prefix with a gap after it.
   const appendMessagesTx = db.transaction((runId: string, rows: readonly { seq: number; body: string }[], replace: boolean) => {
@@ -209,6 +211,14 @@ export function createSqliteStore(file: string): RunStore {
 
     async setAppliedPolicy(agent: string, applied: { policy: unknown; version: string; source: string }): Promise<void> {
       upsertPolicy.run(agent, toJson(applied.policy, `policy for agent ${agent}`), applied.version, new Date().toISOString(), applied.source);
+    },
+
+    async listAppliedPolicies() {
+      return selectPolicies.all().map((row) => ({ agent: row.agent, policy: JSON.parse(row.policy) as unknown, version: row.version, appliedAt: row.applied_at, source: row.source }));
+    },
+
+    async removeAppliedPolicy(agent: string): Promise<boolean> {
+      return deletePolicy.run(agent).changes > 0;
     },
 
     async close(): Promise<void> {

@@ -24,5 +24,12 @@ export interface RunStore {
   /** The policy most recently applied to an agent with `warden policy apply`, if any. */
   getAppliedPolicy(agent: string): Promise<{ policy: unknown; version: string; appliedAt: string; source: string } | null>;
   setAppliedPolicy(agent: string, applied: { policy: unknown; version: string; source: string }): Promise<void>;
+  /** Every agent's applied policy, by agent name: what `warden policy list` shows. */
+  listAppliedPolicies(): Promise<{ agent: string; policy: unknown; version: string; appliedAt: string; source: string }[]>;
+  /**
+   * Drops an agent's applied policy, so its policy file counts again for new runs. Runs already
+   * going keep the policy they have. Resolves whether there was one.
+   */
+  removeAppliedPolicy(agent: string): Promise<boolean>;
   close(): Promise<void>;
 }

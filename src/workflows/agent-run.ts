@@ -578,7 +578,7 @@ class AgentRun {
       expiresAt: approval.expiresAt,
       policyVersion: decision.policyVersion,
     });
-    this.setLine(f, `awaits ${approval.approvers.join(' or ')}`);
+    this.setLine(f, `awaits approval by ${approval.approvers.join(' or ')}`);
     return approval.approvalId;
   }
 
@@ -620,7 +620,7 @@ class AgentRun {
       const waiting = this.approvals.get(approvalId);
       if (!waiting) return { kind: 'refuse', message: 'not run: the approval is gone' };
       this.phase = 'awaiting_approval';
-      this.setLine(f, `awaits ${waiting.approvers.join(' or ')}`);
+      this.setLine(f, `awaits approval by ${waiting.approvers.join(' or ')} (${approvalId})`);
       const left = Date.parse(waiting.expiresAt) - Date.now();
       const changed = await condition(() => this.approvals.get(approvalId)?.state !== 'pending' || this.rollbackRequest !== null, Math.max(left, 1));
       const approval = this.approvals.get(approvalId) ?? waiting;
