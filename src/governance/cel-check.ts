@@ -227,7 +227,8 @@ class Checker {
     const group = this.env.funcs.find(fn);
     if (!group) {
       // Internal names (`_[?_]`, `@…`) belong to syntax this checker does not model; leave them alone.
-      if (/^[A-Za-z]/.test(fn)) this.report('function', this.offsetOf(expr), `unknown function "${fn}": the condition fails at run time`);
+      // A method call's position is the dot before its name.
+      if (/^[A-Za-z]/.test(fn)) this.report('function', this.offsetOf(expr) + (target ? 1 : 0), `unknown function "${fn}": the condition fails at run time`);
       return DYN;
     }
     const overloads = [...group].filter(
@@ -242,7 +243,9 @@ class Checker {
     if (op && ORDERING.has(fn) && a && b) {
       this.report('type', where, `${this.text(expr)} compares ${describeType(a)} with ${describeType(b)}: it fails at run time and the rule denies`);
     } else if (op && ARITHMETIC.has(fn) && a && b && isNumber(a) && isNumber(b)) {
-      this.report('type', where, `${this.text(expr)} mixes ${describeType(a)} and ${describeType(b)}, which CEL does not do (numbers from JSON are doubles: write 2.0, or convert with int() or double())`);
+      const literal = argExprs.map(intLiteral).find((v) => v !== undefined);
+      const fix = literal === undefined ? 'convert one side with int() or double()' : `write ${literal}.0`;
+      this.report('type', where, `${this.text(expr)} mixes ${describeType(a)} and ${describeType(b)}, which CEL arithmetic does not do; numbers from JSON are doubles, so ${fix}`);
     } else if (op) {
       this.report('type', where, `${op} does not apply to ${shown.join(' and ')} in ${this.text(expr)}: it fails at run time`);
     } else {
@@ -319,6 +322,11 @@ class Checker {
 function stringLiteral(expr: Expr): string | undefined {
   const k = expr.exprKind;
   return k.case === 'constExpr' && k.value.constantKind.case === 'stringValue' ? k.value.constantKind.value : undefined;
+}
+
+function intLiteral(expr: Expr): string | undefined {
+  const k = expr.exprKind;
+  return k.case === 'constExpr' && k.value.constantKind.case === 'int64Value' ? String(k.value.constantKind.value) : undefined;
 }
 
 function isNumber(t: CelStaticType): boolean {

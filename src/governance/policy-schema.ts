@@ -95,7 +95,8 @@ export type MovedToWorkerField = (typeof MOVED_TO_WORKER)[number];
 
 /** A field that only fails: present at all (even `false` or `{}`), it is an error that says where the setting went. */
 function movedToWorker(field: MovedToWorkerField, where: string) {
-  return z.never({ error: `${field} is no longer a policy setting: ${where}; remove it from the policy` }).optional();
+  // The issue's path names the field; the message says where the setting went.
+  return z.never({ error: `no longer a policy setting: ${where}; remove ${field} from the policy` }).optional();
 }
 
 /** A policy file: what one agent may do, with which limits. */

@@ -134,8 +134,12 @@ export function parsePolicyText(text: string, source: string, options: ParsePoli
   const map = new PolicySourceMap(text);
   const [yamlError] = map.doc.errors;
   if (yamlError) {
-    const [line, col] = yamlError.linePos?.[0] ? [yamlError.linePos[0].line, yamlError.linePos[0].col] : [undefined, undefined];
-    throw new PolicyError(`${source}${line === undefined ? '' : `:${line}:${col}`}: not valid YAML: ${yamlError.message}`, source, [yamlError.message]);
+    const start = yamlError.linePos?.[0];
+    const where = start ? `${source}:${start.line}:${start.col}` : source;
+    // The library's own message ends its first line with "at line L, column C:" before a code frame; the prefix says that already.
+    const [first = '', ...frame] = yamlError.message.split('\n');
+    const detail = start ? first.replace(/ at line \d+, column \d+:?$/, '') : first;
+    throw new PolicyError([`${where}: not valid YAML: ${detail}`, ...frame].join('\n'), source, [`${where}: ${detail}`]);
   }
   return validate(map.doc.toJS(), source, map, options);
 }

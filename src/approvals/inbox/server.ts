@@ -68,7 +68,7 @@ export interface InboxServerOptions {
 }
 
 export interface InboxServer {
-  /** `http://host:port` the server listens on. */
+  /** `http://host:port` the server listens on (`https://` with `tls`). */
   url: string;
   close(): Promise<void>;
 }
