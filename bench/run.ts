@@ -75,7 +75,7 @@ function decisionBench(): { p50: number; p99: number; mean: number } {
   }));
   rules.push({ id: 'fallback', tools: ['issue_refund'], when: 'args.amount <= 100', decision: 'allow' });
   const compiled = new CompiledPolicy(parsePolicy({ agent: 'bench-agent', tools: { issue_refund: {} }, rules }, 'bench 50 rules'));
-  const run = { id: 'r', requester: 'alice', step: 3, toolCalls: 2, costUsd: 0.01, inputTokens: 100, outputTokens: 10 };
+  const run = { id: 'r', requester: 'alice', requesterVerified: true, step: 3, toolCalls: 2, costUsd: 0.01, inputTokens: 100, outputTokens: 10 };
   // The worst case: every rule is evaluated and the last one matches.
   const call = { tool: 'issue_refund', args: { amount: 50, region: 'none', orderId: 'ORD-1' } };
   for (let i = 0; i < 2000; i++) compiled.decide(call, 'bench-agent', run);

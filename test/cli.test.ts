@@ -151,18 +151,19 @@ describe('warden run and status', () => {
     expect(decisions).toEqual(['lookup_order:allow', 'issue_refund:allow', 'change_credit_limit:deny']);
   });
 
+  // The notes agent, not the refund agent: refunds here would use up the shop's orders that the demo below refunds.
   test('run signs the start with the CLI key when there is one, so the requester is verified', async () => {
-    const script = path.join(root, 'examples', 'scripts', 'refund-out-of-scope.json');
-    const signed = await cli(['run', 'refund-agent', '--goal', 'a signed start', '--script', script, '--requester', 'dana', '--signing-key', keyFile, '--wait', '--json'], refundEnv);
+    const script = writeJson('say-done.json', [{ text: 'done' }]);
+    const signed = await cli(['run', 'notes-agent', '--goal', 'a signed start', '--script', script, '--requester', 'dana', '--signing-key', keyFile, '--wait', '--json'], notesEnv);
     expect(signed.stderr).toBe('');
     const { runId: verifiedRun } = json<{ runId: string }>(signed);
-    expect((await statusOf(verifiedRun, refundEnv)).requesterVerified).toBe(true);
+    expect((await statusOf(verifiedRun, notesEnv)).requesterVerified).toBe(true);
 
-    // refundEnv's home has no keys/cli.json: the run starts, unverified, and the CLI says so in one line.
-    const unsigned = await cli(['run', 'refund-agent', '--goal', 'an unsigned start', '--script', script, '--requester', 'dana', '--wait', '--json'], refundEnv);
+    // notesEnv's home has no keys/cli.json: the run starts, unverified, and the CLI says so in one line.
+    const unsigned = await cli(['run', 'notes-agent', '--goal', 'an unsigned start', '--script', script, '--requester', 'dana', '--wait', '--json'], notesEnv);
     const { runId: unverifiedRun } = json<{ runId: string }>(unsigned);
-    expect(unsigned.stderr.trim()).toBe(`note: ${unverifiedRun} started with an unverified requester (no CLI signing key: --signing-key, WARDEN_SIGNING_KEY or ${path.join(refundHome, 'keys', 'cli.json')})`);
-    expect((await statusOf(unverifiedRun, refundEnv)).requesterVerified).toBe(false);
+    expect(unsigned.stderr.trim()).toBe(`note: ${unverifiedRun} started with an unverified requester (no CLI signing key: --signing-key, WARDEN_SIGNING_KEY or ${path.join(notesHome, 'keys', 'cli.json')})`);
+    expect((await statusOf(unverifiedRun, notesEnv)).requesterVerified).toBe(false);
   });
 
   test('a reused run key is one clear error line', async () => {

@@ -10,23 +10,25 @@ export function within<T>(client: WardenClient, ms: number, fn: () => Promise<T>
   return client.client.connection.withDeadline(Date.now() + ms, fn);
 }
 
-const FINISHED = new Set(['completed', 'failed', 'budget_exhausted', 'cancelled', 'rolled_back']);
+const FINISHED = new Set(['completed', 'failed', 'budget_exhausted', 'cancelled', 'rolled_back', 'terminated']);
 
 /** Whether a Warden status (the `WardenStatus` search attribute) is a final outcome. */
 export function isFinished(status: string): boolean {
   return FINISHED.has(status);
 }
 
+/** A run's trail as the inbox may show it: verified, or the reason it failed verification. */
+export type VerifiedTrail = { verified: true; events: AuditEvent[] } | { verified: false; problem: string };
+
 /**
- * A run's audit trail. A finished run flushed all its events to the store, so when the store has
- * them no query is sent (its worker may be long gone); otherwise store and live query are merged.
+ * A run's audit trail, verified end to end (`WardenClient.verifyAuditTrail`: every hash and link,
+ * and the head Temporal anchored). The inbox shows only verified trails: a trail that fails is
+ * reported as failed, never shown as if it were the record.
  */
-export async function readAuditTrail(client: WardenClient, runId: string, options: { store?: RunStore; finished?: boolean } = {}): Promise<AuditEvent[]> {
-  if (options.store && options.finished) {
-    const stored = await options.store.readAudit(runId);
-    if (stored.some((e) => e.type === 'run_finished')) return stored;
-  }
-  return within(client, QUERY_TIMEOUT_MS, () => client.auditTrail(runId, options.store));
+export async function readVerifiedTrail(client: WardenClient, runId: string, store?: RunStore): Promise<VerifiedTrail> {
+  const check = await within(client, QUERY_TIMEOUT_MS + 5000, () => client.verifyAuditTrail(runId, store));
+  if (!check.ok) return { verified: false, problem: `event ${check.problemSeq ?? '?'}: ${check.problem ?? 'verification failed'}` };
+  return { verified: true, events: check.events };
 }
 
 /** A short message for a failed read, for people (no stack, no internals beyond the cause). */

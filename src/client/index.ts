@@ -53,8 +53,9 @@ export interface StartSigner {
 export interface AuditTrailCheck {
   events: AuditEvent[];
   ok: boolean;
-  /** What failed, when `ok` is false. */
+  /** What failed, when `ok` is false, and at which event. */
   problem?: string;
+  problemSeq?: number;
   /** The head anchored in the run's memo (Temporal's copy, which the run store cannot rewrite), if any. */
   anchor: AuditHead | null;
   head: AuditHead | null;
@@ -238,16 +239,16 @@ export class WardenClient {
     const anchor = this.anchorOf(desc.memo);
     const last = events[events.length - 1];
     const head = last ? { seq: last.seq, hash: last.hash } : null;
-    const fail = (problem: string): AuditTrailCheck => ({ events, ok: false, problem, anchor, head });
+    const fail = (problemSeq: number, problem: string): AuditTrailCheck => ({ events, ok: false, problem, problemSeq, anchor, head });
     const chain = verifyAuditChain(events);
-    if (!chain.ok) return fail(`event ${chain.seq}: ${chain.reason}`);
-    if (mismatch !== null) return fail(`event ${mismatch}: the run store's copy differs from the run's own`);
+    if (!chain.ok) return fail(chain.seq, chain.reason);
+    if (mismatch !== null) return fail(mismatch, "the run store's copy differs from the run's own record of it");
     if (anchor) {
       const anchored = events.find((e) => e.seq === anchor.seq);
-      if (!anchored) return fail(`the trail ends before event ${anchor.seq}, which Temporal anchored`);
-      if (anchored.hash !== anchor.hash) return fail(`event ${anchor.seq} differs from the head Temporal anchored (the store was rewritten)`);
+      if (!anchored) return fail(anchor.seq, `the trail ends before event ${anchor.seq}, which Temporal anchored`);
+      if (anchored.hash !== anchor.hash) return fail(anchor.seq, 'the event differs from the head Temporal anchored: the run store was rewritten');
     } else if (events.length > 0 && store) {
-      return fail('Temporal holds no anchor for this trail (a run from before anchoring, or not a Warden run)');
+      return fail(0, 'Temporal holds no anchor for this trail (a run from before anchoring, or not a Warden run)');
     }
     return { events, ok: true, anchor, head };
   }

@@ -120,8 +120,11 @@ class Checker {
       case 'selectExpr': {
         const operand = k.value.operand;
         if (!operand) return DYN;
-        // A select's position is its dot; the field name follows it.
-        const field = this.field(this.offsetOf(expr) + 1, operand, k.value.field, this.check(operand, scope), k.value.testOnly);
+        // A select's position is its dot; the field name follows it. `has(a.b)` is positioned at
+        // `has`, and the select written inside it is kept among the macro calls.
+        const written = k.value.testOnly ? this.parsed.sourceInfo?.macroCalls[String(expr.id)]?.exprKind : undefined;
+        const dot = written?.case === 'callExpr' && written.value.args[0] ? this.offsetOf(written.value.args[0]) : this.offsetOf(expr);
+        const field = this.field(dot + 1, operand, k.value.field, this.check(operand, scope), k.value.testOnly);
         return k.value.testOnly ? prim('bool') : field;
       }
       case 'callExpr':

@@ -1,6 +1,7 @@
 import type { RunSummary } from '../../client';
-import type { AuditEvent } from '../../governance';
+import { isEligible, sameIdentity, type AuditEvent } from '../../governance';
 import type { PendingApproval, RunStatusView } from '../../workflows/types';
+import type { VerifiedTrail } from '../run-reads';
 import type { DecisionKind, DecisionResult } from '../decide';
 import type { Identity } from '../identity';
 import { html, page, type Chrome, type SafeHtml } from './html';
@@ -47,10 +48,10 @@ function compact(value: unknown, max = 400): string {
 
 /** Why this viewer's decision would be refused, if the inbox can tell in advance. The run still decides. */
 function eligibilityNote(approval: PendingApproval, identity: Identity): string | null {
-  if (approval.requester === identity.id) return `You requested this run, so someone else must decide (four-eyes).`;
-  const eligible = approval.approvers.some((p) => p === `user:${identity.id}` || (p.startsWith('group:') && identity.groups.includes(p.slice(6))));
-  if (!eligible) return `You are not among the approvers (${approval.approvers.join(', ')}); the run will refuse your decision.`;
-  if (approval.approvals.some((v) => v.approver === identity.id)) return 'You have approved this call already.';
+  // The same rules the run applies (`judgeDecision`), from the same functions.
+  if (sameIdentity(approval.requester, identity.id)) return `You requested this run, so someone else must decide (four-eyes).`;
+  if (!isEligible(identity.id, identity.groups, approval.approvers)) return `You are not among the approvers (${approval.approvers.join(', ')}); the run will refuse your decision.`;
+  if (approval.approvals.some((v) => sameIdentity(v.approver, identity.id))) return 'You have approved this call already.';
   return null;
 }
 
@@ -130,7 +131,7 @@ export interface RunPageData {
   status: RunStatusView | null;
   statusError?: string;
   pending: PendingApproval[];
-  trail: AuditEvent[];
+  trail: VerifiedTrail;
 }
 
 export function runPage(viewer: Viewer, data: RunPageData, now: number): string {
@@ -156,7 +157,7 @@ ${summary}
 <h2>Pending approvals</h2>
 ${data.pending.length === 0 ? html`<p class="muted">None.</p>` : data.pending.map((a) => approvalCard(a, status?.agent ?? '', viewer, now))}
 <h2>Audit trail</h2>
-${auditTable(data.trail)}`,
+${data.trail.verified ? html`<p class="muted">Verified: every hash and link, and the head Temporal holds.</p>${auditTable(data.trail.events)}` : html`<p class="note bad" data-trail="unverified">This trail failed verification and is not shown: ${data.trail.problem}</p>`}`,
   );
 }
 
@@ -182,7 +183,7 @@ export function historyRows(runId: string, trail: readonly AuditEvent[]): Histor
   for (const e of trail) {
     const id = str(e.data.approvalId);
     if (e.type === 'approval_requested') tools.set(id, str(e.data.tool));
-    if (e.type === 'approval_accepted') accepted.set(id, [...(accepted.get(id) ?? []), e]);
+    if (e.type === 'approval_accepted' || e.type === 'rejection_accepted') accepted.set(id, [...(accepted.get(id) ?? []), e]);
   }
   const rows: HistoryRow[] = [];
   for (const e of trail) {

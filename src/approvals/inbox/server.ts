@@ -10,7 +10,7 @@ import { createCodecHandler } from '../../codec/endpoint';
 import { AuthError, type Authenticator } from '../auth/authenticator';
 import { decideApproval, type DecisionResult } from '../decide';
 import type { DecisionSigner } from '../keys';
-import { QUERY_TIMEOUT_MS, describeFailure, isFinished, readAuditTrail, within } from '../run-reads';
+import { QUERY_TIMEOUT_MS, describeFailure, readVerifiedTrail, within } from '../run-reads';
 import { STYLE_HASH } from './html';
 import {
   HISTORY_OUTCOMES,
@@ -260,8 +260,8 @@ export async function createInboxServer(options: InboxServerOptions): Promise<In
       within(client, QUERY_TIMEOUT_MS, () => client.pendingApprovals(runId)),
     ]);
     const current = status.status === 'fulfilled' ? status.value : null;
-    const trail = await readAuditTrail(client, runId, { store, finished: current?.outcome != null }).catch(() => []);
-    if (!current && trail.length === 0) {
+    const trail = await readVerifiedTrail(client, runId, store).catch((err: unknown) => ({ verified: false as const, problem: describeFailure(err) }));
+    if (!current && !trail.verified) {
       send(res, 404, messagePage('No such run', `Run ${runId} was not found, or it does not answer (${describeFailure(status.status === 'rejected' ? status.reason : '')}).`, viewer));
       return;
     }
@@ -291,12 +291,13 @@ export async function createInboxServer(options: InboxServerOptions): Promise<In
     const runs = (await within(client, QUERY_TIMEOUT_MS, () => client.listRuns({ open: false })))
       .sort((a, b) => b.startTime.getTime() - a.startTime.getTime())
       .slice(0, options.historyRuns ?? 50);
-    const trails = await Promise.allSettled(runs.map((run) => readAuditTrail(client, run.runId, { store, finished: isFinished(run.status) })));
+    const trails = await Promise.allSettled(runs.map((run) => readVerifiedTrail(client, run.runId, store)));
+    // Only verified trails count: a decision read from a trail that fails verification is not a record.
     const rows = trails
-      .flatMap((t, i) => (t.status === 'fulfilled' && runs[i] ? historyRows(runs[i].runId, t.value) : []))
+      .flatMap((t, i) => (t.status === 'fulfilled' && t.value.verified && runs[i] ? historyRows(runs[i].runId, t.value.events) : []))
       .filter((r) => !outcome || r.outcome === outcome)
       .sort((a, b) => b.at.localeCompare(a.at));
-    send(res, 200, historyPage(viewer, rows, outcome, trails.filter((t) => t.status === 'rejected').length));
+    send(res, 200, historyPage(viewer, rows, outcome, trails.filter((t) => t.status === 'rejected' || !t.value.verified).length));
   }
 
   async function decide(req: IncomingMessage, res: ServerResponse): Promise<void> {
