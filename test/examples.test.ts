@@ -49,6 +49,8 @@ function readScript(name: string): ScriptTurn[] {
 const runFacts = (overrides: Partial<RunFacts> = {}): RunFacts => ({
   id: 'warden/refund-agent/test',
   requester: 'user:alice',
+  // As a run started through a trusted channel: tools that need a verified requester are judged on their rules.
+  requesterVerified: true,
   step: 1,
   toolCalls: 0,
   costUsd: 0,

@@ -95,7 +95,7 @@ describe('CEL conditions checked against the tools\' input schemas', () => {
     expect(problemsOf(text)).toEqual([
       { path: 'rules[0].when', rule: 0, line: 9, column: 24, message: 'unknown function "startwith": the condition fails at run time' },
       { path: 'rules[1].when', rule: 1, line: 13, column: 11, tools: ['lookup_order'], message: 'the condition is a string, not a bool: the rule never matches (for lookup_order)' },
-      { path: 'rules[2].when', rule: 2, line: 16, column: 15, message: 'run has no field "requestr": reading it fails at run time' },
+      { path: 'rules[2].when', rule: 2, line: 16, column: 15, message: 'run has no field "requestr": reading it fails at run time (it has id, requester, requesterVerified, step, toolCalls, costUsd, inputTokens, outputTokens)' },
     ]);
   });
 

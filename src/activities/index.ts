@@ -184,7 +184,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
 
   async function currentPolicy(agent: string): Promise<{ policy: Policy; source: string }> {
     const applied = await store.getAppliedPolicy(agent);
-    if (applied) return { policy: parsePolicy(applied.policy, `policy applied to ${agent}`), source: `${applied.source} (applied ${applied.appliedAt})` };
+    if (applied) return { policy: parsePolicy(applied.policy, `policy applied to ${agent}`, { dropMovedFields: true }), source: `${applied.source} (applied ${applied.appliedAt})` };
     const fromFile = registry.policyFor(agent);
     if (!fromFile) throw nonRetryable('PolicyError', `no policy for agent ${agent}: add policies/${agent}.yaml (every tool call is denied without one)`);
     return fromFile;

@@ -78,9 +78,15 @@ export function createCodecHandler(options: CodecEndpointOptions): CodecRequestH
   const base = (options.basePath ?? '/codec').replace(/\/+$/, '');
   const max = options.maxBodyBytes ?? DEFAULT_MAX_BODY;
   const { codec, logger } = options;
+  // Browsers send an origin as scheme://host[:port]; `http://127.0.0.1:8233/` as configured would never match it.
+  let uiOrigin: string | undefined;
+  if (options.uiOrigin !== undefined) {
+    if (!URL.canParse(options.uiOrigin)) throw new TypeError(`codec endpoint uiOrigin ${options.uiOrigin} is not a URL (e.g. http://127.0.0.1:8233)`);
+    uiOrigin = new URL(options.uiOrigin).origin;
+  }
 
   function corsHeaders(origin: string | undefined): Record<string, string> {
-    if (origin === undefined || origin !== options.uiOrigin) return {};
+    if (origin === undefined || origin !== uiOrigin) return {};
     return { 'access-control-allow-origin': origin, 'access-control-allow-credentials': 'true', vary: 'Origin' };
   }
 
@@ -92,8 +98,8 @@ export function createCodecHandler(options: CodecEndpointOptions): CodecRequestH
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const origin = req.headers.origin;
     const cors = corsHeaders(origin);
-    const route = new URL(req.url ?? '/', 'http://codec.invalid').pathname.slice(base.length);
-    const op = route === '/encode' ? 'encode' : route === '/decode' ? 'decode' : null;
+    const pathname = new URL(req.url ?? '/', 'http://codec.invalid').pathname;
+    const op = pathname === `${base}/encode` ? 'encode' : pathname === `${base}/decode` ? 'decode' : null;
     if (!op) throw new CodecHttpError(404, `no such codec route; use POST ${base}/encode or ${base}/decode`);
 
     // Browsers ask before a cross-origin JSON POST; only the configured UI gets a yes.

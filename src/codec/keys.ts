@@ -65,7 +65,7 @@ export function createPayloadKeyFile(file: string, keyId = `key-${new Date().toI
     if ((err as { code?: unknown }).code === 'EEXIST') throw new PayloadKeyError(`payload key file ${file} exists already; it is not overwritten (payloads written with its keys would become unreadable)`);
     throw new PayloadKeyError(`cannot write payload key file ${file}: ${err instanceof Error ? err.message : String(err)}`);
   }
-  // The mode given to writeFileSync is narrowed by the umask only, but a wide umask cannot widen it; chmod makes it exact.
+  // The umask can only narrow the mode given above (to 0400, say); chmod makes it exactly 0600.
   chmodSync(file, 0o600);
   return keys;
 }

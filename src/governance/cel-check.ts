@@ -240,19 +240,21 @@ class Checker {
     const [first, ...more] = overloads.map((f) => fromCelType(f.result));
     if (first) return more.reduce(join, first);
 
-    const shown = [targetType, ...args].filter((t): t is CelStaticType => t !== undefined).map(describeType);
+    const shown = args.map(describeType);
     const where = this.startOf(expr);
     const op = OPERATORS[fn];
     if (op && ORDERING.has(fn) && a && b) {
       this.report('type', where, `${this.text(expr)} compares ${describeType(a)} with ${describeType(b)}: it fails at run time and the rule denies`);
     } else if (op && ARITHMETIC.has(fn) && a && b && isNumber(a) && isNumber(b)) {
       const literal = argExprs.map(intLiteral).find((v) => v !== undefined);
-      const fix = literal === undefined ? 'convert one side with int() or double()' : `write ${literal}.0`;
+      // CEL has % for ints only, so there the double side has to become an int.
+      const fix = fn === '_%_' ? 'convert the number with int()' : literal === undefined ? 'convert one side with int() or double()' : `write ${literal}.0`;
       this.report('type', where, `${this.text(expr)} mixes ${describeType(a)} and ${describeType(b)}, which CEL arithmetic does not do; numbers from JSON are doubles, so ${fix}`);
     } else if (op) {
-      this.report('type', where, `${op} does not apply to ${shown.join(' and ')} in ${this.text(expr)}: it fails at run time`);
+      this.report('type', where, `${this.text(expr)}: ${op} does not apply to ${shown.join(' and ')}; it fails at run time`);
     } else {
-      this.report('type', where, `${fn}() does not take ${shown.join(', ') || 'no arguments'} in ${this.text(expr)}: it fails at run time`);
+      const of = targetType ? ` of ${describeType(targetType)}` : '';
+      this.report('type', where, `${this.text(expr)}: ${fn}()${of} does not take ${shown.join(', ') || 'no arguments'}; it fails at run time`);
     }
     return DYN;
   }

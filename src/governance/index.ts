@@ -29,3 +29,10 @@ export type { GovernState, CallProposal, GovernedTool, GovernContext, CallPlan, 
 export { precheckDecision, judgeDecision, escalateApproval, sameRequirement } from './approval';
 export type { ApprovalState, ApprovalStateName, ApprovalVote, DecisionInput, DecisionAuthority, Judgement } from './approval';
 export { redactBySchema } from './redact';
+export { checkPolicy } from './policy-check';
+export type { ToolSchemaInfo } from './policy-check';
+export { formatPolicyProblem } from './policy-problem';
+export type { PolicyProblem } from './policy-problem';
+export { throwPolicyProblems } from './policy';
+export type { ParsePolicyOptions, CompiledPolicyOptions } from './policy';
+export { MOVED_TO_WORKER } from './policy-schema';

@@ -99,7 +99,7 @@ export function checkPolicy(policy: Policy, tools: readonly ToolSchemaInfo[] | u
 
     // Problems that do not depend on any tool's arguments are reported once.
     const baseline = conditionProblems(parsed, variables(DYN));
-    for (const p of baseline) push(p.offset, p.message);
+    for (const p of baseline) push(p.offset, p.detail ? `${p.message} (it ${p.detail})` : p.message);
     const seen = new Set(baseline.map(keyOf));
 
     const targets = (rule.tools ?? Object.keys(policy.tools)).flatMap((name) => {

@@ -43,6 +43,7 @@ import {
   type DecisionInput,
   type GovernEvent,
   type GovernState,
+  type Policy,
   type RetrySettings,
 } from '../governance';
 import type { MessageRow } from '../store/types';
@@ -269,7 +270,7 @@ class AgentRun {
         ...(this.input.policy !== undefined ? { policy: this.input.policy } : {}),
         ...(this.input.requesterProof !== undefined ? { requesterProof: this.input.requesterProof } : {}),
       });
-      this.policy = new CompiledPolicy(this.prepared.policy);
+      this.policy = this.compile(this.prepared.policy);
       this.record('run_started', {
         agent: this.input.agent,
         requester: this.prepared.requester.id,
@@ -298,7 +299,7 @@ class AgentRun {
 
   private restore(c: CarriedState): void {
     this.prepared = c.prepared;
-    this.policy = new CompiledPolicy(c.prepared.policy);
+    this.policy = this.compile(c.prepared.policy);
     this.gov = c.govern;
     this.audit = new AuditLog(c.auditHead);
     this.messageCount = c.messageCount;
@@ -307,6 +308,11 @@ class AgentRun {
     this.notUndoable = c.notUndoable;
     this.lastDecision = c.lastDecision;
     this.paused = c.paused;
+  }
+
+  /** The policy, knowing which tools the agent really has: a listed tool the agent lacks is denied. */
+  private compile(policy: Policy): CompiledPolicy {
+    return new CompiledPolicy(policy, { knownTools: new Set(this.prepared.agent.tools.map((t) => t.name)) });
   }
 
   private shouldContinueAsNew(): boolean {
@@ -759,7 +765,7 @@ class AgentRun {
       return;
     }
     const from = this.policy.version;
-    const next = new CompiledPolicy(fresh.policy);
+    const next = this.compile(fresh.policy);
     const ignored = typeof input === 'object' && input !== null && 'policy' in input;
     if (next.version === from) {
       this.record('policy_applied', { from, to: from, by, unchanged: true, ...(ignored ? { ignored: 'a policy in the signal is never used' } : {}) });
