@@ -384,7 +384,7 @@ describe('warden audit --verify', () => {
 
     const ok = await cli(['audit', runId, '--verify'], refundEnv);
     expect(ok.code).toBe(0);
-    expect(ok.stdout).toMatch(/chain verified: \d+ events, head [0-9a-f]{12} \(matches the run's own record\)/);
+    expect(ok.stdout).toMatch(/chain verified: \d+ events, head [0-9a-f]{12} \(matches the head Temporal anchored\)/);
 
     // Someone with write access to the store turns the denial into an allow.
     const db = new Database(path.join(refundHome, 'warden.db'));

@@ -14,7 +14,7 @@ import {
   emptyUsage,
   observeCall,
   parsePolicyText,
-  redactArgs,
+  redactBySchema,
   REDACTED,
   type Policy,
   type RunFacts,
@@ -199,8 +199,7 @@ describe('demo scripts', () => {
       .flatMap((t) => t.toolCalls ?? [])
       .find((c) => c.name === 'issue_refund');
     const spec = toolSpec(issueRefund);
-    expect(spec.sensitive).toEqual(['customerNote']);
-    const shown = redactArgs(refundCall?.args ?? {}, spec.sensitive);
+    const shown = redactBySchema(refundCall?.args ?? {}, spec.inputSchema);
     expect(shown).toMatchObject({ orderId: 'ORD-1001', amount: 25, customerNote: REDACTED });
     expect(JSON.stringify(shown)).not.toContain('4242');
   });

@@ -88,7 +88,8 @@ function storyLines(events: AuditEvent[]): string[] {
         lines.push(`  REFUSED  decision by ${str(d.approver)}: ${str(d.reason)}`);
         break;
       case 'approval_accepted':
-        lines.push(`  DECIDED  ${str(d.kind)} by ${str(d.approver)} (groups ${(d.groups as string[] | undefined)?.join(',') || '-'}, channel ${str(d.channel)}, ${d.signed ? 'signed' : 'unsigned'})`);
+      case 'rejection_accepted':
+        lines.push(`  DECIDED  ${e.type === 'approval_accepted' ? 'approve' : 'reject'} by ${str(d.approver)} (groups ${(d.groups as string[] | undefined)?.join(',') || '-'}, channel ${str(d.channel)}, ${d.signed ? 'signed' : 'unsigned'})`);
         break;
       case 'paused':
       case 'resumed':

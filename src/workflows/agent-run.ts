@@ -140,8 +140,11 @@ interface CallInFlight {
   requirement?: ApprovalRequirement;
 }
 
-/** What became of an approval the run waited for. */
+/** What becomes of a call: it runs, or it does not and the model is told why. */
 type ApprovalVerdict = { kind: 'run' } | { kind: 'refuse'; message: string };
+
+/** Governance's answer for a call of the current turn. */
+type Verdict = ApprovalVerdict | { kind: 'approve' };
 
 /** An approval a policy change withdrew, and what the new policy said instead. */
 type Replacement = ApprovalVerdict | { kind: 'ask'; approvalId: string };
@@ -216,11 +219,11 @@ class AgentRun {
       description: 'Reject a pending call: {"approvalId": "apr_…", "approver": "alice", "reason": "too much"}',
     });
     setHandler(approveUpdate, (decision) => this.decide('approve', decision), {
-      validator: (decision) => this.validate('approve', decision),
+      validator: (decision: ApproveInput) => this.validate('approve', decision),
       description: 'Approve a pending call and learn at once whether it counted: {"approvalId", "approver", "comment", "signature"}',
     });
     setHandler(rejectUpdate, (decision) => this.decide('reject', decision), {
-      validator: (decision) => this.validate('reject', decision),
+      validator: (decision: RejectInput) => this.validate('reject', decision),
       description: 'Reject a pending call and learn at once whether it counted: {"approvalId", "approver", "reason", "signature"}',
     });
     setHandler(pauseSignal, (by) => this.onPause(by), { description: 'Pause before the next model or tool call: {"by": "you", "reason": "…"}' });
@@ -422,12 +425,12 @@ class AgentRun {
     // see the same sequence on replay, and one refusal never blocks an allowed sibling.
     this.inFlight = answer.calls.map((call, i) => ({ call, seq: firstSeq + i, spec: this.tools.get(call.name), line: 'deciding' }));
     const plans = this.inFlight.map((f) => this.govern(f));
-    await Promise.all(this.inFlight.map((f, i) => this.carryOut(f, plans[i] ?? null)));
+    await Promise.all(this.inFlight.map((f, i) => this.carryOut(f, plans[i])));
     if (this.ending) throw this.ending;
   }
 
-  /** Steps 1–3 of a call through `governCall`; returns the message for the model when nothing runs. */
-  private govern(f: CallInFlight): 'run' | 'approve' | string {
+  /** Steps 1–3 of a call through `governCall`: run it, ask people, or refuse it with a message for the model. */
+  private govern(f: CallInFlight): Verdict {
     const result = governCall(this.gov, f.call, {
       policy: this.policy,
       agent: this.input.agent,
@@ -441,19 +444,19 @@ class AgentRun {
     if (result.decision) this.lastDecision = { ...result.decision, tool: f.call.name, callId: f.call.id };
     if (result.end) this.ending ??= new RunEnd(result.end.status, result.end.reason, '', result.end.budget);
     if (result.pause !== undefined) this.setPaused(true, { by: 'policy', reason: result.pause });
-    if (result.plan.kind === 'refuse') return result.plan.message;
+    if (result.plan.kind === 'refuse') return { kind: 'refuse', message: result.plan.message };
     if (result.plan.kind === 'approve' && result.decision) {
       f.requirement = result.plan.requirement;
       f.approvalId = this.requestApproval(f, result.decision, result.plan.requirement);
-      return 'approve';
+      return { kind: 'approve' };
     }
-    return 'run';
+    return { kind: 'run' };
   }
 
   /** Steps 4–6: approval wait, the tool activity, the compensation plan. */
-  private async carryOut(f: CallInFlight, plan: string | null): Promise<void> {
-    if (plan !== 'run' && plan !== 'approve') return this.settle(f, 'refused', plan ?? 'not run');
-    if (plan === 'approve') {
+  private async carryOut(f: CallInFlight, plan: Verdict | undefined): Promise<void> {
+    if (!plan || plan.kind === 'refuse') return this.settle(f, 'refused', plan?.message ?? 'not run');
+    if (plan.kind === 'approve') {
       const verdict = await this.awaitApproval(f);
       if (verdict.kind === 'refuse') return this.settle(f, 'not run', verdict.message);
       const admitted = admitApproved(this.gov, f.call, this.policy, this.elapsed());

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { defineAgent, defineTool } from '../../src/agents';
 import { DecisionSigner } from '../../src/approvals/keys';
 import { AGENT_RUN_WORKFLOW, runIdFor } from '../../src/config';
-import { generateSigningKey, nextAuditEvent, type AuditEvent, type Keyring, type Policy, type PolicyInput } from '../../src/governance';
+import { generateSigningKey, nextAuditEvent, type Keyring, type Policy } from '../../src/governance';
 import type { DecisionReply } from '../../src/workflows/messages';
 import type { PendingApproval } from '../../src/workflows/types';
 import { effects, testAgent } from '../fixtures/test-agents';
@@ -53,9 +53,9 @@ const payPolicy = (): Policy =>
       { id: 'never-mallory', tools: ['pay'], when: "args.payee == 'mallory'", decision: 'deny', reason: 'sanctioned payee' },
       { id: 'allow-rest', decision: 'allow' },
     ],
-  } as Partial<PolicyInput>);
+  });
 
-const bigPolicy = (): Policy => testPolicy({ agent: 'big-agent' } as Partial<PolicyInput>);
+const bigPolicy = (): Policy => testPolicy({ agent: 'big-agent' });
 
 let bed: TestBed;
 beforeAll(async () => {
@@ -71,7 +71,7 @@ const transferTurn = (amount = 450, id?: string) => ({ toolCalls: [{ name: 'tran
 
 async function waitingRun(options: { requester?: string; script?: object[]; on?: TestBed } = {}): Promise<{ runId: string; approval: PendingApproval }> {
   const on = options.on ?? bed;
-  const runId = await on.client.startRun({ agent: 'test-agent', goal: 'pay the invoice', requester: options.requester ?? 'carol', script: (options.script ?? [transferTurn(), { text: 'done' }]) as never });
+  const runId = await on.client.startRun({ agent: 'test-agent', goal: 'pay the invoice', requester: options.requester ?? 'carol', script: (options.script ?? [transferTurn(), { text: 'done' }]) });
   const approval = await eventually(async () => (await on.client.pendingApprovals(runId))[0], 20_000, 'a pending approval');
   return { runId, approval };
 }
@@ -337,7 +337,7 @@ describe('sensitive values and the audit anchor', () => {
     try {
       // Rewrite who approved, and recompute every hash from there on so the chain holds together.
       const db = new Database(bed.storePath);
-      const rows = (await bed.store.readAudit(runId)) as AuditEvent[];
+      const rows = (await bed.store.readAudit(runId));
       let head = { seq: 0, hash: '0'.repeat(64) };
       const rewritten = rows.map((e) => {
         const data = e.type === 'approval_accepted' ? { ...e.data, approver: 'mallory' } : e.data;
