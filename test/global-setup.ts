@@ -25,7 +25,7 @@ export default async function globalSetup(): Promise<void> {
   // Server start and webpack take a few seconds each; run them side by side.
   const [server, bundle] = await Promise.allSettled([
     startDevServer({ headless: true, log: () => {} }),
-    bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') }),
+    bundleWorkflowCode({ workflowsPath, failureConverterPath: require.resolve('../src/codec/failure-converter'), logger: new DefaultLogger('WARN') }),
   ]);
   if (server.status === 'rejected' || bundle.status === 'rejected') {
     // Jest skips globalTeardown when setup throws: leave neither a server nor a temp dir behind.

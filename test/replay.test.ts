@@ -31,7 +31,8 @@ async function record(bed: TestBed, name: string, runId: string): Promise<void> 
 (recording ? describe : describe.skip)('record histories', () => {
   let bed: TestBed;
   beforeAll(async () => {
-    bed = await createTestBed();
+    // Unsigned decisions on purpose: the approval history holds a signal and an Update, both verified by the worker.
+    bed = await createTestBed({ allowUnsignedDecisions: true });
   });
   afterAll(async () => bed?.close());
 
@@ -67,9 +68,23 @@ async function record(bed: TestBed, name: string, runId: string): Promise<void> 
       const p = await bed.client.pendingApprovals(runId);
       return p.length ? p : undefined;
     });
-    await bed.client.approve(runId, { approvalId: 'apr_wrong', approver: 'alice' });
+    await bed.client.signalApprove(runId, { approvalId: 'apr_wrong', approver: 'alice' });
+    await bed.client.signalApprove(runId, { approvalId: approval?.approvalId ?? '', approver: 'carol' });
     await bed.client.approve(runId, { approvalId: approval?.approvalId ?? '', approver: 'alice', comment: 'ok' });
     await record(bed, 'approval-run', runId);
+  });
+
+  test('policy change run: a waiting approval re-decided under the worker\'s new policy', async () => {
+    const policy = testPolicy({ rules: [{ id: 'approve-transfers', tools: ['transfer'], decision: 'require_approval', approval: { approvers: ['user:alice'] } }, { id: 'allow-rest', decision: 'allow' }] });
+    const runId = await bed.client.startRun({ agent: 'test-agent', goal: 'recorded policy change', requester: 'carol', key: `policy-change-${Date.now()}`, policy, script: [{ toolCalls: [{ name: 'transfer', args: { amount: 5, to: 'y' } }] }, { text: 'done' }] });
+    await eventually(async () => (await bed.client.pendingApprovals(runId)).length === 1);
+    await bed.store.setAppliedPolicy('test-agent', { policy: testPolicy({ rules: [{ id: 'freeze', tools: ['transfer'], decision: 'deny', reason: 'change freeze' }, { id: 'allow-rest', decision: 'allow' }] }), version: 'freeze', source: 'recording' });
+    try {
+      await bed.client.applyPolicy(runId, 'ops');
+      await record(bed, 'policy-change-run', runId);
+    } finally {
+      await bed.store.removeAppliedPolicy('test-agent');
+    }
   });
 
   test('rollback run', async () => {
@@ -93,13 +108,13 @@ describe('replay of recorded histories', () => {
   const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
 
   test('there are recorded histories to replay', () => {
-    expect(files.length).toBeGreaterThanOrEqual(3);
+    expect(files.length).toBeGreaterThanOrEqual(4);
   });
 
   test.each(files)('%s replays against the current workflow code', async (file) => {
     const { workflowId, history } = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as { workflowId: string; history: unknown };
     const codePath = process.env.WARDEN_TEST_WORKFLOW_BUNDLE;
     const bundle = codePath ? { workflowBundle: { codePath } } : { workflowsPath: require.resolve('../src/workflows') };
-    await Worker.runReplayHistory({ ...bundle, dataConverter: { payloadCodecs: [testPayloadCodec()] } }, historyFromJSON(history), workflowId);
+    await Worker.runReplayHistory({ ...bundle, dataConverter: { failureConverterPath: require.resolve('../src/codec/failure-converter'), payloadCodecs: [testPayloadCodec()] } }, historyFromJSON(history), workflowId);
   });
 });

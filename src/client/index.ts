@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { PayloadCodec } from '@temporalio/common';
+import { failureConverter } from '../codec/failure-converter';
 import { Client, Connection, WorkflowFailedError, WorkflowIdReusePolicy, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { goalDigest, parsePolicy, verifyAuditChain, type AuditEvent, type AuditHead, type Policy, type SignedDecision } from '../governance';
 import { AGENT_RUN_WORKFLOW, TASK_QUEUE, runIdFor, temporalSettingsFromEnv, type TemporalSettings } from '../config';
@@ -88,8 +89,9 @@ export class WardenClient {
    */
   static async connect(settings: TemporalSettings = temporalSettingsFromEnv(), taskQueue?: string, options: { payloadCodec?: PayloadCodec } = {}): Promise<WardenClient> {
     const connection = await Connection.connect({ address: settings.address, tls: settings.tls, apiKey: settings.apiKey });
-    const dataConverter = options.payloadCodec ? { dataConverter: { payloadCodecs: [options.payloadCodec] } } : {};
-    return new WardenClient(new Client({ connection, namespace: settings.namespace, ...dataConverter }), taskQueue);
+    // Failure messages travel as payloads, so the codec encrypts them too (the workers do the same).
+    const dataConverter = { failureConverter, ...(options.payloadCodec ? { payloadCodecs: [options.payloadCodec] } : {}) };
+    return new WardenClient(new Client({ connection, namespace: settings.namespace, dataConverter }), taskQueue);
   }
 
   async close(): Promise<void> {

@@ -75,7 +75,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       notifyApproval: slack ? slackNotifyActivity(slack) : undefined,
     }),
     ...bundle,
-    ...(options.payloadCodec ? { dataConverter: { payloadCodecs: [options.payloadCodec] } } : {}),
+    dataConverter: { failureConverterPath: require.resolve('../codec/failure-converter'), ...(options.payloadCodec ? { payloadCodecs: [options.payloadCodec] } : {}) },
     ...options.workerOptions,
   });
 }

@@ -121,6 +121,15 @@ describe('payloads in Temporal history', () => {
     await expect(Worker.runReplayHistory({ workflowBundle }, exported, runId)).rejects.toThrow();
   });
 
+  test('a tool failure\'s message and stack are encrypted too (failures travel as payloads)', async () => {
+    const runId = await bed.client.startRun({ agent: 'test-agent', goal: 'x', requester: 'carol', policy: testPolicy(), script: [{ toolCalls: [{ name: 'broken', args: {} }] }, { text: 'gave up' }] });
+    await expect(bed.client.result(runId)).resolves.toMatchObject({ status: 'completed' });
+    const { bytes } = await rawHistory(plain, runId);
+    // The tool's error text reaches the model (it is in the run store), never Temporal's history in clear.
+    expect(bytes.includes('the downstream system refused the request')).toBe(false);
+    expect(JSON.stringify(await bed.store.readMessages(runId, 3))).toContain('the downstream system refused the request');
+  });
+
   test('control: without a codec the same run puts the secret in history, where both checks find it; such a history still replays with the codec', async () => {
     const clear = await createTestBed({ payloadCodec: null });
     try {
