@@ -17,3 +17,6 @@ export type { Policy, Decision, AuditEvent, DecisionClaims, SignedDecision, Keyr
 export { DecisionSigner, ensureDevKeys, loadSigningKey, createSigningKey, loadKeyring, watchKeyring } from './approvals/keys';
 export type { RunOutcome, RunStatusView, PendingApproval, ScriptTurn, StartRunInput } from './workflows/types';
 export { approveSignal, rejectSignal, pauseSignal, resumeSignal, rollbackSignal, applyPolicySignal, approveUpdate, rejectUpdate, statusQuery, pendingApprovalsQuery, auditTrailQuery, rollbackPlanQuery } from './workflows/messages';
+export { EncryptionCodec, loadPayloadKeys, createPayloadKeyFile, createCodecHandler } from './codec';
+export type { PayloadKeys, CodecEndpointOptions } from './codec';
+export type { DecisionReply } from './workflows/messages';

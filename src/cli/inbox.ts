@@ -9,7 +9,7 @@ import { InboxConfigError, createInboxServer, type InboxServer, type InboxServer
 import { isLoopbackHost } from '../approvals/listen';
 import { resolveSigningKey } from './approvals';
 import { serveWithClientAndStore } from './serve';
-import { wardenHome } from './context';
+import { payloadCodecFromEnv, wardenHome } from './context';
 import { CliError, UsageError } from './errors';
 import { out } from './format';
 
@@ -60,6 +60,7 @@ interface InboxOptions {
   tlsCert?: string;
   tlsKey?: string;
   insecureHttp?: boolean;
+  codecUiOrigin?: string;
 }
 
 /**
@@ -141,11 +142,15 @@ export function registerInbox(program: Command): void {
     .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM; with --tls-key)')
     .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
     .option('--insecure-http', 'serve plain HTTP on a non-loopback --host anyway (only behind a TLS-terminating proxy on a trusted network)')
+    .option('--codec-ui-origin <origin>', "serve the payload codec endpoint (<inbox>/codec) to the Temporal UI at this origin, for signed-in people (keys: $WARDEN_PAYLOAD_KEYS)")
     .action(async (opts: InboxOptions) => {
       const { tls, insecureHttp } = transportFrom(opts);
       const { auth, description } = signInFrom(opts);
       const { signer, file: keyFile } = resolveSigningKey(opts.key, 'web');
       if (opts.publicOrigin !== undefined && !URL.canParse(opts.publicOrigin)) throw new UsageError(`--public-origin ${opts.publicOrigin} is not a URL`);
+      if (opts.codecUiOrigin !== undefined && !URL.canParse(opts.codecUiOrigin)) throw new UsageError(`--codec-ui-origin ${opts.codecUiOrigin} is not a URL`);
+      const payloadCodec = opts.codecUiOrigin !== undefined ? payloadCodecFromEnv() : undefined;
+      if (opts.codecUiOrigin !== undefined && !payloadCodec) throw new UsageError('--codec-ui-origin needs the payload keys: set WARDEN_PAYLOAD_KEYS to the key file the workers use');
       const { server: inbox, settings, storePath } = await serveWithClientAndStore('stopping the web inbox', ({ client, store }) =>
         listenInbox({
           client,
@@ -157,6 +162,7 @@ export function registerInbox(program: Command): void {
           publicOrigin: opts.publicOrigin ? new URL(opts.publicOrigin).origin : undefined,
           tls,
           insecureHttp,
+          ...(payloadCodec && opts.codecUiOrigin ? { codec: { codec: payloadCodec, uiOrigin: new URL(opts.codecUiOrigin).origin } } : {}),
           logger: serverLogger('warden-inbox', 'info'),
         }),
       );
@@ -164,6 +170,7 @@ export function registerInbox(program: Command): void {
       out(`  Temporal    ${settings.address} (namespace ${settings.namespace}); run store ${storePath}`);
       out(`  sign-in     ${description}`);
       out(`  signing     key ${signer.keyId} from ${keyFile}: workers must trust it (WARDEN_TRUSTED_KEYS)`);
+      if (payloadCodec) out(`  codec       ${inbox.url}/codec for the Temporal UI at ${opts.codecUiOrigin ?? ''} (signed-in people only)`);
       if (!tls && !isLoopbackHost(opts.host)) {
         process.stderr.write(`WARNING: --insecure-http: the inbox serves ${opts.host} over plain HTTP; passwords and session cookies cross the network in clear unless a TLS proxy is in front (pass it --public-origin)\n`);
       }
