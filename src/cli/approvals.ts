@@ -108,7 +108,8 @@ function parseGroups(value?: string): string[] {
 
 /** Every approval waiting in an open run, found through visibility (runs whose status is awaiting_approval). */
 export async function allPendingApprovals(client: WardenClient): Promise<PendingApproval[]> {
-  const runs = await client.listRuns({ status: 'awaiting_approval' });
+  // A paused run's approvals still wait (and still count): list them too, marked paused.
+  const runs = await client.listRuns({ status: 'awaiting_approval,paused' });
   const lists = await Promise.all(
     runs.map((r) =>
       client.client.connection

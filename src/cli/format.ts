@@ -87,7 +87,7 @@ export function approvalsTable(approvals: PendingApproval[]): string[] {
       compact(a.args, 70),
       printable(a.ruleId),
       `${printable(a.approvers.join(','))}${a.quorum > 1 ? ` (${a.approvals.length}/${a.quorum})` : ''}`,
-      timeLeft(a.expiresAt),
+      `${timeLeft(a.expiresAt)}${a.paused ? ' (run paused)' : ''}`,
     ]),
   );
 }
@@ -149,7 +149,7 @@ export function statusLines(s: RunStatusView): string[] {
   const rows: [string, string][] = [
     ['run', printable(s.runId)],
     ['agent', `${printable(s.agent)} (requested by ${printable(s.requester)})`],
-    ['phase', `${printable(s.phase)}${s.paused ? ' (paused)' : ''}`],
+    ['phase', `${printable(s.phase)}${s.paused && s.phase !== 'paused' ? ' (paused)' : ''}`],
     ['step', `${s.step}: ${printable(s.currentDetails)}`],
     ['budget', budget],
     ['approvals', s.pendingApprovals > 0 ? `${s.pendingApprovals} pending (see 'warden approvals')` : 'none pending'],

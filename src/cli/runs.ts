@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import type { StartRunOptions } from '../client';
-import type { ScriptTurn } from '../workflows/types';
+import type { ReportedStatus, ScriptTurn } from '../workflows/types';
 import { optionalSigner } from './approvals';
 import { askRun, currentUser, wardenHome, withClient } from './context';
 import { CliError } from './errors';
@@ -40,6 +40,19 @@ export function readScript(file: string): ScriptTurn[] {
   return parsed.data;
 }
 
+/**
+ * The exit code of `warden run --wait` for each outcome, so scripts and CI can branch on it.
+ * 1 and 2 stay what they are everywhere (an error, a usage error).
+ */
+export const OUTCOME_EXIT_CODES: Record<ReportedStatus, number> = {
+  completed: 0,
+  failed: 10,
+  budget_exhausted: 11,
+  cancelled: 12,
+  rolled_back: 13,
+  terminated: 14,
+};
+
 interface RunOptions {
   goal: string;
   requester?: string;
@@ -54,6 +67,12 @@ export function registerRuns(program: Command): void {
   program
     .command('run')
     .description('Start a run of an agent; prints its id (--wait: waits and prints the outcome)')
+    .addHelpText(
+      'after',
+      `\nExit codes with --wait: ${Object.entries(OUTCOME_EXIT_CODES)
+        .map(([status, code]) => `${code} ${status}`)
+        .join(', ')}; 1 an error, 2 a usage error.`,
+    )
     .argument('<agent>', 'agent name, e.g. refund-agent')
     .requiredOption('--goal <text>', 'what the agent is asked to do')
     .option('--requester <id>', 'who asks (cannot approve the run\'s own calls); default $USER or "cli"')
@@ -76,6 +95,7 @@ export function registerRuns(program: Command): void {
         const outcome = await client.result(runId);
         if (opts.json) outJson({ runId, outcome });
         else outcomeLines(runId, outcome).forEach((l) => out(l));
+        process.exitCode = OUTCOME_EXIT_CODES[outcome.status as ReportedStatus] ?? 1;
       });
     });
 
@@ -98,6 +118,8 @@ export function registerRuns(program: Command): void {
     .argument('<runId>')
     .action(async (runId: string) => {
       await withClient(async (client) => {
+        const desc = await client.handle(runId).describe();
+        if (desc.status.name !== 'RUNNING') throw new CliError(`run ${runId} has already finished (${desc.status.name.toLowerCase()}); there is nothing to cancel`);
         await client.cancel(runId);
         out(`cancellation requested for ${runId}`);
       });

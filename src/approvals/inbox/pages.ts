@@ -59,7 +59,7 @@ export function approvalCard(approval: PendingApproval, agent: string, viewer: V
   const note = eligibilityNote(approval, viewer.identity);
   const left = timeLeft(approval.expiresAt, now);
   return html`<article class="card approval" id="${approval.approvalId}" data-run-id="${approval.runId}" data-approval-id="${approval.approvalId}">
-<h3><code>${approval.tool}</code><span class="muted">by agent ${agent}</span><span class="badge ${left === 'expired' ? 'expired' : 'warn'}">${left}</span></h3>
+<h3><code>${approval.tool}</code><span class="muted">by agent ${agent}</span><span class="badge ${left === 'expired' ? 'expired' : 'warn'}">${left}</span>${approval.paused ? html`<span class="badge paused">run paused</span>` : ''}</h3>
 <dl>
 <dt>Run</dt><dd><a href="${runPath(approval.runId)}">${approval.runId}</a></dd>
 <dt>Requested by</dt><dd>${approval.requester}</dd>

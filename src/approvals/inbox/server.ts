@@ -238,7 +238,7 @@ export async function createInboxServer(options: InboxServerOptions): Promise<In
   }
 
   async function inbox(viewer: Viewer, res: ServerResponse): Promise<void> {
-    const runs = await within(client, QUERY_TIMEOUT_MS, () => client.listRuns({ status: 'awaiting_approval' }));
+    const runs = await within(client, QUERY_TIMEOUT_MS, () => client.listRuns({ status: 'awaiting_approval,paused' }));
     const reads = await Promise.allSettled(runs.map((run) => within(client, QUERY_TIMEOUT_MS, () => client.pendingApprovals(run.runId))));
     const items: InboxItem[] = [];
     const failures: { runId: string; message: string }[] = [];
