@@ -209,8 +209,17 @@ describe('a custom agent loaded with --agents', () => {
     const r = await cli(['run', 'notes-agent', '--goal', 'take notes', '--script', script, '--wait', '--json'], notesEnv);
     const { outcome } = json<{ runId: string; outcome: RunOutcome }>(r);
     expect(outcome).toMatchObject({ status: 'completed', toolCalls: 1, text: 'noted' });
+    expect(r.code).toBe(0);
     expect(readFileSync(path.join(notesDir, 'hello.txt'), 'utf8')).toBe('written by a governed tool');
     expect(existsSync(path.join(notesDir, 'secret-plan.txt'))).toBe(false);
+  });
+
+  test('run --wait exits with the code of its outcome (11 for budget_exhausted)', async () => {
+    const loop = Array.from({ length: 40 }, (_, i) => ({ toolCalls: [{ name: 'write_note', args: { name: `n${i}`, text: 'x' } }] }));
+    const r = await cli(['run', 'notes-agent', '--goal', 'too many notes', '--script', writeJson('many-notes.json', loop), '--wait', '--json'], notesEnv);
+    const { outcome } = json<{ runId: string; outcome: RunOutcome }>(r);
+    expect(outcome.status).toBe('budget_exhausted');
+    expect(r.code).toBe(11);
   });
 });
 
@@ -369,6 +378,9 @@ describe('operators: pause and resume by agent, policy apply, cancel', () => {
     expect(r.code).toBe(0);
     const outcome = await eventually(async () => (await statusOf(runId, notesEnv)).outcome, 10_000, 'cancelled outcome');
     expect(outcome.status).toBe('cancelled');
+    const again = await cli(['cancel', runId], notesEnv);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('has already finished');
   });
 });
 

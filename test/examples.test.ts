@@ -5,15 +5,15 @@ import pino from 'pino';
 import { z } from 'zod';
 import { DefinitionError, isAgent, loadAgents, toolSpec, ToolError, type Agent, type AnyTool, type ToolContext } from '../src/agents';
 import {
+  admitApproved,
   checkBeforeModelCall,
-  checkBeforeToolCall,
   CompiledPolicy,
   costOf,
-  digestOf,
   emptyLoopState,
   emptyUsage,
-  observeCall,
+  governCall,
   parsePolicyText,
+  type GovernState,
   redactBySchema,
   REDACTED,
   type Policy,
@@ -70,46 +70,49 @@ interface ScriptReplay {
 }
 
 /**
- * Plays a script through the governance functions in the order the workflow applies them (schema,
- * budgets, loop detector, policy; DESIGN.md, "The path of one tool call"), with every approval
- * granted. It shows each demo script still demonstrates what its name says, without a Temporal
- * server; the end-to-end runs belong to the workflow's own tests.
+ * Plays a script through `governCall` — the function the workflow calls for every proposed call —
+ * with the tool's own schema applied first as the model activity does, and every approval
+ * granted (`admitApproved`). It shows each demo script still demonstrates what its name says,
+ * without a Temporal server; the end-to-end runs belong to the workflow's own tests.
  */
 function replayScript(turns: ScriptTurn[], agent: Agent, policy: Policy): ScriptReplay {
-  const compiled = new CompiledPolicy(policy);
+  const compiled = new CompiledPolicy(policy, { knownTools: new Set(agent.tools.map((t) => t.name)) });
   const tools = new Map<string, AnyTool>(agent.tools.map((t) => [t.name, t]));
   const price = policy.pricing.scripted;
-  const usage = emptyUsage();
-  let loop = emptyLoopState();
+  let state: GovernState = { usage: emptyUsage(), loop: emptyLoopState(), stoppedTools: [] };
   const decisions: string[] = [];
-  const end = (stoppedBy: string | null, finished = false): ScriptReplay => ({ decisions, stoppedBy, finished, modelCalls: usage.steps, costUsd: usage.costUsd });
+  const end = (stoppedBy: string | null, finished = false): ScriptReplay => ({ decisions, stoppedBy, finished, modelCalls: state.usage.steps, costUsd: state.usage.costUsd });
   for (const turn of turns) {
-    const beforeModel = checkBeforeModelCall(policy.budgets, usage, 0);
+    const beforeModel = checkBeforeModelCall(policy.budgets, state.usage, 0);
     if (beforeModel) return end(beforeModel.limit);
-    usage.steps += 1;
-    usage.inputTokens += turn.usage?.inputTokens ?? 0;
-    usage.outputTokens += turn.usage?.outputTokens ?? 0;
-    usage.costUsd += costOf(price, turn.usage?.inputTokens ?? 0, turn.usage?.outputTokens ?? 0);
+    const u = state.usage;
+    state = {
+      ...state,
+      usage: {
+        ...u,
+        steps: u.steps + 1,
+        inputTokens: u.inputTokens + (turn.usage?.inputTokens ?? 0),
+        outputTokens: u.outputTokens + (turn.usage?.outputTokens ?? 0),
+        costUsd: u.costUsd + costOf(price, turn.usage?.inputTokens ?? 0, turn.usage?.outputTokens ?? 0),
+      },
+    };
     const calls = turn.toolCalls ?? [];
     if (calls.length === 0) return end(null, true);
-    for (const call of calls) {
-      const args = call.args ?? {};
-      const tool = tools.get(call.name);
-      if (!tool) throw new Error(`script calls ${call.name}, which ${agent.name} does not have`);
-      (tool.input as z.ZodType).parse(args);
-      const beforeTool = checkBeforeToolCall(policy.budgets, policy.tools[call.name]?.maxCalls, usage, call.name, 0);
-      if (beforeTool) return end(beforeTool.limit);
-      if (policy.loop) {
-        const seen = observeCall(loop, policy.loop, call.name, digestOf(args));
-        loop = seen.state;
-        if (seen.tripped) return end('loop');
-      }
+    for (const [i, c] of calls.entries()) {
+      const tool = tools.get(c.name);
+      if (!tool) throw new Error(`script calls ${c.name}, which ${agent.name} does not have`);
+      const args = (tool.input as z.ZodType).parse(c.args ?? {}) as Record<string, unknown>;
+      const call = { id: c.id ?? `call_${i}`, name: c.name, args };
+      const { usage } = state;
       const facts = runFacts({ step: usage.steps, toolCalls: usage.toolCalls, costUsd: usage.costUsd, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens });
-      const decision = compiled.decide({ tool: call.name, args, risk: tool.risk }, agent.name, facts);
-      decisions.push(`${call.name}:${decision.decision}:${decision.ruleId}`);
-      if (decision.decision !== 'deny') {
-        usage.toolCalls += 1;
-        usage.toolCallsByTool[call.name] = (usage.toolCallsByTool[call.name] ?? 0) + 1;
+      const result = governCall(state, call, { policy: compiled, agent: agent.name, tool: toolSpec(tool), run: facts, elapsedMs: 0 });
+      state = result.state;
+      if (result.decision) decisions.push(`${c.name}:${result.decision.decision}:${result.decision.ruleId}`);
+      if (result.end) return end(result.events.some((e) => e.type === 'loop_detected') ? 'loop' : (result.end.budget?.limit ?? 'loop'));
+      if (result.plan.kind === 'approve') {
+        const admitted = admitApproved(state, call, compiled, 0);
+        if (!admitted.ok) return end(admitted.exceeded.limit);
+        state = admitted.state;
       }
     }
   }

@@ -61,6 +61,9 @@ export function describeError(err: unknown, context: { address?: string } = {}):
   if (err instanceof WorkflowExecutionAlreadyStartedError) return `a run with id ${err.workflowId} exists already; run keys are never reused`;
   if (err instanceof Error) {
     if (USER_FACING.has(err.name)) return oneLine(err.message);
+    if (/Unknown encoding: binary\/encrypted/.test(err.message)) {
+      return 'the runs\' payloads are encrypted and this command has no payload keys: set WARDEN_PAYLOAD_KEYS to the key file the workers use';
+    }
     if (isUnreachable(err)) {
       const where = context.address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
       const detail = /ConnectionRefused|ECONNREFUSED/i.test(err.message) ? 'connection refused' : oneLine(err.message);

@@ -22,7 +22,7 @@ import { generateSigningKey, type AuditEvent } from '../../src/governance';
 import type { PendingApproval, RunOutcome } from '../../src/workflows/types';
 import { slackSignature, startFakeSlack } from '../fixtures/approvals/fake-slack';
 import { runCli } from '../fixtures/run-cli';
-import { settings } from '../helpers';
+import { settings, testPayloadCodec } from '../helpers';
 
 const USERS_FILE = path.join(__dirname, '..', 'fixtures', 'approvals', 'users.yaml');
 const SIGNING_SECRET = 'test-signing-secret-0123456789abcdef';
@@ -34,8 +34,9 @@ const RAW_CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 let client: WardenClient;
 beforeAll(async () => {
-  // A real client of the suite's dev server: the front doors under test never reach a run.
-  client = await WardenClient.connect(settings());
+  // A real client of the suite's dev server: the front doors under test never reach a run. With the
+  // suite's payload key, as every Warden client has: other suites' runs are listed too.
+  client = await WardenClient.connect(settings(), undefined, { payloadCodec: testPayloadCodec() });
 });
 afterAll(async () => {
   await client?.close();

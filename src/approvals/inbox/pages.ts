@@ -89,7 +89,7 @@ export function inboxPage(viewer: Viewer, items: InboxItem[], failures: { runId:
     chrome(viewer),
     html`<h1>Pending approvals <span class="badge">${cards.length}</span></h1>
 ${cards.length === 0 ? html`<p class="muted">Nothing is waiting for a decision.</p>` : cards}
-${failures.map((f) => html`<p class="note">Run <a href="${runPath(f.runId)}">${f.runId}</a>: ${f.message}</p>`)}`,
+${failures.map((f) => (f.runId ? html`<p class="note">Run <a href="${runPath(f.runId)}">${f.runId}</a>: ${f.message}</p>` : html`<p class="note">${f.message}</p>`))}`,
   );
 }
 

@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { PayloadCodec } from '@temporalio/common';
 import pino, { type Logger } from 'pino';
-import type { WardenClient } from '../../client';
+import type { RunSummary, WardenClient } from '../../client';
 import type { RunStore } from '../../store/types';
 import { createCodecHandler } from '../../codec/endpoint';
 import { AuthError, type Authenticator } from '../auth/authenticator';
@@ -75,6 +75,8 @@ export interface InboxServer {
 
 const COOKIE = 'warden_session';
 const MAX_BODY = 64 * 1024;
+/** Listing runs through visibility can take longer than one query on a busy server. */
+const LIST_TIMEOUT_MS = 10_000;
 
 /** The inbox's options cannot be served as given; the message says what to change. */
 export class InboxConfigError extends Error {
@@ -238,7 +240,14 @@ export async function createInboxServer(options: InboxServerOptions): Promise<In
   }
 
   async function inbox(viewer: Viewer, res: ServerResponse): Promise<void> {
-    const runs = await within(client, QUERY_TIMEOUT_MS, () => client.listRuns({ status: 'awaiting_approval,paused' }));
+    // Paused runs' approvals still wait, and still count: they are listed too, marked paused.
+    let runs: RunSummary[];
+    try {
+      runs = await within(client, LIST_TIMEOUT_MS, () => client.listRuns({ status: 'awaiting_approval,paused' }));
+    } catch (err) {
+      send(res, 200, inboxPage(viewer, [], [{ runId: '', message: `Could not list the runs waiting for approval: ${describeFailure(err)}` }], Date.now()));
+      return;
+    }
     const reads = await Promise.allSettled(runs.map((run) => within(client, QUERY_TIMEOUT_MS, () => client.pendingApprovals(run.runId))));
     const items: InboxItem[] = [];
     const failures: { runId: string; message: string }[] = [];
