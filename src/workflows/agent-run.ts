@@ -901,23 +901,7 @@ class AgentRun {
   private pendingApprovals(): PendingApproval[] {
     return [...this.approvals.values()]
       .filter((a) => a.state === 'pending')
-      .map((a) => ({
-        approvalId: a.approvalId,
-        runId: a.runId,
-        callId: a.callId,
-        tool: a.tool,
-        args: a.args,
-        ruleId: a.ruleId,
-        reason: a.reason,
-        approvers: a.approvers,
-        quorum: a.quorum,
-        approvals: a.votes,
-        requester: a.requester,
-        createdAt: a.createdAt,
-        expiresAt: a.expiresAt,
-        escalated: a.escalated,
-        paused: this.paused,
-      }));
+      .map(({ votes, state: _state, decidedBy: _by, note: _note, policyVersion: _version, ...view }) => ({ ...view, approvals: votes, paused: this.paused }));
   }
 
   private rollbackPlan(): CompensationStep[] {

@@ -1,4 +1,4 @@
-import type { ApprovalVote, AuditEvent, AuditHead, BudgetExceeded, BudgetUsage, Decision, GovernState, Policy, RetrySettings, SignedDecision } from '../governance';
+import type { ApprovalState, ApprovalVote, AuditEvent, AuditHead, BudgetExceeded, BudgetUsage, Decision, GovernState, Policy, RetrySettings, SignedDecision } from '../governance';
 
 /** A script turn for the `scripted` model: turn i answers the run's i-th model call. */
 export interface ScriptTurn {
@@ -92,26 +92,15 @@ export interface ProposedCall {
   args: Record<string, unknown>;
 }
 
-/** A call waiting for people. Shown by the `pendingApprovals` query. */
-export interface PendingApproval {
-  approvalId: string;
-  runId: string;
-  callId: string;
-  tool: string;
-  /** Arguments with sensitive fields redacted. */
-  args: Record<string, unknown>;
-  ruleId: string;
-  reason: string;
-  approvers: string[];
-  quorum: number;
+/**
+ * A call waiting for people, as the `pendingApprovals` query shows it: the run's approval state
+ * (arguments redacted) with its votes so far, and whether the run is paused (a decision still
+ * counts; the call runs after resume).
+ */
+export type PendingApproval = Omit<ApprovalState, 'votes' | 'state' | 'decidedBy' | 'note' | 'policyVersion'> & {
   approvals: ApprovalVote[];
-  requester: string;
-  createdAt: string;
-  expiresAt: string;
-  escalated: boolean;
-  /** True while the run is paused: a decision still counts, the call runs after resume. */
   paused: boolean;
-}
+};
 
 export interface CompensationStep {
   callId: string;
