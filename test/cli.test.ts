@@ -217,9 +217,9 @@ describe('a custom agent loaded with --agents', () => {
   test('run --wait exits with the code of its outcome (11 for budget_exhausted)', async () => {
     const loop = Array.from({ length: 40 }, (_, i) => ({ toolCalls: [{ name: 'write_note', args: { name: `n${i}`, text: 'x' } }] }));
     const r = await cli(['run', 'notes-agent', '--goal', 'too many notes', '--script', writeJson('many-notes.json', loop), '--wait', '--json'], notesEnv);
-    const { outcome } = json<{ runId: string; outcome: RunOutcome }>(r);
-    expect(outcome.status).toBe('budget_exhausted');
     expect(r.code).toBe(11);
+    const { outcome } = JSON.parse(r.stdout) as { outcome: RunOutcome };
+    expect(outcome.status).toBe('budget_exhausted');
   });
 });
 
