@@ -20,7 +20,6 @@ import type { CoreActivities, NON_RETRYABLE_ERRORS, ToolActivity, ToolActivityIn
 import {
   CompiledPolicy,
   admitApproved,
-  approvalIdFor,
   checkBeforeModelCall,
   costOf,
   denialMessage,
@@ -28,25 +27,21 @@ import {
   durationMs,
   emptyLoopState,
   emptyUsage,
-  escalateApproval,
   governCall,
-  judgeDecision,
-  precheckDecision,
   redactBySchema,
   sameRequirement,
   type ApprovalRequirement,
-  type ApprovalState,
   type AuditEventType,
   type BudgetExceeded,
   type CallProposal,
   type Decision,
-  type DecisionInput,
   type GovernEvent,
   type GovernState,
   type Policy,
   type RetrySettings,
 } from '../governance';
 import type { MessageRow } from '../store/types';
+import { ApprovalDesk, type ApprovalOutcome } from './approval-desk';
 import { AuditLog } from './audit-log';
 import {
   applyPolicySignal,
@@ -63,7 +58,6 @@ import {
   statusQuery,
   type ApplyPolicyInput,
   type ApproveInput,
-  type DecisionReply,
   type OperatorInput,
   type RejectInput,
 } from './messages';
@@ -146,8 +140,6 @@ type ApprovalVerdict = { kind: 'run' } | { kind: 'refuse'; message: string };
 /** Governance's answer for a call of the current turn. */
 type Verdict = ApprovalVerdict | { kind: 'approve' };
 
-/** An approval a policy change withdrew, and what the new policy said instead. */
-type Replacement = ApprovalVerdict | { kind: 'ask'; approvalId: string };
 
 const MAX_TEXT_IN_AUDIT = 500;
 
@@ -199,8 +191,12 @@ class AgentRun {
   private rollbackRequest: OperatorInput | null = null;
   private ending: RunEnd | null = null;
   private outcome: RunOutcome | null = null;
-  private readonly approvals = new Map<string, ApprovalState>();
-  private readonly replacements = new Map<string, Replacement>();
+  private readonly desk = new ApprovalDesk({
+    runId: this.runId,
+    record: (type, data) => this.record(type, data),
+    rollingBack: () => this.rollbackRequest !== null,
+    verify: (input) => verifier.verifyDecision(input),
+  });
   private inFlight: CallInFlight[] = [];
   private details = 'starting';
   private reportedStatus = '';
@@ -212,18 +208,18 @@ class AgentRun {
     setHandler(pendingApprovalsQuery, () => this.pendingApprovals(), { description: 'Calls waiting for a human decision: id, tool, redacted args, rule, approvers, expiry.' });
     setHandler(auditTrailQuery, () => this.audit.view(), { description: 'The hash-chained audit events of this run (earlier executions are in the run store).' });
     setHandler(rollbackPlanQuery, () => this.rollbackPlan(), { description: 'The compensations a rollback would run, newest first (arguments redacted).' });
-    setHandler(approveSignal, (decision) => this.decide('approve', decision).then(() => undefined), {
+    setHandler(approveSignal, (decision) => this.desk.decide('approve', decision).then(() => undefined), {
       description: 'Approve a pending call: {"approvalId": "apr_…", "approver": "alice", "comment": "ok"} (counts only when signed, unless the worker accepts unsigned decisions)',
     });
-    setHandler(rejectSignal, (decision) => this.decide('reject', decision).then(() => undefined), {
+    setHandler(rejectSignal, (decision) => this.desk.decide('reject', decision).then(() => undefined), {
       description: 'Reject a pending call: {"approvalId": "apr_…", "approver": "alice", "reason": "too much"}',
     });
-    setHandler(approveUpdate, (decision) => this.decide('approve', decision), {
-      validator: (decision: ApproveInput) => this.validate('approve', decision),
+    setHandler(approveUpdate, (decision) => this.desk.decide('approve', decision), {
+      validator: (decision: ApproveInput) => this.desk.validate('approve', decision),
       description: 'Approve a pending call and learn at once whether it counted: {"approvalId", "approver", "comment", "signature"}',
     });
-    setHandler(rejectUpdate, (decision) => this.decide('reject', decision), {
-      validator: (decision: RejectInput) => this.validate('reject', decision),
+    setHandler(rejectUpdate, (decision) => this.desk.decide('reject', decision), {
+      validator: (decision: RejectInput) => this.desk.validate('reject', decision),
       description: 'Reject a pending call and learn at once whether it counted: {"approvalId", "approver", "reason", "signature"}',
     });
     setHandler(pauseSignal, (by) => this.onPause(by), { description: 'Pause before the next model or tool call: {"by": "you", "reason": "…"}' });
@@ -348,7 +344,7 @@ class AgentRun {
       end = new RunEnd('rolled_back', `run failed (${end.reason}); rolled back as the policy says`);
     }
     if (end.status === 'rolled_back') report = await this.rollback();
-    for (const approval of this.approvals.values()) if (approval.state === 'pending') this.approvals.set(approval.approvalId, { ...approval, state: 'cancelled' });
+    this.desk.cancelPending();
     const usage = { inputTokens: this.gov.usage.inputTokens, outputTokens: this.gov.usage.outputTokens, costUsd: this.gov.usage.costUsd };
     this.record('run_finished', { status: end.status, reason: end.reason, steps: this.gov.usage.steps, toolCalls: this.gov.usage.toolCalls, usage });
     const outcome: RunOutcome = {
@@ -549,44 +545,8 @@ class AgentRun {
   // ---------------------------------------------------------------- approvals
 
   private requestApproval(f: CallInFlight, decision: Decision, requirement: ApprovalRequirement): string {
-    const now = Date.now();
-    const approval: ApprovalState = {
-      approvalId: approvalIdFor({
-        runId: this.runId,
-        execution: workflowInfo().firstExecutionRunId,
-        seq: f.seq,
-        callId: f.call.id,
-        tool: f.call.name,
-        args: f.call.args,
-        policyVersion: decision.policyVersion,
-      }),
-      runId: this.runId,
-      callId: f.call.id,
-      tool: f.call.name,
-      args: this.redact(f.call.name, f.call.args),
-      ruleId: decision.ruleId,
-      reason: decision.reason,
-      policyVersion: decision.policyVersion,
-      approvers: [...requirement.approvers],
-      quorum: requirement.quorum,
-      votes: [],
-      requester: this.prepared.requester.id,
-      createdAt: new Date(now).toISOString(),
-      expiresAt: new Date(now + durationMs(requirement.timeout)).toISOString(),
-      escalated: false,
-      state: 'pending',
-    };
-    this.approvals.set(approval.approvalId, approval);
-    this.record('approval_requested', {
-      approvalId: approval.approvalId,
-      callId: f.call.id,
-      tool: f.call.name,
-      ruleId: decision.ruleId,
-      approvers: approval.approvers,
-      quorum: approval.quorum,
-      expiresAt: approval.expiresAt,
-      policyVersion: decision.policyVersion,
-    });
+    const call = { seq: f.seq, id: f.call.id, name: f.call.name, args: f.call.args, redactedArgs: this.redact(f.call.name, f.call.args) };
+    const approval = this.desk.open(call, decision, requirement, this.prepared.requester.id);
     this.setLine(f, `awaits approval by ${approval.approvers.join(' or ')}`);
     return approval.approvalId;
   }
@@ -598,21 +558,25 @@ class AgentRun {
       const requirement = f.requirement;
       if (!approvalId || !requirement) return { kind: 'refuse', message: 'not run: no approval was requested' };
       const notified = this.notifySlack(approvalId, requirement.notify?.slack?.channel);
-      let verdict: Replacement;
+      let outcome: ApprovalOutcome;
       try {
-        verdict = await this.waitForDecision(f, approvalId, requirement);
+        outcome = await this.desk.wait(approvalId, requirement, (waiting) => {
+          this.phase = 'awaiting_approval';
+          this.setLine(f, `awaits approval by ${waiting.approvers.join(' or ')} (${approvalId})`);
+        });
       } finally {
         await notified;
       }
-      if (verdict.kind !== 'ask') return verdict;
-      f.approvalId = verdict.approvalId;
-      f.requirement = this.requirementOfRule(this.approvals.get(verdict.approvalId)?.ruleId) ?? requirement;
+      if (outcome.kind === 'run') this.setLine(f, `approved by ${this.desk.get(approvalId)?.decidedBy ?? 'the policy'}`);
+      if (outcome.kind !== 'ask') return outcome;
+      f.approvalId = outcome.approvalId;
+      f.requirement = this.policy.policy.rules.find((r) => r.id === this.desk.get(outcome.approvalId)?.ruleId)?.approval ?? requirement;
     }
   }
 
   /** Tells approvers in Slack, alongside the wait; a failed notification is audited, never fatal. */
   private async notifySlack(approvalId: string, channel: string | undefined): Promise<void> {
-    const approval = this.approvals.get(approvalId);
+    const approval = this.desk.get(approvalId);
     if (!approval || !channel || !this.prepared.notifications.slack) return;
     const { runId, tool, args, ruleId, reason, requester, approvers, quorum, expiresAt } = approval;
     try {
@@ -622,105 +586,6 @@ class AgentRun {
       if (isCancellation(err)) return;
       this.record('approval_notified', { approvalId, channel, error: failureMessage(err) });
     }
-  }
-
-  private async waitForDecision(f: CallInFlight, approvalId: string, requirement: ApprovalRequirement): Promise<Replacement> {
-    for (;;) {
-      const waiting = this.approvals.get(approvalId);
-      if (!waiting) return { kind: 'refuse', message: 'not run: the approval is gone' };
-      this.phase = 'awaiting_approval';
-      this.setLine(f, `awaits approval by ${waiting.approvers.join(' or ')} (${approvalId})`);
-      const left = Date.parse(waiting.expiresAt) - Date.now();
-      const changed = await condition(() => this.approvals.get(approvalId)?.state !== 'pending' || this.rollbackRequest !== null, Math.max(left, 1));
-      const approval = this.approvals.get(approvalId) ?? waiting;
-      if (approval.state === 'approved') {
-        this.setLine(f, `approved by ${approval.decidedBy ?? '?'}`);
-        return { kind: 'run' };
-      }
-      if (approval.state === 'rejected') {
-        return { kind: 'refuse', message: `not run: approval ${approvalId} was rejected by ${approval.decidedBy ?? '?'}${approval.note ? `: ${approval.note}` : ''}` };
-      }
-      if (approval.state === 'superseded') return this.replacements.get(approvalId) ?? { kind: 'refuse', message: 'not run: the policy changed' };
-      if (changed || this.rollbackRequest) {
-        this.approvals.set(approvalId, { ...approval, state: 'cancelled' });
-        return { kind: 'refuse', message: 'not run: the run is being rolled back' };
-      }
-      const escalation = requirement.escalation;
-      if (escalation && !approval.escalated) {
-        const escalated = escalateApproval(approval, escalation, Date.now());
-        this.approvals.set(approvalId, escalated);
-        this.record('approval_escalated', { approvalId, approvers: escalated.approvers, expiresAt: escalated.expiresAt, votesKept: escalated.votes.length });
-        continue;
-      }
-      this.approvals.set(approvalId, { ...approval, state: 'expired' });
-      this.record('approval_expired', { approvalId, tool: approval.tool });
-      return { kind: 'refuse', message: `not run: approval ${approvalId} expired with no decision (fails closed)` };
-    }
-  }
-
-  private requirementOfRule(ruleId: string | undefined): ApprovalRequirement | undefined {
-    return this.policy.policy.rules.find((r) => r.id === ruleId)?.approval;
-  }
-
-  /** The Update validator: refuses, before anything is recorded, what cannot count. */
-  private validate(kind: 'approve' | 'reject', input: ApproveInput | RejectInput): void {
-    const parsed = this.decisionInput(kind, input);
-    if (typeof parsed === 'string') throw new Error(parsed);
-    const early = precheckDecision(this.approvals.get(parsed.approvalId), parsed, Date.now());
-    if (early) throw new Error(early);
-  }
-
-  private decisionInput(kind: 'approve' | 'reject', input: ApproveInput | RejectInput): DecisionInput | string {
-    if (typeof input !== 'object' || input === null || typeof input.approvalId !== 'string' || typeof input.approver !== 'string' || input.approver.trim() === '') {
-      return 'malformed decision: expected {"approvalId": "...", "approver": "..."}';
-    }
-    const note = kind === 'approve' ? (input as ApproveInput).comment : (input as RejectInput).reason;
-    if (note !== undefined && typeof note !== 'string') return 'malformed decision: the comment or reason must be text';
-    return { kind, approvalId: input.approvalId, approver: input.approver, ...(note ? { note } : {}) };
-  }
-
-  /**
-   * One decision from a signal or an Update. The worker verifies who decided (signature, revoked
-   * keys, what the key may assert) with its current keyring; `judgeDecision` applies four-eyes,
-   * eligibility, distinct people, the deadline and the signed claims. Never throws: a bad
-   * decision is refused, audited, and changes nothing.
-   */
-  private async decide(kind: 'approve' | 'reject', input: ApproveInput | RejectInput): Promise<DecisionReply> {
-    const approvalId = text(input?.approvalId) ?? '';
-    const refuse = (reason: string): DecisionReply => {
-      this.record('approval_refused', { kind, approvalId: approvalId || null, approver: text(input?.approver), channel: text(input?.channel), reason });
-      return { status: 'refused', approvalId, reason };
-    };
-    const parsed = this.decisionInput(kind, input);
-    if (typeof parsed === 'string') return refuse(parsed);
-    const early = precheckDecision(this.approvals.get(approvalId), parsed, Date.now());
-    if (early) return refuse(early);
-    let authority;
-    try {
-      authority = await verifier.verifyDecision({ runId: this.runId, nowMs: Date.now(), approver: input.approver, groups: input.groups, channel: input.channel, signature: input.signature });
-    } catch (err) {
-      return refuse(`the worker could not verify the decision: ${failureMessage(err)}`);
-    }
-    if ('refused' in authority) return refuse(authority.refused);
-    // Judged after the await, against the approval as it is now: another decision may have settled it.
-    const judged = judgeDecision(this.approvals.get(approvalId), parsed, authority, Date.now());
-    if (judged.verdict === 'refused') return refuse(judged.reason);
-    const { approval } = judged;
-    this.approvals.set(approvalId, approval);
-    const who = authority.identity;
-    this.record(kind === 'approve' ? 'approval_accepted' : 'rejection_accepted', {
-      approvalId,
-      approver: who.id,
-      groups: who.groups,
-      channel: who.channel,
-      keyId: who.keyId,
-      signed: authority.claims !== undefined,
-      note: parsed.note ?? null,
-    });
-    if (!judged.settled) return { status: 'accepted', approvalId, approver: who.id, decided: false };
-    const state = approval.state === 'rejected' ? 'rejected' : 'approved';
-    this.record('approval_decided', { approvalId, decision: state, by: approval.decidedBy ?? who.id });
-    return { status: 'accepted', approvalId, approver: who.id, decided: true, state, by: approval.decidedBy ?? who.id };
   }
 
   // ---------------------------------------------------------------- operators
@@ -783,20 +648,20 @@ class AgentRun {
   /** A call waiting for approval under the old policy is decided again: denied, allowed, or asked anew. */
   private redecidePending(): void {
     for (const f of this.inFlight) {
-      const approval = f.approvalId ? this.approvals.get(f.approvalId) : undefined;
+      const approval = f.approvalId ? this.desk.get(f.approvalId) : undefined;
       if (!approval || approval.state !== 'pending') continue;
       const decision = this.policy.decide({ tool: f.call.name, args: f.call.args, risk: f.spec?.risk }, this.input.agent, this.runFacts());
       if (decision.decision === 'require_approval' && decision.ruleId === approval.ruleId && sameRequirement(decision.approval, f.requirement)) continue;
-      this.approvals.set(approval.approvalId, { ...approval, state: 'superseded' });
-      const { approval: _requirement, ...recorded } = decision;
+      const { approval: requirement, ...recorded } = decision;
       this.record('approval_withdrawn', { approvalId: approval.approvalId, callId: f.call.id, tool: f.call.name, ...recorded });
       this.lastDecision = { ...decision, tool: f.call.name, callId: f.call.id };
-      if (decision.decision === 'deny') this.replacements.set(approval.approvalId, { kind: 'refuse', message: `${denialMessage(decision)} (the policy changed while the call waited)` });
-      else if (decision.decision === 'allow') this.replacements.set(approval.approvalId, { kind: 'run' });
-      else if (decision.approval) {
-        const replacement = this.requestApproval(f, decision, decision.approval);
-        this.replacements.set(approval.approvalId, { kind: 'ask', approvalId: replacement });
-      } else this.replacements.set(approval.approvalId, { kind: 'refuse', message: denialMessage(decision) });
+      const outcome: ApprovalOutcome =
+        decision.decision === 'allow'
+          ? { kind: 'run' }
+          : decision.decision === 'require_approval' && requirement
+            ? { kind: 'ask', approvalId: this.requestApproval(f, decision, requirement) }
+            : { kind: 'refuse', message: `${denialMessage(decision)} (the policy changed while the call waited)` };
+      this.desk.supersede(approval.approvalId, outcome);
     }
   }
 
@@ -878,7 +743,7 @@ class AgentRun {
   private statusName(): string {
     if (this.outcome) return this.outcome.status;
     if (this.paused) return 'paused';
-    if ([...this.approvals.values()].some((a) => a.state === 'pending')) return 'awaiting_approval';
+    if (this.desk.hasPending()) return 'awaiting_approval';
     return 'running';
   }
 
@@ -899,9 +764,7 @@ class AgentRun {
   }
 
   private pendingApprovals(): PendingApproval[] {
-    return [...this.approvals.values()]
-      .filter((a) => a.state === 'pending')
-      .map(({ votes, state: _state, decidedBy: _by, note: _note, policyVersion: _version, ...view }) => ({ ...view, approvals: votes, paused: this.paused }));
+    return this.desk.view(this.paused);
   }
 
   private rollbackPlan(): CompensationStep[] {
