@@ -2,13 +2,21 @@
  * `npm run bench`: figures as ratios measured in one run on one machine (shared machines are
  * noisy; absolute times mean little, ratios between two things measured side by side do).
  *
- * 1. Governed run overhead: N auto-allowed no-op tool calls in one governed run against a bare
- *    workflow calling the same no-op activity N times, same dev server, same worker process.
- *    Prints the wall-time ratio, history events per call and history bytes per call for both,
- *    at N=100 and N=1000 (flat bytes per call is the goal: no O(N²) history).
- * 2. Policy decision time for a 50-rule policy: µs per decision, p50 and p99.
+ * 1. What governance costs: N auto-allowed no-op tool calls in one governed run against an
+ *    ungoverned Temporal agent loop (model activity, then tool activity, the same payload sizes)
+ *    and a bare workflow calling the no-op activity N times; same dev server (queue processor
+ *    limits raised, as `warden dev` runs it), same worker process. Wall-time ratio, ms per call,
+ *    history events and bytes per call, at N=100 and N=1000 (flat per-call cost is the goal).
+ * 2. K runs waiting for approval (K=1000 by default): time until all wait, worker process RSS
+ *    while they wait, time from the first approval (signed, sent as Updates) until all completed.
+ * 3. Policy decision time for a 50-rule policy: µs per decision, p50 and p99.
+ * 4. Where `../shared/peers/langgraph` has its dependencies (`npm ci` there), the same scenarios
+ *    on LangGraph.js, run in child processes on the same machine in the same session.
+ *
+ * BENCH_N=100,1000 and BENCH_K=1000 change the sizes; BENCH_SERVER_ARGS adds dev server flags.
  */
-import { mkdtempSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { temporal } from '@temporalio/proto';
@@ -20,12 +28,28 @@ import { createActivities } from '../src/activities';
 import { AgentRegistry, defineAgent, defineTool } from '../src/agents';
 import { WardenClient } from '../src/client';
 import { startDevServer } from '../src/dev-server';
-import { CompiledPolicy, parsePolicy } from '../src/governance';
+import { DecisionSigner } from '../src/approvals/keys';
+import { CompiledPolicy, generateSigningKey, parsePolicy, type Keyring } from '../src/governance';
 import { createSqliteStore } from '../src/store';
 
 const noopTool = defineTool({ name: 'noop', description: 'does nothing', input: z.object({ i: z.int() }), run: () => 'ok' });
 const benchAgent = defineAgent({ name: 'bench-agent', instructions: 'bench', model: 'scripted', tools: [noopTool] });
 const policy = parsePolicy({ agent: 'bench-agent', tools: { noop: {} }, rules: [{ id: 'allow', decision: 'allow' }], budgets: { maxSteps: 100_000 } }, 'bench');
+
+const payTool = defineTool({ name: 'pay', description: 'pays', input: z.object({ amount: z.number() }), run: () => 'paid' });
+const approvalAgent = defineAgent({ name: 'bench-approvals', instructions: 'bench', model: 'scripted', tools: [payTool] });
+const approvalPolicy = parsePolicy(
+  {
+    agent: 'bench-approvals',
+    tools: { pay: {} },
+    rules: [{ id: 'pay-needs-finance', tools: ['pay'], decision: 'require_approval', approval: { approvers: ['group:finance'], timeout: '1h' } }],
+  },
+  'bench approvals',
+);
+const webKey = generateSigningKey();
+const signer = new DecisionSigner({ keyId: 'bench-web', privateKey: webKey.privateKey, publicKey: webKey.publicKey });
+const keyring: Keyring = { 'bench-web': { publicKey: webKey.publicKey, channel: 'web', people: '*', revoked: false } };
+const peerDir = path.join(__dirname, '..', '..', 'shared', 'peers', 'langgraph');
 
 interface Measured {
   ms: number;
@@ -50,7 +74,7 @@ async function historyOf(client: Client, workflowId: string): Promise<{ events: 
 async function governed(warden: WardenClient, n: number): Promise<Measured> {
   const script = [...Array.from({ length: n }, (_, i) => ({ toolCalls: [{ name: 'noop', args: { i } }], usage: { inputTokens: 1, outputTokens: 1 } })), { text: 'done' }];
   const started = performance.now();
-  const runId = await warden.startRun({ agent: 'bench-agent', goal: 'bench', requester: 'bench', policy, script });
+  const runId = await warden.startRun({ agent: 'bench-agent', goal: 'bench', requester: 'bench', script });
   const outcome = await warden.result(runId);
   const ms = performance.now() - started;
   if (outcome.status !== 'completed' || outcome.toolCalls !== n) throw new Error(`governed run ended ${outcome.status}: ${outcome.reason}`);
@@ -63,6 +87,69 @@ async function bare(client: Client, taskQueue: string, n: number): Promise<Measu
   await client.workflow.execute('bareLoop', { taskQueue, workflowId, args: [n] });
   const ms = performance.now() - started;
   return { ms, ...(await historyOf(client, workflowId)) };
+}
+
+async function ungoverned(client: Client, taskQueue: string, n: number): Promise<Measured> {
+  const workflowId = `bench-loop-${n}-${Date.now()}`;
+  const started = performance.now();
+  const calls = await client.workflow.execute('agentLoop', { taskQueue, workflowId, args: [n] });
+  const ms = performance.now() - started;
+  if (calls !== n) throw new Error(`agent loop made ${String(calls)} calls, not ${n}`);
+  return { ms, ...(await historyOf(client, workflowId)) };
+}
+
+const rssMb = () => process.memoryUsage().rss / 1024 / 1024;
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 600_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** K runs that each wait for one approval; then every approval, signed and sent as an Update. */
+async function approvals(warden: WardenClient, k: number): Promise<{ startMs: number; rssBeforeMb: number; rssWaitingMb: number; approveMs: number }> {
+  const tag = Date.now().toString(36);
+  const count = async (status: string) => (await warden.client.workflow.count(`WardenAgent = 'bench-approvals' AND WardenStatus = '${status}' AND WorkflowId STARTS_WITH 'warden/bench-approvals/${tag}-'`)).count;
+  const script = [{ toolCalls: [{ name: 'pay', args: { amount: 5 } }] }, { text: 'paid' }];
+  global.gc?.();
+  const rssBeforeMb = rssMb();
+  const started = performance.now();
+  const runIds: string[] = [];
+  for (let from = 0; from < k; from += 50) {
+    const batch = Array.from({ length: Math.min(50, k - from) }, (_, i) => warden.startRun({ agent: 'bench-approvals', goal: 'pay', requester: 'carol', key: `${tag}-${from + i}`, script }));
+    runIds.push(...(await Promise.all(batch)));
+  }
+  await until(`${k} runs to wait`, async () => (await count('awaiting_approval')) >= k);
+  const startMs = performance.now() - started;
+  global.gc?.();
+  const rssWaitingMb = rssMb();
+  const pending = await Promise.all(runIds.map(async (runId) => ({ runId, approval: (await warden.pendingApprovals(runId))[0] })));
+  const approveStarted = performance.now();
+  for (let from = 0; from < pending.length; from += 50) {
+    await Promise.all(
+      pending.slice(from, from + 50).map(async ({ runId, approval }) => {
+        if (!approval) throw new Error(`bench: ${runId} has no pending approval`);
+        const signature = signer.sign({ approvalId: approval.approvalId, runId, decision: 'approve', approver: 'alice', groups: ['finance'], channel: 'web' });
+        const reply = await warden.approve(runId, { approvalId: approval.approvalId, approver: 'alice', signature });
+        if (reply.status !== 'accepted') throw new Error(`bench: approval of ${runId} refused: ${reply.reason}`);
+      }),
+    );
+  }
+  await until(`${k} runs to complete`, async () => (await count('completed')) >= k);
+  return { startMs, rssBeforeMb, rssWaitingMb, approveMs: performance.now() - approveStarted };
+}
+
+/** The LangGraph.js harness beside this one, where its dependencies are installed. */
+function peer(script: string, args: string[]): Record<string, unknown> | null {
+  if (!existsSync(path.join(peerDir, 'node_modules'))) return null;
+  const r = spawnSync(process.execPath, ['--expose-gc', script, ...args], { cwd: peerDir, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  if (r.status !== 0) {
+    console.log(`   (LangGraph.js ${script} failed: ${r.stderr.split('\n')[0] ?? ''})`);
+    return null;
+  }
+  return JSON.parse(r.stdout) as Record<string, unknown>;
 }
 
 function decisionBench(): { p50: number; p99: number; mean: number } {
@@ -93,36 +180,38 @@ function decisionBench(): { p50: number; p99: number; mean: number } {
 
 async function main(): Promise<void> {
   const sizes = (process.env.BENCH_N ?? '100,1000').split(',').map(Number);
+  const k = Number(process.env.BENCH_K ?? '1000');
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const server = await startDevServer({ headless: true, log: () => {}, extraArgs: (process.env.BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean) });
   const store = createSqliteStore(path.join(mkdtempSync(path.join(os.tmpdir(), 'warden-bench-')), 'warden.db'));
+  const rows: { n: number; bare: Measured; loop: Measured; governed: Measured }[] = [];
+  let waiting: Awaited<ReturnType<typeof approvals>> | null = null;
   try {
     const taskQueue = 'bench';
     const connection = await NativeConnection.connect({ address: server.address });
-    const registry = new AgentRegistry([benchAgent]);
-    const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('./workflows'), logger: new DefaultLogger('WARN') });
-    // The baseline's activity does what the no-op tool does: nothing, and returns a short summary.
-    const activities = { ...createActivities({ registry, store, logger: pino({ level: 'silent' }) }), bareNoop: async () => ({ summary: 'ok' }) };
-    const worker = await Worker.create({ connection, taskQueue, workflowBundle: { code }, activities });
+    const registry = new AgentRegistry([benchAgent, approvalAgent], [
+      { policy, source: 'bench' },
+      { policy: approvalPolicy, source: 'bench' },
+    ]);
+    const failureConverterPath = require.resolve('../src/codec/failure-converter');
+    const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('./workflows'), failureConverterPath, logger: new DefaultLogger('WARN') });
+    // The baselines' activities do what the no-op tool does: nothing, and return a short summary.
+    const activities = {
+      ...createActivities({ registry, store, logger: pino({ level: 'silent' }), keyring: () => keyring }),
+      bareNoop: async () => ({ summary: 'ok' }),
+      bareModel: async ({ step, of }: { step: number; of: number }) => ({ call: step < of ? { name: 'noop', args: { i: step } } : null }),
+    };
+    const worker = await Worker.create({ connection, taskQueue, workflowBundle: { code }, activities, dataConverter: { failureConverterPath }, maxCachedWorkflows: Math.max(1000, k + 100) });
     const client = new Client({ connection: await Connection.connect({ address: server.address }) });
     const warden = new WardenClient(client, taskQueue);
 
     await worker.runUntil(async () => {
-      // Warm up both paths once so neither pays the first workflow task's cost alone.
+      // Warm up every path once so none pays the first workflow task's cost alone.
       await bare(client, taskQueue, 5);
+      await ungoverned(client, taskQueue, 5);
       await governed(warden, 5);
-      console.log('\n1. governed run vs bare workflow (same server, same worker process)\n');
-      console.log('   N     | bare ms | governed ms | ratio | events/call bare / governed | bytes/call bare / governed | executions');
-      for (const n of sizes) {
-        const b = await bare(client, taskQueue, n);
-        const g = await governed(warden, n);
-        console.log(
-          `   ${String(n).padEnd(5)} | ${b.ms.toFixed(0).padStart(7)} | ${g.ms.toFixed(0).padStart(11)} | ${(g.ms / b.ms).toFixed(2).padStart(5)} | ` +
-            `${(b.events / n).toFixed(1)} / ${(g.events / n).toFixed(1)}`.padEnd(28) +
-            ` | ${(b.bytes / n).toFixed(0)} / ${(g.bytes / n).toFixed(0)}`.padEnd(27) +
-            ` | ${g.executions}`,
-        );
-      }
+      for (const n of sizes) rows.push({ n, bare: await bare(client, taskQueue, n), loop: await ungoverned(client, taskQueue, n), governed: await governed(warden, n) });
+      if (k > 0) waiting = await approvals(warden, k);
     });
     await connection.close();
     await client.connection.close();
@@ -130,8 +219,39 @@ async function main(): Promise<void> {
     await store.close();
     await server.stop();
   }
+
+  console.log('\n1. a governed run vs an ungoverned agent loop (model + tool activity) vs a bare activity loop; same server, same worker process\n');
+  console.log('   N     | ms/call bare / loop / governed | governed ÷ loop | events/call loop / governed | bytes/call loop / governed | executions');
+  for (const { n, bare: b, loop: l, governed: g } of rows) {
+    console.log(
+      `   ${String(n).padEnd(5)} | ${`${(b.ms / n).toFixed(1)} / ${(l.ms / n).toFixed(1)} / ${(g.ms / n).toFixed(1)}`.padEnd(30)} | ${(g.ms / l.ms).toFixed(2).padStart(15)} | ` +
+        `${(l.events / n).toFixed(1)} / ${(g.events / n).toFixed(1)}`.padEnd(27) +
+        ` | ${(l.bytes / n).toFixed(0)} / ${(g.bytes / n).toFixed(0)}`.padEnd(27) +
+        ` | ${g.executions}`,
+    );
+  }
+  const first = rows[0];
+  const last = rows[rows.length - 1];
+  if (first && last && last !== first) {
+    console.log(`\n   governed ms per call at N=${last.n} ÷ at N=${first.n}: ${(last.governed.ms / last.n / (first.governed.ms / first.n)).toFixed(2)} (flat is 1.00; loop: ${(last.loop.ms / last.n / (first.loop.ms / first.n)).toFixed(2)})`);
+  }
+  const w = waiting as Awaited<ReturnType<typeof approvals>> | null;
+  if (w) {
+    console.log(`\n2. ${k} runs waiting for approval: all waiting after ${(w.startMs / 1000).toFixed(1)} s; process RSS ${w.rssBeforeMb.toFixed(0)} MB before, ${w.rssWaitingMb.toFixed(0)} MB while waiting (${(((w.rssWaitingMb - w.rssBeforeMb) * 1024) / k).toFixed(0)} KB per waiting run); first approval to all completed ${(w.approveMs / 1000).toFixed(1)} s`);
+  }
   const d = decisionBench();
-  console.log(`\n2. policy decision, 50 rules, last rule matches: p50 ${d.p50.toFixed(1)} µs, p99 ${d.p99.toFixed(1)} µs, mean ${d.mean.toFixed(1)} µs per decision\n`);
+  console.log(`\n3. policy decision, 50 rules, last rule matches: p50 ${d.p50.toFixed(1)} µs, p99 ${d.p99.toFixed(1)} µs, mean ${d.mean.toFixed(1)} µs per decision`);
+
+  const peerSteps = sizes.map((n) => ({ n, r: peer('bench-steps.mjs', [String(n), '--saver', 'sqlite', '--durability', 'sync']) }));
+  if (peerSteps.every((p) => p.r === null)) {
+    console.log(`\n4. LangGraph.js: not installed (run npm ci in ${peerDir} for the side-by-side figures)\n`);
+    return;
+  }
+  console.log('\n4. LangGraph.js 1.7 + SqliteSaver, durability sync, the same machine and session\n');
+  for (const { n, r } of peerSteps) if (r) console.log(`   N=${n}: ${String(r.ms_per_tool_call)} ms per tool call, peak RSS ${String(r.peak_rss_mb)} MB`);
+  const a = k > 0 ? peer('bench-approvals.mjs', [String(k), '--resume', 'concurrent']) : null;
+  if (a) console.log(`   ${k} waiting: all waiting after ${String(a.time_to_K_interrupted_ms)} ms; RSS ${String(a.rss_baseline_mb)} MB before, ${String(a.rss_while_K_waiting_mb)} MB while waiting; all resumed in ${String(a.time_to_resume_all_ms)} ms`);
+  console.log();
 }
 
 main().catch((err: unknown) => {

@@ -156,6 +156,42 @@ function proposals(agent: Agent, toolCalls: readonly { toolCallId: string; toolN
   });
 }
 
+/**
+ * The conversations this worker has read, so each model call reads from the store only the rows
+ * written since its last call of the same run: a run's model calls cost the same at step 1,000 as
+ * at step 10. Only rows before `upTo` are kept: the workflow has accepted them, so they are final
+ * (the model's own answer may still be replaced by a retry, and is read back next time). A run
+ * this worker has not seen (a restart, another worker) is read whole once. Bounded: the least
+ * recently used runs are forgotten.
+ */
+class ConversationCache {
+  private readonly runs = new Map<string, unknown[]>();
+
+  constructor(
+    private readonly store: RunStore,
+    private readonly maxRuns = 256,
+  ) {}
+
+  async read(runId: string, upTo: number): Promise<unknown[]> {
+    const rows = this.runs.get(runId) ?? [];
+    // A retried or replayed call may ask for less than is cached: what follows `upTo` may be rewritten.
+    if (rows.length > upTo) rows.length = upTo;
+    if (rows.length < upTo) for (const row of await this.store.readMessages(runId, upTo, rows.length)) rows.push(row);
+    this.keep(runId, rows);
+    // A copy: the caller hands it to the model SDK, the cache goes on growing.
+    return rows.slice();
+  }
+
+  private keep(runId: string, rows: unknown[]): void {
+    this.runs.delete(runId);
+    this.runs.set(runId, rows);
+    if (this.runs.size > this.maxRuns) {
+      const oldest = this.runs.keys().next().value;
+      if (oldest !== undefined) this.runs.delete(oldest);
+    }
+  }
+}
+
 /** Cuts text to at most `max` UTF-8 bytes. */
 function cut(text: string, max: number): string {
   if (Buffer.byteLength(text, 'utf8') <= max) return text;
@@ -178,6 +214,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
   };
 
   const limits: RunLimits = { ...DEFAULT_LIMITS, ...deps.limits };
+  const conversations = new ConversationCache(store);
   const keyring = deps.keyring ?? (() => ({}));
   if (deps.allowUnsignedDecisions) logger.warn('allowUnsignedDecisions is on: approvals without a signature count (development only)');
   if (deps.acceptRunInputPolicy) logger.warn('acceptRunInputPolicy is on: a start input may bring its own policy (tests only)');
@@ -259,7 +296,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       await store.appendAudit(input.runId, input.audit);
       await store.appendMessages(input.runId, input.append);
       const agent = registry.get(input.agent);
-      const messages = (await store.readMessages(input.runId, input.upTo)) as ModelMessage[];
+      const messages = (await conversations.read(input.runId, input.upTo)) as ModelMessage[];
       let result;
       try {
         result = await generateText({
@@ -288,8 +325,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       await store.appendAudit(input.runId, input.audit);
       const tool = registry.tools().get(input.tool);
       if (!tool?.compensate) throw nonRetryable('DefinitionError', `tool ${input.tool} has no compensation`);
-      const rows = await store.readMessages(input.runId, input.resultSeq + 1);
-      const row = rows[input.resultSeq] as { content?: { output?: { value?: unknown } }[] } | undefined;
+      const [row] = (await store.readMessages(input.runId, input.resultSeq + 1, input.resultSeq)) as ({ content?: { output?: { value?: unknown } }[] } | undefined)[];
       const result = row?.content?.[0]?.output?.value;
       try {
         // The arguments the call ran with: already what the tool's schema made of the model's.

@@ -176,6 +176,7 @@ async function spawnDevServer(binary: string, opts: DevServerOptions, log: (msg:
   // A worker that schedules an activity it can run itself gets it in the same round trip (off by
   // default in the dev server): sequential tool calls take half the time, in the demo and tests alike.
   args.push('--dynamic-config-value', 'system.enableActivityEagerExecution=true');
+  for (const setting of QUEUE_PROCESSOR_SETTINGS) args.push('--dynamic-config-value', setting);
   args.push(...(opts.extraArgs ?? []));
 
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -265,6 +266,19 @@ async function downloadDevServer(opts: DevServerOptions, log: (msg: string) => v
   let stopping: Promise<void> | null = null;
   return { address: env.address, namespace, uiUrl, stop: () => (stopping ??= env.teardown()) };
 }
+
+/**
+ * The history service polls each of its task queues at most 20 times a second per shard by
+ * default, and the dev server has one shard: past a few quick activities, every sequential
+ * activity then waits ~45 ms for its transfer task (measured here; ~9 ms with the limit raised).
+ * Production clusters should raise the same limits (README, "Run against a real Temporal cluster").
+ */
+export const QUEUE_PROCESSOR_SETTINGS = [
+  'history.transferProcessorMaxPollRPS=2000',
+  'history.timerProcessorMaxPollRPS=2000',
+  'history.visibilityProcessorMaxPollRPS=2000',
+  'history.outboundProcessorMaxPollRPS=2000',
+] as const;
 
 /**
  * Starts a real Temporal dev server (`temporal server start-dev`) with Warden's search attributes

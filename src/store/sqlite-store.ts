@@ -142,7 +142,7 @@ export function createSqliteStore(file: string): RunStore {
 
   const insertMessageIgnore = db.prepare<[string, number, string]>('INSERT OR IGNORE INTO messages (run_id, seq, body) VALUES (?, ?, ?)');
   const insertMessageReplace = db.prepare<[string, number, string]>('INSERT OR REPLACE INTO messages (run_id, seq, body) VALUES (?, ?, ?)');
-  const selectMessages = db.prepare<[string, number], MessageDbRow>('SELECT seq, body FROM messages WHERE run_id = ? AND seq < ? ORDER BY seq');
+  const selectMessages = db.prepare<[string, number, number], MessageDbRow>('SELECT seq, body FROM messages WHERE run_id = ? AND seq >= ? AND seq < ? ORDER BY seq');
   const insertAudit = db.prepare<[string, number, string, string, string, string, string]>(
     'INSERT OR IGNORE INTO audit_events (run_id, seq, at, type, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
@@ -172,15 +172,16 @@ export function createSqliteStore(file: string): RunStore {
       appendMessagesTx(runId, encoded, mode === 'replace');
     },
 
-    async readMessages(runId: string, toSeq: number): Promise<unknown[]> {
+    async readMessages(runId: string, toSeq: number, fromSeq = 0): Promise<unknown[]> {
       checkSeq(toSeq, `run ${runId} readMessages`);
-      const rows = selectMessages.all(runId, toSeq);
+      checkSeq(fromSeq, `run ${runId} readMessages`);
+      const rows = selectMessages.all(runId, fromSeq, toSeq);
       const messages: unknown[] = [];
       for (const [i, row] of rows.entries()) {
-        if (row.seq !== i) throw new StoreError(`run ${runId}: message ${i} is missing (reading messages [0, ${toSeq}))`);
+        if (row.seq !== fromSeq + i) throw new StoreError(`run ${runId}: message ${fromSeq + i} is missing (reading messages [${fromSeq}, ${toSeq}))`);
         messages.push(JSON.parse(row.body));
       }
-      if (rows.length < toSeq) throw new StoreError(`run ${runId}: message ${rows.length} is missing (reading messages [0, ${toSeq}))`);
+      if (fromSeq + rows.length < toSeq) throw new StoreError(`run ${runId}: message ${fromSeq + rows.length} is missing (reading messages [${fromSeq}, ${toSeq}))`);
       return messages;
     },
 

@@ -16,8 +16,8 @@ export interface MessageRow {
  */
 export interface RunStore {
   appendMessages(runId: string, rows: readonly MessageRow[], mode?: 'ignore' | 'replace'): Promise<void>;
-  /** Messages `[0, toSeq)` in order. Throws `StoreError` if one is missing (a gap is a bug, never silently skipped). */
-  readMessages(runId: string, toSeq: number): Promise<unknown[]>;
+  /** Messages `[fromSeq, toSeq)` in order (`fromSeq` 0 by default). Throws `StoreError` if one is missing (a gap is a bug, never silently skipped). */
+  readMessages(runId: string, toSeq: number, fromSeq?: number): Promise<unknown[]>;
   appendAudit(runId: string, events: readonly AuditEvent[]): Promise<void>;
   /** All stored audit events of a run, by `seq`. */
   readAudit(runId: string): Promise<AuditEvent[]>;
