@@ -24,13 +24,16 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import pino from 'pino';
 import { z } from 'zod';
-import { createActivities } from '../src/activities';
+import { Context } from '@temporalio/activity';
+import { generateText, jsonSchema, tool as aiTool, type ModelMessage } from 'ai';
+import { createActivities, resolveModel } from '../src/activities';
 import { AgentRegistry, defineAgent, defineTool } from '../src/agents';
 import { WardenClient } from '../src/client';
 import { startDevServer } from '../src/dev-server';
 import { DecisionSigner } from '../src/approvals/keys';
 import { CompiledPolicy, generateSigningKey, parsePolicy, type Keyring } from '../src/governance';
 import { createSqliteStore } from '../src/store';
+import { DEFAULT_MAX_CACHED_RUNS } from '../src/worker';
 
 const noopTool = defineTool({ name: 'noop', description: 'does nothing', input: z.object({ i: z.int() }), run: () => 'ok' });
 const benchAgent = defineAgent({ name: 'bench-agent', instructions: 'bench', model: 'scripted', tools: [noopTool] });
@@ -141,6 +144,33 @@ async function approvals(warden: WardenClient, k: number): Promise<{ startMs: nu
   return { startMs, rssBeforeMb, rssWaitingMb, approveMs: performance.now() - approveStarted };
 }
 
+/**
+ * The ungoverned loop's model activity: the same AI SDK call with the same scripted model as the
+ * governed run's, on a conversation it keeps in memory (no store, no history), so both pay the
+ * SDK's own per-call cost and the ratio isolates what governance adds.
+ */
+const conversations = new Map<string, ModelMessage[]>();
+const loopTools = { noop: aiTool({ description: 'does nothing', inputSchema: jsonSchema({ type: 'object', properties: { i: { type: 'integer' } } }) }) };
+async function ungovernedModel({ step, of }: { step: number; of: number }): Promise<{ call: { name: string; args: { i: number } } | null }> {
+  const id = Context.current().info.workflowExecution?.workflowId ?? 'standalone';
+  const messages = conversations.get(id) ?? [{ role: 'user', content: 'bench' }];
+  const last = messages[messages.length - 1];
+  if (last?.role === 'assistant') {
+    const call = Array.isArray(last.content) ? last.content.find((c) => c.type === 'tool-call') : undefined;
+    if (call?.type === 'tool-call') messages.push({ role: 'tool', content: [{ type: 'tool-result', toolCallId: call.toolCallId, toolName: call.toolName, output: { type: 'json', value: 'ok' } }] });
+  }
+  const turn = step < of ? { toolCalls: [{ name: 'noop', args: { i: step } }], usage: { inputTokens: 1, outputTokens: 1 } } : { text: 'done' };
+  const result = await generateText({ model: resolveModel('scripted', turn), messages, tools: loopTools, maxRetries: 0 });
+  messages.push(...result.response.messages.filter((m) => m.role === 'assistant'));
+  conversations.set(id, messages);
+  const proposed = result.toolCalls[0];
+  if (!proposed) {
+    conversations.delete(id);
+    return { call: null };
+  }
+  return { call: { name: proposed.toolName, args: proposed.input as { i: number } } };
+}
+
 /** The LangGraph.js harness beside this one, where its dependencies are installed. */
 function peer(script: string, args: string[]): Record<string, unknown> | null {
   if (!existsSync(path.join(peerDir, 'node_modules'))) return null;
@@ -199,9 +229,9 @@ async function main(): Promise<void> {
     const activities = {
       ...createActivities({ registry, store, logger: pino({ level: 'silent' }), keyring: () => keyring }),
       bareNoop: async () => ({ summary: 'ok' }),
-      bareModel: async ({ step, of }: { step: number; of: number }) => ({ call: step < of ? { name: 'noop', args: { i: step } } : null }),
+      bareModel: ungovernedModel,
     };
-    const worker = await Worker.create({ connection, taskQueue, workflowBundle: { code }, activities, dataConverter: { failureConverterPath }, maxCachedWorkflows: Math.max(1000, k + 100) });
+    const worker = await Worker.create({ connection, taskQueue, workflowBundle: { code }, activities, dataConverter: { failureConverterPath }, maxCachedWorkflows: DEFAULT_MAX_CACHED_RUNS });
     const client = new Client({ connection: await Connection.connect({ address: server.address }) });
     const warden = new WardenClient(client, taskQueue);
 

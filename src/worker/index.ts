@@ -39,6 +39,9 @@ export interface WardenWorkerOptions {
   payloadCodec?: PayloadCodec;
 }
 
+/** How many runs a worker keeps in memory by default (`workerOptions.maxCachedWorkflows` overrides it). */
+export const DEFAULT_MAX_CACHED_RUNS = 100;
+
 const constant =
   <T>(value: T) =>
   (): T =>
@@ -76,6 +79,9 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     }),
     ...bundle,
     dataConverter: { failureConverterPath: require.resolve('../codec/failure-converter'), ...(options.payloadCodec ? { payloadCodecs: [options.payloadCodec] } : {}) },
+    // Runs that wait for people (hours, days) should not sit in memory: past this many, the least
+    // recently used are evicted and replayed from history when a decision arrives.
+    maxCachedWorkflows: DEFAULT_MAX_CACHED_RUNS,
     ...options.workerOptions,
   });
 }

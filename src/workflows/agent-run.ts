@@ -371,14 +371,17 @@ class AgentRun {
   private async flush(): Promise<void> {
     const audit = this.audit.unflushed();
     const append = this.takePending();
-    if (audit.length === 0 && append.length === 0) return;
-    await core.recordRun({ runId: this.runId, audit, append });
-    this.audit.markFlushed(audit);
+    if (audit.length > 0 || append.length > 0) {
+      await core.recordRun({ runId: this.runId, audit, append });
+      this.audit.markFlushed(audit);
+    }
+    this.audit.anchor();
   }
 
   // ---------------------------------------------------------------- the loop
 
   private async turn(): Promise<void> {
+    this.audit.anchor();
     await this.checkpoint('before the next model call');
     const exceeded = checkBeforeModelCall(this.prepared.policy.budgets, this.gov.usage, this.elapsed());
     if (exceeded) {
@@ -557,6 +560,8 @@ class AgentRun {
       const approvalId = f.approvalId;
       const requirement = f.requirement;
       if (!approvalId || !requirement) return { kind: 'refuse', message: 'not run: no approval was requested' };
+      // People may take days: what the store has so far is anchored before the wait.
+      this.audit.anchor();
       const notified = this.notifySlack(approvalId, requirement.notify?.slack?.channel);
       let outcome: ApprovalOutcome;
       try {

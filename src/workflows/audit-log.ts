@@ -7,17 +7,19 @@ export const AUDIT_ANCHOR_MEMO = 'wardenAuditHead';
 
 /**
  * The run's audit chain as the workflow keeps it: events are hash-chained as they happen; those
- * not yet in the run store ride along in the next activity's input. Each time the store confirms
- * events, the chain head is written to the workflow's memo, where the run store cannot rewrite it.
+ * not yet in the run store ride along in the next activity's input. The head the store has
+ * confirmed is written to the workflow's memo (`anchor`), where the run store cannot rewrite it.
  */
 export class AuditLog {
   private head: AuditHead;
   private events: AuditEvent[] = [];
-  private flushedSeq: number;
+  private flushed: AuditHead;
+  /** What this execution has anchored; a new execution anchors the carried head at its first chance. */
+  private anchoredSeq = 0;
 
   constructor(from: AuditHead = emptyAuditHead()) {
     this.head = from;
-    this.flushedSeq = from.seq;
+    this.flushed = from;
   }
 
   get current(): AuditHead {
@@ -35,16 +37,25 @@ export class AuditLog {
   unflushed(): AuditEvent[] {
     // Events are appended in seq order, so the unflushed ones are a suffix: no scan of the whole log.
     let i = this.events.length;
-    while (i > 0 && (this.events[i - 1]?.seq ?? 0) > this.flushedSeq) i--;
+    while (i > 0 && (this.events[i - 1]?.seq ?? 0) > this.flushed.seq) i--;
     return this.events.slice(i);
   }
 
-  /** Called once an activity that carried `sent` completed: the store has them; anchor the head. */
+  /** Called once an activity that carried `sent` completed: the store has them. */
   markFlushed(sent: readonly AuditEvent[]): void {
     const last = sent[sent.length - 1];
-    if (!last || last.seq <= this.flushedSeq) return;
-    this.flushedSeq = last.seq;
-    upsertMemo({ [AUDIT_ANCHOR_MEMO]: { seq: last.seq, hash: last.hash } });
+    if (last && last.seq > this.flushed.seq) this.flushed = { seq: last.seq, hash: last.hash };
+  }
+
+  /**
+   * Writes the head the store has confirmed to the memo, if it moved. The run calls it once a
+   * turn, before it waits for people, and when it flushes at the end: one history event a turn,
+   * not one an activity, and what a rewritten store could hide is at most the current turn.
+   */
+  anchor(): void {
+    if (this.flushed.seq <= this.anchoredSeq) return;
+    this.anchoredSeq = this.flushed.seq;
+    upsertMemo({ [AUDIT_ANCHOR_MEMO]: { seq: this.flushed.seq, hash: this.flushed.hash } });
   }
 
   view(): AuditTrailView {
