@@ -34,6 +34,7 @@ import { DecisionSigner } from '../src/approvals/keys';
 import { CompiledPolicy, generateSigningKey, parsePolicy, type Keyring } from '../src/governance';
 import { createSqliteStore } from '../src/store';
 import { DEFAULT_MAX_CACHED_RUNS } from '../src/worker';
+import type { PendingApproval } from '../src/workflows/types';
 
 const noopTool = defineTool({ name: 'noop', description: 'does nothing', input: z.object({ i: z.int() }), run: () => 'ok' });
 const benchAgent = defineAgent({ name: 'bench-agent', instructions: 'bench', model: 'scripted', tools: [noopTool] });
@@ -128,7 +129,11 @@ async function approvals(warden: WardenClient, k: number): Promise<{ startMs: nu
   const startMs = performance.now() - started;
   global.gc?.();
   const rssWaitingMb = rssMb();
-  const pending = await Promise.all(runIds.map(async (runId) => ({ runId, approval: (await warden.pendingApprovals(runId))[0] })));
+  // In batches: most of the waiting runs are not in the worker's cache, so each query replays one.
+  const pending: { runId: string; approval: PendingApproval | undefined }[] = [];
+  for (let from = 0; from < runIds.length; from += 50) {
+    pending.push(...(await Promise.all(runIds.slice(from, from + 50).map(async (runId) => ({ runId, approval: (await warden.pendingApprovals(runId))[0] })))));
+  }
   const approveStarted = performance.now();
   for (let from = 0; from < pending.length; from += 50) {
     await Promise.all(
