@@ -5,11 +5,11 @@ import { generateText, jsonSchema, tool as aiTool, type ModelMessage, type ToolS
 import type { Logger } from 'pino';
 import { z, type ZodType } from 'zod';
 import { ToolError, type Agent, type AgentRegistry, type ToolContext } from '../agents';
-import { authorizeDecision, authorizeStart, goalDigest, normalizeIdentity, parsePolicy, type CallProposal, type Keyring, type Policy } from '../governance';
+import { authorizeDecision, authorizeOperator, authorizeStart, goalDigest, normalizeIdentity, parsePolicy, type CallProposal, type Keyring, type Policy } from '../governance';
 import type { PreparedRun, Requester } from '../workflows/types';
 import type { RunStore } from '../store/types';
 import { ModelConfigError, resolveModel } from './models';
-import type { CallModelInput, CallModelResult, CompensateInput, CoreActivities, CurrentPolicy, PrepareRunInput, RecordRunInput, ToolActivity, ToolActivityInput, ToolActivityResult, VerifyDecisionInput, VerifyDecisionResult } from './types';
+import type { CallModelInput, CallModelResult, CompensateInput, CoreActivities, CurrentPolicy, PrepareRunInput, RecordRunInput, ToolActivity, ToolActivityInput, ToolActivityResult, VerifyDecisionInput, VerifyDecisionResult, VerifyOperatorInput, VerifyOperatorResult } from './types';
 
 export type * from './types';
 export { NON_RETRYABLE_ERRORS } from './types';
@@ -290,6 +290,24 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
 
     async currentPolicy(input: { agent: string }): Promise<CurrentPolicy> {
       return currentPolicy(input.agent);
+    },
+
+    async verifyOperator(input: VerifyOperatorInput): Promise<VerifyOperatorResult> {
+      if (input.signature === undefined) {
+        if (!deps.allowUnsignedDecisions) return { refused: 'unsigned resume refused: the policy paused this run, and only a signed operator may let it go on' };
+        const by = typeof input.by === 'string' ? normalizeIdentity(input.by) : '';
+        return by ? { operator: by, signed: false } : { refused: 'malformed resume: no operator' };
+      }
+      let ring: Keyring;
+      try {
+        ring = keyring();
+      } catch (err) {
+        return { refused: `the worker's keyring cannot be read: ${err instanceof Error ? err.message : String(err)}` };
+      }
+      const auth = authorizeOperator(input.signature, ring, input.nowMs);
+      if (!auth.ok) return { refused: `signed resume refused: ${auth.reason}` };
+      if (auth.claims.runId !== input.runId) return { refused: `signed resume is for run ${auth.claims.runId}, not this one` };
+      return { operator: auth.identity.id, signed: true };
     },
 
     async callModel(input: CallModelInput): Promise<CallModelResult> {

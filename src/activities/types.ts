@@ -32,6 +32,16 @@ export interface VerifyDecisionInput {
 
 export type VerifyDecisionResult = DecisionAuthority | { refused: string };
 
+/** An operator's resume of a run its policy paused; the worker verifies who it is. */
+export interface VerifyOperatorInput {
+  runId: string;
+  nowMs: number;
+  by: unknown;
+  signature?: unknown;
+}
+
+export type VerifyOperatorResult = { operator: string; signed: boolean } | { refused: string };
+
 /** The policy in force for an agent on this worker: applied in the run store, else the policy file. */
 export interface CurrentPolicy {
   policy: Policy;
@@ -104,6 +114,8 @@ export interface CoreActivities {
   /** Verifies who decided: signature, revocation and what the key may assert, with the worker's current keyring. */
   verifyDecision(input: VerifyDecisionInput): Promise<VerifyDecisionResult>;
   currentPolicy(input: { agent: string }): Promise<CurrentPolicy>;
+  /** Verifies who resumes a run the policy paused (a signed operator claim, with the current keyring). */
+  verifyOperator(input: VerifyOperatorInput): Promise<VerifyOperatorResult>;
   callModel(input: CallModelInput): Promise<CallModelResult>;
   compensateCall(input: CompensateInput): Promise<ToolActivityResult>;
   recordRun(input: RecordRunInput): Promise<void>;

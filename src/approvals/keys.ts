@@ -10,7 +10,7 @@ import {
   type KeyGrant,
   type Keyring,
   type SignedDecision,
-  type StartClaims,
+  type OperatorClaims, type StartClaims,
 } from '../governance';
 
 /** A channel's signing key as stored on disk (mode 0600). */
@@ -48,6 +48,12 @@ export class DecisionSigner {
       issuedAt: claims.issuedAt ?? new Date().toISOString(),
     };
     return signDecision(start, this.key.privateKey, this.key.keyId);
+  }
+
+  /** Signs an operator's resume of a run the policy paused, on behalf of the person the channel authenticated. */
+  signResume(claims: { runId: string; by: string; channel: string; issuedAt?: string }): SignedDecision {
+    const resume: OperatorClaims = { kind: 'operator', action: 'resume', runId: claims.runId, by: claims.by, channel: claims.channel, issuedAt: claims.issuedAt ?? new Date().toISOString() };
+    return signDecision(resume, this.key.privateKey, this.key.keyId);
   }
 }
 

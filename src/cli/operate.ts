@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import type { WardenClient } from '../client';
+import type { DecisionSigner } from '../approvals/keys';
 import type { OperatorInput } from '../workflows/messages';
+import { optionalSigner } from './approvals';
 import { currentUser, withClient } from './context';
 import { UsageError } from './errors';
 import { out } from './format';
@@ -9,15 +11,16 @@ type Operation = 'pause' | 'resume' | 'rollback';
 
 const DESCRIPTIONS: Record<Operation, string> = {
   pause: 'Pause a run before its next model or tool call (or every running run of an agent with --agent)',
-  resume: 'Resume a paused run (or every running run of an agent with --agent)',
+  resume: 'Resume a paused run (or every running run of an agent with --agent); a run its policy paused needs the CLI key to vouch for --by',
   rollback: 'Undo what a run did (its compensations, newest first) and end it as rolled_back',
 };
 
 const PAST: Record<Operation, string> = { pause: 'paused', resume: 'resumed', rollback: 'rollback requested for' };
 
-function send(client: WardenClient, op: Operation, runId: string, input: OperatorInput): Promise<void> {
+function send(client: WardenClient, op: Operation, runId: string, input: OperatorInput, signer: DecisionSigner | null): Promise<void> {
   if (op === 'pause') return client.pause(runId, input);
-  if (op === 'resume') return client.resume(runId, input);
+  // A run its policy paused resumes only for a verified operator: the CLI key vouches for --by.
+  if (op === 'resume') return client.resume(runId, signer ? { ...input, signature: signer.signResume({ runId, by: input.by ?? currentUser(), channel: 'cli' }) } : input);
   return client.rollback(runId, input);
 }
 
@@ -39,15 +42,16 @@ function register(program: Command, op: Operation): void {
     if (runId && opts.agent) throw new UsageError(`${op}: give a run id or --agent, not both`);
     if (!runId && !opts.agent) throw new UsageError(`${op}: give a run id or --agent <name>`);
     const input: OperatorInput = { by: opts.by ?? currentUser(), ...(opts.reason ? { reason: opts.reason } : {}) };
+    const signer = op === 'resume' ? optionalSigner() : null;
     await withClient(async (client) => {
       if (runId) {
-        await send(client, op, runId, input);
+        await send(client, op, runId, input, signer);
         return out(`${PAST[op]} ${runId}`);
       }
       const agent = opts.agent ?? '';
       const runs = await client.listRuns({ agent });
       // One run that finished meanwhile must not stop the others from being signalled.
-      const results = await Promise.allSettled(runs.map((r) => send(client, op, r.runId, input)));
+      const results = await Promise.allSettled(runs.map((r) => send(client, op, r.runId, input, signer)));
       const signalled = runs.filter((_, i) => results[i]?.status === 'fulfilled');
       for (const r of signalled) out(`${PAST[op]} ${r.runId}`);
       out(`${op}: signalled ${signalled.length} running run(s) of ${agent}${signalled.length < runs.length ? ` (${runs.length - signalled.length} had finished)` : ''}`);

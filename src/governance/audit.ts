@@ -25,6 +25,7 @@ export type AuditEventType =
   | 'compensation_failed'
   | 'paused'
   | 'resumed'
+  | 'resume_refused'
   | 'policy_applied'
   | 'budget_exhausted'
   | 'loop_detected'

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { normalizeIdentity } from './identity';
-import { verifySignedClaims, type DecisionClaims, type SignedDecision, type StartClaims } from './signed-decision';
+import { verifySignedClaims, type DecisionClaims, type OperatorClaims, type SignedDecision, type StartClaims } from './signed-decision';
 import { digestOf } from './digest';
 
 const hexKey = z.string().regex(/^[0-9a-f]{64}$/, 'must be a 32-byte Ed25519 public key in hex');
@@ -106,6 +106,15 @@ export function authorizeStart(signed: unknown, keyring: Keyring, nowMs: number)
   if (!verified.ok) return revokedOr(verified.reason, signed, keyring);
   const claims = verified.claims as StartClaims;
   const bound = bind(keyring, verified.keyId, claims.requester, [], claims.channel);
+  return bound.ok ? { ok: true, claims, identity: bound.identity } : bound;
+}
+
+/** Verifies a signed operator resume: signature, age, revocation, and that the key may assert the operator. */
+export function authorizeOperator(signed: unknown, keyring: Keyring, nowMs: number): Authorization<OperatorClaims> {
+  const verified = verifySignedClaims(signed, publicKeys(keyring), nowMs, 'operator');
+  if (!verified.ok) return revokedOr(verified.reason, signed, keyring);
+  const claims = verified.claims as OperatorClaims;
+  const bound = bind(keyring, verified.keyId, claims.by, [], claims.channel);
   return bound.ok ? { ok: true, claims, identity: bound.identity } : bound;
 }
 

@@ -29,6 +29,19 @@ export interface StartClaims {
   issuedAt: string;
 }
 
+/**
+ * What an operator's channel signs to let a run the policy paused go on (the loop breaker's
+ * `pause`): resuming widens what runs, so it takes a verified person.
+ */
+export interface OperatorClaims {
+  kind: 'operator';
+  action: 'resume';
+  runId: string;
+  by: string;
+  channel: string;
+  issuedAt: string;
+}
+
 /** A signed decision as it travels in an approve/reject signal. */
 export interface SignedDecision {
   /** Canonical JSON of the claims: exactly the bytes that were signed. */
@@ -52,7 +65,7 @@ export type DecisionVerification = { ok: true; claims: DecisionClaims } | { ok: 
  * Signs decision claims with a channel's Ed25519 private key (hex). Use it in channels that
  * authenticated the person (web inbox, Slack app, CLI with a key), never in workflow code.
  */
-export function signDecision(claims: DecisionClaims | StartClaims, privateKeyHex: string, keyId: string): SignedDecision {
+export function signDecision(claims: DecisionClaims | StartClaims | OperatorClaims, privateKeyHex: string, keyId: string): SignedDecision {
   const payload = canonicalJson(claims);
   const signature = bytesToHex(ed25519.sign(utf8ToBytes(payload), hexToBytes(privateKeyHex)));
   return { payload, signature, keyId };
@@ -94,14 +107,18 @@ function isStartClaims(value: Record<string, unknown>): boolean {
   );
 }
 
-export type ClaimsVerification = { ok: true; claims: DecisionClaims | StartClaims; keyId: string } | { ok: false; reason: string };
+function isOperatorClaims(value: Record<string, unknown>): boolean {
+  return value.kind === 'operator' && value.action === 'resume' && typeof value.runId === 'string' && typeof value.by === 'string' && typeof value.channel === 'string' && typeof value.issuedAt === 'string';
+}
+
+export type ClaimsVerification = { ok: true; claims: DecisionClaims | StartClaims | OperatorClaims; keyId: string } | { ok: false; reason: string };
 
 /**
  * Verifies a signed block: a key among `trusted`, a valid signature over the exact payload, a
  * canonical payload of the expected kind, and an issue time within the window of `nowMs`.
  * Pure JS. What the key may assert is `keyring.ts`'s business.
  */
-export function verifySignedClaims(signed: unknown, trusted: TrustedKeys, nowMs: number, kind: 'decision' | 'start', maxAgeMs = DECISION_MAX_AGE_MS): ClaimsVerification {
+export function verifySignedClaims(signed: unknown, trusted: TrustedKeys, nowMs: number, kind: 'decision' | 'start' | 'operator', maxAgeMs = DECISION_MAX_AGE_MS): ClaimsVerification {
   if (typeof signed !== 'object' || signed === null) return { ok: false, reason: 'signature block is not an object' };
   const { payload, signature, keyId } = signed as Partial<SignedDecision>;
   if (typeof payload !== 'string' || typeof signature !== 'string' || typeof keyId !== 'string') {
@@ -126,12 +143,13 @@ export function verifySignedClaims(signed: unknown, trusted: TrustedKeys, nowMs:
   const fields = claims as Record<string, unknown>;
   if (kind === 'decision' && !isDecisionClaims(fields)) return { ok: false, reason: 'signed payload lacks approvalId, runId, decision, approver, groups, channel or issuedAt' };
   if (kind === 'start' && !isStartClaims(fields)) return { ok: false, reason: 'signed payload is not a run start (kind, runId, agent, requester, goal, channel, issuedAt)' };
+  if (kind === 'operator' && !isOperatorClaims(fields)) return { ok: false, reason: 'signed payload is not an operator resume (kind, action, runId, by, channel, issuedAt)' };
   if (canonicalJson(claims) !== payload) return { ok: false, reason: 'signed payload is not canonical JSON' };
   const issued = Date.parse(fields.issuedAt as string);
   if (!Number.isFinite(issued)) return { ok: false, reason: 'issuedAt is not a time' };
   if (issued > nowMs + CLOCK_SKEW_MS) return { ok: false, reason: `${kind} is issued in the future` };
   if (nowMs - issued > maxAgeMs) return { ok: false, reason: `${kind} expired (issued ${Math.round((nowMs - issued) / 1000)}s ago, valid for ${maxAgeMs / 1000}s)` };
-  return { ok: true, claims: claims as DecisionClaims | StartClaims, keyId };
+  return { ok: true, claims: claims as DecisionClaims | StartClaims | OperatorClaims, keyId };
 }
 
 /** Verifies a signed decision against bare public keys. Prefer `authorizeDecision`, which also checks what the key may assert. */

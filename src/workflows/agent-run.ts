@@ -188,6 +188,8 @@ class AgentRun {
 
   private phase: RunPhase = 'starting';
   private paused = false;
+  /** The policy paused the run (the loop breaker): only a verified operator may let it go on. */
+  private pausedByPolicy = false;
   private rollbackRequest: OperatorInput | null = null;
   private ending: RunEnd | null = null;
   private outcome: RunOutcome | null = null;
@@ -307,6 +309,7 @@ class AgentRun {
     this.notUndoable = c.notUndoable;
     this.lastDecision = c.lastDecision;
     this.paused = c.paused;
+    this.pausedByPolicy = c.pausedByPolicy ?? false;
   }
 
   /** The policy, knowing which tools the agent really has: a listed tool the agent lacks is denied. */
@@ -334,6 +337,7 @@ class AgentRun {
       notUndoable: this.notUndoable,
       lastDecision: this.lastDecision,
       paused: this.paused,
+      pausedByPolicy: this.pausedByPolicy,
     };
     return continueAsNew<typeof agentRun>({ ...this.input, carried });
   }
@@ -442,7 +446,10 @@ class AgentRun {
     this.recordAll(result.events);
     if (result.decision) this.lastDecision = { ...result.decision, tool: f.call.name, callId: f.call.id };
     if (result.end) this.ending ??= new RunEnd(result.end.status, result.end.reason, '', result.end.budget);
-    if (result.pause !== undefined) this.setPaused(true, { by: 'policy', reason: result.pause });
+    if (result.pause !== undefined) {
+      this.pausedByPolicy = true;
+      this.setPaused(true, { by: 'policy', reason: result.pause });
+    }
     if (result.plan.kind === 'refuse') return { kind: 'refuse', message: result.plan.message };
     if (result.plan.kind === 'approve' && result.decision) {
       f.requirement = result.plan.requirement;
@@ -600,12 +607,32 @@ class AgentRun {
     this.setPaused(true, input);
   }
 
-  private onResume(input?: OperatorInput): void {
+  /**
+   * Resumes a paused run. Anyone may ask for a pause (a safer state); letting a run go on that its
+   * policy paused widens what runs, so the worker must verify a signed operator first.
+   */
+  private async onResume(input?: OperatorInput): Promise<void> {
     if (this.outcome || !this.paused) return;
+    let by = text(input?.by) ?? 'an operator';
+    if (this.pausedByPolicy) {
+      let verdict;
+      try {
+        verdict = await verifier.verifyOperator({ runId: this.runId, nowMs: Date.now(), by: input?.by, signature: input?.signature });
+      } catch (err) {
+        verdict = { refused: `the worker could not verify the resume: ${failureMessage(err)}` };
+      }
+      if ('refused' in verdict) {
+        this.record('resume_refused', { by: text(input?.by), reason: verdict.refused });
+        return;
+      }
+      if (this.outcome || !this.paused) return;
+      by = verdict.operator;
+      this.pausedByPolicy = false;
+    }
     // A person looked at the run and let it go on: the loop breaker starts counting afresh,
     // or the repeat that paused it would pause it again at once.
     this.gov = { ...this.gov, loop: emptyLoopState() };
-    this.setPaused(false, input);
+    this.setPaused(false, { ...input, by });
   }
 
   private setPaused(paused: boolean, input?: OperatorInput): void {

@@ -28,6 +28,8 @@ export interface RejectInput {
 export interface OperatorInput {
   by?: string;
   reason?: string;
+  /** A signed operator claim (`DecisionSigner.signResume`): needed to resume a run its policy paused. */
+  signature?: SignedDecision;
 }
 
 /**

@@ -147,6 +147,8 @@ export interface CarriedState {
   notUndoable: { callId: string; tool: string }[];
   lastDecision: RunStatusView['lastDecision'];
   paused: boolean;
+  /** Paused by the policy (the loop breaker): resuming then takes a signed operator. */
+  pausedByPolicy?: boolean;
 }
 
 /**

@@ -195,6 +195,30 @@ describe('identities are verified and compared normalised', () => {
   });
 });
 
+describe('what widens a run needs a verified person', () => {
+  test('a run its policy paused resumes only for a signed operator', async () => {
+    const own = await createTestBed({ keyring });
+    try {
+      const same = Array.from({ length: 3 }, () => ({ toolCalls: [{ name: 'echo', args: { text: 'same' } }] }));
+      const runId = await own.client.startRun({ agent: 'test-agent', goal: 'x', requester: 'carol', policy: testPolicy({ loop: { maxRepeats: 2, window: 5, action: 'pause' } }), script: [...same, { text: 'done' }] });
+      await eventually(async () => (await own.client.status(runId)).paused, 20_000, 'the policy pause');
+      await own.client.resume(runId, { by: 'mallory' });
+      const refusedResume = await eventually(async () => (await own.client.auditTrail(runId, own.store)).find((e) => e.type === 'resume_refused'), 10_000, 'resume_refused');
+      expect(String(refusedResume.data.reason)).toContain('only a signed operator');
+      expect((await own.client.status(runId)).paused).toBe(true);
+      // A signature by a key that may not assert the operator is refused too.
+      await own.client.resume(runId, { by: 'bob', signature: aliceCli.signResume({ runId, by: 'bob', channel: 'cli' }) });
+      await eventually(async () => (await own.client.auditTrail(runId, own.store)).filter((e) => e.type === 'resume_refused').length === 2, 10_000, 'a second refusal');
+      await own.client.resume(runId, { by: 'alice', signature: aliceCli.signResume({ runId, by: 'alice', channel: 'cli' }) });
+      expect(await own.client.result(runId)).toMatchObject({ status: 'completed' });
+      const resumed = (await own.client.auditTrail(runId, own.store)).find((e) => e.type === 'resumed');
+      expect(resumed?.data).toMatchObject({ by: 'alice' });
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe('approvals are bound to one call, one deadline, one signed text', () => {
   test('a signature cannot be replayed onto a later call with the same call id and arguments', async () => {
     const { runId, approval } = await waitingRun({ script: [transferTurn(450, 'c1'), transferTurn(450, 'c1'), { text: 'done' }] });
