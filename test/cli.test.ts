@@ -246,6 +246,13 @@ describe('warden policy check', () => {
     const badArgs = await cli(['policy', 'check', file, '--tool', 'issue_refund', '--args', '{amount'], {});
     expect(badArgs.code).toBe(2);
     expect(badArgs.stderr).toContain('--args is not valid JSON');
+    // With the agents, the call is judged the workflow's way: the tool's schema first, then governCall.
+    const examples = path.join(root, 'examples');
+    const invalid = await cli(['policy', 'check', file, '--agents', examples, '--tool', 'issue_refund', '--args', '{"orderId":"ORD-1","amount":-5,"reason":"x"}'], {});
+    expect(invalid.code).toBe(1);
+    expect(invalid.stderr).toContain('invalid arguments for issue_refund, nothing would run');
+    const governed = json<{ decision: { decision: string; ruleId: string } }>(await cli(['policy', 'check', file, '--agents', examples, '--tool', 'issue_refund', '--args', '{"orderId":"ORD-1","amount":450,"reason":"cracked"}', '--json'], {}));
+    expect(governed.decision).toMatchObject({ decision: 'require_approval', ruleId: 'large-refunds' });
   });
 });
 

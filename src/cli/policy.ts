@@ -3,7 +3,8 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { stringify as toYaml } from 'yaml';
 import { loadAgents, loadPolicies, type AgentRegistry } from '../agents';
-import { CompiledPolicy, parsePolicy, parsePolicyText, policyVersion, type Policy, type RunFacts } from '../governance';
+import { z, type ZodType } from 'zod';
+import { CompiledPolicy, emptyLoopState, emptyUsage, governCall, parsePolicy, parsePolicyText, policyVersion, type Policy, type RunFacts } from '../governance';
 import { checkPolicy } from '../governance/policy-check';
 import { throwPolicyProblems } from '../governance/policy';
 import { runIdFor } from '../config';
@@ -112,7 +113,8 @@ export function registerPolicy(program: Command): void {
       if (opts.risk !== undefined && !['low', 'medium', 'high'].includes(opts.risk)) throw new UsageError('--risk must be low, medium or high');
       const args = parseArgs(opts.args);
       const { policy: parsed, text } = readPolicyText(file);
-      const tools = opts.agents === undefined ? undefined : agentTools(loadAgentModule(opts.agents), opts.agents, file, parsed.agent);
+      const registry = opts.agents === undefined ? undefined : loadAgentModule(opts.agents);
+      const tools = registry && opts.agents !== undefined ? agentTools(registry, opts.agents, file, parsed.agent) : undefined;
       const problems = checkPolicy(parsed, tools, text);
       if (problems.length > 0) throwPolicyProblems(file, problems);
 
@@ -136,10 +138,23 @@ export function registerPolicy(program: Command): void {
         inputTokens: 0,
         outputTokens: 0,
       };
-      const decision = compiled.decide({ tool: opts.tool, args, risk }, summary.agent, run);
-      if (opts.json) return outJson({ valid: true, ...summary, call: { tool: opts.tool, args }, decision });
+      // With the agents, the call goes the workflow's way: the tool's own schema makes the arguments
+      // (transforms included), then governCall decides; without them the arguments are taken as given.
+      const tool = registry?.get(summary.agent).tools.find((t) => t.name === opts.tool);
+      let judged = args;
+      if (tool) {
+        const made = (tool.input as ZodType).safeParse(args);
+        if (!made.success) throw new CliError(`invalid arguments for ${opts.tool}, nothing would run: ${z.prettifyError(made.error).replace(/\n/g, '; ')}`);
+        judged = made.data as Record<string, unknown>;
+      }
+      const spec = tools?.find((t) => t.name === opts.tool);
+      const decision = tools
+        ? (governCall({ usage: emptyUsage(), loop: emptyLoopState(), stoppedTools: [] }, { id: 'policy-check', name: opts.tool, args: judged }, { policy: compiled, agent: summary.agent, tool: spec && { ...spec, risk: (risk ?? spec.risk) as ToolSpec['risk'] }, run, elapsedMs: 0 }).decision ??
+          compiled.decide({ tool: opts.tool, args: judged, risk }, summary.agent, run))
+        : compiled.decide({ tool: opts.tool, args, risk }, summary.agent, run);
+      if (opts.json) return outJson({ valid: true, ...summary, call: { tool: opts.tool, args: judged }, decision });
       out(`${file}: valid policy for ${summary.agent} (version ${summary.version})`);
-      out(`${opts.tool} ${JSON.stringify(args)} → ${decision.decision} (rule ${decision.ruleId}): ${decision.reason}`);
+      out(`${opts.tool} ${JSON.stringify(judged)} → ${decision.decision} (rule ${decision.ruleId}): ${decision.reason}`);
       if (decision.approval) {
         const a = decision.approval;
         out(`  approvers ${a.approvers.join(', ')}, quorum ${a.quorum}, timeout ${a.timeout}${a.escalation ? `, then ${a.escalation.approvers.join(', ')} for ${a.escalation.timeout}` : ''}`);
