@@ -312,11 +312,12 @@ export class WardenClient {
   }
 
   /** Runs found through visibility: by agent and Warden status (open runs only by default). */
-  async listRuns(filter: { agent?: string; status?: string; open?: boolean } = {}): Promise<RunSummary[]> {
+  async listRuns(filter: { agent?: string; status?: string; open?: boolean; idPrefix?: string } = {}): Promise<RunSummary[]> {
     const clauses = [`WorkflowType = '${AGENT_RUN_WORKFLOW}'`];
     if (filter.agent) clauses.push(`WardenAgent = '${filter.agent.replace(/'/g, '')}'`);
     if (filter.status) clauses.push(`WardenStatus IN (${filter.status.split(',').map((st) => `'${st.trim().replace(/'/g, '')}'`).join(', ')})`);
     if (filter.open ?? true) clauses.push(`ExecutionStatus = 'Running'`);
+    if (filter.idPrefix) clauses.push(`WorkflowId STARTS_WITH '${filter.idPrefix.replace(/'/g, '')}'`);
     const out: RunSummary[] = [];
     for await (const wf of this.client.workflow.list({ query: clauses.join(' AND ') })) {
       out.push({

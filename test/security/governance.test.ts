@@ -329,7 +329,7 @@ describe('limits instead of crashes', () => {
     const { runId } = await waitingRun();
     await bed.client.handle(runId).terminate('operator pulled the plug');
     expect((await bed.client.status(runId)).outcome).toMatchObject({ status: 'terminated' });
-    const listed = await eventually(async () => (await bed.client.listRuns({ open: false, agent: 'test-agent' })).find((r) => r.runId === runId), 10_000, 'the run in visibility');
+    const listed = await eventually(async () => (await bed.client.listRuns({ open: false, idPrefix: runId })).find((r) => r.runId === runId), 10_000, 'the run in visibility');
     expect(listed.status).toBe('terminated');
   });
 });
