@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { PayloadCodec } from '@temporalio/common';
+import { decodeTypedSearchAttributes } from '@temporalio/common/lib/converter/payload-search-attributes';
+import { optionalTsToDate } from '@temporalio/common/lib/time';
+import { temporal } from '@temporalio/proto';
 import { failureConverter } from '../codec/failure-converter';
 import { Client, Connection, WorkflowFailedError, WorkflowIdReusePolicy, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { goalDigest, parsePolicy, verifyAuditChain, type AuditEvent, type AuditHead, type Policy, type SignedDecision } from '../governance';
@@ -319,16 +322,25 @@ export class WardenClient {
     if (filter.open ?? true) clauses.push(`ExecutionStatus = 'Running'`);
     if (filter.idPrefix) clauses.push(`WorkflowId STARTS_WITH '${filter.idPrefix.replace(/'/g, '')}'`);
     const out: RunSummary[] = [];
-    for await (const wf of this.client.workflow.list({ query: clauses.join(' AND ') })) {
-      out.push({
-        runId: wf.workflowId,
-        agent: wf.typedSearchAttributes.get(agentSearchAttribute) ?? '',
-        // Temporal's own end wins: a terminated run never got to update WardenStatus.
-        status: wf.status.name === 'TERMINATED' ? 'terminated' : (wf.typedSearchAttributes.get(statusSearchAttribute) ?? ''),
-        requester: wf.typedSearchAttributes.get(requesterSearchAttribute) ?? '',
-        startTime: wf.startTime,
-      });
-    }
+    // The raw listing, not `workflow.list()`: that one decodes every run's memo, and a single run
+    // written under a payload key this client lacks would make the whole listing fail. A listing
+    // needs only the search attributes, which Temporal keeps in clear.
+    let nextPageToken: Uint8Array | undefined;
+    do {
+      const page = await this.client.workflowService.listWorkflowExecutions({ namespace: this.client.options.namespace, query: clauses.join(' AND '), nextPageToken });
+      for (const raw of page.executions) {
+        const attributes = decodeTypedSearchAttributes(raw.searchAttributes?.indexedFields);
+        out.push({
+          runId: raw.execution?.workflowId ?? '',
+          agent: attributes.get(agentSearchAttribute) ?? '',
+          // Temporal's own end wins: a terminated run never got to update WardenStatus.
+          status: raw.status === temporal.api.enums.v1.WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED ? 'terminated' : (attributes.get(statusSearchAttribute) ?? ''),
+          requester: attributes.get(requesterSearchAttribute) ?? '',
+          startTime: optionalTsToDate(raw.startTime) ?? new Date(0),
+        });
+      }
+      nextPageToken = page.nextPageToken && page.nextPageToken.length > 0 ? page.nextPageToken : undefined;
+    } while (nextPageToken);
     return out;
   }
 }

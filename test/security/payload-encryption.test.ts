@@ -199,6 +199,8 @@ describe('key rotation', () => {
       expect(new Set(payloadsOf(history.events).map((p) => text(p.metadata?.['encryption-key-id'])))).toEqual(new Set(['key-a', 'key-b']));
       // The client that only has A cannot read the result written under B, and says which key it lacks.
       await expect(before.client.handle(runId).result()).rejects.toThrow(/key "key-b"/);
+      // Listing runs needs no payload key: search attributes are in clear, memos are not decoded.
+      await expect(before.client.listRuns({ open: false, idPrefix: runId })).resolves.toMatchObject([{ runId, status: 'completed' }]);
       // Other suites list runs on the same server with the suite's own key: leave nothing they cannot read.
       await plain.workflowService.deleteWorkflowExecution({ namespace: settings().namespace, workflowExecution: { workflowId: runId } });
     } finally {
