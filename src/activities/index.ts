@@ -227,17 +227,23 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
     return fromFile;
   }
 
+  /** The worker's keyring as it is now; a file that cannot be read refuses whatever needed it. */
+  function currentKeyring(): Keyring | { refused: string } {
+    try {
+      return keyring();
+    } catch (err) {
+      return { refused: `the worker's keyring cannot be read: ${err instanceof Error ? err.message : String(err)}` };
+    }
+  }
+  const unreadable = (ring: Keyring | { refused: string }): ring is { refused: string } => typeof ring.refused === 'string';
+
   /** The requester as the start input names it, verified when a trusted channel signed the start. */
   function requesterOf(input: PrepareRunInput): Requester {
     const id = normalizeIdentity(typeof input.requester === 'string' ? input.requester : '');
     if (!id) throw nonRetryable('RunInputError', 'a run needs a requester');
     if (input.requesterProof === undefined) return { id, verified: false };
-    let ring: Keyring;
-    try {
-      ring = keyring();
-    } catch (err) {
-      return { id, verified: false, unverified: `the worker's keyring cannot be read: ${err instanceof Error ? err.message : String(err)}` };
-    }
+    const ring = currentKeyring();
+    if (unreadable(ring)) return { id, verified: false, unverified: ring.refused };
     const proof = authorizeStart(input.requesterProof, ring, input.startedAtMs);
     if (!proof.ok) return { id, verified: false, unverified: proof.reason };
     const c = proof.claims;
@@ -271,12 +277,8 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
 
     async verifyDecision(input: VerifyDecisionInput): Promise<VerifyDecisionResult> {
       if (input.signature !== undefined) {
-        let ring: Keyring;
-        try {
-          ring = keyring();
-        } catch (err) {
-          return { refused: `the worker's keyring cannot be read: ${err instanceof Error ? err.message : String(err)}` };
-        }
+        const ring = currentKeyring();
+        if (unreadable(ring)) return ring;
         const auth = authorizeDecision(input.signature, ring, input.nowMs);
         if (!auth.ok) return { refused: `signed decision refused: ${auth.reason}` };
         return { identity: auth.identity, claims: auth.claims };
@@ -298,12 +300,8 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
         const by = typeof input.by === 'string' ? normalizeIdentity(input.by) : '';
         return by ? { operator: by, signed: false } : { refused: 'malformed resume: no operator' };
       }
-      let ring: Keyring;
-      try {
-        ring = keyring();
-      } catch (err) {
-        return { refused: `the worker's keyring cannot be read: ${err instanceof Error ? err.message : String(err)}` };
-      }
+      const ring = currentKeyring();
+      if (unreadable(ring)) return ring;
       const auth = authorizeOperator(input.signature, ring, input.nowMs);
       if (!auth.ok) return { refused: `signed resume refused: ${auth.reason}` };
       if (auth.claims.runId !== input.runId) return { refused: `signed resume is for run ${auth.claims.runId}, not this one` };

@@ -79,17 +79,33 @@ function bind(keyring: Keyring, keyId: string, person: string, groups: readonly 
   return { ok: true, identity: { id, groups: allowed, channel, keyId } };
 }
 
+/** The claims of each signed kind, and the person each asserts. */
+interface SignedKinds {
+  decision: DecisionClaims;
+  start: StartClaims;
+  operator: OperatorClaims;
+}
+
+/**
+ * Verifies a signed block of one kind against the worker's current keyring: signature, age,
+ * revocation, and that the key may assert the person the claims name (in the groups they state).
+ */
+function authorize<K extends keyof SignedKinds>(kind: K, signed: unknown, keyring: Keyring, nowMs: number, person: (claims: SignedKinds[K]) => { id: string; groups: readonly string[] }): Authorization<SignedKinds[K]> {
+  const verified = verifySignedClaims(signed, publicKeys(keyring), nowMs, kind);
+  if (!verified.ok) return revokedOr(verified.reason, signed, keyring);
+  const claims = verified.claims as SignedKinds[K];
+  const { id, groups } = person(claims);
+  const bound = bind(keyring, verified.keyId, id, groups, claims.channel);
+  return bound.ok ? { ok: true, claims, identity: bound.identity } : bound;
+}
+
 /**
  * Verifies a signed decision against the worker's current keyring: signature, age, revocation,
  * and what the key may assert. Claims about the run (run id, approval id, kind, note) are checked
  * by the caller, who knows what it expects.
  */
 export function authorizeDecision(signed: unknown, keyring: Keyring, nowMs: number): Authorization<DecisionClaims> {
-  const verified = verifySignedClaims(signed, publicKeys(keyring), nowMs, 'decision');
-  if (!verified.ok) return revokedOr(verified.reason, signed, keyring);
-  const claims = verified.claims as DecisionClaims;
-  const bound = bind(keyring, verified.keyId, claims.approver, claims.groups, claims.channel);
-  return bound.ok ? { ok: true, claims, identity: bound.identity } : bound;
+  return authorize('decision', signed, keyring, nowMs, (c) => ({ id: c.approver, groups: c.groups }));
 }
 
 /** The digest a start claim carries of the goal, so a signature cannot be moved to another goal. */
@@ -102,20 +118,12 @@ export function goalDigest(goal: string): string {
  * workflow's start time, so a worker that picks the run up late does not unverify it.
  */
 export function authorizeStart(signed: unknown, keyring: Keyring, nowMs: number): Authorization<StartClaims> {
-  const verified = verifySignedClaims(signed, publicKeys(keyring), nowMs, 'start');
-  if (!verified.ok) return revokedOr(verified.reason, signed, keyring);
-  const claims = verified.claims as StartClaims;
-  const bound = bind(keyring, verified.keyId, claims.requester, [], claims.channel);
-  return bound.ok ? { ok: true, claims, identity: bound.identity } : bound;
+  return authorize('start', signed, keyring, nowMs, (c) => ({ id: c.requester, groups: [] }));
 }
 
 /** Verifies a signed operator resume: signature, age, revocation, and that the key may assert the operator. */
 export function authorizeOperator(signed: unknown, keyring: Keyring, nowMs: number): Authorization<OperatorClaims> {
-  const verified = verifySignedClaims(signed, publicKeys(keyring), nowMs, 'operator');
-  if (!verified.ok) return revokedOr(verified.reason, signed, keyring);
-  const claims = verified.claims as OperatorClaims;
-  const bound = bind(keyring, verified.keyId, claims.by, [], claims.channel);
-  return bound.ok ? { ok: true, claims, identity: bound.identity } : bound;
+  return authorize('operator', signed, keyring, nowMs, (c) => ({ id: c.by, groups: [] }));
 }
 
 function revokedOr(reason: string, signed: unknown, keyring: Keyring): { ok: false; reason: string } {

@@ -43,6 +43,7 @@ import {
 import type { MessageRow } from '../store/types';
 import { ApprovalDesk, type ApprovalOutcome } from './approval-desk';
 import { AuditLog } from './audit-log';
+import { failureMessage, text } from './values';
 import {
   applyPolicySignal,
   approveSignal,
@@ -150,11 +151,6 @@ function errorRow(seq: number, call: CallProposal, message: string): MessageRow 
   };
 }
 
-function failureMessage(err: unknown): string {
-  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
-  return err instanceof Error ? err.message : String(err);
-}
-
 function retryPolicy(...layers: (RetrySettings | undefined)[]): ActivityOptions['retry'] {
   const merged: RetrySettings = { maximumAttempts: 3, initialInterval: '1s' };
   for (const layer of layers) Object.assign(merged, layer);
@@ -166,8 +162,6 @@ function retryPolicy(...layers: (RetrySettings | undefined)[]): ActivityOptions[
     nonRetryableErrorTypes: [...nonRetryableErrorTypes, ...(merged.nonRetryableErrorTypes ?? [])],
   };
 }
-
-const text = (value: unknown): string | null => (typeof value === 'string' ? value : null);
 
 /** One governed agent run: the loop, its state, and the handlers people use to steer it. */
 class AgentRun {

@@ -14,6 +14,7 @@ import {
 } from '../governance';
 import type { ApproveInput, DecisionReply, RejectInput } from './messages';
 import type { PendingApproval } from './types';
+import { failureMessage, text } from './values';
 
 /** What becomes of a call that waited: it runs, it does not (and the model is told why), or people are asked again. */
 export type ApprovalOutcome = { kind: 'run' } | { kind: 'refuse'; message: string } | { kind: 'ask'; approvalId: string };
@@ -36,8 +37,6 @@ export interface ApprovalCall {
   args: unknown;
   redactedArgs: Record<string, unknown>;
 }
-
-const text = (value: unknown): string | null => (typeof value === 'string' ? value : null);
 
 /**
  * The run's approvals: asking, waiting (escalation, expiry, rollback, policy changes), and taking
@@ -179,7 +178,7 @@ export class ApprovalDesk {
     try {
       authority = await this.host.verify({ runId: this.host.runId, nowMs: Date.now(), approver: input.approver, groups: input.groups, channel: input.channel, signature: input.signature });
     } catch (err) {
-      return refuse(`the worker could not verify the decision: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`);
+      return refuse(`the worker could not verify the decision: ${failureMessage(err)}`);
     }
     if ('refused' in authority) return refuse(authority.refused);
     // Judged after the await, against the approval as it is now: another decision may have settled it.
