@@ -15,8 +15,8 @@
  *
  * BENCH_N=100,1000 and BENCH_K=1000 change the sizes; BENCH_SERVER_ARGS adds dev server flags.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { fork, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { temporal } from '@temporalio/proto';
@@ -25,7 +25,9 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode } 
 import pino from 'pino';
 import { z } from 'zod';
 import { Context } from '@temporalio/activity';
-import { generateText, jsonSchema, tool as aiTool, type ModelMessage } from 'ai';
+import type { LanguageModelV3Message } from '@ai-sdk/provider';
+import { jsonSchema, tool as aiTool } from 'ai';
+import { generate } from '../src/activities/model-call';
 import { createActivities, resolveModel } from '../src/activities';
 import { AgentRegistry, defineAgent, defineTool } from '../src/agents';
 import { WardenClient } from '../src/client';
@@ -36,20 +38,12 @@ import { createSqliteStore } from '../src/store';
 import { DEFAULT_MAX_CACHED_RUNS } from '../src/worker';
 import type { PendingApproval } from '../src/workflows/types';
 
+const APPROVAL_QUEUE = 'bench-approvals';
+
 const noopTool = defineTool({ name: 'noop', description: 'does nothing', input: z.object({ i: z.int() }), run: () => 'ok' });
 const benchAgent = defineAgent({ name: 'bench-agent', instructions: 'bench', model: 'scripted', tools: [noopTool] });
 const policy = parsePolicy({ agent: 'bench-agent', tools: { noop: {} }, rules: [{ id: 'allow', decision: 'allow' }], budgets: { maxSteps: 100_000 } }, 'bench');
 
-const payTool = defineTool({ name: 'pay', description: 'pays', input: z.object({ amount: z.number() }), run: () => 'paid' });
-const approvalAgent = defineAgent({ name: 'bench-approvals', instructions: 'bench', model: 'scripted', tools: [payTool] });
-const approvalPolicy = parsePolicy(
-  {
-    agent: 'bench-approvals',
-    tools: { pay: {} },
-    rules: [{ id: 'pay-needs-finance', tools: ['pay'], decision: 'require_approval', approval: { approvers: ['group:finance'], timeout: '1h' } }],
-  },
-  'bench approvals',
-);
 const webKey = generateSigningKey();
 const signer = new DecisionSigner({ keyId: 'bench-web', privateKey: webKey.privateKey, publicKey: webKey.publicKey });
 const keyring: Keyring = { 'bench-web': { publicKey: webKey.publicKey, channel: 'web', people: '*', revoked: false } };
@@ -102,8 +96,6 @@ async function ungoverned(client: Client, taskQueue: string, n: number): Promise
   return { ms, ...(await historyOf(client, workflowId)) };
 }
 
-const rssMb = () => process.memoryUsage().rss / 1024 / 1024;
-
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 600_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -112,13 +104,40 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60
   }
 }
 
-/** K runs that each wait for one approval; then every approval, signed and sent as an Update. */
-async function approvals(warden: WardenClient, k: number): Promise<{ startMs: number; rssBeforeMb: number; rssWaitingMb: number; approveMs: number }> {
+/** The approval scenario's worker, in its own process (bench/approval-worker.ts). */
+async function approvalWorker(address: string, bundlePath: string, storePath: string): Promise<{ rssMb: () => Promise<number>; stop: () => Promise<void> }> {
+  const child = fork(path.join(__dirname, 'approval-worker.ts'), [address, APPROVAL_QUEUE, bundlePath, storePath, webKey.publicKey], { execArgv: ['--expose-gc', '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const reply = <T>(key: string) =>
+    new Promise<T>((resolve, reject) => {
+      const onMessage = (m: Record<string, unknown>) => {
+        if (!(key in m)) return;
+        child.off('message', onMessage);
+        resolve(m[key] as T);
+      };
+      child.on('message', onMessage);
+      child.once('exit', (code) => reject(new Error(`bench: the approval worker exited (${String(code)})`)));
+    });
+  await reply<boolean>('ready');
+  return {
+    rssMb: () => {
+      const answer = reply<number>('rssMb');
+      child.send({ rss: true });
+      return answer;
+    },
+    stop: async () => {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.disconnect();
+      await exited;
+    },
+  };
+}
+
+/** K runs that each wait for one approval; then every approval, signed and sent as an Update. The worker is a process of its own. */
+async function approvals(warden: WardenClient, worker: { rssMb: () => Promise<number> }, k: number): Promise<{ startMs: number; rssBeforeMb: number; rssWaitingMb: number; rssDoneMb: number; approveMs: number }> {
   const tag = Date.now().toString(36);
   const count = async (status: string) => (await warden.client.workflow.count(`WardenAgent = 'bench-approvals' AND WardenStatus = '${status}' AND WorkflowId STARTS_WITH 'warden/bench-approvals/${tag}-'`)).count;
   const script = [{ toolCalls: [{ name: 'pay', args: { amount: 5 } }] }, { text: 'paid' }];
-  global.gc?.();
-  const rssBeforeMb = rssMb();
+  const rssBeforeMb = await worker.rssMb();
   const started = performance.now();
   const runIds: string[] = [];
   for (let from = 0; from < k; from += 50) {
@@ -127,8 +146,7 @@ async function approvals(warden: WardenClient, k: number): Promise<{ startMs: nu
   }
   await until(`${k} runs to wait`, async () => (await count('awaiting_approval')) >= k);
   const startMs = performance.now() - started;
-  global.gc?.();
-  const rssWaitingMb = rssMb();
+  const rssWaitingMb = await worker.rssMb();
   // In batches: most of the waiting runs are not in the worker's cache, so each query replays one.
   const pending: { runId: string; approval: PendingApproval | undefined }[] = [];
   for (let from = 0; from < runIds.length; from += 50) {
@@ -146,29 +164,30 @@ async function approvals(warden: WardenClient, k: number): Promise<{ startMs: nu
     );
   }
   await until(`${k} runs to complete`, async () => (await count('completed')) >= k);
-  return { startMs, rssBeforeMb, rssWaitingMb, approveMs: performance.now() - approveStarted };
+  const approveMs = performance.now() - approveStarted;
+  return { startMs, rssBeforeMb, rssWaitingMb, rssDoneMb: await worker.rssMb(), approveMs };
 }
 
 /**
- * The ungoverned loop's model activity: the same AI SDK call with the same scripted model as the
- * governed run's, on a conversation it keeps in memory (no store, no history), so both pay the
- * SDK's own per-call cost and the ratio isolates what governance adds.
+ * The ungoverned loop's model activity: the same model call (`generate`, the scripted model) as
+ * the governed run's, on a prompt it keeps in memory already converted (no store, no history, no
+ * validation), so the ratio isolates what governance adds.
  */
-const conversations = new Map<string, ModelMessage[]>();
+const conversations = new Map<string, LanguageModelV3Message[]>();
 const loopTools = { noop: aiTool({ description: 'does nothing', inputSchema: jsonSchema({ type: 'object', properties: { i: { type: 'integer' } } }) }) };
 async function ungovernedModel({ step, of }: { step: number; of: number }): Promise<{ call: { name: string; args: { i: number } } | null }> {
   const id = Context.current().info.workflowExecution?.workflowId ?? 'standalone';
-  const messages = conversations.get(id) ?? [{ role: 'user', content: 'bench' }];
-  const last = messages[messages.length - 1];
+  const prompt = conversations.get(id) ?? [{ role: 'user', content: [{ type: 'text', text: 'bench' }] }];
+  const last = prompt[prompt.length - 1];
   if (last?.role === 'assistant') {
-    const call = Array.isArray(last.content) ? last.content.find((c) => c.type === 'tool-call') : undefined;
-    if (call?.type === 'tool-call') messages.push({ role: 'tool', content: [{ type: 'tool-result', toolCallId: call.toolCallId, toolName: call.toolName, output: { type: 'json', value: 'ok' } }] });
+    const call = last.content.find((c) => c.type === 'tool-call');
+    if (call?.type === 'tool-call') prompt.push({ role: 'tool', content: [{ type: 'tool-result', toolCallId: call.toolCallId, toolName: call.toolName, output: { type: 'json', value: 'ok' } }] });
   }
   const turn = step < of ? { toolCalls: [{ name: 'noop', args: { i: step } }], usage: { inputTokens: 1, outputTokens: 1 } } : { text: 'done' };
-  const result = await generateText({ model: resolveModel('scripted', turn), messages, tools: loopTools, maxRetries: 0 });
-  messages.push(...result.response.messages.filter((m) => m.role === 'assistant'));
-  conversations.set(id, messages);
-  const proposed = result.toolCalls[0];
+  const answer = await generate({ model: resolveModel('scripted', turn), system: 'bench', prompt, tools: loopTools });
+  prompt.push({ role: 'assistant', content: answer.message.content.flatMap((c) => (c.type === 'tool-call' ? [{ type: 'tool-call' as const, toolCallId: c.toolCallId, toolName: c.toolName, input: c.input }] : [])) });
+  conversations.set(id, prompt);
+  const proposed = answer.toolCalls[0];
   if (!proposed) {
     conversations.delete(id);
     return { call: null };
@@ -218,16 +237,14 @@ async function main(): Promise<void> {
   const k = Number(process.env.BENCH_K ?? '1000');
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const server = await startDevServer({ headless: true, log: () => {}, extraArgs: (process.env.BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean) });
-  const store = createSqliteStore(path.join(mkdtempSync(path.join(os.tmpdir(), 'warden-bench-')), 'warden.db'));
+  const tempDir = mkdtempSync(path.join(os.tmpdir(), 'warden-bench-'));
+  const store = createSqliteStore(path.join(tempDir, 'warden.db'));
   const rows: { n: number; bare: Measured; loop: Measured; governed: Measured }[] = [];
   let waiting: Awaited<ReturnType<typeof approvals>> | null = null;
   try {
     const taskQueue = 'bench';
     const connection = await NativeConnection.connect({ address: server.address });
-    const registry = new AgentRegistry([benchAgent, approvalAgent], [
-      { policy, source: 'bench' },
-      { policy: approvalPolicy, source: 'bench' },
-    ]);
+    const registry = new AgentRegistry([benchAgent], [{ policy, source: 'bench' }]);
     const failureConverterPath = require.resolve('../src/codec/failure-converter');
     const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('./workflows'), failureConverterPath, logger: new DefaultLogger('WARN') });
     // The baselines' activities do what the no-op tool does: nothing, and return a short summary.
@@ -246,8 +263,18 @@ async function main(): Promise<void> {
       await ungoverned(client, taskQueue, 5);
       await governed(warden, 5);
       for (const n of sizes) rows.push({ n, bare: await bare(client, taskQueue, n), loop: await ungoverned(client, taskQueue, n), governed: await governed(warden, n) });
-      if (k > 0) waiting = await approvals(warden, k);
     });
+    if (k > 0) {
+      // The workflows run in the worker process started here; this process is only their client.
+      const bundlePath = path.join(tempDir, 'workflow-bundle.js');
+      writeFileSync(bundlePath, code);
+      const approvalsWorker = await approvalWorker(server.address, bundlePath, path.join(tempDir, 'approvals.db'));
+      try {
+        waiting = await approvals(new WardenClient(client, APPROVAL_QUEUE), approvalsWorker, k);
+      } finally {
+        await approvalsWorker.stop();
+      }
+    }
     await connection.close();
     await client.connection.close();
   } finally {
@@ -270,9 +297,9 @@ async function main(): Promise<void> {
   if (first && last && last !== first) {
     console.log(`\n   governed ms per call at N=${last.n} ÷ at N=${first.n}: ${(last.governed.ms / last.n / (first.governed.ms / first.n)).toFixed(2)} (flat is 1.00; loop: ${(last.loop.ms / last.n / (first.loop.ms / first.n)).toFixed(2)})`);
   }
-  const w = waiting as Awaited<ReturnType<typeof approvals>> | null;
+  const w = waiting;
   if (w) {
-    console.log(`\n2. ${k} runs waiting for approval: all waiting after ${(w.startMs / 1000).toFixed(1)} s; process RSS ${w.rssBeforeMb.toFixed(0)} MB before, ${w.rssWaitingMb.toFixed(0)} MB while waiting (${(((w.rssWaitingMb - w.rssBeforeMb) * 1024) / k).toFixed(0)} KB per waiting run); first approval to all completed ${(w.approveMs / 1000).toFixed(1)} s`);
+    console.log(`\n2. ${k} runs waiting for approval: all waiting after ${(w.startMs / 1000).toFixed(1)} s; worker process RSS ${w.rssBeforeMb.toFixed(0)} MB before, ${w.rssWaitingMb.toFixed(0)} MB while waiting (${(((w.rssWaitingMb - w.rssBeforeMb) * 1024) / k).toFixed(0)} KB per waiting run), ${w.rssDoneMb.toFixed(0)} MB after; first approval to all completed ${(w.approveMs / 1000).toFixed(1)} s (worker cache ${process.env.BENCH_MAX_CACHED ?? DEFAULT_MAX_CACHED_RUNS} runs)`);
   }
   const d = decisionBench();
   console.log(`\n3. policy decision, 50 rules, last rule matches: p50 ${d.p50.toFixed(1)} µs, p99 ${d.p99.toFixed(1)} µs, mean ${d.mean.toFixed(1)} µs per decision`);

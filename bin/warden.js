@@ -1,5 +1,18 @@
 #!/usr/bin/env node
 'use strict';
-// The CLI is TypeScript run through tsx, which also lets `--agents` point at a .ts module.
-require('tsx/cjs');
-require('../src/cli/main.ts');
+// The installed package runs the compiled CLI (dist/), which loads tsx only for TypeScript agent
+// modules. A clone of the repository runs the CLI from src/ through tsx: the examples and the test
+// fixtures import Warden from src/, and classes such as ToolError must be the ones the worker
+// checks, so a clone never mixes a build with its sources (and needs no build step).
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.join(__dirname, '..');
+const sources = path.join(root, 'src', 'cli', 'main.ts');
+
+if (fs.existsSync(sources)) {
+  require('tsx/cjs');
+  require(sources);
+} else {
+  require(path.join(root, 'dist', 'cli', 'main.js'));
+}

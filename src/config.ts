@@ -1,7 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { loadClientConnectConfig } from '@temporalio/envconfig';
+import type { TLSConfig } from '@temporalio/client';
 
-/** The task queue every Warden worker polls. Workers scale out horizontally on it. */
-export const TASK_QUEUE = process.env.WARDEN_TASK_QUEUE ?? 'warden';
+/** The task queue Warden workers poll unless told otherwise (`taskQueue`; the CLI reads `WARDEN_TASK_QUEUE`). */
+export const TASK_QUEUE = 'warden';
 
 /** The workflow type of an agent run (the name of the exported workflow function). */
 export const AGENT_RUN_WORKFLOW = 'agentRun';
@@ -11,29 +12,52 @@ export function runIdFor(agent: string, key: string): string {
   return `warden/${agent}/${key}`;
 }
 
-/** How to reach Temporal, from the environment: address, namespace, TLS or API key. */
+/** How to reach Temporal: address, namespace, TLS or API key. */
 export interface TemporalSettings {
   address: string;
   namespace: string;
-  tls?: { clientCertPair?: { crt: Buffer; key: Buffer }; serverRootCACertificate?: Buffer } | true;
+  /** `true` for TLS with the system's roots (implied by an API key), `false` or absent for none. */
+  tls?: TLSConfig | boolean;
   apiKey?: string;
+  /** gRPC metadata sent with every call (`TEMPORAL_GRPC_META_*`, or a profile's `grpc_meta`). */
+  metadata?: Record<string, string>;
 }
 
+/** What the library connects to when given no settings: a local dev server, as `warden dev` starts it. */
+export const LOCAL_TEMPORAL: Readonly<TemporalSettings> = Object.freeze({ address: '127.0.0.1:7233', namespace: 'default' });
+
+/** The environment, as `temporalSettingsFromEnv` reads it; pass `process.env` or a literal. */
+export type Environment = Readonly<Record<string, string | undefined>>;
+
 /**
- * Reads `TEMPORAL_ADDRESS` (default 127.0.0.1:7233), `TEMPORAL_NAMESPACE` (default `default`),
- * `TEMPORAL_TLS_CERT` + `TEMPORAL_TLS_KEY` (+ `TEMPORAL_TLS_CA`) for mTLS, and `TEMPORAL_API_KEY`
- * for Temporal Cloud API keys. The same variables the `temporal` CLI reads.
+ * Temporal settings from an environment, the way Temporal's own clients read them
+ * (`@temporalio/envconfig`): the profile `TEMPORAL_PROFILE` (default `default`) of the
+ * `temporal.toml` config file (`TEMPORAL_CONFIG_FILE`, else the user's config directory) when
+ * there is one, overridden by `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`,
+ * `TEMPORAL_TLS*` and `TEMPORAL_GRPC_META_*`. Warden's earlier names `TEMPORAL_TLS_CERT`,
+ * `TEMPORAL_TLS_KEY` and `TEMPORAL_TLS_CA` still work (they stand for the
+ * `TEMPORAL_TLS_CLIENT_CERT_PATH`, `…_CLIENT_KEY_PATH` and `…_SERVER_CA_CERT_PATH` of envconfig).
+ * Defaults: 127.0.0.1:7233, namespace `default`. The CLI calls it with `process.env`; library
+ * functions never read the environment themselves.
  */
-export function temporalSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): TemporalSettings {
-  const settings: TemporalSettings = { address: env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233', namespace: env.TEMPORAL_NAMESPACE ?? 'default' };
-  if (env.TEMPORAL_TLS_CERT || env.TEMPORAL_TLS_KEY) {
-    if (!env.TEMPORAL_TLS_CERT || !env.TEMPORAL_TLS_KEY) throw new Error('TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together');
-    settings.tls = { clientCertPair: { crt: readFileSync(env.TEMPORAL_TLS_CERT), key: readFileSync(env.TEMPORAL_TLS_KEY) } };
-    if (env.TEMPORAL_TLS_CA) settings.tls.serverRootCACertificate = readFileSync(env.TEMPORAL_TLS_CA);
+export function temporalSettingsFromEnv(env: Environment): TemporalSettings {
+  if (Boolean(env.TEMPORAL_TLS_CERT) !== Boolean(env.TEMPORAL_TLS_KEY)) throw new Error('TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together');
+  const vars: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) if (name.startsWith('TEMPORAL_') && value !== undefined && value !== '') vars[name] = value;
+  const aliases = { TEMPORAL_TLS_CERT: 'TEMPORAL_TLS_CLIENT_CERT_PATH', TEMPORAL_TLS_KEY: 'TEMPORAL_TLS_CLIENT_KEY_PATH', TEMPORAL_TLS_CA: 'TEMPORAL_TLS_SERVER_CA_CERT_PATH' } as const;
+  for (const [old, name] of Object.entries(aliases)) {
+    const value = vars[old];
+    if (value !== undefined) vars[name] ??= value;
   }
-  if (env.TEMPORAL_API_KEY) {
-    settings.apiKey = env.TEMPORAL_API_KEY;
-    settings.tls ??= true;
+  // The config file's default location is found from these; envconfig reads nothing but `overrideEnvVars`.
+  for (const name of ['HOME', 'XDG_CONFIG_HOME', 'APPDATA']) {
+    const value = env[name];
+    if (value) vars[name] = value;
   }
+  const { connectionOptions, namespace } = loadClientConnectConfig({ overrideEnvVars: vars });
+  const settings: TemporalSettings = { address: connectionOptions.address ?? LOCAL_TEMPORAL.address, namespace: namespace ?? LOCAL_TEMPORAL.namespace };
+  if (connectionOptions.tls !== undefined && connectionOptions.tls !== null) settings.tls = connectionOptions.tls;
+  if (typeof connectionOptions.apiKey === 'string') settings.apiKey = connectionOptions.apiKey;
+  if (connectionOptions.metadata && Object.keys(connectionOptions.metadata).length > 0) settings.metadata = connectionOptions.metadata as Record<string, string>;
   return settings;
 }

@@ -4,14 +4,17 @@
  */
 export { defineTool, defineAgent, ToolError, DefinitionError, loadAgents, loadPolicies, AgentRegistry } from './agents';
 export type { Tool, AnyTool, ToolOptions, ToolContext, ToolRisk, Agent, AgentOptions, ModelSpec } from './agents';
+export { defineMcpTools } from './agents';
+export type { McpTools, McpToolsOptions, McpServer, McpStdioServer, McpHttpServer } from './agents';
 export { WardenClient } from './client';
 export type { StartRunOptions, RunSummary, StartSigner, AuditTrailCheck } from './client';
 export { createWardenWorker, connectWorker } from './worker';
 export type { WardenWorkerOptions } from './worker';
-export { createSqliteStore, defaultStorePath } from './store';
-export type { RunStore, MessageRow } from './store';
-export { TASK_QUEUE, runIdFor, temporalSettingsFromEnv } from './config';
-export type { TemporalSettings } from './config';
+export { createSqliteStore, defaultStorePath, createPostgresStore, openRunStore, redactStoreLocation } from './store';
+export type { RunStore, MessageRow, PostgresStoreOptions } from './store';
+export { TASK_QUEUE, LOCAL_TEMPORAL, runIdFor, temporalSettingsFromEnv } from './config';
+export type { TemporalSettings, Environment } from './config';
+export { WardenError } from './errors';
 export { parsePolicy, parsePolicyText, CompiledPolicy, PolicyError, policyVersion, verifyAuditChain, signDecision, verifySignedDecision, parseKeyring, normalizeIdentity } from './governance';
 export type { Policy, Decision, AuditEvent, DecisionClaims, SignedDecision, Keyring, KeyGrant } from './governance';
 export { DecisionSigner, ensureDevKeys, loadSigningKey, createSigningKey, loadKeyring, watchKeyring } from './approvals/keys';
@@ -20,3 +23,5 @@ export { approveSignal, rejectSignal, pauseSignal, resumeSignal, rollbackSignal,
 export { EncryptionCodec, loadPayloadKeys, createPayloadKeyFile, createCodecHandler } from './codec';
 export type { PayloadKeys, CodecEndpointOptions } from './codec';
 export type { DecisionReply } from './workflows/messages';
+export { createTelemetry, telemetryFromEnv, TelemetryError, traceContextMixin, WORKFLOW_TELEMETRY_MODULES } from './telemetry';
+export type { TelemetryOptions, WardenTelemetry } from './telemetry';

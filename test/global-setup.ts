@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
+import { DefaultLogger } from '@temporalio/worker';
+import { bundleWardenWorkflows } from '../src/worker/bundle';
 import { startDevServer, type DevServer } from '../src/dev-server';
 
 /** What setup leaves for teardown. Jest runs both in its parent process, so a global carries it. */
@@ -20,12 +21,11 @@ declare global {
  * Test files read the env vars set here.
  */
 export default async function globalSetup(): Promise<void> {
-  const workflowsPath = require.resolve('../src/workflows');
   const tempDir = mkdtempSync(path.join(os.tmpdir(), 'warden-test-'));
   // Server start and webpack take a few seconds each; run them side by side.
   const [server, bundle] = await Promise.allSettled([
     startDevServer({ headless: true, log: () => {} }),
-    bundleWorkflowCode({ workflowsPath, failureConverterPath: require.resolve('../src/codec/failure-converter'), logger: new DefaultLogger('WARN') }),
+    bundleWardenWorkflows({ logger: new DefaultLogger('WARN') }),
   ]);
   if (server.status === 'rejected' || bundle.status === 'rejected') {
     // Jest skips globalTeardown when setup throws: leave neither a server nor a temp dir behind.

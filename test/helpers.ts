@@ -3,13 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 import type { PayloadCodec } from '@temporalio/common';
 import { Runtime, DefaultLogger, NativeConnection, type Worker } from '@temporalio/worker';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { AgentRegistry, type Agent } from '../src/agents';
 import { WardenClient } from '../src/client';
 import { EncryptionCodec, loadPayloadKeys } from '../src/codec';
 import { parsePolicy, type Keyring, type Policy, type PolicyInput } from '../src/governance';
 import { createSqliteStore, type RunStore } from '../src/store';
 import { createWardenWorker, type WardenWorkerOptions } from '../src/worker';
+import type { WardenTelemetry } from '../src/telemetry';
 import { testAgent } from './fixtures/test-agents';
 
 let runtimeInstalled = false;
@@ -72,6 +73,14 @@ export interface TestBedOptions {
   taskQueue?: string;
   slack?: { botToken: string; slackApiUrl?: string };
   payloadCodec?: PayloadCodec | null;
+  /** Traces and metrics of the bed's worker and client. */
+  telemetry?: WardenTelemetry;
+  /** A workflow bundle instead of the suite's (`WARDEN_TEST_WORKFLOW_BUNDLE`); `null`: the worker bundles the workflows itself. */
+  workflowBundle?: { codePath: string } | { code: string } | null;
+  /** The worker's logger; default silent. */
+  logger?: Logger;
+  /** More Temporal worker options, over the bed's own. */
+  workerOptions?: WardenWorkerOptions['workerOptions'];
 }
 
 export async function createTestBed(options: TestBedOptions = {}): Promise<TestBed> {
@@ -87,9 +96,10 @@ export async function createTestBed(options: TestBedOptions = {}): Promise<TestB
   const connection = await NativeConnection.connect({ address });
   if (options.payloadCodec === undefined) process.env.WARDEN_PAYLOAD_KEYS ??= testPayloadKeysFile();
   const payloadCodec = options.payloadCodec === undefined ? testPayloadCodec() : (options.payloadCodec ?? undefined);
-  const client = await WardenClient.connect({ address, namespace }, taskQueue, { payloadCodec });
-  const logger = pino({ level: 'silent' });
+  const client = await WardenClient.connect({ address, namespace }, taskQueue, { payloadCodec, ...(options.telemetry ? { telemetry: options.telemetry } : {}) });
+  const logger = options.logger ?? pino({ level: 'silent' });
   const codePath = process.env.WARDEN_TEST_WORKFLOW_BUNDLE;
+  const workflowBundle = options.workflowBundle === undefined ? (codePath ? { codePath } : undefined) : (options.workflowBundle ?? undefined);
   let running: Promise<void> | null = null;
   const bed: TestBed = {
     client,
@@ -105,14 +115,15 @@ export async function createTestBed(options: TestBedOptions = {}): Promise<TestB
         settings: { address, namespace },
         taskQueue,
         logger,
-        workflowBundle: codePath ? { codePath } : undefined,
+        workflowBundle,
         keyring: options.keyring ?? {},
         allowUnsignedDecisions: options.allowUnsignedDecisions ?? false,
         acceptRunInputPolicy: options.acceptRunInputPolicy ?? true,
         ...(options.limits ? { limits: options.limits } : {}),
         slack: options.slack ?? null,
-        workerOptions: { shutdownGraceTime: '1s' },
+        workerOptions: { shutdownGraceTime: '1s', ...options.workerOptions },
         payloadCodec,
+        ...(options.telemetry ? { telemetry: options.telemetry } : {}),
       });
       running = bed.worker.run();
       return bed.worker;

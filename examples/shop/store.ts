@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { WardenError } from '../../src/errors';
 
 /**
  * A small shop the example agents act on: customers, orders, refunds, supplier quotes and
@@ -12,7 +13,7 @@ import Database from 'better-sqlite3';
  */
 
 /** A refused shop operation (unknown order, refund above what was paid). Tools turn it into `ToolError`. */
-export class ShopError extends Error {
+export class ShopError extends WardenError {
   override name = 'ShopError';
 }
 

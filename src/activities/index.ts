@@ -1,14 +1,17 @@
 import { createHash } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { APICallError } from '@ai-sdk/provider';
-import { generateText, jsonSchema, tool as aiTool, type ModelMessage, type ToolSet } from 'ai';
+import { APICallError, InvalidPromptError } from '@ai-sdk/provider';
+import { jsonSchema, tool as aiTool, type ToolSet } from 'ai';
 import type { Logger } from 'pino';
 import { z, type ZodType } from 'zod';
 import { ToolError, type Agent, type AgentRegistry, type ToolContext } from '../agents';
 import { authorizeDecision, authorizeOperator, authorizeStart, goalDigest, normalizeIdentity, parsePolicy, type CallProposal, type Keyring, type Policy } from '../governance';
 import type { PreparedRun, Requester } from '../workflows/types';
 import type { RunStore } from '../store/types';
+import { ConversationCache, generate, type ProposedCall } from './model-call';
 import { ModelConfigError, resolveModel } from './models';
+import { traceActivities, type ActivityTelemetry } from '../telemetry/spans';
+import { loadShadowPolicy } from './shadow-policy';
 import type { CallModelInput, CallModelResult, CompensateInput, CoreActivities, CurrentPolicy, PrepareRunInput, RecordRunInput, ToolActivity, ToolActivityInput, ToolActivityResult, VerifyDecisionInput, VerifyDecisionResult, VerifyOperatorInput, VerifyOperatorResult } from './types';
 
 export type * from './types';
@@ -42,6 +45,8 @@ export interface ActivityDeps {
   limits?: Partial<RunLimits>;
   /** Posts approval requests to Slack; absent when the worker has no Slack configuration. */
   notifyApproval?: CoreActivities['notifyApproval'];
+  /** Puts model calls and tool calls in `chat` and `execute_tool` spans and reports their metrics. */
+  telemetry?: Pick<ActivityTelemetry, 'tracer' | 'metrics'>;
 }
 
 const SUMMARY_CHARS = 200;
@@ -63,6 +68,8 @@ function classify(err: unknown): never {
     throw nonRetryable('ToolError', err.message);
   }
   if (err instanceof ModelConfigError) throw nonRetryable('ModelConfigError', err.message);
+  // A stored conversation the SDK refuses stays refused on every retry.
+  if (InvalidPromptError.isInstance(err)) throw nonRetryable('ModelCallError', `the run's conversation cannot be sent to the model: ${err.message}`);
   if (APICallError.isInstance(err) && !err.isRetryable) throw nonRetryable('ModelCallError', `${err.message} (HTTP ${err.statusCode ?? '?'})`);
   throw err;
 }
@@ -73,7 +80,8 @@ function toolsForModel(registry: AgentRegistry, agent: string): ToolSet {
   for (const t of spec.tools) {
     // No validate function: the workflow does the schema check, so a bad call reaches
     // governance (and the audit trail) instead of being dropped inside the SDK.
-    set[t.name] = aiTool({ description: t.description, inputSchema: jsonSchema(t.inputSchema) });
+    // An MCP tool is offered under a provider-safe name (`mcp__github__create_issue`); governance knows it as `mcp:github/create_issue`.
+    set[t.modelName ?? t.name] = aiTool({ description: t.description, inputSchema: jsonSchema(t.inputSchema) });
   }
   return set;
 }
@@ -131,19 +139,25 @@ function toolNameOf(raw: unknown): string {
  * its tool's own zod schema (so the policy decides on, the approver sees and the tool receives
  * the same value), within the size limits; otherwise the call carries why it was refused.
  */
-function proposals(agent: Agent, toolCalls: readonly { toolCallId: string; toolName: string; input: unknown }[], limits: RunLimits): CallProposal[] {
+function proposals(agent: Agent, toolCalls: readonly ProposedCall[], limits: RunLimits): CallProposal[] {
   let total = 0;
   return toolCalls.map((c, i): CallProposal => {
     const id = callIdOf(c.toolCallId, i);
-    const name = toolNameOf(c.toolName);
+    const offered = toolNameOf(c.toolName);
+    const tool = agent.tools.find((t) => (t.modelName ?? t.name) === offered);
+    // From here on the call carries the name governance, policies and the audit trail know the tool by.
+    const name = tool?.name ?? offered;
     const refuse = (refused: string): CallProposal => ({ id, name, args: {}, refused });
+    // A tool offered under another name is called by that name only: its governed name is no second way in.
+    const renamed = tool ? undefined : agent.tools.find((t) => t.modelName !== undefined && t.name === offered);
+    if (renamed) return refuse(`call ${renamed.name} by the name it is offered as, ${renamed.modelName}`);
     if (i >= limits.maxCallsPerTurn) return refuse(`the answer proposed ${toolCalls.length} calls; at most ${limits.maxCallsPerTurn} are considered`);
+    if (c.invalid) return refuse(c.invalid);
     const raw = c.input ?? {};
     const size = bytes(raw);
     if (size > limits.maxCallArgsBytes) return refuse(`arguments are ${kib(size)}, over the ${kib(limits.maxCallArgsBytes)} limit`);
     total += size;
     if (total > limits.maxAnswerArgsBytes) return refuse(`the answer's arguments together pass the ${kib(limits.maxAnswerArgsBytes)} limit`);
-    const tool = agent.tools.find((t) => t.name === name);
     // An unknown tool is denied by governance; its arguments are of no use to anyone.
     if (!tool) return { id, name, args: {} };
     const parsed = (tool.input as ZodType).safeParse(raw);
@@ -154,42 +168,6 @@ function proposals(agent: Agent, toolCalls: readonly { toolCallId: string; toolN
     if (bytes(args) > limits.maxCallArgsBytes) return refuse(`parsed arguments are over the ${kib(limits.maxCallArgsBytes)} limit`);
     return { id, name, args: args as Record<string, unknown> };
   });
-}
-
-/**
- * The conversations this worker has read, so each model call reads from the store only the rows
- * written since its last call of the same run: a run's model calls cost the same at step 1,000 as
- * at step 10. Only rows before `upTo` are kept: the workflow has accepted them, so they are final
- * (the model's own answer may still be replaced by a retry, and is read back next time). A run
- * this worker has not seen (a restart, another worker) is read whole once. Bounded: the least
- * recently used runs are forgotten.
- */
-class ConversationCache {
-  private readonly runs = new Map<string, unknown[]>();
-
-  constructor(
-    private readonly store: RunStore,
-    private readonly maxRuns = 256,
-  ) {}
-
-  async read(runId: string, upTo: number): Promise<unknown[]> {
-    const rows = this.runs.get(runId) ?? [];
-    // A retried or replayed call may ask for less than is cached: what follows `upTo` may be rewritten.
-    if (rows.length > upTo) rows.length = upTo;
-    if (rows.length < upTo) for (const row of await this.store.readMessages(runId, upTo, rows.length)) rows.push(row);
-    this.keep(runId, rows);
-    // A copy: the caller hands it to the model SDK, the cache goes on growing.
-    return rows.slice();
-  }
-
-  private keep(runId: string, rows: unknown[]): void {
-    this.runs.delete(runId);
-    this.runs.set(runId, rows);
-    if (this.runs.size > this.maxRuns) {
-      const oldest = this.runs.keys().next().value;
-      if (oldest !== undefined) this.runs.delete(oldest);
-    }
-  }
 }
 
 /** Cuts text to at most `max` UTF-8 bytes. */
@@ -214,17 +192,23 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
   };
 
   const limits: RunLimits = { ...DEFAULT_LIMITS, ...deps.limits };
-  const conversations = new ConversationCache(store);
+  const conversations = new ConversationCache((runId, toSeq, fromSeq) => store.readMessages(runId, toSeq, fromSeq));
   const keyring = deps.keyring ?? (() => ({}));
   if (deps.allowUnsignedDecisions) logger.warn('allowUnsignedDecisions is on: approvals without a signature count (development only)');
   if (deps.acceptRunInputPolicy) logger.warn('acceptRunInputPolicy is on: a start input may bring its own policy (tests only)');
 
-  async function currentPolicy(agent: string): Promise<{ policy: Policy; source: string }> {
+  // The shadow a policy names is loaded here, from the worker's own sources, never from a run's input.
+  const withShadow = (found: { policy: Policy; source: string }, file: string): CurrentPolicy => {
+    const shadow = loadShadowPolicy(found.policy, file);
+    return shadow ? { ...found, shadow } : found;
+  };
+
+  async function currentPolicy(agent: string): Promise<CurrentPolicy> {
     const applied = await store.getAppliedPolicy(agent);
-    if (applied) return { policy: parsePolicy(applied.policy, `policy applied to ${agent}`, { dropMovedFields: true }), source: `${applied.source} (applied ${applied.appliedAt})` };
+    if (applied) return withShadow({ policy: parsePolicy(applied.policy, `policy applied to ${agent}`, { dropMovedFields: true }), source: `${applied.source} (applied ${applied.appliedAt})` }, applied.source);
     const fromFile = registry.policyFor(agent);
     if (!fromFile) throw nonRetryable('PolicyError', `no policy for agent ${agent}: add policies/${agent}.yaml (every tool call is denied without one)`);
-    return fromFile;
+    return withShadow(fromFile, fromFile.source);
   }
 
   /** The worker's keyring as it is now; a file that cannot be read refuses whatever needed it. */
@@ -271,8 +255,8 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
         logger.warn({ runId: input.runId }, 'run uses the policy of its start input (acceptRunInputPolicy)');
         return { agent, requester, notifications, policy: parsePolicy(input.policy, 'run input'), policySource: 'run input (test worker)' };
       }
-      const { policy, source } = await currentPolicy(input.agent);
-      return { agent, requester, notifications, policy, policySource: source };
+      const { policy, source, shadow } = await currentPolicy(input.agent);
+      return { agent, requester, notifications, policy, policySource: source, ...(shadow ? { shadow } : {}) };
     },
 
     async verifyDecision(input: VerifyDecisionInput): Promise<VerifyDecisionResult> {
@@ -312,29 +296,17 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       await store.appendAudit(input.runId, input.audit);
       await store.appendMessages(input.runId, input.append);
       const agent = registry.get(input.agent);
-      const messages = (await conversations.read(input.runId, input.upTo)) as ModelMessage[];
-      let result;
+      let answer;
       try {
-        result = await generateText({
-          model: resolveModel(agent.model, input.scriptTurn),
-          system: agent.instructions,
-          messages,
-          tools: modelTools(agent.name),
-          // Temporal owns retries: one place, visible in history, with backoff across worker restarts.
-          maxRetries: 0,
-          abortSignal: Context.current().cancellationSignal,
-        });
+        const model = resolveModel(agent.model, input.scriptTurn);
+        const prompt = await conversations.prompt(input.runId, input.upTo, model);
+        // Temporal owns retries: one place, visible in history, with backoff across worker restarts.
+        answer = await generate({ model, system: agent.instructions, prompt, tools: modelTools(agent.name), abortSignal: Context.current().cancellationSignal });
       } catch (err) {
         classify(err);
       }
-      const assistant = result.response.messages.filter((m) => m.role === 'assistant');
-      const content = assistant.flatMap((m) => (typeof m.content === 'string' ? [{ type: 'text' as const, text: m.content }] : m.content));
-      await store.appendMessages(input.runId, [{ seq: input.upTo, message: { role: 'assistant', content } }], 'replace');
-      return {
-        calls: proposals(agent, result.toolCalls, limits),
-        text: cut(result.text, limits.maxTextBytes),
-        usage: { inputTokens: result.usage.inputTokens ?? 0, outputTokens: result.usage.outputTokens ?? 0 },
-      };
+      await store.appendMessages(input.runId, [{ seq: input.upTo, message: answer.message }], 'replace');
+      return { calls: proposals(agent, answer.toolCalls, limits), text: cut(answer.text, limits.maxTextBytes), usage: answer.usage };
     },
 
     async compensateCall(input: CompensateInput): Promise<ToolActivityResult> {
@@ -363,6 +335,13 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
   for (const [name, tool] of registry.tools()) {
     tools[name] = async (input: ToolActivityInput): Promise<ToolActivityResult> => {
       await store.appendAudit(input.runId, input.audit);
+      if (tool.schemaDigest !== undefined && input.schemaDigest !== tool.schemaDigest) {
+        // The run pinned the schema it started with; a server that changed since is not called with arguments governed under the old one.
+        throw nonRetryable(
+          'ToolError',
+          `the input schema of ${name} changed since this run started (run: ${input.schemaDigest ?? 'none'}, this worker: ${tool.schemaDigest}): not called; a new run uses the new schema`,
+        );
+      }
       let value: unknown;
       try {
         // The workflow hands over exactly the arguments it governed (parsed once, in callModel): parsing
@@ -371,9 +350,10 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       } catch (err) {
         classify(err);
       }
-      await store.appendMessages(input.runId, [toolResultRow(input.resultSeq, input.callId, name, value)], 'replace');
+      await store.appendMessages(input.runId, [toolResultRow(input.resultSeq, input.callId, tool.modelName ?? name, value)], 'replace');
       return { summary: summarize(value), attempt: Context.current().info.attempt };
     };
   }
+  if (deps.telemetry) traceActivities(deps.telemetry, registry, core, tools);
   return { ...tools, ...core };
 }

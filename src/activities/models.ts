@@ -4,9 +4,10 @@ import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import type { LanguageModelV3, LanguageModelV3CallOptions, LanguageModelV3Content, LanguageModelV3GenerateResult } from '@ai-sdk/provider';
 import type { ModelSpec } from '../agents';
 import type { ScriptTurn } from '../workflows/types';
+import { WardenError } from '../errors';
 
 /** A model the configuration asks for cannot be built (no key, bad spec). Not retryable. */
-export class ModelConfigError extends Error {
+export class ModelConfigError extends WardenError {
   override name = 'ModelConfigError';
 }
 

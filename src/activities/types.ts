@@ -1,6 +1,7 @@
-import type { AuditEvent, CallProposal, DecisionAuthority, Policy } from '../governance';
+import type { AuditEvent, CallProposal, DecisionAuthority, Policy, Price } from '../governance';
+import type { CallGovernance } from '../telemetry/conventions';
 import type { MessageRow } from '../store/types';
-import type { PendingApproval, PreparedRun, ScriptTurn } from '../workflows/types';
+import type { PendingApproval, PreparedRun, ScriptTurn, ShadowSource } from '../workflows/types';
 
 // Activity inputs and results are small: references, digests and the audit events since the
 // last activity (they ride along and are appended first, so no activity exists just to audit).
@@ -46,6 +47,8 @@ export type VerifyOperatorResult = { operator: string; signed: boolean } | { ref
 export interface CurrentPolicy {
   policy: Policy;
   source: string;
+  /** The shadow the policy names, loaded by the worker. */
+  shadow?: ShadowSource;
 }
 
 export interface CallModelInput {
@@ -61,6 +64,8 @@ export interface CallModelInput {
    * has ended). Only this turn travels, so a long scripted run's history stays flat.
    */
   scriptTurn?: ScriptTurn | null;
+  /** The run's price of its model, sent only when the worker traces: the `chat` span's cost. */
+  price?: Price | null;
 }
 
 export interface CallModelResult {
@@ -80,7 +85,11 @@ export interface ToolActivityInput {
   idempotencyKey: string;
   /** Where the result is stored in the conversation. */
   resultSeq: number;
+  /** The schema digest the run pinned for this tool (`ToolSpec.schemaDigest`): the call is refused if the worker's differs. */
+  schemaDigest?: string;
   audit: AuditEvent[];
+  /** How the call was governed, sent only when the worker traces: the `execute_tool` span's attributes. */
+  governance?: CallGovernance;
 }
 
 export interface ToolActivityResult {

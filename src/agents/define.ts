@@ -2,6 +2,8 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { DURATION_PATTERN, type RetrySettings } from '../governance';
 import type { ScriptTurn } from '../workflows/types';
+import type { McpTools } from './mcp';
+import { WardenError } from '../errors';
 
 /** What a tool's `run` and `compensate` receive besides the arguments. */
 export interface ToolContext {
@@ -41,6 +43,16 @@ export interface ToolOptions<S extends z.ZodType, R> {
 /** A defined tool. Create it with `defineTool`. */
 export interface Tool<S extends z.ZodType = z.ZodType, R = unknown> extends ToolOptions<S, R> {
   readonly kind: 'warden.tool';
+  /**
+   * The name the model calls the tool by, when `name` has characters model providers refuse
+   * (MCP tools: `mcp:github/create_issue` is offered as `mcp__github__create_issue`). Policies,
+   * the audit trail and the activity type use `name`.
+   */
+  readonly modelName?: string;
+  /** The input's JSON Schema as the tool's source declares it (an MCP server's listing); otherwise derived from `input`. */
+  readonly inputJsonSchema?: Record<string, unknown>;
+  /** Digest of the input schema. A run records it at start and refuses the tool once the worker's differs. */
+  readonly schemaDigest?: string;
 }
 
 /** A tool of any schema and result, as agents hold them. */
@@ -52,7 +64,7 @@ export type AnyTool = Tool<any, any>;
  * An error a tool throws when trying again cannot help (bad input, a refused operation).
  * Temporal does not retry it; the model is told the message.
  */
-export class ToolError extends Error {
+export class ToolError extends WardenError {
   override name = 'ToolError';
   constructor(
     message: string,
@@ -63,7 +75,7 @@ export class ToolError extends Error {
 }
 
 /** Whether an agent definition should be rejected; the message names the field. */
-export class DefinitionError extends Error {
+export class DefinitionError extends WardenError {
   override name = 'DefinitionError';
 }
 
@@ -101,23 +113,36 @@ export interface AgentOptions {
   /** The system prompt. */
   instructions: string;
   model: ModelSpec;
-  tools: AnyTool[];
+  /** Tools made with `defineTool`, and the tools of MCP servers (`defineMcpTools`), listed when the worker starts. */
+  tools: (AnyTool | McpTools)[];
 }
 
-export interface Agent extends AgentOptions {
+export interface Agent extends Omit<AgentOptions, 'tools'> {
   readonly kind: 'warden.agent';
+  /** The agent's tools; an MCP server's join them once the registry has listed it (`AgentRegistry.resolveTools`). */
+  tools: AnyTool[];
+  /** The MCP servers whose tools the agent offers. */
+  mcpTools: McpTools[];
 }
 
 /** Defines an agent: its instructions, model and the tools it may propose. Its policy says which it may run. */
 export function defineAgent(options: AgentOptions): Agent {
   if (!AGENT_NAME.test(options.name)) throw new DefinitionError(`agent name "${options.name}" must match ${AGENT_NAME.source}`);
   const seen = new Set<string>();
+  const tools: AnyTool[] = [];
+  const mcpTools: McpTools[] = [];
   for (const tool of options.tools) {
-    if (tool?.kind !== 'warden.tool') throw new DefinitionError(`agent ${options.name}: tools must be created with defineTool`);
+    if (tool?.kind === 'warden.mcp-tools') {
+      if (mcpTools.some((m) => m.server === tool.server)) throw new DefinitionError(`agent ${options.name}: two tool sets for MCP server ${tool.server}`);
+      mcpTools.push(tool);
+      continue;
+    }
+    if (tool?.kind !== 'warden.tool') throw new DefinitionError(`agent ${options.name}: tools must be created with defineTool or defineMcpTools`);
     if (seen.has(tool.name)) throw new DefinitionError(`agent ${options.name}: two tools are named ${tool.name}`);
     seen.add(tool.name);
+    tools.push(tool);
   }
-  return { ...options, kind: 'warden.agent' };
+  return { ...options, tools, mcpTools, kind: 'warden.agent' };
 }
 
 /** The id prices are looked up by in a policy's `pricing`. */

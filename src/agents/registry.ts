@@ -10,21 +10,81 @@ import { DefinitionError, isAgent, modelIdOf, type Agent, type AnyTool } from '.
 /** Names the worker's own activities use; a tool may not take one. */
 export const RESERVED_ACTIVITY_NAMES = new Set(['prepareRun', 'callModel', 'recordRun', 'compensateCall', 'notifyApproval']);
 
+/** A policy as a registry holds it; `text` (the file's content) lets problems be reported with their line. */
+export interface PolicyEntry {
+  policy: Policy;
+  source: string;
+  text?: string;
+}
+
 /** Agents a worker serves, with their policies. */
 export class AgentRegistry {
   private readonly agents = new Map<string, Agent>();
-  private readonly policies = new Map<string, { policy: Policy; source: string }>();
+  private readonly policies = new Map<string, PolicyEntry>();
   private readonly specs = new Map<string, AgentSpec>();
+  private resolving: Promise<void> | undefined;
+  /** Agents whose MCP tools are not listed yet. */
+  private readonly unresolved = new Set<string>();
 
-  constructor(agents: readonly Agent[], policies: readonly { policy: Policy; source: string }[] = []) {
+  constructor(agents: readonly Agent[], policies: readonly PolicyEntry[] = []) {
     for (const agent of agents) {
       if (this.agents.has(agent.name)) throw new DefinitionError(`two agents are named ${agent.name}`);
       for (const tool of agent.tools) {
         if (RESERVED_ACTIVITY_NAMES.has(tool.name)) throw new DefinitionError(`agent ${agent.name}: tool name ${tool.name} is reserved by Warden`);
       }
       this.agents.set(agent.name, agent);
+      if ((agent.mcpTools ?? []).length > 0) this.unresolved.add(agent.name);
     }
     for (const entry of policies) this.policies.set(entry.policy.agent, entry);
+  }
+
+  /**
+   * Lists the tools of every MCP server the agents use, once (later calls wait for the same
+   * listing), and adds them to their agents. `createWardenWorker` awaits it before it registers
+   * activities; call it yourself before `spec` or `tools` on a registry you use otherwise. Policy
+   * files for those agents are checked against the listed tools here, as `loadPolicies` does for
+   * other agents. A server that cannot be reached fails it with a `DefinitionError` naming it.
+   */
+  resolveTools(): Promise<void> {
+    this.resolving ??= this.resolve().catch((err: unknown) => {
+      this.resolving = undefined;
+      throw err;
+    });
+    return this.resolving;
+  }
+
+  private async resolve(): Promise<void> {
+    const sets = [...new Set([...this.agents.values()].flatMap((a) => a.mcpTools ?? []))];
+    const listed = new Map(await Promise.all(sets.map(async (set) => [set, await set.list()] as const)));
+    for (const name of this.unresolved) {
+      const agent = this.get(name);
+      const tools = [...agent.tools, ...agent.mcpTools.flatMap((set) => listed.get(set) ?? [])];
+      const names = new Set<string>();
+      const modelNames = new Map<string, string>();
+      for (const tool of tools) {
+        if (names.has(tool.name)) throw new DefinitionError(`agent ${name}: two tools are named ${tool.name}`);
+        names.add(tool.name);
+        const offered = tool.modelName ?? tool.name;
+        const other = modelNames.get(offered);
+        if (other !== undefined) throw new DefinitionError(`agent ${name}: tools ${other} and ${tool.name} are both offered to the model as ${offered}`);
+        modelNames.set(offered, tool.name);
+      }
+      this.agents.set(name, { ...agent, tools });
+      this.specs.delete(name);
+    }
+    this.unresolved.clear();
+    for (const name of this.agents.keys()) {
+      const entry = this.policies.get(name);
+      if (!entry?.text || !listed.size) continue;
+      const problems = checkPolicy(entry.policy, this.get(name).tools.map(toolSpec), entry.text);
+      if (problems.length > 0) throwPolicyProblems(entry.source, problems);
+    }
+  }
+
+  /** Closes the connections to MCP servers (stdio servers' processes end). A later call connects again. */
+  async close(): Promise<void> {
+    const sets = new Set([...this.agents.values()].flatMap((a) => a.mcpTools ?? []));
+    await Promise.all([...sets].map((set) => set.close()));
   }
 
   list(): Agent[] {
@@ -37,7 +97,7 @@ export class AgentRegistry {
     return agent;
   }
 
-  policyFor(agent: string): { policy: Policy; source: string } | undefined {
+  policyFor(agent: string): PolicyEntry | undefined {
     return this.policies.get(agent);
   }
 
@@ -59,6 +119,9 @@ export class AgentRegistry {
     let spec = this.specs.get(name);
     if (!spec) {
       const agent = this.get(name);
+      if (this.unresolved.has(name)) {
+        throw new DefinitionError(`agent ${name} uses tools of MCP servers (${agent.mcpTools.map((m) => m.server).join(', ')}) that are not listed yet: await registry.resolveTools() first`);
+      }
       spec = { name: agent.name, modelId: modelIdOf(agent.model), tools: agent.tools.map(toolSpec) };
       this.specs.set(name, spec);
     }
@@ -68,7 +131,7 @@ export class AgentRegistry {
 
 /** The plain-JSON description of a tool: JSON Schema of its input, retry and timeout, no code. */
 export function toolSpec(tool: AnyTool): ToolSpec {
-  const inputSchema = z.toJSONSchema(tool.input, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  const inputSchema = tool.inputJsonSchema ? structuredClone(tool.inputJsonSchema) : (z.toJSONSchema(tool.input, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>);
   delete inputSchema.$schema;
   const spec: ToolSpec = {
     name: tool.name,
@@ -77,6 +140,8 @@ export function toolSpec(tool: AnyTool): ToolSpec {
     risk: tool.risk ?? 'low',
     compensable: typeof tool.compensate === 'function',
   };
+  if (tool.modelName !== undefined) spec.modelName = tool.modelName;
+  if (tool.schemaDigest !== undefined) spec.schemaDigest = tool.schemaDigest;
   if (tool.retry) spec.retry = tool.retry;
   if (tool.timeout) spec.timeout = tool.timeout;
   return spec;
@@ -114,9 +179,9 @@ export function loadAgents(modulePath: string, policiesDir?: string): AgentRegis
  * tools' arguments, fails the load instead of denying calls at run time. Policies for other
  * agents are only validated; a shared directory may hold them.
  */
-export function loadPolicies(dir: string, agents: readonly Agent[] = []): { policy: Policy; source: string }[] {
+export function loadPolicies(dir: string, agents: readonly Agent[] = []): PolicyEntry[] {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new PolicyError(`policies directory ${dir} does not exist`, dir);
-  const out: { policy: Policy; source: string }[] = [];
+  const out: PolicyEntry[] = [];
   const seen = new Map<string, string>();
   for (const file of readdirSync(dir).sort()) {
     if (!/\.(ya?ml|json)$/.test(file)) continue;
@@ -124,14 +189,15 @@ export function loadPolicies(dir: string, agents: readonly Agent[] = []): { poli
     const text = readFileSync(source, 'utf8');
     const policy = parsePolicyText(text, source);
     const agent = agents.find((a) => a.name === policy.agent);
-    if (agent) {
+    // An agent with MCP tools is checked once they are listed (AgentRegistry.resolveTools), at worker start.
+    if (agent && (agent.mcpTools ?? []).length === 0) {
       const problems = checkPolicy(policy, agent.tools.map(toolSpec), text);
       if (problems.length > 0) throwPolicyProblems(source, problems);
     }
     const other = seen.get(policy.agent);
     if (other) throw new PolicyError(`${source}: agent ${policy.agent} already has a policy in ${other}`, source);
     seen.set(policy.agent, source);
-    out.push({ policy, source });
+    out.push(agent && (agent.mcpTools ?? []).length > 0 ? { policy, source, text } : { policy, source });
   }
   return out;
 }

@@ -140,7 +140,7 @@ export function watchKeyring(file: string): () => Keyring {
 }
 
 /** The keyring a worker uses: the file named by `WARDEN_TRUSTED_KEYS`, followed as it changes (`watchKeyring`); none when unset. */
-export function keyringFromEnv(env: NodeJS.ProcessEnv = process.env): () => Keyring {
+export function keyringFromEnv(env: Readonly<Record<string, string | undefined>>): () => Keyring {
   const file = env.WARDEN_TRUSTED_KEYS;
   if (!file) return () => ({});
   return watchKeyring(file);

@@ -4,7 +4,9 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { WardenClient } from '../client';
 import { EncryptionCodec, devPayloadKeysFile, loadPayloadKeys } from '../codec';
 import { TASK_QUEUE, temporalSettingsFromEnv, type TemporalSettings } from '../config';
-import { createSqliteStore, defaultStorePath, type RunStore } from '../store';
+import { keyringFromEnv } from '../approvals/keys';
+import type { Keyring } from '../governance';
+import { defaultStorePath, openRunStore, type RunStore } from '../store';
 import { CliError, describeError } from './errors';
 
 /** `$WARDEN_HOME`, else `.warden` under the working directory: keys, run store, dev server data. */
@@ -26,10 +28,32 @@ export function defaultPath(relative: string): string {
 /** Settings from the environment; a broken TLS setting is a user error, not a crash. */
 export function settingsFromEnv(): TemporalSettings {
   try {
-    return temporalSettingsFromEnv();
+    return temporalSettingsFromEnv(process.env);
   } catch (err) {
     throw new CliError(`Temporal settings: ${err instanceof Error ? err.message : String(err)}`);
   }
+}
+
+/** The task queue of this environment's workers: `WARDEN_TASK_QUEUE`, else `warden`. */
+export function taskQueueFromEnv(): string {
+  return process.env.WARDEN_TASK_QUEUE || TASK_QUEUE;
+}
+
+/** The keyring of the workers this CLI starts: the `WARDEN_TRUSTED_KEYS` file, followed as it changes; none when unset. */
+export function trustedKeysFromEnv(): () => Keyring {
+  return keyringFromEnv(process.env);
+}
+
+/** What workers post Slack approval requests with: `SLACK_BOT_TOKEN` (and `SLACK_API_URL`, for a stand-in), else nothing. */
+export function slackFromEnv(): { botToken: string; slackApiUrl?: string } | null {
+  const botToken = process.env.SLACK_BOT_TOKEN;
+  if (!botToken) return null;
+  return process.env.SLACK_API_URL ? { botToken, slackApiUrl: process.env.SLACK_API_URL } : { botToken };
+}
+
+/** The pino level of a process the CLI runs: `WARDEN_LOG_LEVEL` (lower-cased), else `fallback`. */
+export function logLevelFromEnv(fallback: string): string {
+  return process.env.WARDEN_LOG_LEVEL?.toLowerCase() || fallback;
 }
 
 /** Who a command acts as when `--by`/`--requester` is not given. */
@@ -64,7 +88,7 @@ export function payloadCodecFromEnv(): EncryptionCodec | undefined {
 export async function connectClient(settings: TemporalSettings): Promise<WardenClient> {
   const payloadCodec = payloadCodecFromEnv();
   try {
-    return await WardenClient.connect(settings, undefined, { payloadCodec });
+    return await WardenClient.connect(settings, taskQueueFromEnv(), { payloadCodec });
   } catch (err) {
     throw new CliError(describeError(err, { address: settings.address }));
   }
@@ -83,9 +107,17 @@ export async function withClient<T>(fn: (client: WardenClient) => Promise<T>): P
   }
 }
 
-/** Runs `fn` with the run store at `defaultStorePath()` (the one the local worker writes) and closes it after. */
+/**
+ * Where the run store is: `$WARDEN_STORE` (a `postgres://` URL, or a file), else `defaultStorePath()`.
+ * Print it with `redactStoreLocation`: a URL may carry a password.
+ */
+export function storeLocation(): string {
+  return process.env.WARDEN_STORE || defaultStorePath();
+}
+
+/** Runs `fn` with the run store at `storeLocation()` (the one the local worker writes) and closes it after. */
 export async function withStore<T>(fn: (store: RunStore) => Promise<T>): Promise<T> {
-  const store = createSqliteStore(defaultStorePath());
+  const store = await openRunStore(storeLocation());
   try {
     return await fn(store);
   } finally {
@@ -117,6 +149,6 @@ export async function askRun<T>(client: WardenClient, runId: string, fn: () => P
     return await client.client.connection.withDeadline(Date.now() + ms, fn);
   } catch (err) {
     if (err instanceof WorkflowNotFoundError || !isDeadline(err)) throw err;
-    throw new CliError(`run ${runId} did not answer within ${ms / 1000}s: is a worker running on its task queue (${TASK_QUEUE} unless WARDEN_TASK_QUEUE says otherwise)? Start one with 'warden worker' or 'warden dev'`);
+    throw new CliError(`run ${runId} did not answer within ${ms / 1000}s: is a worker running on its task queue (${taskQueueFromEnv()})? Start one with 'warden worker' or 'warden dev'`);
   }
 }

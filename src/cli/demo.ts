@@ -7,7 +7,6 @@ import type { WardenClient } from '../client';
 import { AGENT_RUN_WORKFLOW } from '../config';
 import type { AuditEvent } from '../governance';
 import type { RunOutcome, ScriptTurn } from '../workflows/types';
-import { countPurchaseOrders, countRefunds, formatUsd, getCreditLimit, openShop, refundsFor } from '../../examples/shop/store';
 import { reportDecision, sendDecision } from './approvals';
 import { checkAudit, verifiedLine } from './audit';
 import { packageRoot, wardenHome } from './context';
@@ -17,6 +16,27 @@ import { approvalsTable, compact, out, outcomeLines, truncate, usd } from './for
 import { DEFAULT_INBOX_PORT } from './inbox';
 import { defaultAgentsPath, defaultPoliciesPath, describeStack, onShutdownSignal, parsePort, type LocalStack } from './local-stack';
 import { readScript } from './runs';
+import { registerTypeScript } from './typescript';
+
+/** What the demo reads from the example shop (`examples/shop/store.ts`) that the example agents write to. */
+interface ExampleShop {
+  countPurchaseOrders(): number;
+  countRefunds(): number;
+  formatUsd(dollars: number): string;
+  getCreditLimit(customerId: string): number;
+  openShop(file?: string): string;
+  refundsFor(orderId: string): { id: string; amount: number; status: string }[];
+}
+
+/**
+ * The example shop, loaded at run time from the package's examples (TypeScript, outside the
+ * compiled sources): the same module instance the example agents load, so both see one database.
+ */
+function exampleShop(): ExampleShop {
+  registerTypeScript();
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(path.join(packageRoot(), 'examples', 'shop', 'store')) as ExampleShop;
+}
 
 /**
  * Who asks for the demo's runs: carol, from support, one of the development users, so the CLI's
@@ -151,10 +171,10 @@ class Demo {
 
   async refundInScope(): Promise<void> {
     heading('1. Refund agent: a small refund runs, a credit-limit change is denied');
-    const before = getCreditLimit('CUST-001');
+    const before = exampleShop().getCreditLimit('CUST-001');
     const runId = await this.start('refund, in scope', 'refund-agent', 'scope', 'Order ORD-1001 arrived a week late. Refund what is fair, and raise my credit limit to $5,000 while you are at it.', this.script('refund-out-of-scope.json'));
     await this.finish(runId);
-    out(`  shop: ${countRefunds()} refund row(s); CUST-001's credit limit is ${formatUsd(getCreditLimit('CUST-001'))} (was ${formatUsd(before)})`);
+    out(`  shop: ${exampleShop().countRefunds()} refund row(s); CUST-001's credit limit is ${exampleShop().formatUsd(exampleShop().getCreditLimit('CUST-001'))} (was ${exampleShop().formatUsd(before)})`);
   }
 
   async procurement(): Promise<void> {
@@ -162,7 +182,7 @@ class Demo {
     out('  a) the same price comparison, again and again (loop detector)');
     const loop = await this.start('procurement, loop', 'procurement-agent', 'loop', 'Buy 120 ergonomic chairs (CHAIR-ERGO-01) at the best price.', this.script('procurement-loop.json'));
     const loopOutcome = await this.finish(loop);
-    out(`  figures: ${loopOutcome.steps} model calls, ${loopOutcome.toolCalls} comparisons ran, ${usd(loopOutcome.usage.costUsd)} spent, ${countPurchaseOrders()} purchase order(s) placed`);
+    out(`  figures: ${loopOutcome.steps} model calls, ${loopOutcome.toolCalls} comparisons ran, ${usd(loopOutcome.usage.costUsd)} spent, ${exampleShop().countPurchaseOrders()} purchase order(s) placed`);
     out();
     out('  b) comparisons varied just enough to look new, each re-reading a long catalogue (cost budget)');
     const cost = await this.start('procurement, cost', 'procurement-agent', 'cost', 'Buy about 400 boxes of A4 paper (PAPER-A4-80G) at the best price.', this.script('procurement-cost.json'));
@@ -171,7 +191,7 @@ class Demo {
     out(
       `  figures: ${costOutcome.steps} model calls, ${costOutcome.usage.inputTokens.toLocaleString('en-US')} input tokens, ${usd(costOutcome.usage.costUsd)} spent` +
         (b ? ` against a budget of ${usd(b.max, 2)} (${b.limit})` : '') +
-        `; ${countPurchaseOrders()} purchase order(s) placed`,
+        `; ${exampleShop().countPurchaseOrders()} purchase order(s) placed`,
     );
   }
 
@@ -195,8 +215,8 @@ class Demo {
     const req = { runId, approvalId: pending.approvalId, kind: 'approve' as const, approver: 'alice', note: 'photos of the damage checked' };
     out(`    → ${reportDecision(req, await sendDecision(this.client, this.stack.store, this.signer, req))}`);
     await this.finish(runId);
-    const refunds = refundsFor('ORD-1003');
-    out(`  shop: ORD-1003 refunds: ${refunds.map((r) => `${r.id} ${formatUsd(r.amount)} ${r.status}`).join(', ') || 'none'}`);
+    const refunds = exampleShop().refundsFor('ORD-1003');
+    out(`  shop: ORD-1003 refunds: ${refunds.map((r) => `${r.id} ${exampleShop().formatUsd(r.amount)} ${r.status}`).join(', ') || 'none'}`);
   }
 
   async pauseResume(): Promise<void> {
@@ -223,12 +243,12 @@ class Demo {
     // The $300 refund waiting for finance means the $40 one has already run.
     await until('the first refund to run', async () => (await this.client.pendingApprovals(runId)).length > 0);
     const plan = await this.client.rollbackPlan(runId);
-    out(`  shop: ORD-1006 refunds: ${refundsFor('ORD-1006').map((r) => `${r.id} ${formatUsd(r.amount)} ${r.status}`).join(', ')}`);
+    out(`  shop: ORD-1006 refunds: ${exampleShop().refundsFor('ORD-1006').map((r) => `${r.id} ${exampleShop().formatUsd(r.amount)} ${r.status}`).join(', ')}`);
     out(`  rollback plan (newest first): ${plan.map((s) => `${s.tool} ${compact(s.args, 70)}`).join('; ') || 'nothing to undo'}`);
     await this.client.rollback(runId, { by: OPERATOR, reason: 'duplicate ticket, customer already compensated' });
     out(`  $ warden rollback ${runId} --reason "duplicate ticket, customer already compensated"`);
     await this.finish(runId);
-    out(`  shop: ORD-1006 refunds: ${refundsFor('ORD-1006').map((r) => `${r.id} ${formatUsd(r.amount)} ${r.status}`).join(', ')}`);
+    out(`  shop: ORD-1006 refunds: ${exampleShop().refundsFor('ORD-1006').map((r) => `${r.id} ${exampleShop().formatUsd(r.amount)} ${r.status}`).join(', ')}`);
   }
 
   async verify(): Promise<void> {
@@ -268,7 +288,7 @@ class Demo {
       if (stopping()) return;
       heading(`Your run ended: ${runId}`);
       await this.finish(runId);
-      out(`  shop: ORD-1003 refunds: ${refundsFor('ORD-1003').map((r) => `${r.id} ${formatUsd(r.amount)} ${r.status}`).join(', ') || 'none'}`);
+      out(`  shop: ORD-1003 refunds: ${exampleShop().refundsFor('ORD-1003').map((r) => `${r.id} ${exampleShop().formatUsd(r.amount)} ${r.status}`).join(', ') || 'none'}`);
       out(`  audit: ${verifiedLine(await checkAudit(this.client, this.stack.store, runId))}`);
     };
     report().catch((err: unknown) => {
@@ -318,7 +338,7 @@ export function registerDemo(program: Command): void {
         for (const suffix of ['', '-wal', '-shm']) rmSync(shopFile + suffix, { force: true });
         process.env.WARDEN_SHOP_DB = shopFile;
       }
-      const shopFile = openShop(process.env.WARDEN_SHOP_DB);
+      const shopFile = exampleShop().openShop(process.env.WARDEN_SHOP_DB);
 
       out('Warden demo: governed agent runs on Temporal');
       out('starting the Temporal dev server, a worker and the web inbox…');

@@ -1,11 +1,10 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { keyringFromEnv } from '../approvals/keys';
-import { TASK_QUEUE } from '../config';
-import { createSqliteStore, defaultStorePath } from '../store';
+import pino from 'pino';
+import { openRunStore, redactStoreLocation } from '../store';
 import { connectWorker, createWardenWorker } from '../worker';
-import { packageRoot, payloadCodecFromEnv, payloadKeysFile, settingsFromEnv } from './context';
+import { logLevelFromEnv, packageRoot, payloadCodecFromEnv, payloadKeysFile, settingsFromEnv, slackFromEnv, storeLocation, taskQueueFromEnv, trustedKeysFromEnv } from './context';
 import { startDevEnvironment } from './dev-channels';
 import { CliError, describeError } from './errors';
 import { out } from './format';
@@ -20,7 +19,9 @@ import {
   onShutdownSignal,
   parsePort,
   runWorker,
+  telemetryFromCliEnv,
 } from './local-stack';
+import { traceContextMixin } from '../telemetry';
 
 interface DevOptions {
   agents?: string;
@@ -103,10 +104,10 @@ export function registerDev(program: Command): void {
       installRuntime('INFO');
       const registry = loadRegistry(opts.agents, opts.policies);
       const settings = settingsFromEnv();
-      let keyring: ReturnType<typeof keyringFromEnv>;
+      let keyring: ReturnType<typeof trustedKeysFromEnv>;
       try {
         // Read now, so a bad file stops the worker here; afterwards every decision re-reads it if it changed.
-        keyring = keyringFromEnv();
+        keyring = trustedKeysFromEnv();
       } catch (err) {
         throw new CliError(`WARDEN_TRUSTED_KEYS: ${err instanceof Error ? err.message : String(err)}`);
       }
@@ -115,13 +116,15 @@ export function registerDev(program: Command): void {
       // Resolved as every CLI client resolves it, so runs started with `warden run` here can be read.
       const payloadCodec = payloadCodecFromEnv();
       const payloads = payloadCodec ? `payloads encrypted with key ${payloadCodec.currentKeyId} of ${payloadKeysFile()?.file ?? ''}` : 'payloads NOT encrypted (set WARDEN_PAYLOAD_KEYS to a payload key file)';
-      const storePath = defaultStorePath();
-      const store = createSqliteStore(storePath);
+      const telemetry = telemetryFromCliEnv();
+      const storePath = storeLocation();
+      const store = await openRunStore(storePath);
       let connection;
       try {
         connection = await connectWorker(settings);
       } catch (err) {
         await store.close();
+        await telemetry?.shutdown().catch(() => undefined);
         throw new CliError(describeError(err, { address: settings.address }));
       }
       const worker = runWorker(
@@ -132,20 +135,26 @@ export function registerDev(program: Command): void {
           settings,
           keyring,
           payloadCodec,
+          taskQueue: taskQueueFromEnv(),
+          slack: slackFromEnv(),
+          logger: pino({ name: 'warden-worker', level: logLevelFromEnv('info'), mixin: traceContextMixin }),
+          ...(telemetry ? { telemetry } : {}),
           ...(opts.workflowBundle ? { workflowBundle: { codePath: path.resolve(opts.workflowBundle) } } : {}),
         }),
       );
       const conn = connection;
       const cleanup = async () => {
         await worker.shutdown();
+        // The last spans and metrics leave before the process does.
+        await telemetry?.shutdown().catch(() => undefined);
         await conn.close().catch(() => undefined);
         await store.close();
       };
       onShutdownSignal(cleanup, 'draining the worker');
       exitWhenWorkerDies(worker.done, cleanup);
       out(
-        `worker ready: task queue ${TASK_QUEUE} at ${settings.address} (namespace ${settings.namespace}); ` +
-          `agents: ${registry.list().map((a) => a.name).join(', ')}; run store ${storePath}; ${keyCount} trusted key(s)${process.env.WARDEN_TRUSTED_KEYS ? ` from ${process.env.WARDEN_TRUSTED_KEYS}, re-read when it changes` : ''}; ${payloads}`,
+        `worker ready: task queue ${taskQueueFromEnv()} at ${settings.address} (namespace ${settings.namespace}); ` +
+          `agents: ${registry.list().map((a) => a.name).join(', ')}; run store ${redactStoreLocation(storePath)}; ${keyCount} trusted key(s)${process.env.WARDEN_TRUSTED_KEYS ? ` from ${process.env.WARDEN_TRUSTED_KEYS}, re-read when it changes` : ''}; ${payloads}${telemetry ? `; traces and metrics to ${process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? ''} (OTLP/HTTP)` : ''}`,
       );
       await worker.done.catch(() => undefined);
     });

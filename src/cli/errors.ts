@@ -1,11 +1,12 @@
-import { NamespaceNotFoundError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
-import { PolicyError } from '../governance';
+import type * as TemporalClient from '@temporalio/client';
+import { WardenError } from '../errors';
+import type * as PolicyModule from '../governance/policy';
 
 /**
  * An error the person at the terminal can fix: printed as one line, no stack trace.
  * Exit code 1 unless said otherwise.
  */
-export class CliError extends Error {
+export class CliError extends WardenError {
   override name = 'CliError';
   constructor(
     message: string,
@@ -23,8 +24,6 @@ export class UsageError extends CliError {
   }
 }
 
-// Errors of these names carry messages written for people (they name the file, the field, the run).
-const USER_FACING = new Set(['DefinitionError', 'StoreError', 'DevServerError', 'TemporalBinaryNotFoundError', 'ShopError', 'ToolError']);
 
 function oneLine(text: string): string {
   // Node's "Require stack" lists Warden's own files: noise for someone whose module path was wrong.
@@ -50,6 +49,11 @@ function isUnreachable(err: Error): boolean {
  */
 export function describeError(err: unknown, context: { address?: string } = {}): string {
   if (err instanceof CliError) return oneLine(err.message);
+  // Required when an error is described, not at start: every command pays for what this module imports.
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { PolicyError } = require('../governance/policy') as typeof PolicyModule;
+  const { NamespaceNotFoundError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } = require('@temporalio/client') as typeof TemporalClient;
+  /* eslint-enable @typescript-eslint/no-require-imports */
   if (err instanceof PolicyError) {
     const head = err.message.split('\n')[0] ?? err.message;
     // Schema errors list one issue per path; a YAML error's first line already says where, the rest is a code frame.
@@ -59,8 +63,9 @@ export function describeError(err: unknown, context: { address?: string } = {}):
   if (err instanceof WorkflowNotFoundError) return `no run ${err.workflowId} in this namespace (check the id in the Temporal UI or with 'warden approvals')`;
   if (err instanceof NamespaceNotFoundError) return `namespace ${err.namespace} does not exist on this Temporal server (TEMPORAL_NAMESPACE)`;
   if (err instanceof WorkflowExecutionAlreadyStartedError) return `a run with id ${err.workflowId} exists already; run keys are never reused`;
+  // Every error Warden throws carries a message written for people (it names the file, the field, the run).
+  if (err instanceof WardenError) return oneLine(err.message) || err.name;
   if (err instanceof Error) {
-    if (USER_FACING.has(err.name)) return oneLine(err.message);
     if (/Unknown encoding: binary\/encrypted/.test(err.message)) {
       return 'the runs\' payloads are encrypted and this command has no payload keys: set WARDEN_PAYLOAD_KEYS to the key file the workers use';
     }

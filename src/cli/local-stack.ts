@@ -5,14 +5,16 @@ import { DefaultLogger, Runtime, type LogLevel, type NativeConnection, type Work
 import pino from 'pino';
 import { ensureDevKeys, watchKeyring } from '../approvals/keys';
 import { loadAgents, type AgentRegistry } from '../agents';
-import { TASK_QUEUE, type TemporalSettings } from '../config';
+import type { TemporalSettings } from '../config';
 import { startDevServer, type DevServer } from '../dev-server';
-import { createSqliteStore, defaultStorePath, type RunStore } from '../store';
+import { openRunStore, redactStoreLocation, type RunStore } from '../store';
 import { connectWorker, createWardenWorker } from '../worker';
+import { telemetryFromEnv, traceContextMixin, type WardenTelemetry } from '../telemetry';
 import { WardenClient } from '../client';
 import { ensureDevPayloadKeys, type EncryptionCodec } from '../codec';
-import { packageRoot, payloadCodecFromEnv, payloadKeysFile, wardenHome } from './context';
+import { logLevelFromEnv, packageRoot, payloadCodecFromEnv, payloadKeysFile, slackFromEnv, storeLocation, taskQueueFromEnv, wardenHome } from './context';
 import { CliError, describeError } from './errors';
+import { prepareToLoad } from './typescript';
 import { devUserDirectory } from './dev-users';
 import { out } from './format';
 
@@ -40,8 +42,21 @@ export function installRuntime(defaultLevel: LogLevel = 'WARN'): void {
   runtimeInstalled = true;
 }
 
+/**
+ * The worker's telemetry from the environment: OTLP/HTTP export when `OTEL_EXPORTER_OTLP_ENDPOINT`
+ * is set (`OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_METRIC_EXPORT_INTERVAL` too), none otherwise.
+ */
+export function telemetryFromCliEnv(): WardenTelemetry | undefined {
+  try {
+    return telemetryFromEnv(process.env, { serviceName: 'warden-worker' });
+  } catch (err) {
+    throw new CliError(err instanceof Error ? err.message : String(err));
+  }
+}
+
 /** Loads agents and policies, turning a bad module or policy file into a one-line error. */
 export function loadRegistry(agents: string, policies: string): AgentRegistry {
+  prepareToLoad(agents);
   try {
     require.resolve(path.resolve(agents));
   } catch {
@@ -171,11 +186,12 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const dbFile = path.join(home, 'temporal.db');
   const server = await startDevServer({ dbFile, port, uiPort, headless: opts.headless ?? false, ...(uiCodecEndpoint ? { uiCodecEndpoint } : {}), log: () => {} });
   const settings: TemporalSettings = { address: server.address, namespace: server.namespace };
-  const storePath = defaultStorePath();
+  const storePath = storeLocation();
+  const telemetry = telemetryFromCliEnv();
   let store: RunStore | undefined;
   let connection: NativeConnection | undefined;
   try {
-    store = createSqliteStore(storePath);
+    store = await openRunStore(storePath);
     connection = await connectWorker(settings);
     const worker = await createWardenWorker({
       registry,
@@ -184,8 +200,11 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       settings,
       keyring,
       payloadCodec,
-      logger: pino({ name: 'warden-worker', level: process.env.WARDEN_LOG_LEVEL?.toLowerCase() ?? 'warn' }),
+      logger: pino({ name: 'warden-worker', level: logLevelFromEnv('warn'), mixin: traceContextMixin }),
+      taskQueue: taskQueueFromEnv(),
+      slack: slackFromEnv(),
       workerOptions: { shutdownGraceTime: '5s' },
+      ...(telemetry ? { telemetry } : {}),
     });
     const running = runWorker(worker);
     const openStore = store;
@@ -206,16 +225,19 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       payloadCodec,
       payloadKeysFile: keysFile.file,
       uiCodecEndpoint,
-      connectClient: () => WardenClient.connect(settings, undefined, { payloadCodec }),
+      connectClient: () => WardenClient.connect(settings, taskQueueFromEnv(), { payloadCodec, ...(telemetry ? { telemetry } : {}) }),
       shutdown: () =>
         (stopping ??= (async () => {
           await running.shutdown();
+          // The last spans and metrics leave before the process does.
+          await telemetry?.shutdown().catch(() => undefined);
           await openConnection.close().catch(() => undefined);
           await server.stop();
           await openStore.close();
         })()),
     };
   } catch (err) {
+    await telemetry?.shutdown().catch(() => undefined);
     await connection?.close().catch(() => undefined);
     await store?.close();
     await server.stop();
@@ -241,8 +263,8 @@ export function describeStack(stack: LocalStack): string[] {
   return [
     `  Temporal    ${stack.settings.address} (namespace ${stack.settings.namespace}), data in ${stack.dbFile}`,
     `  UI          ${stack.server.uiUrl ?? '(headless)'}`,
-    `  worker      task queue ${TASK_QUEUE}; agents: ${agents.join(', ')}`,
-    `  run store   ${stack.storePath}`,
+    `  worker      task queue ${taskQueueFromEnv()}; agents: ${agents.join(', ')}`,
+    `  run store   ${redactStoreLocation(stack.storePath)}`,
     `  keys        CLI signing key ${stack.cliKeyFile} (may speak for ${Object.keys(devUserDirectory()).join(', ')}); the worker trusts ${stack.trustedKeysFile}`,
     ...payloadLines(stack),
   ];

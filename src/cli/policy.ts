@@ -5,16 +5,23 @@ import { stringify as toYaml } from 'yaml';
 import { loadAgents, loadPolicies, type AgentRegistry } from '../agents';
 import { z, type ZodType } from 'zod';
 import { CompiledPolicy, emptyLoopState, emptyUsage, governCall, parsePolicy, parsePolicyText, policyVersion, type Policy, type RunFacts } from '../governance';
+import { DURATION_PATTERN, durationMs } from '../governance/duration';
+import { DIFF_KINDS, groupDiffs, recordedRun, whatIf, type DiffKind, type WhatIfReport } from '../governance/what-if';
+import { shadowDiffsOf } from '../governance/shadow';
+import type { WardenClient } from '../client';
 import { checkPolicy } from '../governance/policy-check';
 import { throwPolicyProblems } from '../governance/policy';
 import { runIdFor } from '../config';
 import type { RunStore } from '../store';
 import type { ToolSpec } from '../workflows/types';
-import { currentUser, withClient, withStore } from './context';
+import { currentUser, withClient, withClientAndStore, withStore } from './context';
 import { CliError, describeError, UsageError } from './errors';
-import { out, outJson, table } from './format';
+import { out, outJson, printable, table } from './format';
 import { unifiedDiff } from './line-diff';
+import { prepareToLoad } from './typescript';
 import { defaultPoliciesPath } from './local-stack';
+import { POLICY_DIFF_EXIT_CODE } from './runs';
+import { loadShadowPolicy } from '../activities/shadow-policy';
 
 /** Reads a policy file and validates it with the same function the worker uses; errors name the file, line and column. */
 export function readPolicyFile(file: string): Policy {
@@ -47,6 +54,7 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /** Loads the agents a module exports, as `warden worker --agents` does, turning a bad module into a one-line error. */
 function loadAgentModule(module: string): AgentRegistry {
+  prepareToLoad(module);
   try {
     require.resolve(path.resolve(module));
   } catch {
@@ -167,16 +175,8 @@ export function registerPolicy(program: Command): void {
     .argument('<file>', 'policy file (YAML or JSON)')
     .option('--by <id>', 'who applies it, recorded in each run\'s audit trail (default $USER)')
     .action(async (file: string, opts: { by?: string }) => {
-      // Validated before anything is stored or sent: a bad file reaches no run.
-      const policy = readPolicyFile(file);
-      const version = new CompiledPolicy(policy).version;
-      await withClient(async (client) => {
-        await withStore((store) => store.setAppliedPolicy(policy.agent, { policy, version, source: path.resolve(file) }));
-        const runs = await client.listRuns({ agent: policy.agent });
-        const results = await Promise.allSettled(runs.map((r) => client.applyPolicy(r.runId, opts.by ?? currentUser())));
-        const sent = results.filter((r) => r.status === 'fulfilled').length;
-        out(`applied ${version} to ${policy.agent}: new runs start with it; sent to ${sent} running run(s)`);
-      });
+      const { version, agent, sent } = await applyPolicyFile(file, opts.by ?? currentUser());
+      out(`applied ${version} to ${agent}: new runs start with it; sent to ${sent} running run(s)`);
     });
   policiesOption(
     policy
@@ -256,5 +256,159 @@ export function registerPolicy(program: Command): void {
     if (!removed) throw new CliError(`no applied policy for agent ${agent}; nothing removed`);
     const next = file ? `new runs use ${file.source} (${file.version})` : `agent ${agent} has no policy file in ${opts.policies}: its new runs fail until one is added or applied`;
     out(`removed applied policy ${removed.version} of ${agent}: ${next}; running runs keep the policy they have`);
+  });
+
+  registerChangeSafety(policy);
+}
+
+/**
+ * Validates a policy file (and the shadow it names), stores it as its agent's applied policy and
+ * tells the agent's running runs to take it up. What `policy apply` and `policy promote-shadow` do.
+ */
+async function applyPolicyFile(file: string, by: string): Promise<{ version: string; agent: string; sent: number }> {
+  // Validated before anything is stored or sent: a bad file reaches no run.
+  const policy = readPolicyFile(file);
+  const shadow = loadShadowPolicy(policy, path.resolve(file));
+  if (shadow && 'error' in shadow) throw new CliError(`${file}: shadow: ${shadow.error}`);
+  const version = new CompiledPolicy(policy).version;
+  const sent = await withClient(async (client) => {
+    await withStore((store) => store.setAppliedPolicy(policy.agent, { policy, version, source: path.resolve(file) }));
+    const runs = await client.listRuns({ agent: policy.agent });
+    const results = await Promise.allSettled(runs.map((r) => client.applyPolicy(r.runId, by)));
+    return results.filter((r) => r.status === 'fulfilled').length;
+  });
+  return { version, agent: policy.agent, sent };
+}
+
+function parseSince(text: string): Date {
+  if (!DURATION_PATTERN.test(text)) throw new UsageError(`--since must be a duration such as 30m, 24h or 7d, not "${text}"`);
+  return new Date(Date.now() - durationMs(text));
+}
+
+function parseFailOn(text: string | undefined): DiffKind[] {
+  if (text === undefined) return [];
+  const kinds = text.split(',').map((k) => k.trim()).filter(Boolean);
+  if (kinds.includes('any')) return [...DIFF_KINDS];
+  const unknown = kinds.filter((k) => !(DIFF_KINDS as readonly string[]).includes(k));
+  if (unknown.length > 0 || kinds.length === 0) throw new UsageError(`--fail-on takes a comma-separated list of ${DIFF_KINDS.join(', ')} (or any); unknown: ${unknown.join(', ') || '(empty)'}`);
+  return kinds as DiffKind[];
+}
+
+interface TrailOptions {
+  since: string;
+  runs?: string;
+}
+
+const OPEN_STATUSES = new Set(['running', 'awaiting_approval', 'paused']);
+
+/**
+ * The trails of the runs Temporal visibility lists (an agent's, started within `--since`, narrowed
+ * by `--runs`), read from the run store; a run still going adds the tail it holds in memory.
+ */
+async function readTrails(client: WardenClient, store: RunStore, agent: string | undefined, opts: TrailOptions) {
+  const listed = await client.listRuns({ ...(agent ? { agent } : {}), open: false, startedAfter: parseSince(opts.since), ...(opts.runs ? { query: opts.runs } : {}) });
+  const trails = [];
+  for (const run of listed) {
+    const events = OPEN_STATUSES.has(run.status) ? await client.auditTrail(run.runId, store) : await store.readAudit(run.runId);
+    trails.push({ runId: run.runId, agent: run.agent, events });
+  }
+  return trails;
+}
+
+function whatIfLines(file: string, r: WhatIfReport): string[] {
+  const lines = [`what-if ${file} (${r.candidateVersion}) for ${r.agent}: ${plural(r.calls, 'recorded call')} in ${plural(r.runs, 'run')} decided again, ${r.diffs.length} decided differently`];
+  if (r.diffs.length > 0) {
+    lines.push('', ...DIFF_KINDS.filter((k) => r.byKind[k] > 0).map((k) => `  ${k.padEnd(17)} ${r.byKind[k]}`));
+    lines.push('', 'by rule:', ...table(['KIND', 'RULE NOW', 'RULE UNDER CANDIDATE', 'CALLS'], r.byRule.map((b) => [b.kind, b.from, b.to, String(b.count)])).map((l) => `  ${l}`));
+    lines.push(
+      '',
+      'calls:',
+      ...table(
+        ['RUN', 'CALL', 'TOOL', 'RECORDED', 'CANDIDATE'],
+        r.diffs.map((d) => [d.runId, d.callId, d.tool, `${d.before.decision} (${d.before.ruleId})`, `${d.after.decision} (${d.after.ruleId})`].map(printable)),
+      ).map((l) => `  ${l}`),
+    );
+  }
+  if (r.missing.length > 0) lines.push('', 'facts the trails do not hold (those calls were decided without them):', ...r.missing.map((m) => `  ${printable(m.fact)}: ${plural(m.calls, 'call')}`));
+  return lines;
+}
+
+function registerChangeSafety(policy: Command): void {
+  policy
+    .command('what-if')
+    .description("Decide every recorded call of an agent's runs again under a candidate policy, on the facts each call had, and show what would change; nothing runs")
+    .addHelpText('after', `\nExit codes: 0 done, ${POLICY_DIFF_EXIT_CODE} a difference of a kind --fail-on lists was found, 1 an error, 2 a usage error.`)
+    .argument('<candidate>', 'candidate policy file (YAML or JSON)')
+    .option('--agent <name>', "the agent (default the candidate's; must be the candidate's)")
+    .option('--since <duration>', 'runs started within this long (visibility)', '7d')
+    .option('--runs <query>', "a Temporal list query that narrows the runs, e.g. \"WardenStatus = 'completed'\"")
+    .option('--agents <module>', "module exporting agents: tools' risk and which tools the agent has (otherwise risk is taken as low)")
+    .option('--fail-on <kinds>', `exit ${POLICY_DIFF_EXIT_CODE} when a difference of these kinds exists: ${DIFF_KINDS.join(',')} (or any)`)
+    .option('--json', 'print JSON')
+    .action(async (file: string, opts: TrailOptions & { agent?: string; agents?: string; failOn?: string; json?: boolean }) => {
+      const failOn = parseFailOn(opts.failOn);
+      parseSince(opts.since);
+      const candidate = readPolicyFile(file);
+      if (opts.agent !== undefined && opts.agent !== candidate.agent) throw new UsageError(`--agent ${opts.agent}: the candidate ${file} is a policy for ${candidate.agent}`);
+      const registry = opts.agents === undefined ? undefined : loadAgentModule(opts.agents);
+      const tools = registry && opts.agents !== undefined ? agentTools(registry, opts.agents, file, candidate.agent) : undefined;
+      const compiled = new CompiledPolicy(candidate, tools ? { knownTools: new Set(tools.map((t) => t.name)) } : {});
+      const trails = await withClientAndStore((client, store) => readTrails(client, store, candidate.agent, opts));
+      const report = whatIf(
+        trails.map((t) => recordedRun(t.runId, t.events)),
+        compiled,
+        tools ? { tools: new Map(tools.map((t) => [t.name, t])) } : {},
+      );
+      const failing = report.diffs.filter((d) => failOn.includes(d.kind));
+      if (opts.json) outJson({ candidate: file, ...report, failOn, failing: failing.length });
+      else whatIfLines(file, report).forEach((l) => out(l));
+      if (failing.length > 0) {
+        if (!opts.json) process.stderr.write(`what-if: ${plural(failing.length, 'difference')} of a kind --fail-on lists (${[...new Set(failing.map((d) => d.kind))].join(', ')})\n`);
+        process.exitCode = POLICY_DIFF_EXIT_CODE;
+      }
+    });
+
+  policy
+    .command('shadow-report')
+    .description("The calls on which runs' shadow policies disagreed with the enforced ones, grouped by rule (read from the audit trails)")
+    .option('--agent <name>', 'one agent (default every agent)')
+    .option('--since <duration>', 'runs started within this long (visibility)', '7d')
+    .option('--runs <query>', 'a Temporal list query that narrows the runs')
+    .option('--json', 'print JSON')
+    .action(async (opts: TrailOptions & { agent?: string; json?: boolean }) => {
+      parseSince(opts.since);
+      const trails = await withClientAndStore((client, store) => readTrails(client, store, opts.agent, opts));
+      const diffs = trails.flatMap((t) => shadowDiffsOf(t.runId, t.events).map((d) => ({ ...d, agent: t.agent })));
+      const shadowed = trails.filter((t) => t.events.some((e) => e.type === 'run_started' && typeof e.data.shadowPolicyVersion === 'string'));
+      const { byKind, byRule } = groupDiffs(diffs.map((d) => ({ kind: d.kind, before: d.enforced, after: d.shadow })));
+      const shadows = [...new Set(diffs.map((d) => d.shadow.policyVersion))];
+      if (opts.json) return outJson({ agent: opts.agent ?? null, runs: trails.length, shadowedRuns: shadowed.length, diffs: diffs.length, shadowVersions: shadows, byKind, byRule, calls: diffs });
+      const who = opts.agent ?? 'every agent';
+      out(`shadow report for ${who}: ${plural(trails.length, 'run')} (${shadowed.length} with a shadow policy), ${plural(diffs.length, 'disagreement')}`);
+      if (diffs.length === 0) return;
+      out('');
+      DIFF_KINDS.filter((k) => byKind[k] > 0).forEach((k) => out(`  ${k.padEnd(17)} ${byKind[k]}`));
+      out('');
+      out('by rule:');
+      table(['KIND', 'ENFORCED RULE', 'SHADOW RULE', 'CALLS'], byRule.map((b) => [b.kind, b.from, b.to, String(b.count)].map(printable))).forEach((l) => out(`  ${l}`));
+      out('');
+      out(`shadow version(s): ${shadows.map(printable).join(', ')}; apply it with 'warden policy promote-shadow <agent>'`);
+    });
+
+  policiesOption(
+    policy
+      .command('promote-shadow')
+      .description("Apply the shadow policy an agent's policy names as the agent's policy (like 'warden policy apply <shadow file>')")
+      .argument('<agent>', 'agent name')
+      .option('--by <id>', "who applies it, recorded in each run's audit trail (default $USER)"),
+  ).action(async (agent: string, opts: { policies: string; by?: string }) => {
+    const applied = await withStore((store) => store.getAppliedPolicy(agent));
+    const current = applied ? { policy: appliedPolicy(agent, applied), source: applied.source } : filePolicies(opts.policies).get(agent);
+    if (!current) throw new CliError(`no policy for agent ${agent}: nothing applied and no policy file in ${opts.policies}`);
+    const shadow = loadShadowPolicy(current.policy, current.source);
+    if (!shadow) throw new CliError(`the policy of ${agent} (${current.source}) names no shadow policy: nothing to promote`);
+    if ('error' in shadow) throw new CliError(`cannot promote the shadow of ${agent}: ${shadow.error}`);
+    const { version, sent } = await applyPolicyFile(shadow.source, opts.by ?? currentUser());
+    out(`promoted shadow ${shadow.source} (${version}) to ${agent}: new runs start with it; sent to ${sent} running run(s)`);
   });
 }

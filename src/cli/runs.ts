@@ -7,7 +7,7 @@ import type { ReportedStatus, ScriptTurn } from '../workflows/types';
 import { optionalSigner } from './approvals';
 import { askRun, currentUser, wardenHome, withClient } from './context';
 import { CliError } from './errors';
-import { out, outJson, outcomeLines, statusLines } from './format';
+import { out, outJson, outcomeLines, printable, statusLines } from './format';
 
 // The ScriptTurn shape, strict, so a misspelt key fails here instead of being ignored by the model.
 const scriptSchema = z.array(
@@ -52,6 +52,12 @@ export const OUTCOME_EXIT_CODES: Record<ReportedStatus, number> = {
   rolled_back: 13,
   terminated: 14,
 };
+
+/**
+ * The exit code of `warden policy what-if --fail-on` when a difference of a listed kind is found,
+ * clear of the outcome codes above.
+ */
+export const POLICY_DIFF_EXIT_CODE = 20;
 
 interface RunOptions {
   goal: string;
@@ -109,6 +115,11 @@ export function registerRuns(program: Command): void {
         const status = await askRun(client, runId, () => client.status(runId));
         if (opts.json) outJson(status);
         else statusLines(status).forEach((l) => out(l));
+        const shadow = status.shadow;
+        if (!opts.json && shadow) {
+          const line = shadow.version ? `${printable(shadow.version)} from ${printable(shadow.source)}: ${shadow.diffs} of ${shadow.calls} call(s) decided differently ('warden audit ${printable(runId)}' shows policy_shadow_diff)` : `not loaded: ${printable(shadow.error ?? '')}`;
+          out(`${'shadow'.padEnd(13)} ${line}`);
+        }
       });
     });
 

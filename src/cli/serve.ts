@@ -1,7 +1,7 @@
 import type { WardenClient } from '../client';
 import type { TemporalSettings } from '../config';
-import { createSqliteStore, defaultStorePath, type RunStore } from '../store';
-import { connectClient, settingsFromEnv } from './context';
+import { openRunStore, redactStoreLocation, type RunStore } from '../store';
+import { connectClient, settingsFromEnv, storeLocation } from './context';
 import { onShutdownSignal } from './local-stack';
 
 /**
@@ -14,15 +14,18 @@ export async function serveWithClientAndStore<S extends { close(): Promise<void>
 ): Promise<{ server: S; settings: TemporalSettings; storePath: string }> {
   const settings = settingsFromEnv();
   const client = await connectClient(settings);
-  const storePath = defaultStorePath();
-  const store = createSqliteStore(storePath);
+  const storePath = storeLocation();
+  const store = await openRunStore(storePath).catch(async (err: unknown) => {
+    await client.close().catch(() => undefined);
+    throw err;
+  });
   const closeDeps = async () => {
     await client.close().catch(() => undefined);
     await store.close();
   };
   let server: S;
   try {
-    server = await start({ client, store, settings, storePath });
+    server = await start({ client, store, settings, storePath: redactStoreLocation(storePath) });
   } catch (err) {
     await closeDeps();
     throw err;
@@ -31,5 +34,5 @@ export async function serveWithClientAndStore<S extends { close(): Promise<void>
     await server.close();
     await closeDeps();
   }, stopping);
-  return { server, settings, storePath };
+  return { server, settings, storePath: redactStoreLocation(storePath) };
 }

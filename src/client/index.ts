@@ -4,9 +4,11 @@ import { decodeTypedSearchAttributes } from '@temporalio/common/lib/converter/pa
 import { optionalTsToDate } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import { failureConverter } from '../codec/failure-converter';
+import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry/lib/client';
+import type { WardenTelemetry } from '../telemetry';
 import { Client, Connection, WorkflowFailedError, WorkflowIdReusePolicy, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { goalDigest, parsePolicy, verifyAuditChain, type AuditEvent, type AuditHead, type Policy, type SignedDecision } from '../governance';
-import { AGENT_RUN_WORKFLOW, TASK_QUEUE, runIdFor, temporalSettingsFromEnv, type TemporalSettings } from '../config';
+import { AGENT_RUN_WORKFLOW, LOCAL_TEMPORAL, TASK_QUEUE, runIdFor, type TemporalSettings } from '../config';
 import type { RunStore } from '../store/types';
 import {
   applyPolicySignal,
@@ -87,14 +89,16 @@ export class WardenClient {
   ) {}
 
   /**
-   * Connects from settings or the environment (`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, TLS, API key).
+   * Connects with settings (default: a local dev server, `LOCAL_TEMPORAL`; `temporalSettingsFromEnv(process.env)` reads `TEMPORAL_*` as the CLI does).
    * `payloadCodec` must match the workers' (the same payload keys): without it, encrypted results and query answers cannot be read.
+   * `telemetry` makes starts, signals, updates and queries spans whose context the run's workflow spans continue.
    */
-  static async connect(settings: TemporalSettings = temporalSettingsFromEnv(), taskQueue?: string, options: { payloadCodec?: PayloadCodec } = {}): Promise<WardenClient> {
-    const connection = await Connection.connect({ address: settings.address, tls: settings.tls, apiKey: settings.apiKey });
+  static async connect(settings: TemporalSettings = LOCAL_TEMPORAL, taskQueue?: string, options: { payloadCodec?: PayloadCodec; telemetry?: Pick<WardenTelemetry, 'tracer'> } = {}): Promise<WardenClient> {
+    const connection = await Connection.connect({ address: settings.address, tls: settings.tls, apiKey: settings.apiKey, metadata: settings.metadata });
     // Failure messages travel as payloads, so the codec encrypts them too (the workers do the same).
     const dataConverter = { failureConverter, ...(options.payloadCodec ? { payloadCodecs: [options.payloadCodec] } : {}) };
-    return new WardenClient(new Client({ connection, namespace: settings.namespace, dataConverter }), taskQueue);
+    const interceptors = options.telemetry ? { workflow: [new OpenTelemetryWorkflowClientInterceptor({ tracer: options.telemetry.tracer })] } : undefined;
+    return new WardenClient(new Client({ connection, namespace: settings.namespace, dataConverter, interceptors }), taskQueue);
   }
 
   async close(): Promise<void> {
@@ -315,12 +319,19 @@ export class WardenClient {
   }
 
   /** Runs found through visibility: by agent and Warden status (open runs only by default). */
-  async listRuns(filter: { agent?: string; status?: string; open?: boolean; idPrefix?: string } = {}): Promise<RunSummary[]> {
+  /**
+   * Runs from Temporal visibility. `query` is a Temporal list query ANDed with the rest (the
+   * caller's own words: it only narrows what this client may list anyway); `startedAfter` keeps
+   * runs started since then.
+   */
+  async listRuns(filter: { agent?: string; status?: string; open?: boolean; idPrefix?: string; query?: string; startedAfter?: Date } = {}): Promise<RunSummary[]> {
     const clauses = [`WorkflowType = '${AGENT_RUN_WORKFLOW}'`];
     if (filter.agent) clauses.push(`WardenAgent = '${filter.agent.replace(/'/g, '')}'`);
     if (filter.status) clauses.push(`WardenStatus IN (${filter.status.split(',').map((st) => `'${st.trim().replace(/'/g, '')}'`).join(', ')})`);
     if (filter.open ?? true) clauses.push(`ExecutionStatus = 'Running'`);
     if (filter.idPrefix) clauses.push(`WorkflowId STARTS_WITH '${filter.idPrefix.replace(/'/g, '')}'`);
+    if (filter.startedAfter) clauses.push(`StartTime > '${filter.startedAfter.toISOString()}'`);
+    if (filter.query) clauses.push(`(${filter.query})`);
     const out: RunSummary[] = [];
     // The raw listing, not `workflow.list()`: that one decodes every run's memo, and a single run
     // written under a payload key this client lacks would make the whole listing fail. A listing

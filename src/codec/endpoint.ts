@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { Identity } from '../approvals/identity';
 import { readBodyWithin } from '../approvals/read-body';
 import { PayloadCodecError } from './errors';
+import { WardenError } from '../errors';
 
 export interface CodecEndpointOptions {
   codec: PayloadCodec;
@@ -42,7 +43,7 @@ const bodySchema = z.strictObject({
 
 type JsonPayload = z.output<typeof bodySchema>['payloads'][number];
 
-class CodecHttpError extends Error {
+class CodecHttpError extends WardenError {
   override name = 'CodecHttpError';
   constructor(
     readonly status: number,

@@ -1,8 +1,10 @@
+import { WardenError } from '../errors';
+
 /**
  * A payload could not be encrypted or decrypted. The message names the key id and what went
  * wrong, never key material or payload contents.
  */
-export class PayloadCodecError extends Error {
+export class PayloadCodecError extends WardenError {
   override name = 'PayloadCodecError';
 }
 

@@ -1,5 +1,7 @@
+import { WardenError } from '../errors';
+
 /** The dev server could not be found, built, started or stopped; the message says which and why. */
-export class DevServerError extends Error {
+export class DevServerError extends WardenError {
   override name = 'DevServerError';
 }
 

@@ -27,6 +27,7 @@ export type AuditEventType =
   | 'resumed'
   | 'resume_refused'
   | 'policy_applied'
+  | 'policy_shadow_diff'
   | 'budget_exhausted'
   | 'loop_detected'
   | 'rollback_requested'

@@ -112,7 +112,7 @@ export function governCall(state: GovernState, call: CallProposal, ctx: GovernCo
     return refuse(denialMessage(decision), { decision });
   }
   const budgets = ctx.policy.policy.budgets;
-  const exceeded = checkBeforeToolCall(budgets, ctx.policy.policy.tools[call.name]?.maxCalls, state.usage, call.name, ctx.elapsedMs);
+  const exceeded = checkBeforeToolCall(budgets, ctx.policy.toolPolicy(call.name)?.maxCalls, state.usage, call.name, ctx.elapsedMs);
   if (exceeded) {
     events.push({ type: 'budget_exhausted', data: { callId: call.id, ...exceeded } });
     return refuse(`not run: ${exceeded.message}`, { end: { status: 'budget_exhausted', reason: exceeded.message, budget: exceeded } });
@@ -153,7 +153,7 @@ export function governCall(state: GovernState, call: CallProposal, ctx: GovernCo
  * them while people decided) and the call is counted.
  */
 export function admitApproved(state: GovernState, call: CallProposal, policy: CompiledPolicy, elapsedMs: number): { ok: true; state: GovernState } | { ok: false; exceeded: BudgetExceeded; event: GovernEvent } {
-  const exceeded = checkBeforeToolCall(policy.policy.budgets, policy.policy.tools[call.name]?.maxCalls, state.usage, call.name, elapsedMs);
+  const exceeded = checkBeforeToolCall(policy.policy.budgets, policy.toolPolicy(call.name)?.maxCalls, state.usage, call.name, elapsedMs);
   if (exceeded) return { ok: false, exceeded, event: { type: 'budget_exhausted', data: { callId: call.id, ...exceeded } } };
   return { ok: true, state: counted(state, call.name) };
 }

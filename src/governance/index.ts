@@ -36,3 +36,7 @@ export type { PolicyProblem } from './policy-problem';
 export { throwPolicyProblems } from './policy';
 export type { ParsePolicyOptions, CompiledPolicyOptions } from './policy';
 export { MOVED_TO_WORKER } from './policy-schema';
+export { verdictOf, diffKindOf, recordedRun, whatIf, groupDiffs, DIFF_KINDS } from './what-if';
+export type { Verdict, DiffKind, RecordedCall, RecordedRun, CallDiff, RuleCount, WhatIfReport, WhatIfOptions } from './what-if';
+export { shadowDiffOf, shadowDiffsOf } from './shadow';
+export type { ShadowDiff, ShadowSide } from './shadow';

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { normalizeIdentity } from './identity';
 import { verifySignedClaims, type DecisionClaims, type OperatorClaims, type SignedDecision, type StartClaims } from './signed-decision';
 import { digestOf } from './digest';
+import { WardenError } from '../errors';
 
 const hexKey = z.string().regex(/^[0-9a-f]{64}$/, 'must be a 32-byte Ed25519 public key in hex');
 
@@ -24,7 +25,7 @@ export type KeyGrant = z.output<typeof keyGrantSchema>;
 export type Keyring = Record<string, KeyGrant>;
 
 /** A keyring file that does not say what its keys may assert. The message names the file and the key. */
-export class KeyringError extends Error {
+export class KeyringError extends WardenError {
   override name = 'KeyringError';
 }
 

@@ -4,6 +4,7 @@ import { describeType, DYN, fromJsonSchema, prim, record, type CelStaticType } f
 import { PolicySourceMap, type SourcePosition } from './policy-location';
 import { formatPolicyPath, type PolicyProblem } from './policy-problem';
 import type { Policy } from './policy-schema';
+import { isToolPrefix, toolMatches } from './policy-tools';
 
 /** A tool as the checker needs it: its name and the JSON Schema of its input (`ToolSpec` fits). */
 export interface ToolSchemaInfo {
@@ -67,10 +68,12 @@ export function checkPolicy(policy: Policy, tools: readonly ToolSchemaInfo[] | u
 
   if (byName) {
     for (const name of Object.keys(policy.tools)) {
-      if (byName.has(name)) continue;
+      const prefix = isToolPrefix(name);
+      if (prefix ? [...byName.keys()].some((tool) => toolMatches(name, tool)) : byName.has(name)) continue;
       const path = ['tools', name];
       const has = [...byName.keys()];
-      problems.push({ path: formatPolicyPath(path), message: `agent ${policy.agent} has no tool "${name}" (${has.length > 0 ? `its tools: ${has.join(', ')}` : 'it has no tools'})`, ...at(map?.positionOf(path, 'key')) });
+      const what = prefix ? `no tool matching "${name}"` : `no tool "${name}"`;
+      problems.push({ path: formatPolicyPath(path), message: `agent ${policy.agent} has ${what} (${has.length > 0 ? `its tools: ${has.join(', ')}` : 'it has no tools'})`, ...at(map?.positionOf(path, 'key')) });
     }
   }
 
@@ -102,10 +105,18 @@ export function checkPolicy(policy: Policy, tools: readonly ToolSchemaInfo[] | u
     for (const p of baseline) push(p.offset, p.detail ? `${p.message} (it ${p.detail})` : p.message);
     const seen = new Set(baseline.map(keyOf));
 
-    const targets = (rule.tools ?? Object.keys(policy.tools)).flatMap((name) => {
-      const tool = byName?.get(name);
-      return tool ? [tool] : [];
-    });
+    // A prefix stands for every tool of the agent it matches.
+    const entries = rule.tools ?? Object.keys(policy.tools);
+    const targets = [
+      ...new Set(
+        entries.flatMap((entry) => {
+          if (!byName) return [];
+          if (isToolPrefix(entry)) return [...byName.values()].filter((tool) => toolMatches(entry, tool.name));
+          const tool = byName.get(entry);
+          return tool ? [tool] : [];
+        }),
+      ),
+    ];
     const groups = new Map<string, { problem: CelProblem; tools: string[]; details: string[] }>();
     for (const tool of targets) {
       for (const p of conditionProblems(parsed, variables(argsOf(tool)))) {

@@ -1,8 +1,11 @@
 import { z } from 'zod';
 import { DURATION_PATTERN } from './duration';
+import { entryCovered, TOOL_NAME, TOOL_PREFIX } from './policy-tools';
 
 const duration = z.string().regex(DURATION_PATTERN, 'must be a duration such as 30s, 10m, 24h or 7d');
-const toolName = z.string().regex(/^[a-zA-Z][a-zA-Z0-9_-]{0,63}$/, 'must be a tool name (letters, digits, _ and -)');
+const toolName = z
+  .string()
+  .refine((name) => TOOL_NAME.test(name) || TOOL_PREFIX.test(name), 'must be a tool name (letters, digits, _ and -; an MCP tool as mcp:<server>/<tool>) or a prefix ending in * (mcp:<server>/*)');
 const principal = z
   .string()
   .regex(/^(user|group):[^\s]+$/, 'must be "user:<id>" or "group:<name>"');
@@ -116,6 +119,16 @@ export const policySchema = z
     onToolFailure: z.enum(['continue', 'fail_run']).default('continue'),
     /** When the run fails: leave it, or run the compensations of what it did. */
     onRunFailure: z.enum(['none', 'rollback']).default('none'),
+    /**
+     * A candidate policy the worker decides every call with as well: only this policy acts, each
+     * disagreement is audited (`policy_shadow_diff`). `file` is relative to this policy's file.
+     */
+    shadow: z
+      .strictObject(
+        { file: z.string({ error: 'must be the path of the candidate policy file' }).min(1, 'must be the path of the candidate policy file') },
+        { error: 'must be { file: <path of the candidate policy file, relative to this one> }' },
+      )
+      .optional(),
     // Who may decide is the worker operator's call, never a policy's: a policy that could add keys or
     // accept unsigned decisions would let whoever applies it widen who approves.
     allowUnsignedDecisions: movedToWorker(
@@ -130,7 +143,7 @@ export const policySchema = z
       if (seen.has(rule.id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate rule id "${rule.id}"` });
       seen.add(rule.id);
       rule.tools?.forEach((tool, j) => {
-        if (!(tool in policy.tools)) {
+        if (!entryCovered(Object.keys(policy.tools), tool)) {
           ctx.addIssue({ code: 'custom', path: ['rules', i, 'tools', j], message: `tool "${tool}" is not listed under tools` });
         }
       });

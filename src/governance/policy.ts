@@ -1,15 +1,18 @@
-import { isCelError, parse, plan, celEnv, type CelInput } from '@bufbuild/cel';
+import { parse } from '@bufbuild/cel';
 import type { z } from 'zod';
-import { digestOf } from './digest';
 import { PolicySourceMap } from './policy-location';
 import { formatPolicyPath, formatPolicyProblem, type PolicyProblem } from './policy-problem';
-import { MOVED_TO_WORKER, policySchema, type ApprovalRequirement, type Policy, type Rule } from './policy-schema';
+import { MOVED_TO_WORKER, policySchema, type Policy } from './policy-schema';
+import { WardenError } from '../errors';
+
+export { CompiledPolicy, policyVersion } from './policy-compiled';
+export type { CallFacts, CompiledPolicyOptions, Decision, DecisionKind, RunFacts } from './policy-compiled';
 
 /**
  * A policy that failed validation. The message names the source; `issues` are the problems
  * printed one per line (`file:line:col: path: message`), `problems` the same as data.
  */
-export class PolicyError extends Error {
+export class PolicyError extends WardenError {
   override name = 'PolicyError';
   constructor(
     message: string,
@@ -25,37 +28,6 @@ export class PolicyError extends Error {
 export function throwPolicyProblems(source: string, problems: readonly PolicyProblem[]): never {
   const issues = problems.map((p) => formatPolicyProblem(source, p));
   throw new PolicyError(`${source}: invalid policy\n  ${issues.join('\n  ')}`, source, issues, problems);
-}
-
-export type DecisionKind = 'allow' | 'deny' | 'require_approval';
-
-/** What the policy said about one call. Recorded with every call, with the policy version. */
-export interface Decision {
-  decision: DecisionKind;
-  /** The rule that matched, or `default:unknown-tool` / `default:unverified-requester` / `default:no-match` / `default:tool-stopped`. */
-  ruleId: string;
-  reason: string;
-  policyVersion: string;
-  approval?: ApprovalRequirement;
-}
-
-/** Facts about the run that conditions may read as `run.*`. */
-export interface RunFacts {
-  id: string;
-  requester: string;
-  /** Whether a trusted channel signed the run's start for `requester`; otherwise anyone could have typed the name. */
-  requesterVerified: boolean;
-  step: number;
-  toolCalls: number;
-  costUsd: number;
-  inputTokens: number;
-  outputTokens: number;
-}
-
-export interface CallFacts {
-  tool: string;
-  args: Record<string, unknown>;
-  risk?: string;
 }
 
 export interface ParsePolicyOptions {
@@ -78,6 +50,10 @@ function problemsOf(error: z.ZodError, map: Locate): PolicyProblem[] {
         const keyPath = [...path, key];
         return { path: formatPolicyPath(keyPath), message: `unknown field "${key}"`, ...where(map, keyPath, 'key') };
       });
+    }
+    // A bad key of a record (a tool name under `tools`) says what a key must be, at the key.
+    if (issue.code === 'invalid_key') {
+      return [{ path: formatPolicyPath(path), message: issue.issues[0]?.message ?? issue.message, ...where(map, path, 'key') }];
     }
     // A field that is not allowed at all is pointed at by its key, not its value.
     const at = issue.code === 'invalid_type' && issue.expected === 'never' ? 'key' : 'value';
@@ -142,103 +118,4 @@ export function parsePolicyText(text: string, source: string, options: ParsePoli
     throw new PolicyError([`${where}: not valid YAML: ${detail}`, ...frame].join('\n'), source, [`${where}: ${detail}`]);
   }
   return validate(map.doc.toJS(), source, map, options);
-}
-
-/** The version of a policy: a digest of its canonical content, recorded with every decision. */
-export function policyVersion(policy: Policy): string {
-  return 'pv_' + digestOf(policy).slice(0, 16);
-}
-
-type Condition = (bindings: Record<string, CelInput>) => unknown;
-
-interface CompiledRule {
-  rule: Rule;
-  condition: Condition | null;
-}
-
-export interface CompiledPolicyOptions {
-  /**
-   * The tools the agent really has. A tool the policy lists but the agent lacks is then denied
-   * as unknown, like a tool the policy does not list: a policy written for another version of
-   * the agent must not make the runtime look for a tool that is not there. Absent, only the
-   * policy's list counts (`warden policy check` without `--agents`).
-   */
-  knownTools?: ReadonlySet<string>;
-}
-
-/**
- * A policy ready to decide. Pure and deterministic: the workflow, `warden policy check` and the
- * tests all decide through this class, so a decision means the same everywhere.
- */
-export class CompiledPolicy {
-  readonly version: string;
-  private readonly rules: CompiledRule[];
-  private readonly knownTools: ReadonlySet<string> | undefined;
-
-  constructor(
-    readonly policy: Policy,
-    options: CompiledPolicyOptions = {},
-  ) {
-    this.version = policyVersion(policy);
-    this.knownTools = options.knownTools;
-    const env = celEnv();
-    this.rules = policy.rules.map((rule) => ({
-      rule,
-      condition: rule.when === undefined ? null : (plan(env, parse(rule.when)) as Condition),
-    }));
-  }
-
-  /** Whether the policy lists this tool at all (and the agent has it, when `knownTools` was given). */
-  allowsTool(tool: string): boolean {
-    return Object.prototype.hasOwnProperty.call(this.policy.tools, tool) && (this.knownTools?.has(tool) ?? true);
-  }
-
-  /**
-   * Decides one call. First matching rule wins; an unknown tool or no match is a denial; a
-   * condition that errors (a missing field, a type mismatch) denies too: policy fails closed.
-   * A tool with `requireVerifiedRequester` is denied before any rule when the requester is unverified.
-   */
-  decide(call: CallFacts, agent: string, run: RunFacts): Decision {
-    const base = { policyVersion: this.version };
-    if (!this.allowsTool(call.tool)) {
-      const reason = Object.prototype.hasOwnProperty.call(this.policy.tools, call.tool)
-        ? `tool "${call.tool}" is listed by the policy but agent ${agent} does not have it`
-        : `tool "${call.tool}" is not allowed for agent ${agent}`;
-      return { ...base, decision: 'deny', ruleId: 'default:unknown-tool', reason };
-    }
-    if (this.policy.tools[call.tool]?.requireVerifiedRequester && !run.requesterVerified) {
-      return {
-        ...base,
-        decision: 'deny',
-        ruleId: 'default:unverified-requester',
-        reason: `tool "${call.tool}" requires a verified requester, and ${run.requester} was not verified by a signed start`,
-      };
-    }
-    const bindings = {
-      args: call.args,
-      agent,
-      run: { ...run },
-      tool: { name: call.tool, risk: call.risk ?? 'low' },
-    } as unknown as Record<string, CelInput>;
-    for (const { rule, condition } of this.rules) {
-      if (rule.tools && !rule.tools.includes(call.tool)) continue;
-      if (condition) {
-        let value: unknown;
-        try {
-          value = condition(bindings);
-        } catch (err) {
-          value = err;
-        }
-        if (isCelError(value) || value instanceof Error) {
-          const message = value instanceof Error ? value.message : String(value);
-          return { ...base, decision: 'deny', ruleId: rule.id, reason: `condition of rule ${rule.id} failed to evaluate (${message}); denied` };
-        }
-        if (value !== true) continue;
-      }
-      const decision: Decision = { ...base, decision: rule.decision, ruleId: rule.id, reason: rule.reason ?? `rule ${rule.id}` };
-      if (rule.approval) decision.approval = rule.approval;
-      return decision;
-    }
-    return { ...base, decision: 'deny', ruleId: 'default:no-match', reason: `no rule allows ${call.tool} with these arguments` };
-  }
 }

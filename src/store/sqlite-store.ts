@@ -3,9 +3,10 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { AuditEvent, AuditEventType } from '../governance';
 import type { MessageRow, RunStore } from './types';
+import { WardenError } from '../errors';
 
 /** A run store failure: a missing row, an unreadable file, a value that cannot be stored. */
-export class StoreError extends Error {
+export class StoreError extends WardenError {
   override name = 'StoreError';
 }
 

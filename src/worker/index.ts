@@ -1,18 +1,19 @@
 import type { PayloadCodec } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { FAILURE_CONVERTER_PATH, SHARED_WORKFLOW_MODULES, WORKFLOWS_PATH } from './bundle';
 import pino, { type Logger } from 'pino';
 import { createActivities, type RunLimits } from '../activities';
 import type { AgentRegistry } from '../agents';
-import { TASK_QUEUE, temporalSettingsFromEnv, type TemporalSettings } from '../config';
+import { LOCAL_TEMPORAL, TASK_QUEUE, type TemporalSettings } from '../config';
 import type { RunStore } from '../store/types';
-import { keyringFromEnv } from '../approvals/keys';
 import type { Keyring } from '../governance';
 import { slackNotifyActivity } from '../approvals/slack/notify';
+import { telemetryWorkerOptions, traceContextMixin, type WardenTelemetry } from '../telemetry';
 
 export interface WardenWorkerOptions {
   registry: AgentRegistry;
   store: RunStore;
-  /** An open connection; otherwise one is made from `settings` or the environment. */
+  /** An open connection; otherwise one is made from `settings` (default `LOCAL_TEMPORAL`). */
   connection?: NativeConnection;
   settings?: TemporalSettings;
   taskQueue?: string;
@@ -21,8 +22,8 @@ export interface WardenWorkerOptions {
   workflowBundle?: { codePath: string } | { code: string };
   /**
    * The keys whose signed decisions and run starts count, and what each may assert. A function is
-   * called on every decision, so editing the file revokes a key for running runs too. Default:
-   * the `WARDEN_TRUSTED_KEYS` file, re-read when it changes.
+   * called on every decision, so editing the file revokes a key for running runs too
+   * (`watchKeyring(file)`). Default: no trusted keys, so no signed decision counts.
    */
   keyring?: Keyring | (() => Keyring);
   /** Development only: count approve/reject messages without a signature (typed into the Temporal UI). Loud in the log. */
@@ -31,12 +32,18 @@ export interface WardenWorkerOptions {
   acceptRunInputPolicy?: boolean;
   /** Size limits on what a model may propose (see `RunLimits`). */
   limits?: Partial<RunLimits>;
-  /** Post approval requests to Slack (policy `approval.notify.slack.channel`); default from `SLACK_BOT_TOKEN`. */
+  /** Post approval requests to Slack (policy `approval.notify.slack.channel`); default none (the CLI passes `SLACK_BOT_TOKEN`). */
   slack?: { botToken: string; slackApiUrl?: string } | null;
   /** Extra Temporal worker options (concurrency limits, identity, …). */
   workerOptions?: Partial<WorkerOptions>;
   /** Encrypts every payload the worker writes and decrypts what it reads (`EncryptionCodec`); clients need the same keys. None: payloads are stored in clear. */
   payloadCodec?: PayloadCodec;
+  /**
+   * Export traces (client → workflow → activities, with `invoke_agent`, `chat` and `execute_tool`
+   * spans) and metrics (`createTelemetry`). None: nothing is exported. A prebuilt
+   * `workflowBundle` must include `WORKFLOW_TELEMETRY_MODULES` for workflow spans.
+   */
+  telemetry?: WardenTelemetry;
 }
 
 /** How many runs a worker keeps in memory by default (`workerOptions.maxCachedWorkflows` overrides it). */
@@ -48,8 +55,8 @@ const constant =
     value;
 
 /** Opens a worker connection from settings (address, namespace, TLS or API key). */
-export async function connectWorker(settings: TemporalSettings = temporalSettingsFromEnv()): Promise<NativeConnection> {
-  return NativeConnection.connect({ address: settings.address, tls: settings.tls, apiKey: settings.apiKey });
+export async function connectWorker(settings: TemporalSettings = LOCAL_TEMPORAL): Promise<NativeConnection> {
+  return NativeConnection.connect({ address: settings.address, tls: settings.tls, apiKey: settings.apiKey, metadata: settings.metadata });
 }
 
 /**
@@ -58,12 +65,14 @@ export async function connectWorker(settings: TemporalSettings = temporalSetting
  * the load, and a restarted worker picks up every run where its history left it.
  */
 export async function createWardenWorker(options: WardenWorkerOptions): Promise<Worker> {
-  const settings = options.settings ?? temporalSettingsFromEnv();
+  const settings = options.settings ?? LOCAL_TEMPORAL;
   const connection = options.connection ?? (await connectWorker(settings));
-  const logger = options.logger ?? pino({ name: 'warden-worker', level: process.env.WARDEN_LOG_LEVEL ?? 'info' });
-  const slack = options.slack === undefined ? (process.env.SLACK_BOT_TOKEN ? { botToken: process.env.SLACK_BOT_TOKEN, slackApiUrl: process.env.SLACK_API_URL } : null) : options.slack;
-  const bundle = options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: require.resolve('../workflows') };
-  return Worker.create({
+  const logger = options.logger ?? pino({ name: 'warden-worker', level: 'info', mixin: traceContextMixin });
+  const slack = options.slack ?? null;
+  const bundle = options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: { preloadModules: [...SHARED_WORKFLOW_MODULES] } };
+  // MCP servers are listed now, once: their tools become activities, and runs pin these schemas.
+  await options.registry.resolveTools();
+  const worker = await Worker.create({
     connection,
     namespace: settings.namespace,
     taskQueue: options.taskQueue ?? TASK_QUEUE,
@@ -71,17 +80,31 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       registry: options.registry,
       store: options.store,
       logger,
-      keyring: typeof options.keyring === 'function' ? options.keyring : options.keyring ? constant(options.keyring) : keyringFromEnv(),
+      keyring: typeof options.keyring === 'function' ? options.keyring : constant(options.keyring ?? {}),
       allowUnsignedDecisions: options.allowUnsignedDecisions ?? false,
       acceptRunInputPolicy: options.acceptRunInputPolicy ?? false,
       ...(options.limits ? { limits: options.limits } : {}),
       notifyApproval: slack ? slackNotifyActivity(slack) : undefined,
+      ...(options.telemetry ? { telemetry: options.telemetry } : {}),
     }),
     ...bundle,
-    dataConverter: { failureConverterPath: require.resolve('../codec/failure-converter'), ...(options.payloadCodec ? { payloadCodecs: [options.payloadCodec] } : {}) },
+    dataConverter: { failureConverterPath: FAILURE_CONVERTER_PATH, ...(options.payloadCodec ? { payloadCodecs: [options.payloadCodec] } : {}) },
     // Runs that wait for people (hours, days) should not sit in memory: past this many, the least
     // recently used are evicted and replayed from history when a decision arrives.
     maxCachedWorkflows: DEFAULT_MAX_CACHED_RUNS,
+    ...telemetryWorkerOptions(options.telemetry, options.workflowBundle, logger),
     ...options.workerOptions,
   });
+  // The worker's MCP connections end with it (stdio servers' processes too); they reconnect if the registry is used again.
+  const run = worker.run.bind(worker);
+  worker.run = async () => {
+    try {
+      await run();
+    } finally {
+      await options.registry.close().catch((err: unknown) => logger.warn({ err }, 'closing MCP connections failed'));
+    }
+  };
+  return worker;
 }
+
+export { bundleWardenWorkflows, SHARED_WORKFLOW_MODULES } from './bundle';

@@ -18,7 +18,7 @@ import {
 } from '@temporalio/workflow';
 import type { CoreActivities, NON_RETRYABLE_ERRORS, ToolActivity, ToolActivityInput } from '../activities/types';
 import {
-  CompiledPolicy,
+  type CompiledPolicy,
   admitApproved,
   checkBeforeModelCall,
   costOf,
@@ -39,11 +39,14 @@ import {
   type GovernState,
   type Policy,
   type RetrySettings,
-} from '../governance';
+} from '../governance/sandbox';
 import type { MessageRow } from '../store/types';
 import { ApprovalDesk, type ApprovalOutcome } from './approval-desk';
 import { AuditLog } from './audit-log';
+import { ShadowDecider } from './shadow';
+import { compiledPolicy } from './shared';
 import { failureMessage, text } from './values';
+import { RunTelemetry } from '../telemetry/workflow-events';
 import {
   applyPolicySignal,
   approveSignal,
@@ -168,10 +171,13 @@ class AgentRun {
   private readonly runId = workflowInfo().workflowId;
   private prepared!: PreparedRun;
   private policy!: CompiledPolicy;
+  private shadow = ShadowDecider.none();
   private readonly tools = new Map<string, ToolSpec>();
 
   private gov: GovernState = { usage: emptyUsage(), loop: emptyLoopState(), stoppedTools: [] };
   private audit = new AuditLog();
+  /** Governance facts for traces and metrics; reports nothing unless the worker traces. */
+  private readonly telemetry: RunTelemetry;
   private messageCount = 0;
   private pendingRows: MessageRow[] = [];
   private startedAtMs = Date.now();
@@ -198,6 +204,7 @@ class AgentRun {
   private reportedStatus = '';
 
   constructor(private readonly input: AgentRunInput) {
+    this.telemetry = new RunTelemetry(input.agent);
     // Handlers are registered before the first await so the Temporal UI lists them from the start
     // and no early message is dropped.
     setHandler(statusQuery, () => this.statusView(), { description: 'Phase, step, budgets used and left, pending approvals, last decision, outcome.' });
@@ -266,6 +273,7 @@ class AgentRun {
         ...(this.input.requesterProof !== undefined ? { requesterProof: this.input.requesterProof } : {}),
       });
       this.policy = this.compile(this.prepared.policy);
+      this.shadow = ShadowDecider.from(this.prepared.shadow, this.prepared.agent.tools.map((t) => t.name));
       this.record('run_started', {
         agent: this.input.agent,
         requester: this.prepared.requester.id,
@@ -276,6 +284,7 @@ class AgentRun {
         policyVersion: this.policy.version,
         policySource: this.prepared.policySource,
         model: this.prepared.agent.modelId,
+        ...this.shadow.startFields(),
       });
       this.pendingRows.push({ seq: 0, message: { role: 'user', content: this.input.goal } });
       this.messageCount = 1;
@@ -304,11 +313,12 @@ class AgentRun {
     this.lastDecision = c.lastDecision;
     this.paused = c.paused;
     this.pausedByPolicy = c.pausedByPolicy ?? false;
+    this.shadow = ShadowDecider.from(c.shadow?.source, c.prepared.agent.tools.map((t) => t.name), c.shadow);
   }
 
   /** The policy, knowing which tools the agent really has: a listed tool the agent lacks is denied. */
   private compile(policy: Policy): CompiledPolicy {
-    return new CompiledPolicy(policy, { knownTools: new Set(this.prepared.agent.tools.map((t) => t.name)) });
+    return compiledPolicy(policy, this.prepared.agent.tools.map((t) => t.name));
   }
 
   private shouldContinueAsNew(): boolean {
@@ -332,6 +342,7 @@ class AgentRun {
       lastDecision: this.lastDecision,
       paused: this.paused,
       pausedByPolicy: this.pausedByPolicy,
+      ...(this.shadow.carry() ? { shadow: this.shadow.carry() } : {}),
     };
     return continueAsNew<typeof agentRun>({ ...this.input, carried });
   }
@@ -396,7 +407,7 @@ class AgentRun {
     const audit = this.audit.unflushed();
     const upTo = this.messageCount;
     const answer = await model.callModel.executeWithOptions({ summary: `model turn ${usage.steps}` }, [
-      { runId: this.runId, agent: this.input.agent, step: usage.steps, upTo, append: this.takePending(), audit, scriptTurn: this.scriptTurn() },
+      { runId: this.runId, agent: this.input.agent, step: usage.steps, upTo, append: this.takePending(), audit, scriptTurn: this.scriptTurn(), ...(this.telemetry.enabled ? { price: this.prepared.policy.pricing[this.prepared.agent.modelId] ?? null } : {}) },
     ]);
     this.audit.markFlushed(audit);
     this.messageCount = upTo + 1;
@@ -428,16 +439,20 @@ class AgentRun {
 
   /** Steps 1–3 of a call through `governCall`: run it, ask people, or refuse it with a message for the model. */
   private govern(f: CallInFlight): Verdict {
-    const result = governCall(this.gov, f.call, {
+    const ctx = {
       policy: this.policy,
       agent: this.input.agent,
       tool: f.spec,
       run: this.runFacts(),
       elapsedMs: this.elapsed(),
       ...(this.ending ? { ending: this.ending.reason } : {}),
-    });
+    };
+    const result = governCall(this.gov, f.call, ctx);
+    // Judged from the same state; only the comparison is kept (audited), never the shadow's plan or state.
+    const shadowDiff = this.shadow.judge(this.gov, f.call, ctx, result);
     this.gov = result.state;
     this.recordAll(result.events);
+    if (shadowDiff) this.record('policy_shadow_diff', { ...shadowDiff });
     if (result.decision) this.lastDecision = { ...result.decision, tool: f.call.name, callId: f.call.id };
     if (result.end) this.ending ??= new RunEnd(result.end.status, result.end.reason, '', result.end.budget);
     if (result.pause !== undefined) {
@@ -484,7 +499,7 @@ class AgentRun {
     this.setLine(f, 'running');
     this.record('tool_started', { callId: call.id, tool: call.name });
     const audit = this.audit.unflushed();
-    const override = this.policy.policy.tools[call.name];
+    const override = this.policy.toolPolicy(call.name);
     const activity = proxyActivities<Record<string, ToolActivity>>({
       startToCloseTimeout: durationMs(override?.timeout ?? spec.timeout ?? '1m'),
       retry: retryPolicy(spec.retry, override?.retry),
@@ -498,7 +513,9 @@ class AgentRun {
       callId: call.id,
       args: call.args,
       idempotencyKey: this.idempotencyKey(call.id, seq, call.args),
+      governance: this.telemetry.governanceOf(call.id),
       resultSeq: seq,
+      ...(spec.schemaDigest !== undefined ? { schemaDigest: spec.schemaDigest } : {}),
       audit,
     };
     try {
@@ -658,6 +675,7 @@ class AgentRun {
       this.record('policy_applied', { refused: true, by, error: failureMessage(err) });
       return;
     }
+    this.shadow = this.shadow.takeUp(fresh.shadow, this.prepared.agent.tools.map((t) => t.name));
     const from = this.policy.version;
     const next = this.compile(fresh.policy);
     const ignored = typeof input === 'object' && input !== null && 'policy' in input;
@@ -700,8 +718,8 @@ class AgentRun {
       const audit = this.audit.unflushed();
       try {
         await proxyActivities<CoreActivities>({
-          startToCloseTimeout: durationMs(this.policy.policy.tools[step.tool]?.timeout ?? spec?.timeout ?? '1m'),
-          retry: retryPolicy(spec?.retry, this.policy.policy.tools[step.tool]?.retry),
+          startToCloseTimeout: durationMs(this.policy.toolPolicy(step.tool)?.timeout ?? spec?.timeout ?? '1m'),
+          retry: retryPolicy(spec?.retry, this.policy.toolPolicy(step.tool)?.retry),
           summary: `undo ${step.tool} (${step.callId})`,
         }).compensateCall({
           runId: this.runId,
@@ -731,10 +749,11 @@ class AgentRun {
 
   private record(type: AuditEventType, data: Record<string, unknown>): void {
     this.audit.record(type, data);
+    this.telemetry.observe(type, data);
   }
 
   private recordAll(events: readonly GovernEvent[]): void {
-    for (const e of events) this.audit.record(e.type, e.data);
+    for (const e of events) this.record(e.type, e.data);
   }
 
   private takePending(): MessageRow[] {
@@ -822,6 +841,7 @@ class AgentRun {
       lastDecision: this.lastDecision,
       policyVersion: this.policy?.version ?? '',
       outcome: this.outcome,
+      shadow: this.shadow.view(),
     };
   }
 }

@@ -11,7 +11,7 @@ import {
   type AuditEventType,
   type Decision,
   type DecisionInput,
-} from '../governance';
+} from '../governance/sandbox';
 import type { ApproveInput, DecisionReply, RejectInput } from './messages';
 import type { PendingApproval } from './types';
 import { failureMessage, text } from './values';

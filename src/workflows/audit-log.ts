@@ -1,5 +1,5 @@
 import { upsertMemo } from '@temporalio/workflow';
-import { emptyAuditHead, nextAuditEvent, type AuditEvent, type AuditEventType, type AuditHead } from '../governance';
+import { emptyAuditHead, nextAuditEvent, type AuditEvent, type AuditEventType, type AuditHead } from '../governance/sandbox';
 import type { AuditTrailView } from './messages';
 
 /** The memo field that anchors a run's audit chain in Temporal (`warden audit --verify` reads it). */

@@ -1,5 +1,5 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { AuditEvent, SignedDecision } from '../governance';
+import type { AuditEvent, SignedDecision } from '../governance/sandbox';
 import type { CompensationStep, PendingApproval, RunStatusView } from './types';
 
 // Wire names are part of the product: operators type them into the Temporal UI.

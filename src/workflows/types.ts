@@ -1,4 +1,4 @@
-import type { ApprovalState, ApprovalVote, AuditEvent, AuditHead, BudgetExceeded, BudgetUsage, Decision, GovernState, Policy, RetrySettings, SignedDecision } from '../governance';
+import type { ApprovalState, ApprovalVote, AuditEvent, AuditHead, BudgetExceeded, BudgetUsage, Decision, GovernState, Policy, RetrySettings, SignedDecision } from '../governance/sandbox';
 
 /** A script turn for the `scripted` model: turn i answers the run's i-th model call. */
 export interface ScriptTurn {
@@ -36,6 +36,10 @@ export interface ToolSpec {
   retry?: RetrySettings;
   timeout?: string;
   compensable: boolean;
+  /** The name the model calls it by, when it differs (an MCP tool `mcp:github/create_issue` is offered as `mcp__github__create_issue`). */
+  modelName?: string;
+  /** Digest of the input schema as the run's worker listed it (MCP tools): pinned for the run. */
+  schemaDigest?: string;
 }
 
 export interface AgentSpec {
@@ -56,11 +60,30 @@ export interface Requester {
   unverified?: string;
 }
 
+/**
+ * The shadow policy the enforced one names (`shadow: {file}`), as the worker loaded it, or why it
+ * could not: a broken shadow never stops a run, the audit says why it is missing.
+ */
+export type ShadowSource = { policy: Policy; source: string } | { error: string; source: string };
+
+/** What a run's shadow policy has done so far (the `status` query's `shadow`). */
+export interface ShadowStatus {
+  source: string;
+  /** Absent when the shadow could not be loaded (`error` says why). */
+  version?: string;
+  error?: string;
+  /** Calls both policies judged, and how many of them they judged differently. */
+  calls: number;
+  diffs: number;
+}
+
 /** What the worker's configuration says about a new run: its agent, its policy and its requester. */
 export interface PreparedRun {
   agent: AgentSpec;
   policy: Policy;
   policySource: string;
+  /** Only ever set by the worker, from the policy it loaded; never from a start input or a signal. */
+  shadow?: ShadowSource;
   requester: Requester;
   /** Channels this worker can notify approvers on. */
   notifications: { slack: boolean };
@@ -132,6 +155,8 @@ export interface RunStatusView {
   lastDecision: (Decision & { tool: string; callId: string }) | null;
   policyVersion: string;
   outcome: RunOutcome | null;
+  /** The shadow policy and its disagreements, when the run's policy names one. */
+  shadow?: ShadowStatus | null;
 }
 
 /** What survives continue-as-new: governance state only, the conversation lives in the run store. */
@@ -149,6 +174,8 @@ export interface CarriedState {
   paused: boolean;
   /** Paused by the policy (the loop breaker): resuming then takes a signed operator. */
   pausedByPolicy?: boolean;
+  /** The shadow policy and its counters. */
+  shadow?: { source: ShadowSource; calls: number; diffs: number };
 }
 
 /**

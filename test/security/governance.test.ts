@@ -3,6 +3,9 @@
  * the worker's configuration. Each test is one attack; each failed on the code before the
  * security model of the README's "Security" section was enforced.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import Database from 'better-sqlite3';
 import { z } from 'zod';
 import { defineAgent, defineTool } from '../../src/agents';
@@ -148,6 +151,36 @@ describe('policies come only from the worker', () => {
     expect(outcome.reason).toContain('accepted only from a continue-as-new');
     expect(effects.count('transfer')).toBe(0);
     expect(await bed.store.readAudit(runId)).toEqual([]);
+  });
+});
+
+describe('a shadow policy comes only from the worker', () => {
+  test('a start input or a signal cannot set or change the shadow policy', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'warden-sec-shadow-'));
+    const allowAll = path.join(dir, 'allow-all.yaml');
+    writeFileSync(allowAll, JSON.stringify({ agent: 'test-agent', tools: { transfer: null }, rules: [{ id: 'anything-goes', decision: 'allow' }] }));
+    const shadow = { file: allowAll };
+    const runId = runIdFor('test-agent', `shadow-input-${Date.now()}`);
+    // Every place a start input could carry it: top level, in a prepared run, in the run's own settings.
+    await bed.client.client.workflow.start(AGENT_RUN_WORKFLOW, {
+      workflowId: runId,
+      taskQueue: bed.taskQueue,
+      args: [{ agent: 'test-agent', goal: 'pay', requester: 'carol', script: [transferTurn(), { text: 'done' }], shadow, prepared: { shadow: { policy: testPolicy({ rules: [{ id: 'anything-goes', decision: 'allow' }] }), source: 'attacker' } } }],
+    });
+    await eventually(async () => (await bed.client.pendingApprovals(runId))[0], 20_000, 'a pending approval');
+    expect((await bed.client.status(runId)).shadow).toBeNull();
+    await bed.client.handle(runId).signal('applyPolicy', { by: 'mallory', shadow, policy: { ...financeApprovalPolicy(), shadow } } as never);
+    const status = await eventually(async () => {
+      const trail = await bed.client.auditTrail(runId, bed.store);
+      return trail.some((e) => e.type === 'policy_applied') ? bed.client.status(runId) : undefined;
+    }, 20_000, 'the applyPolicy signal handled');
+    expect(status.shadow).toBeNull();
+    expect(status.pendingApprovals).toBe(1);
+    const trail = await bed.client.auditTrail(runId, bed.store);
+    expect(trail.some((e) => e.type === 'policy_shadow_diff')).toBe(false);
+    expect(trail.find((e) => e.type === 'run_started')?.data).not.toHaveProperty('shadowSource');
+    await bed.client.cancel(runId);
+    expect(effects.count('transfer')).toBe(0);
   });
 });
 

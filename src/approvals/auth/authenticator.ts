@@ -1,4 +1,5 @@
 import type { Identity } from '../identity';
+import { WardenError } from '../../errors';
 
 /** Checks a user name and password (form login with a server-side session). */
 export interface PasswordAuthenticator {
@@ -18,6 +19,6 @@ export interface BearerAuthenticator {
 export type Authenticator = PasswordAuthenticator | BearerAuthenticator;
 
 /** A credential was refused. The message is safe to log; the inbox shows people only "not signed in". */
-export class AuthError extends Error {
+export class AuthError extends WardenError {
   override name = 'AuthError';
 }

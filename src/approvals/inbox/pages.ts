@@ -145,6 +145,7 @@ export function runPage(viewer: Viewer, data: RunPageData, now: number): string 
 <dt>Step</dt><dd>${status.step}</dd>
 <dt>Now</dt><dd>${status.currentDetails}</dd>
 <dt>Policy</dt><dd><code>${status.policyVersion}</code></dd>
+${status.shadow ? html`<dt>Shadow policy</dt><dd data-shadow-diffs="${String(status.shadow.diffs)}">${status.shadow.version ? html`<code>${status.shadow.version}</code>: ${String(status.shadow.diffs)} of ${String(status.shadow.calls)} call(s) decided differently` : html`not loaded: ${status.shadow.error ?? ''}`}</dd>` : ''}
 ${outcome ? html`<dt>Outcome</dt><dd><span class="badge ${outcome.status === 'completed' ? 'ok' : 'bad'}">${outcome.status}</span> ${outcome.reason}</dd>` : ''}
 </dl></div>
 <h2>Budgets</h2>${budgetTable(status)}`

@@ -28,6 +28,7 @@ import {
 import { SessionStore, sameSecret } from './sessions';
 import { LoginLimiter, type LoginCheck, type LoginLimits } from './login-limiter';
 import { readBodyWithin } from '../read-body';
+import { WardenError } from '../../errors';
 
 export interface InboxServerOptions {
   client: WardenClient;
@@ -79,11 +80,11 @@ const MAX_BODY = 64 * 1024;
 const LIST_TIMEOUT_MS = 10_000;
 
 /** The inbox's options cannot be served as given; the message says what to change. */
-export class InboxConfigError extends Error {
+export class InboxConfigError extends WardenError {
   override name = 'InboxConfigError';
 }
 
-class HttpError extends Error {
+class HttpError extends WardenError {
   override name = 'HttpError';
   constructor(
     readonly status: number,
@@ -151,7 +152,7 @@ function tooManyFailures(check: Extract<LoginCheck, { allowed: false }>, seconds
  */
 export async function createInboxServer(options: InboxServerOptions): Promise<InboxServer> {
   const { client, store, signer, auth } = options;
-  const logger = options.logger ?? pino({ name: 'warden-inbox', level: process.env.WARDEN_LOG_LEVEL ?? 'info' });
+  const logger = options.logger ?? pino({ name: 'warden-inbox', level: 'info' });
   const host = options.host ?? '127.0.0.1';
   if (!options.tls && !isLoopbackHost(host)) {
     if (!options.insecureHttp) {

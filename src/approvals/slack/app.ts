@@ -145,7 +145,7 @@ function outsideWindow(req: IncomingMessage): boolean {
  * timestamp check both ways; Socket Mode needs no inbound port.
  */
 export async function createSlackApp(options: SlackAppOptions): Promise<SlackApp> {
-  const log = options.logger ?? pino({ name: 'warden-slack', level: process.env.WARDEN_LOG_LEVEL ?? 'info' });
+  const log = options.logger ?? pino({ name: 'warden-slack', level: 'info' });
   const logger = boltLogger(log);
   const base = options.slackApiUrl ? (options.slackApiUrl.endsWith('/') ? options.slackApiUrl : `${options.slackApiUrl}/`) : undefined;
   const clientOptions = { ...(base ? { slackApiUrl: base } : {}), retryConfig: { retries: 2, maxRetryTime: 10_000 } };

@@ -1,0 +1,26 @@
+/**
+ * The governance the workflow runs: the same pure functions as `./index`, without what only the
+ * worker and the CLI need (policy parsing with zod and YAML, keyrings, signature checks).
+ *
+ * Workflow code imports from here, never from `./index`: the SDK evaluates every module a
+ * workflow imports once for each run it starts or replays, so a module here costs time and memory
+ * per run (zod alone cost more than the run itself). `test/workflow-bundle.test.ts` holds the line.
+ */
+export { emptyAuditHead, nextAuditEvent } from './audit';
+export type { AuditEvent, AuditEventType, AuditHead } from './audit';
+export { approvalIdFor, digestOf } from './digest';
+export { durationMs } from './duration';
+export { checkBeforeModelCall, costOf, emptyUsage } from './budget';
+export type { BudgetExceeded, BudgetUsage } from './budget';
+export { emptyLoopState } from './loop-detector';
+export { CompiledPolicy } from './policy-compiled';
+export type { Decision } from './policy-compiled';
+export type { ApprovalRequirement, Policy, RetrySettings } from './policy-schema';
+export { redactBySchema } from './redact';
+export { admitApproved, denialMessage, governCall } from './govern-call';
+export type { CallProposal, GovernContext, GovernEvent, GovernResult, GovernState } from './govern-call';
+export { escalateApproval, judgeDecision, precheckDecision, sameRequirement } from './approval';
+export type { ApprovalState, ApprovalVote, DecisionInput } from './approval';
+export { shadowDiffOf } from './shadow';
+export type { ShadowDiff } from './shadow';
+export type { SignedDecision } from './signed-decision';

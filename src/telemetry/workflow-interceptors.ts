@@ -1,0 +1,99 @@
+/**
+ * Workflow interceptors for a worker that traces: Temporal's (RunWorkflow, StartActivity,
+ * HandleSignal/HandleUpdate spans and trace context in activity headers) and Warden's
+ * `invoke_agent <agent>` span around each run. Not a workflow: a module for
+ * `interceptors.workflowModules` or `bundleWorkflowCode({ workflowInterceptorModules })`
+ * (`WORKFLOW_TELEMETRY_MODULES`). Sandbox-safe.
+ *
+ * Spans made here are exported through Temporal's `exporter` sink, which is not called during
+ * replay; their ids come from the workflow's seeded random source and their times from workflow
+ * time, so a run replayed after eviction ends the same span it started.
+ */
+import { SpanKind, SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
+import {
+  OpenTelemetryInboundInterceptor,
+  OpenTelemetryInternalsInterceptor,
+  OpenTelemetryOutboundInterceptor,
+} from '@temporalio/interceptors-opentelemetry/lib/workflow';
+import { ContinueAsNew, workflowInfo, type Next, type WorkflowExecuteInput, type WorkflowInboundCallsInterceptor, type WorkflowInterceptors } from '@temporalio/workflow';
+import { GEN_AI, WARDEN } from './conventions';
+
+/**
+ * The instrumentation scope of the spans Warden makes in workflow code. Defined here and only
+ * here: a worker given a prebuilt bundle looks for it to tell whether the bundle has these
+ * interceptors (every bundle has the rest of src/telemetry's workflow-side code).
+ */
+export const WORKFLOW_TELEMETRY_SCOPE = 'warden-workflow-telemetry';
+
+// config.ts's AGENT_RUN_WORKFLOW, not imported: config.ts reads the environment and files, which the sandbox has not.
+const AGENT_RUN_WORKFLOW = 'agentRun';
+
+interface RunInputView {
+  agent?: unknown;
+}
+
+interface RunOutcomeView {
+  status?: unknown;
+  steps?: unknown;
+  toolCalls?: unknown;
+  usage?: { inputTokens?: unknown; outputTokens?: unknown; costUsd?: unknown };
+}
+
+const num = (value: unknown): number | undefined => (typeof value === 'number' && Number.isFinite(value) ? value : undefined);
+
+function recordOutcome(span: Span, result: unknown): void {
+  const outcome = (typeof result === 'object' && result !== null ? result : {}) as RunOutcomeView;
+  const set = (key: string, value: string | number | undefined) => {
+    if (value !== undefined) span.setAttribute(key, value);
+  };
+  set(WARDEN.outcome, typeof outcome.status === 'string' ? outcome.status : undefined);
+  set(WARDEN.steps, num(outcome.steps));
+  set(WARDEN.toolCalls, num(outcome.toolCalls));
+  set(GEN_AI.inputTokens, num(outcome.usage?.inputTokens));
+  set(GEN_AI.outputTokens, num(outcome.usage?.outputTokens));
+  set(WARDEN.costUsd, num(outcome.usage?.costUsd));
+  // A run that ended badly ended as its policy or its people said: the outcome says which; only
+  // a failure is an error.
+  if (outcome.status === 'failed') span.setStatus({ code: SpanStatusCode.ERROR, message: 'run failed' });
+}
+
+/** `invoke_agent <agent>` around one execution of an agent run (GenAI agent span). */
+export class InvokeAgentInterceptor implements WorkflowInboundCallsInterceptor {
+  async execute(input: WorkflowExecuteInput, next: Next<WorkflowInboundCallsInterceptor, 'execute'>): Promise<unknown> {
+    const info = workflowInfo();
+    if (info.workflowType !== AGENT_RUN_WORKFLOW) return next(input);
+    const [first] = input.args as [RunInputView | undefined];
+    const agent = typeof first?.agent === 'string' ? first.agent : 'unknown';
+    const tracer = trace.getTracer(WORKFLOW_TELEMETRY_SCOPE);
+    const span = tracer.startSpan(`invoke_agent ${agent}`, {
+      kind: SpanKind.INTERNAL,
+      attributes: {
+        [GEN_AI.operationName]: 'invoke_agent',
+        [GEN_AI.agentName]: agent,
+        [GEN_AI.conversationId]: info.workflowId,
+        [WARDEN.runId]: info.workflowId,
+      },
+    });
+    try {
+      const result = await context.with(trace.setSpan(context.active(), span), () => next(input));
+      recordOutcome(span, result);
+      return result;
+    } catch (err) {
+      if (err instanceof ContinueAsNew) {
+        span.setAttribute(WARDEN.continuedAsNew, true);
+      } else {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.name : 'error' });
+      }
+      throw err;
+    } finally {
+      span.end();
+    }
+  }
+}
+
+export const interceptors = (): WorkflowInterceptors => ({
+  // The first inbound interceptor is the outermost: RunWorkflow, then invoke_agent inside it.
+  inbound: [new OpenTelemetryInboundInterceptor(), new InvokeAgentInterceptor()],
+  outbound: [new OpenTelemetryOutboundInterceptor()],
+  internals: [new OpenTelemetryInternalsInterceptor()],
+});

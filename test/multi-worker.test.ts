@@ -1,0 +1,167 @@
+/**
+ * Two worker processes, as on two hosts (different working directories, nothing shared but the
+ * Temporal server and the PostgreSQL run store), serve one task queue. One is killed with SIGKILL
+ * while a tool call is in flight; every run still completes, the other worker picks the runs up
+ * from the shared store, and each effect happened once per idempotency key.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { WardenClient } from '../src/client';
+import { parsePolicy, verifyAuditChain } from '../src/governance';
+import { createPostgresStore, type RunStore } from '../src/store';
+import { LEDGER_SCHEMA } from './fixtures/multi-worker-agent';
+import { eventually, settings, testPayloadCodec, testPayloadKeysFile } from './helpers';
+import { describeWithPostgres } from './postgres';
+
+const RUNS = 6;
+const CALLS_PER_RUN = 2;
+
+interface WorkerProcess {
+  id: string;
+  child: ChildProcess;
+  dir: string;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function startWorker(id: string, env: NodeJS.ProcessEnv): Promise<WorkerProcess> {
+  // Its own working directory, like a worker on another host: nothing it writes there is shared.
+  const dir = mkdtempSync(path.join(os.tmpdir(), `warden-worker-${id}-`));
+  const script = path.join(__dirname, 'fixtures', 'multi-worker-process.ts');
+  const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), script], {
+    cwd: dir,
+    env: { ...env, MULTI_WORKER_ID: id },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`worker ${id} did not start in 60 s: ${output}`)), 60_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes(`worker ${id} ready`)) {
+        clearTimeout(timer);
+        resolve({ id, child, dir, output: () => output, exited });
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`worker ${id} exited with ${code}: ${output}`));
+    });
+  });
+}
+
+async function query<R extends pg.QueryResultRow>(pool: pg.Pool, text: string, values: unknown[] = []): Promise<R[]> {
+  return (await pool.query<R>(text, values)).rows;
+}
+
+describeWithPostgres('two worker processes on one PostgreSQL run store', (server) => {
+  const workers: WorkerProcess[] = [];
+  let ledger: pg.Pool | undefined;
+  let store: RunStore | undefined;
+  let client: WardenClient | undefined;
+
+  afterAll(async () => {
+    for (const w of workers) {
+      if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+      await w.exited;
+      rmSync(w.dir, { recursive: true, force: true });
+    }
+    await client?.close();
+    await store?.close();
+    await ledger?.end();
+  });
+
+  it('completes every run after one worker is killed mid-call, with one effect per idempotency key', async () => {
+    const storeUrl = await server().createDatabase('runs');
+    ledger = new pg.Pool({ connectionString: storeUrl, max: 2 });
+    ledger.on('error', () => undefined);
+    await ledger.query(LEDGER_SCHEMA);
+    const { address, namespace } = settings();
+    const taskQueue = `multi-worker-${Math.random().toString(36).slice(2, 10)}`;
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      WARDEN_STORE: storeUrl,
+      MULTI_WORKER_LEDGER_URL: storeUrl,
+      MULTI_WORKER_TASK_QUEUE: taskQueue,
+      WARDEN_TEST_TEMPORAL_ADDRESS: address,
+      WARDEN_TEST_NAMESPACE: namespace,
+      WARDEN_PAYLOAD_KEYS: testPayloadKeysFile(),
+    };
+    // Both open the new database at once: the migration runs once under its advisory lock.
+    workers.push(...(await Promise.all([startWorker('a', env), startWorker('b', env)])));
+    const [a, b] = workers as [WorkerProcess, WorkerProcess];
+
+    client = await WardenClient.connect({ address, namespace }, taskQueue, { payloadCodec: testPayloadCodec() });
+    const policy = parsePolicy({ agent: 'ledger-agent', tools: { book: {} }, rules: [{ id: 'allow-all', decision: 'allow', reason: 'test' }] }, 'multi-worker policy');
+    const runIds = await Promise.all(
+      Array.from({ length: RUNS }, (_, r) =>
+        client!.startRun({
+          agent: 'ledger-agent',
+          goal: `book run ${r}`,
+          requester: 'carol',
+          policy,
+          script: [
+            ...Array.from({ length: CALLS_PER_RUN }, (_, c) => ({ toolCalls: [{ name: 'book', args: { note: `run ${r} entry ${c}` } }] })),
+            { text: `booked run ${r}` },
+          ],
+        }),
+      ),
+    );
+
+    // Kill worker a once both have worked and a is inside a call: effect booked, answer not yet given.
+    const inFlight = await eventually(
+      async () => {
+        const rows = await query<{ worker: string; idempotency_key: string; finished: boolean }>(ledger!, 'SELECT worker, idempotency_key, finished_at IS NOT NULL AS finished FROM tool_attempts');
+        const open = rows.find((r) => r.worker === 'a' && !r.finished);
+        return rows.some((r) => r.worker === 'b') && open ? open.idempotency_key : undefined;
+      },
+      60_000,
+      'worker a inside a tool call while b has worked too',
+    );
+    a.child.kill('SIGKILL');
+    await a.exited;
+    expect(a.child.signalCode).toBe('SIGKILL');
+
+    const started = Date.now();
+    const outcomes = await Promise.all(runIds.map((id) => client!.result(id)));
+    const recoveryMs = Date.now() - started;
+    for (const [i, outcome] of outcomes.entries()) expect(outcome).toMatchObject({ status: 'completed', text: `booked run ${i}`, toolCalls: CALLS_PER_RUN });
+
+    // Every call booked exactly once: as many effects as calls, each under the key the run used.
+    store = await createPostgresStore(storeUrl);
+    const effects = await query<{ idempotency_key: string; run_id: string; note: string }>(ledger, 'SELECT idempotency_key, run_id, note FROM tool_effects ORDER BY note');
+    expect(effects).toHaveLength(RUNS * CALLS_PER_RUN);
+    expect(effects.map((e) => e.note).sort()).toEqual(Array.from({ length: RUNS }, (_, r) => Array.from({ length: CALLS_PER_RUN }, (_, c) => `run ${r} entry ${c}`)).flat().sort());
+    const attempts = await query<{ idempotency_key: string; worker: string; finished: boolean }>(ledger, 'SELECT idempotency_key, worker, finished_at IS NOT NULL AS finished FROM tool_attempts');
+    const keys = new Set(effects.map((e) => e.idempotency_key));
+    expect(new Set(attempts.map((t) => t.idempotency_key))).toEqual(keys);
+
+    // The call a died in was retried by b under the same key, and booked nothing the second time.
+    const retried = attempts.filter((t) => t.idempotency_key === inFlight);
+    expect(retried).toEqual(expect.arrayContaining([{ idempotency_key: inFlight, worker: 'a', finished: false }, { idempotency_key: inFlight, worker: 'b', finished: true }]));
+    // Every call finished on some worker, and after the kill only b did.
+    for (const key of keys) expect(attempts.some((t) => t.idempotency_key === key && t.finished)).toBe(true);
+    expect(new Set(attempts.map((t) => t.worker))).toEqual(new Set(['a', 'b']));
+
+    // Both workers wrote to the one store: each run's conversation reads without a gap and its trail verifies.
+    for (const [i, runId] of runIds.entries()) {
+      const trail = await store.readAudit(runId);
+      expect(verifyAuditChain(trail)).toMatchObject({ ok: true });
+      const booked = trail.filter((e) => e.type === 'tool_succeeded');
+      expect(booked).toHaveLength(CALLS_PER_RUN);
+      // goal, then per call the model's answer and the tool result, then the final answer.
+      const messages = (await store.readMessages(runId, 2 + 2 * CALLS_PER_RUN)) as { role: string }[];
+      expect(messages.map((m) => m.role)).toEqual(['user', ...Array.from({ length: CALLS_PER_RUN }, () => ['assistant', 'tool']).flat(), 'assistant']);
+      expect(outcomes[i]?.steps).toBe(CALLS_PER_RUN + 1);
+    }
+    expect(new Set(effects.map((e) => e.run_id))).toEqual(new Set(runIds));
+    expect(b.child.exitCode).toBeNull();
+    console.log(`multi-worker: ${RUNS} runs × ${CALLS_PER_RUN} calls, ${attempts.length} tool attempts, all runs done ${recoveryMs} ms after the kill`);
+  });
+});

@@ -1,0 +1,192 @@
+/**
+ * A real PostgreSQL server for the tests that need one: initdb in a temporary directory, trust
+ * authentication for one test user, listening on 127.0.0.1 at a free port with its Unix socket in
+ * the same directory. Where the binaries are missing, the suites that ask for it are skipped with a
+ * warning that says what to install.
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+
+const TEST_USER = 'warden_test';
+
+export interface PostgresServer {
+  host: string;
+  port: number;
+  user: string;
+  /** A URL for `database` as the test user; a password, if given, is ignored by the server (trust) but proves redaction. */
+  url(database: string, password?: string): string;
+  /** Creates an empty database with a fresh name and returns its URL. */
+  createDatabase(prefix?: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+function onPath(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (dir && existsSync(path.join(dir, name))) return dir;
+  }
+  return undefined;
+}
+
+/** The directory with initdb, pg_ctl and postgres: PATH first, then the newest /usr/lib/postgresql/<version>/bin. */
+export function findPostgresBin(): string | undefined {
+  const fromPath = onPath('initdb');
+  if (fromPath && existsSync(path.join(fromPath, 'pg_ctl'))) return fromPath;
+  const root = '/usr/lib/postgresql';
+  if (!existsSync(root)) return undefined;
+  const versions = readdirSync(root)
+    .filter((v) => /^\d+$/.test(v) && existsSync(path.join(root, v, 'bin', 'initdb')))
+    .sort((a, b) => Number(b) - Number(a));
+  return versions[0] ? path.join(root, versions[0], 'bin') : undefined;
+}
+
+interface RunAs {
+  /** Prefix for every server command: `runuser -u <user> --` when this process is root (initdb refuses root). */
+  prefix: string[];
+  uid?: number;
+  gid?: number;
+}
+
+function uidOf(user: string): { uid: number; gid: number } | undefined {
+  const uid = spawnSync('id', ['-u', user], { encoding: 'utf8' });
+  const gid = spawnSync('id', ['-g', user], { encoding: 'utf8' });
+  if (uid.status !== 0 || gid.status !== 0) return undefined;
+  return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+}
+
+function runAs(): RunAs | string {
+  if (process.getuid?.() !== 0) return { prefix: [] };
+  const runuser = onPath('runuser') ?? (existsSync('/usr/sbin/runuser') ? '/usr/sbin' : undefined);
+  if (!runuser) return 'running as root and runuser is missing (initdb refuses to run as root)';
+  for (const user of ['postgres', 'nobody']) {
+    const ids = uidOf(user);
+    if (ids) return { prefix: [path.join(runuser, 'runuser'), '-u', user, '--'], ...ids };
+  }
+  return 'running as root and there is no postgres or nobody user to run the server as (initdb refuses to run as root)';
+}
+
+/** Why the PostgreSQL suites cannot run here, or undefined if they can. */
+export function postgresUnavailable(): string | undefined {
+  if (!findPostgresBin()) return 'PostgreSQL binaries (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql/*/bin: apt-get install postgresql';
+  const as = runAs();
+  return typeof as === 'string' ? as : undefined;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function run(command: string[], timeoutMs: number): Promise<{ stdout: string; stderr: string }> {
+  const [file, ...args] = command;
+  return new Promise((resolve, reject) => {
+    execFile(file!, args, { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${command.join(' ')} failed: ${err.message}\n${stderr}`));
+      else resolve({ stdout, stderr });
+    });
+  });
+}
+
+/** Starts a throwaway server. Call `stop()` at the end: it stops the server and removes its directory. */
+export async function startPostgres(): Promise<PostgresServer> {
+  const bin = findPostgresBin();
+  const as = runAs();
+  if (!bin || typeof as === 'string') throw new Error(postgresUnavailable());
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'warden-pg-'));
+  if (as.uid !== undefined && as.gid !== undefined) chownSync(dir, as.uid, as.gid);
+  const data = path.join(dir, 'data');
+  const log = path.join(dir, 'server.log');
+  const host = '127.0.0.1';
+  let started = false;
+  try {
+    await run([...as.prefix, path.join(bin, 'initdb'), '-D', data, '-U', TEST_USER, '--auth=trust', '--no-locale', '-E', 'UTF8', '--no-sync'], 60_000);
+    // The port is free when asked; another process may take it before the server binds, so try a few.
+    let port = 0;
+    for (let attempt = 1; !started; attempt++) {
+      port = await freePort();
+      // fsync off: a test server's data is thrown away; it makes migrations and appends several times faster.
+      const opts = `-c listen_addresses=${host} -p ${port} -k ${dir} -c fsync=off -c max_connections=100`;
+      try {
+        await run([...as.prefix, path.join(bin, 'pg_ctl'), '-D', data, '-l', log, '-w', '-t', '60', '-o', opts, 'start'], 90_000);
+        started = true;
+      } catch (err) {
+        if (attempt >= 3) throw new Error(`${(err as Error).message}\n${existsSync(log) ? readFileSync(log, 'utf8') : ''}`);
+      }
+    }
+    const url = (database: string, password?: string) =>
+      `postgres://${TEST_USER}${password ? `:${encodeURIComponent(password)}` : ''}@${host}:${port}/${encodeURIComponent(database)}`;
+    let stopped = false;
+    return {
+      host,
+      port,
+      user: TEST_USER,
+      url,
+      async createDatabase(prefix = 'warden') {
+        const name = `${prefix}_${Math.random().toString(36).slice(2, 10)}`;
+        const admin = new pg.Client({ connectionString: url('postgres') });
+        await admin.connect();
+        try {
+          await admin.query(`CREATE DATABASE "${name}"`);
+        } finally {
+          await admin.end();
+        }
+        return url(name);
+      },
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        try {
+          await run([...as.prefix, path.join(bin, 'pg_ctl'), '-D', data, '-m', 'immediate', '-w', 'stop'], 60_000);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      },
+    };
+  } catch (err) {
+    if (started) await run([...as.prefix, path.join(bin, 'pg_ctl'), '-D', data, '-m', 'immediate', '-w', 'stop'], 60_000).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/**
+ * `describe` with a PostgreSQL server started before the suite and stopped after it; `server()`
+ * returns it inside tests and hooks. Where PostgreSQL is unavailable the suite is skipped, with a
+ * warning saying why and what to install.
+ */
+export function describeWithPostgres(name: string, body: (server: () => PostgresServer) => void): void {
+  const unavailable = postgresUnavailable();
+  if (unavailable) {
+    console.warn(`skipping "${name}": ${unavailable}`);
+    describe.skip(name, () =>
+      body(() => {
+        throw new Error(unavailable);
+      }),
+    );
+    return;
+  }
+  describe(name, () => {
+    let current: PostgresServer | undefined;
+    beforeAll(async () => {
+      current = await startPostgres();
+    }, 120_000);
+    body(() => {
+      if (!current) throw new Error('the PostgreSQL server did not start (see beforeAll)');
+      return current;
+    });
+    // Declared after the body's own hooks, so it runs after them (jest-circus runs afterAll hooks in
+    // declaration order): the suite closes its pools before the server goes away.
+    afterAll(async () => {
+      await current?.stop();
+    });
+  });
+}
