@@ -5,7 +5,7 @@
  * command. Slow by nature (a build, an install that compiles better-sqlite3, a dev server).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -111,9 +111,21 @@ describe('the installed package', () => {
     if (!found) throw new Error(`npm pack left no tarball in ${tmp}`);
     tarball = path.join(tmp, found);
     mkdirSync(path.join(project, 'policies'), { recursive: true });
-    // npm 11 runs no install script it was not told to allow; better-sqlite3 must build its binding.
-    writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'warden-user-project', private: true, allowScripts: { 'better-sqlite3': true, esbuild: true, protobufjs: true, '@swc/core': true } }, null, 2));
+    // npm 11 runs no install script it was not told to allow. better-sqlite3's would compile its
+    // native binding (minutes here: its prebuilt download is out of reach); the repository built the
+    // same version for the same Node already, so that binding is copied instead, and built only if
+    // the versions differ.
+    writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'warden-user-project', private: true, allowScripts: { esbuild: true, protobufjs: true, '@swc/core': true } }, null, 2));
     await run('npm', ['install', tarball, 'zod@4', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: project, timeout: 20 * 60_000, maxBuffer: 64 * 1024 * 1024 });
+    const sqlite = (root: string) => path.join(root, 'node_modules', 'better-sqlite3');
+    const versionOf = (root: string) => (JSON.parse(readFileSync(path.join(sqlite(root), 'package.json'), 'utf8')) as { version: string }).version;
+    const built = path.join(sqlite(repoRoot), 'build', 'Release', 'better_sqlite3.node');
+    if (existsSync(built) && versionOf(repoRoot) === versionOf(project)) {
+      mkdirSync(path.join(sqlite(project), 'build', 'Release'), { recursive: true });
+      copyFileSync(built, path.join(sqlite(project), 'build', 'Release', 'better_sqlite3.node'));
+    } else {
+      await run('npm', ['rebuild', 'better-sqlite3'], { cwd: project, timeout: 20 * 60_000, maxBuffer: 64 * 1024 * 1024 });
+    }
     writeFileSync(path.join(project, 'agents.ts'), AGENTS_TS);
     writeFileSync(path.join(project, 'policies', 'notes-agent.yaml'), POLICY_YAML);
     writeFileSync(path.join(project, 'script.json'), JSON.stringify(SCRIPT));
