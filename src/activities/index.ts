@@ -64,7 +64,8 @@ function nonRetryable(type: string, message: string, cause?: unknown): Applicati
 function classify(err: unknown): never {
   if (err instanceof ApplicationFailure) throw err;
   if (err instanceof ToolError) {
-    if (err.options.retryable) throw ApplicationFailure.create({ type: 'ToolError', message: err.message, nonRetryable: false });
+    // Its own type: 'ToolError' is in every retry policy's non-retryable list.
+    if (err.options.retryable) throw ApplicationFailure.create({ type: 'RetryableToolError', message: err.message, nonRetryable: false });
     throw nonRetryable('ToolError', err.message);
   }
   if (err instanceof ModelConfigError) throw nonRetryable('ModelConfigError', err.message);

@@ -38,6 +38,15 @@ export interface ToolOptions<S extends z.ZodType, R> {
   /** Start-to-close timeout of one attempt, e.g. `30s` (default `1m`). */
   timeout?: string;
   risk?: ToolRisk;
+  /**
+   * Run each call as a Temporal local activity, in the worker that runs the workflow: a few
+   * milliseconds instead of a round trip through the server, for short, low-risk tools (a lookup,
+   * a calculation). The trade-offs: retries happen inside the worker and show in history only as
+   * the final result (no separate attempt events in the Temporal UI); an attempt is bounded by
+   * `timeout` and cannot heartbeat; the tool must be registered on every worker of the task queue.
+   * Governance is the same: schema, budgets, policy, approval and audit happen before it runs.
+   */
+  local?: boolean;
 }
 
 /** A defined tool. Create it with `defineTool`. */
@@ -95,6 +104,9 @@ export function defineTool<S extends z.ZodType, R>(options: ToolOptions<S, R>): 
   if (options.timeout !== undefined && !DURATION_PATTERN.test(options.timeout)) {
     throw new DefinitionError(`tool ${options.name}: timeout "${options.timeout}" is not a duration such as 30s`);
   }
+  if (options.local !== undefined && typeof options.local !== 'boolean') throw new DefinitionError(`tool ${options.name}: local must be true or false`);
+  // A high-risk call's every attempt belongs in history, where the Temporal UI shows it.
+  if (options.local && options.risk === 'high') throw new DefinitionError(`tool ${options.name}: a high-risk tool cannot run as a local activity (local: true is for short, low-risk tools)`);
   return { ...options, kind: 'warden.tool' };
 }
 

@@ -144,6 +144,7 @@ export function toolSpec(tool: AnyTool): ToolSpec {
   if (tool.schemaDigest !== undefined) spec.schemaDigest = tool.schemaDigest;
   if (tool.retry) spec.retry = tool.retry;
   if (tool.timeout) spec.timeout = tool.timeout;
+  if (tool.local) spec.local = true;
   return spec;
 }
 

@@ -1,17 +1,9 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import {
-  KeyringError,
-  generateSigningKey,
-  parseKeyring,
-  publicKeyOf,
-  signDecision,
-  type DecisionClaims,
-  type KeyGrant,
-  type Keyring,
-  type SignedDecision,
-  type OperatorClaims, type StartClaims,
-} from '../governance';
+// The governance modules themselves, not its index: the index loads the policy engine (CEL), which
+// a command that only signs or reads keys never uses, and every CLI command pays for its load.
+import { KeyringError, parseKeyring, type KeyGrant, type Keyring } from '../governance/keyring';
+import { generateSigningKey, publicKeyOf, signDecision, type DecisionClaims, type OperatorClaims, type SignedDecision, type StartClaims } from '../governance/signed-decision';
 
 /** A channel's signing key as stored on disk (mode 0600). */
 export interface SigningKeyFile {

@@ -1,13 +1,24 @@
+/* eslint-disable @typescript-eslint/no-require-imports -- see below */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { WorkflowNotFoundError } from '@temporalio/client';
-import { WardenClient } from '../client';
-import { EncryptionCodec, devPayloadKeysFile, loadPayloadKeys } from '../codec';
-import { TASK_QUEUE, temporalSettingsFromEnv, type TemporalSettings } from '../config';
-import { keyringFromEnv } from '../approvals/keys';
-import type { Keyring } from '../governance';
-import { defaultStorePath, openRunStore, type RunStore } from '../store';
+import type * as TemporalClient from '@temporalio/client';
+import type * as ClientModule from '../client';
+import type { WardenClient } from '../client';
+import type * as CodecKeysModule from '../codec/keys';
+import type * as EncryptionCodecModule from '../codec/encryption-codec';
+import type { EncryptionCodec } from '../codec/encryption-codec';
+import type * as ConfigModule from '../config';
+import type { TemporalSettings } from '../config';
+import type * as ApprovalKeysModule from '../approvals/keys';
+import type { Keyring } from '../governance/keyring';
+import type * as StoreModule from '../store';
+import type { RunStore } from '../store';
 import { CliError, describeError } from './errors';
+
+// Every command loads this module, and most need only a few of its helpers: the Temporal client,
+// the run store (better-sqlite3, pg), the keyring and the payload codec are required by the
+// helper that uses them, so `warden keys` never loads Temporal and `warden status` never loads a
+// database driver it does not open.
 
 /** `$WARDEN_HOME`, else `.warden` under the working directory: keys, run store, dev server data. */
 export function wardenHome(): string {
@@ -28,7 +39,7 @@ export function defaultPath(relative: string): string {
 /** Settings from the environment; a broken TLS setting is a user error, not a crash. */
 export function settingsFromEnv(): TemporalSettings {
   try {
-    return temporalSettingsFromEnv(process.env);
+    return (require('../config') as typeof ConfigModule).temporalSettingsFromEnv(process.env);
   } catch (err) {
     throw new CliError(`Temporal settings: ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -36,12 +47,12 @@ export function settingsFromEnv(): TemporalSettings {
 
 /** The task queue of this environment's workers: `WARDEN_TASK_QUEUE`, else `warden`. */
 export function taskQueueFromEnv(): string {
-  return process.env.WARDEN_TASK_QUEUE || TASK_QUEUE;
+  return process.env.WARDEN_TASK_QUEUE || (require('../config') as typeof ConfigModule).TASK_QUEUE;
 }
 
 /** The keyring of the workers this CLI starts: the `WARDEN_TRUSTED_KEYS` file, followed as it changes; none when unset. */
 export function trustedKeysFromEnv(): () => Keyring {
-  return keyringFromEnv(process.env);
+  return (require('../approvals/keys') as typeof ApprovalKeysModule).keyringFromEnv(process.env);
 }
 
 /** What workers post Slack approval requests with: `SLACK_BOT_TOKEN` (and `SLACK_API_URL`, for a stand-in), else nothing. */
@@ -68,7 +79,7 @@ export function currentUser(): string {
  */
 export function payloadKeysFile(): { file: string; from: 'WARDEN_PAYLOAD_KEYS' | 'dev' } | undefined {
   if (process.env.WARDEN_PAYLOAD_KEYS) return { file: process.env.WARDEN_PAYLOAD_KEYS, from: 'WARDEN_PAYLOAD_KEYS' };
-  const dev = devPayloadKeysFile(wardenHome());
+  const dev = (require('../codec/keys') as typeof CodecKeysModule).devPayloadKeysFile(wardenHome());
   return existsSync(dev) ? { file: dev, from: 'dev' } : undefined;
 }
 
@@ -77,7 +88,8 @@ export function payloadCodecFromEnv(): EncryptionCodec | undefined {
   const found = payloadKeysFile();
   if (!found) return undefined;
   try {
-    return new EncryptionCodec(loadPayloadKeys(found.file));
+    const { EncryptionCodec } = require('../codec/encryption-codec') as typeof EncryptionCodecModule;
+    return new EncryptionCodec((require('../codec/keys') as typeof CodecKeysModule).loadPayloadKeys(found.file));
   } catch (err) {
     const prefix = found.from === 'WARDEN_PAYLOAD_KEYS' ? 'WARDEN_PAYLOAD_KEYS: ' : '';
     throw new CliError(`${prefix}${err instanceof Error ? err.message : String(err)}`);
@@ -88,6 +100,7 @@ export function payloadCodecFromEnv(): EncryptionCodec | undefined {
 export async function connectClient(settings: TemporalSettings): Promise<WardenClient> {
   const payloadCodec = payloadCodecFromEnv();
   try {
+    const { WardenClient } = require('../client') as typeof ClientModule;
     return await WardenClient.connect(settings, taskQueueFromEnv(), { payloadCodec });
   } catch (err) {
     throw new CliError(describeError(err, { address: settings.address }));
@@ -112,12 +125,12 @@ export async function withClient<T>(fn: (client: WardenClient) => Promise<T>): P
  * Print it with `redactStoreLocation`: a URL may carry a password.
  */
 export function storeLocation(): string {
-  return process.env.WARDEN_STORE || defaultStorePath();
+  return process.env.WARDEN_STORE || (require('../store') as typeof StoreModule).defaultStorePath();
 }
 
 /** Runs `fn` with the run store at `storeLocation()` (the one the local worker writes) and closes it after. */
 export async function withStore<T>(fn: (store: RunStore) => Promise<T>): Promise<T> {
-  const store = await openRunStore(storeLocation());
+  const store = await (require('../store') as typeof StoreModule).openRunStore(storeLocation());
   try {
     return await fn(store);
   } finally {
@@ -148,6 +161,7 @@ export async function askRun<T>(client: WardenClient, runId: string, fn: () => P
   try {
     return await client.client.connection.withDeadline(Date.now() + ms, fn);
   } catch (err) {
+    const { WorkflowNotFoundError } = require('@temporalio/client') as typeof TemporalClient;
     if (err instanceof WorkflowNotFoundError || !isDeadline(err)) throw err;
     throw new CliError(`run ${runId} did not answer within ${ms / 1000}s: is a worker running on its task queue (${taskQueueFromEnv()})? Start one with 'warden worker' or 'warden dev'`);
   }

@@ -1,7 +1,8 @@
 import { chmodSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { createSigningKey, loadKeyring } from '../approvals/keys';
-import { normalizeIdentity, parseKeyring, type KeyGrant } from '../governance';
+import { normalizeIdentity } from '../governance/identity';
+import { parseKeyring, type KeyGrant } from '../governance/keyring';
 import { CliError, UsageError } from './errors';
 import { out } from './format';
 

@@ -1,22 +1,32 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { z } from 'zod';
+import type * as Zod from 'zod';
 import type { StartRunOptions } from '../client';
 import type { ReportedStatus, ScriptTurn } from '../workflows/types';
-import { optionalSigner } from './approvals';
+import type * as ApprovalsModule from './approvals';
 import { askRun, currentUser, wardenHome, withClient } from './context';
 import { CliError } from './errors';
 import { out, outJson, outcomeLines, printable, statusLines } from './format';
 
-// The ScriptTurn shape, strict, so a misspelt key fails here instead of being ignored by the model.
-const scriptSchema = z.array(
-  z.strictObject({
-    toolCalls: z.array(z.strictObject({ name: z.string().min(1), args: z.record(z.string(), z.unknown()).optional(), id: z.string().min(1).optional() })).optional(),
-    text: z.string().optional(),
-    usage: z.strictObject({ inputTokens: z.int().min(0).optional(), outputTokens: z.int().min(0).optional() }).optional(),
-  }),
-);
+let scriptSchema: Zod.ZodType<ScriptTurn[]> | undefined;
+
+/**
+ * The ScriptTurn shape, strict, so a misspelt key fails here instead of being ignored by the model.
+ * Built on first use: zod is required only by the commands that read a script.
+ */
+function scriptSchemaOf(): Zod.ZodType<ScriptTurn[]> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- see above
+  const { z } = require('zod') as typeof Zod;
+  scriptSchema ??= z.array(
+    z.strictObject({
+      toolCalls: z.array(z.strictObject({ name: z.string().min(1), args: z.record(z.string(), z.unknown()).optional(), id: z.string().min(1).optional() })).optional(),
+      text: z.string().optional(),
+      usage: z.strictObject({ inputTokens: z.int().min(0).optional(), outputTokens: z.int().min(0).optional() }).optional(),
+    }),
+  );
+  return scriptSchema;
+}
 
 /** Reads a script file for the `scripted` model: a JSON array of turns. Errors name the file and the path. */
 export function readScript(file: string): ScriptTurn[] {
@@ -32,7 +42,7 @@ export function readScript(file: string): ScriptTurn[] {
   } catch (err) {
     throw new CliError(`script ${file} is not valid JSON: ${(err as Error).message}`);
   }
-  const parsed = scriptSchema.safeParse(doc);
+  const parsed = scriptSchemaOf().safeParse(doc);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `${i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('') || '(top level)'}: ${i.message}`);
     throw new CliError(`script ${file} is not an array of turns ({toolCalls?, text?, usage?}): ${issues.join('; ')}`);
@@ -89,7 +99,9 @@ export function registerRuns(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (agent: string, opts: RunOptions) => {
       const script = opts.script ? readScript(opts.script) : undefined;
-      const signer = optionalSigner(opts.signingKey);
+      // Required here: signing (Ed25519) is for starts only, `warden status` and `cancel` need none of it.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const signer = (require('./approvals') as typeof ApprovalsModule).optionalSigner(opts.signingKey);
       // The CLI key vouches for the requester as channel `cli`; the worker checks the key may assert them.
       const signing: Pick<StartRunOptions, 'signer' | 'channel'> = signer ? { signer, channel: 'cli' } : {};
       await withClient(async (client) => {

@@ -4,10 +4,16 @@ import { decodeTypedSearchAttributes } from '@temporalio/common/lib/converter/pa
 import { optionalTsToDate } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import { failureConverter } from '../codec/failure-converter';
-import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry/lib/client';
+import type * as TelemetryInterceptors from '@temporalio/interceptors-opentelemetry/lib/client';
 import type { WardenTelemetry } from '../telemetry';
 import { Client, Connection, WorkflowFailedError, WorkflowIdReusePolicy, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { goalDigest, parsePolicy, verifyAuditChain, type AuditEvent, type AuditHead, type Policy, type SignedDecision } from '../governance';
+// The governance modules themselves, not its index (which loads the policy engine, CEL): a client
+// that never passes a policy to `startRun` never loads it, and the CLI starts faster.
+import { verifyAuditChain, type AuditEvent, type AuditHead } from '../governance/audit';
+import { goalDigest } from '../governance/keyring';
+import type * as PolicyModule from '../governance/policy';
+import type { Policy } from '../governance/policy-schema';
+import type { SignedDecision } from '../governance/signed-decision';
 import { AGENT_RUN_WORKFLOW, LOCAL_TEMPORAL, TASK_QUEUE, runIdFor, type TemporalSettings } from '../config';
 import type { RunStore } from '../store/types';
 import {
@@ -29,7 +35,7 @@ import {
   type RejectInput,
 } from '../workflows/messages';
 import { AUDIT_ANCHOR_MEMO } from '../workflows/audit-log';
-import { agentSearchAttribute, requesterSearchAttribute, statusSearchAttribute } from '../workflows/search-attributes';
+import { agentSearchAttribute, replayOfSearchAttribute, requesterSearchAttribute, statusSearchAttribute } from '../workflows/search-attributes';
 import type { agentRun } from '../workflows/agent-run';
 import type { CompensationStep, PendingApproval, RunOutcome, RunStatusView, ScriptTurn } from '../workflows/types';
 
@@ -48,6 +54,8 @@ export interface StartRunOptions {
   signer?: StartSigner;
   /** The channel `signer` signs for (default `cli`); must be the channel its key is trusted for. */
   channel?: string;
+  /** The run this one replays (`warden replay`, `warden eval run`): set as the `WardenReplayOf` search attribute. */
+  replayOf?: string;
 }
 
 /** What signs a run start: a channel key (`DecisionSigner`). */
@@ -97,7 +105,10 @@ export class WardenClient {
     const connection = await Connection.connect({ address: settings.address, tls: settings.tls, apiKey: settings.apiKey, metadata: settings.metadata });
     // Failure messages travel as payloads, so the codec encrypts them too (the workers do the same).
     const dataConverter = { failureConverter, ...(options.payloadCodec ? { payloadCodecs: [options.payloadCodec] } : {}) };
-    const interceptors = options.telemetry ? { workflow: [new OpenTelemetryWorkflowClientInterceptor({ tracer: options.telemetry.tracer })] } : undefined;
+    // Required only with telemetry: OpenTelemetry's API costs every client (each CLI command) its load time otherwise.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const telemetry = options.telemetry ? (require('@temporalio/interceptors-opentelemetry/lib/client') as typeof TelemetryInterceptors) : undefined;
+    const interceptors = options.telemetry && telemetry ? { workflow: [new telemetry.OpenTelemetryWorkflowClientInterceptor({ tracer: options.telemetry.tracer })] } : undefined;
     return new WardenClient(new Client({ connection, namespace: settings.namespace, dataConverter, interceptors }), taskQueue);
   }
 
@@ -109,7 +120,8 @@ export class WardenClient {
   async startRun(options: StartRunOptions): Promise<string> {
     if (!options.goal.trim()) throw new Error('a run needs a goal');
     if (!options.requester.trim()) throw new Error('a run needs a requester');
-    const policy = options.policy ? parsePolicy(options.policy, 'startRun policy') : undefined;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- required only when a policy is given: see the imports
+    const policy = options.policy ? (require('../governance/policy') as typeof PolicyModule).parsePolicy(options.policy, 'startRun policy') : undefined;
     const runId = runIdFor(options.agent, options.key ?? randomUUID());
     const channel = options.channel ?? 'cli';
     const requesterProof = options.signer?.signStart({ runId, agent: options.agent, requester: options.requester, goal: goalDigest(options.goal), channel });
@@ -122,6 +134,7 @@ export class WardenClient {
         { key: agentSearchAttribute, value: options.agent },
         { key: requesterSearchAttribute, value: options.requester },
         { key: statusSearchAttribute, value: 'running' },
+        ...(options.replayOf ? [{ key: replayOfSearchAttribute, value: options.replayOf }] : []),
       ],
       staticSummary: `${options.agent}: ${options.goal.slice(0, 120)}`,
     });

@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import type { AuditEvent, AuditEventType } from '../governance';
 import { StoreError } from './sqlite-store';
 import type { MessageRow, RunStore } from './types';
@@ -170,7 +170,10 @@ export async function createPostgresStore(target: string | pg.PoolConfig, option
   if (!Number.isSafeInteger(poolSize) || poolSize < 1) throw new StoreError(`cannot open run store ${where}: poolSize must be a positive integer, got ${String(poolSize)}`);
 
   // A connect timeout, so an unreachable server fails the open (or the activity, which Temporal retries) instead of hanging it.
-  const pool = new pg.Pool({ ...config, max: poolSize, connectionTimeoutMillis: config.connectionTimeoutMillis ?? 10_000, application_name: config.application_name ?? 'warden' });
+  // Required here, not imported: every user of the store module (SQLite too) would load the driver.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Pool } = require('pg') as typeof pg;
+  const pool = new Pool({ ...config, max: poolSize, connectionTimeoutMillis: config.connectionTimeoutMillis ?? 10_000, application_name: config.application_name ?? 'warden' });
   // An idle connection the server drops emits 'error' on the pool; unhandled, it would end the process.
   // The pool discards that connection and the next query opens another, failing there if the server is gone.
   pool.on('error', () => undefined);

@@ -10,6 +10,7 @@ import {
   log,
   proxyActivities,
   proxyLocalActivities,
+  patched,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -102,6 +103,16 @@ const verifier = proxyLocalActivities<CoreActivities>({
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '200ms', maximumAttempts: 3, nonRetryableErrorTypes },
 });
+
+/**
+ * Runs are prepared in the worker that starts them: one workflow task and one activity round trip
+ * fewer per run. Histories recorded before this change prepared with `core` and still replay so.
+ */
+const preparer = proxyLocalActivities<CoreActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1s', maximumAttempts: 10, nonRetryableErrorTypes },
+});
+const PREPARE_LOCALLY = 'warden.prepare-run-locally';
 
 const notifier = proxyActivities<CoreActivities>({
   startToCloseTimeout: '30 seconds',
@@ -263,7 +274,7 @@ class AgentRun {
       this.restore(carried);
       this.record('run_continued', { execution: carried.executions + 1, messageCount: carried.messageCount });
     } else {
-      this.prepared = await core.prepareRun({
+      this.prepared = await (patched(PREPARE_LOCALLY) ? preparer : core).prepareRun({
         runId: this.runId,
         agent: this.input.agent,
         requester: this.input.requester,
@@ -500,11 +511,8 @@ class AgentRun {
     this.record('tool_started', { callId: call.id, tool: call.name });
     const audit = this.audit.unflushed();
     const override = this.policy.toolPolicy(call.name);
-    const activity = proxyActivities<Record<string, ToolActivity>>({
-      startToCloseTimeout: durationMs(override?.timeout ?? spec.timeout ?? '1m'),
-      retry: retryPolicy(spec.retry, override?.retry),
-      summary: `${call.name} (${call.id})`,
-    })[call.name];
+    const options = { startToCloseTimeout: durationMs(override?.timeout ?? spec.timeout ?? '1m'), retry: retryPolicy(spec.retry, override?.retry), summary: `${call.name} (${call.id})` };
+    const activity = (spec.local ? proxyLocalActivities<Record<string, ToolActivity>>(options) : proxyActivities<Record<string, ToolActivity>>(options))[call.name];
     if (!activity) throw ApplicationFailure.nonRetryable(`no activity for tool ${call.name}`);
     const input: ToolActivityInput = {
       runId: this.runId,

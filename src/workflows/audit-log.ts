@@ -1,5 +1,7 @@
 import { upsertMemo } from '@temporalio/workflow';
-import { emptyAuditHead, nextAuditEvent, type AuditEvent, type AuditEventType, type AuditHead } from '../governance/sandbox';
+// The module itself, not '../governance/sandbox': the client imports AUDIT_ANCHOR_MEMO from here, and the
+// sandbox index would load the policy engine (CEL) into every CLI command that connects to Temporal.
+import { emptyAuditHead, nextAuditEvent, type AuditEvent, type AuditEventType, type AuditHead } from '../governance/audit';
 import type { AuditTrailView } from './messages';
 
 /** The memo field that anchors a run's audit chain in Temporal (`warden audit --verify` reads it). */

@@ -9,5 +9,7 @@ import { defineSearchAttributeKey } from '@temporalio/common';
 export const agentSearchAttribute = defineSearchAttributeKey('WardenAgent', 'KEYWORD');
 export const statusSearchAttribute = defineSearchAttributeKey('WardenStatus', 'KEYWORD');
 export const requesterSearchAttribute = defineSearchAttributeKey('WardenRequester', 'KEYWORD');
+/** Set at start on a run `warden replay` or `warden eval run` made: the id of the run it replays (`WardenReplayOf = "warden/refund-agent/…"`). */
+export const replayOfSearchAttribute = defineSearchAttributeKey('WardenReplayOf', 'KEYWORD');
 
-export const wardenSearchAttributes = [agentSearchAttribute, statusSearchAttribute, requesterSearchAttribute] as const;
+export const wardenSearchAttributes = [agentSearchAttribute, statusSearchAttribute, requesterSearchAttribute, replayOfSearchAttribute] as const;

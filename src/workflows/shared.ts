@@ -1,14 +1,13 @@
 import { CompiledPolicy, digestOf, type Policy } from '../governance/sandbox';
 
 /**
- * Compiled policies, shared by every run a worker thread holds. A policy's CEL programs cost far
- * more memory and time than the policy itself, and a thousand runs of one agent have the same
- * policy: they share one compiled copy instead of a thousand.
+ * Compiled policies, by content: a run compiles a policy once however often it meets it again
+ * (a shadow equal to the enforced policy, `applyPolicy` bringing the version the run has).
  *
- * Module scope is shared by all workflows of a worker thread (the SDK reuses one V8 context).
- * That stays deterministic because an entry is a pure function of its key (the policy's content
- * digest and the agent's tool names) and is never changed once built: a run that finds it and a
- * run that builds it again (after eviction, in another thread, on replay) decide alike.
+ * The SDK gives each run its own copy of this module (only the modules of
+ * src/workflows/shared-modules.ts are shared across runs, and CEL cannot be: it changes its own
+ * exported objects), so this map holds one run's policies. An entry is a pure function of its key
+ * (the policy's content digest and the agent's tool names) and never changes once built.
  */
 const compiled = new Map<string, CompiledPolicy>();
 const MAX_POLICIES = 64;

@@ -36,6 +36,8 @@ export interface ToolSpec {
   retry?: RetrySettings;
   timeout?: string;
   compensable: boolean;
+  /** Runs as a local activity (`defineTool({ local: true })`). */
+  local?: boolean;
   /** The name the model calls it by, when it differs (an MCP tool `mcp:github/create_issue` is offered as `mcp__github__create_issue`). */
   modelName?: string;
   /** Digest of the input schema as the run's worker listed it (MCP tools): pinned for the run. */

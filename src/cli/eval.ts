@@ -1,0 +1,175 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Command } from 'commander';
+import pino from 'pino';
+import type { AgentRegistry } from '../agents';
+import type { TemporalSettings } from '../config';
+import { startDevServer, type DevServer } from '../dev-server';
+import { EvalCaseError, readGoldenCase, type GoldenCase } from '../eval/case-schema';
+import { junitXml } from '../eval/junit';
+import { recordCase } from '../eval/record';
+import { ReplayBench, type CaseReport } from '../eval/run';
+import { openRunStore, type RunStore } from '../store';
+import { logLevelFromEnv, payloadCodecFromEnv, settingsFromEnv, withStore } from './context';
+import { CliError, UsageError } from './errors';
+import { out, outJson, printable, usd } from './format';
+import { defaultAgentsPath, defaultPoliciesPath, installRuntime, loadRegistry } from './local-stack';
+
+/**
+ * The exit code of `warden eval run` and `warden replay` when a replay differs from its
+ * recording (a decision, the outcome, an expectation), clear of the outcome codes (10-14) and
+ * `policy what-if --fail-on` (20).
+ */
+export const EVAL_FAILED_EXIT_CODE = 21;
+
+const CASE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
+
+/** Where a replay runs: the Temporal server it uses, and what to stop afterwards. */
+export interface BenchSetup {
+  bench: ReplayBench;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a replay bench for the given agents. `settings` null starts a headless, in-memory dev
+ * server of its own; a store location null keeps the replayed runs in a temporary SQLite file.
+ */
+export async function startBench(registry: AgentRegistry, settings: TemporalSettings | null, storeLocation: string | null, workflowBundle?: string): Promise<BenchSetup> {
+  installRuntime();
+  if (workflowBundle !== undefined && !existsSync(workflowBundle)) throw new CliError(`workflow bundle ${workflowBundle} does not exist`);
+  const temp = storeLocation === null ? mkdtempSync(path.join(os.tmpdir(), 'warden-eval-')) : null;
+  let server: DevServer | null = null;
+  let store: RunStore | null = null;
+  try {
+    if (!settings) server = await startDevServer({ headless: true, log: () => {} });
+    const resolved = settings ?? { address: server?.address ?? '', namespace: server?.namespace ?? 'default' };
+    store = await openRunStore(temp ? path.join(temp, 'runs.db') : (storeLocation ?? ''));
+    const payloadCodec = payloadCodecFromEnv();
+    const bench = await ReplayBench.start({
+      registry,
+      settings: resolved,
+      store,
+      ...(payloadCodec ? { payloadCodec } : {}),
+      ...(workflowBundle ? { workflowBundle: { codePath: path.resolve(workflowBundle) } } : {}),
+      logger: pino({ name: 'warden-eval', level: logLevelFromEnv('warn') }),
+    });
+    const openStore = store;
+    const openServer = server;
+    return {
+      bench,
+      close: async () => {
+        await bench.close();
+        await openStore.close();
+        await openServer?.stop();
+        if (temp) rmSync(temp, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await store?.close();
+    await server?.stop();
+    if (temp) rmSync(temp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** What a report says, as lines for the terminal. */
+export function reportLines(r: CaseReport): string[] {
+  const head = `${r.passed ? 'PASS' : 'FAIL'}  ${printable(r.name)} (${r.agent}): ${r.outcome.replayed.status}, ${r.budget.steps} step(s), ${r.budget.toolCalls} tool call(s), ${usd(r.budget.costUsd, 6)}${r.budget.maxCostUsd !== null ? ` of ${usd(r.budget.maxCostUsd, 6)}` : ''}; ${r.decisions.replayed.length} decision(s)`;
+  return [head, `      replay ${printable(r.runId)} of ${printable(r.recordedRunId)}`, ...r.failures.map((f) => `      ✗ ${printable(f)}`), ...r.changes.map((c) => `      ~ ${printable(c)}`)];
+}
+
+/** The golden cases of a directory, sorted by name; a bad file stops everything with its name and field. */
+export function readCases(dir: string): { name: string; file: string; golden: GoldenCase }[] {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CliError(`golden case directory ${dir} does not exist (record a case with 'warden eval record <runId> --as <name>')`);
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
+  if (files.length === 0) throw new CliError(`no golden cases (*.json) in ${dir}`);
+  return files.map((f) => {
+    const file = path.join(dir, f);
+    try {
+      return { name: f.replace(/\.json$/, ''), file, golden: readGoldenCase(file) };
+    } catch (err) {
+      if (err instanceof EvalCaseError) throw new CliError(err.message);
+      throw err;
+    }
+  });
+}
+
+interface RecordOptions {
+  as: string;
+  dir: string;
+  force?: boolean;
+}
+
+interface EvalRunOptions {
+  junit?: string;
+  agents: string;
+  policies: string;
+  workflowBundle?: string;
+  json?: boolean;
+}
+
+export function registerEval(program: Command): void {
+  const evalCommand = program.command('eval').description('Golden runs: record a finished run as a case, replay the cases under today\'s agents and policies');
+
+  evalCommand
+    .command('record')
+    .description('Save a finished run as a golden case <dir>/<name>.json: its model answers, tool results, decisions and outcome, and expectations to edit')
+    .argument('<runId>')
+    .requiredOption('--as <name>', 'case name: the file is <dir>/<name>.json')
+    .option('--dir <dir>', 'directory of golden cases', 'evals')
+    .option('--force', 'overwrite an existing case')
+    .action(async (runId: string, opts: RecordOptions) => {
+      if (!CASE_NAME.test(opts.as)) throw new UsageError(`--as "${opts.as}" must be a file name: letters, digits, '.', '_' and '-'`);
+      const file = path.join(opts.dir, `${opts.as}.json`);
+      if (existsSync(file) && !opts.force) throw new CliError(`${file} exists already; pass --force to overwrite it`);
+      const golden = await withStore(async (store) => {
+        try {
+          return await recordCase(store, runId, await store.readAudit(runId));
+        } catch (err) {
+          if (err instanceof EvalCaseError) throw new CliError(err.message);
+          throw err;
+        }
+      });
+      mkdirSync(opts.dir, { recursive: true });
+      writeFileSync(file, JSON.stringify(golden, null, 2) + '\n');
+      out(`recorded ${printable(runId)} as ${file}: ${golden.turns.length} model answer(s), ${golden.toolResults.length} tool result(s), ${golden.decisions.length} decision(s), outcome ${golden.outcome.status}`);
+    });
+
+  evalCommand
+    .command('run')
+    .description('Replay every golden case of a directory with its recorded model answers and tool results, under the current agents and policies; exit 21 if any case fails')
+    .argument('[dir]', 'directory of golden cases', 'evals')
+    .option('--junit <file>', 'also write the results as JUnit XML')
+    .option('--agents <module>', 'module exporting agents (TS or JS)', defaultAgentsPath())
+    .option('--policies <dir>', 'directory of policy files', defaultPoliciesPath())
+    .option('--workflow-bundle <file>', 'a prebuilt workflow bundle (bundleWorkflowCode output) instead of bundling at start')
+    .option('--json', 'print JSON')
+    .addHelpText('after', '\nWith TEMPORAL_ADDRESS set, the replays run on that server (on a task queue of their own); otherwise on a headless dev server started for them.')
+    .action(async (dir: string, opts: EvalRunOptions) => {
+      const cases = readCases(dir);
+      const registry = loadRegistry(opts.agents, opts.policies);
+      const settings = process.env.TEMPORAL_ADDRESS ? settingsFromEnv() : null;
+      const setup = await startBench(registry, settings, null, opts.workflowBundle);
+      const reports: CaseReport[] = [];
+      try {
+        for (const c of cases) {
+          const report = await setup.bench.replay(c.golden, { name: c.name });
+          reports.push(report);
+          if (!opts.json) reportLines(report).forEach((l) => out(l));
+        }
+      } finally {
+        await setup.close();
+      }
+      if (opts.junit) {
+        mkdirSync(path.dirname(path.resolve(opts.junit)), { recursive: true });
+        writeFileSync(opts.junit, junitXml(reports));
+      }
+      const failed = reports.filter((r) => !r.passed).length;
+      if (opts.json) outJson({ passed: failed === 0, cases: reports });
+      else out(`${reports.length - failed} of ${reports.length} case(s) passed${opts.junit ? `; JUnit XML in ${opts.junit}` : ''}`);
+      if (failed > 0) process.exitCode = EVAL_FAILED_EXIT_CODE;
+    });
+}

@@ -1,0 +1,290 @@
+import { randomUUID } from 'node:crypto';
+import type { PayloadCodec } from '@temporalio/common';
+import type { NativeConnection, Worker } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import { AgentRegistry, ToolError, type Agent, type AnyTool, type PolicyEntry } from '../agents';
+import { DecisionSigner } from '../approvals/keys';
+import { decideApproval } from '../approvals/decide';
+import { WardenClient } from '../client';
+import type { TemporalSettings } from '../config';
+import { generateSigningKey, type AuditEvent, type Keyring } from '../governance';
+import type { RunStore } from '../store/types';
+import { connectWorker, createWardenWorker } from '../worker';
+import type { RunOutcome } from '../workflows/types';
+import type { GoldenCase, GoldenDecision } from './case-schema';
+import { decisionsOf } from './record';
+
+/** The channel the bench's own key signs run starts and recorded votes for; its worker trusts that key only. */
+export const EVAL_CHANNEL = 'eval';
+
+/** How one replayed case compares with its recording. */
+export interface CaseReport {
+  name: string;
+  agent: string;
+  /** The new run's id (`WardenReplayOf` = `recordedRunId`). */
+  runId: string;
+  recordedRunId: string;
+  passed: boolean;
+  durationMs: number;
+  /** Why the case failed: changed decisions, another outcome, missed expectations. Empty when it passed. */
+  failures: string[];
+  /** What differs without failing the case (cost, text, steps under --from-step). */
+  changes: string[];
+  decisions: { recorded: GoldenDecision[]; replayed: GoldenDecision[] };
+  outcome: { recorded: GoldenCase['outcome']; replayed: Pick<RunOutcome, 'status' | 'reason' | 'steps' | 'toolCalls' | 'usage'> };
+  budget: { costUsd: number; maxCostUsd: number | null; toolCalls: number; steps: number };
+}
+
+export interface ReplayOptions {
+  /** The case's name in reports (the file name without `.json`). */
+  name: string;
+  /** Use only the first K recorded model answers; the scripted model then ends the run with a text answer. */
+  fromStep?: number;
+  /** Longest wait for the run's outcome. */
+  timeoutMs?: number;
+}
+
+export interface ReplayBenchOptions {
+  /** The agents and policies to replay under: today's definitions. Tools are stubbed, schemas, risk and policies stay. */
+  registry: AgentRegistry;
+  settings: TemporalSettings;
+  /** Where the replayed runs write their conversations and trails. */
+  store: RunStore;
+  payloadCodec?: PayloadCodec;
+  workflowBundle?: { codePath: string };
+  logger?: Logger;
+}
+
+const describe = (d: GoldenDecision | undefined): string => (d ? `${d.tool} ${d.decision} by rule ${d.ruleId || '(none)'}` : 'nothing');
+
+/**
+ * Compares two decision sequences position by position and names every difference
+ * ("decision 3: issue_refund allow by rule small-refunds, now issue_refund deny by rule no-refunds").
+ */
+export function decisionChanges(recorded: readonly GoldenDecision[], replayed: readonly GoldenDecision[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < Math.max(recorded.length, replayed.length); i++) {
+    const a = recorded[i];
+    const b = replayed[i];
+    if (a && b && a.tool === b.tool && a.decision === b.decision && a.ruleId === b.ruleId) continue;
+    out.push(`decision ${i + 1}: ${describe(a)}, now ${describe(b)}`);
+  }
+  return out;
+}
+
+/**
+ * Replays golden cases on a Temporal server: a worker of its own, on a task queue of its own,
+ * serving the agents with `model: 'scripted'` (each run's script is the recorded answers) and
+ * tools whose `run` returns what the recorded call returned. Schemas, risk and policies are the
+ * agents' real ones, so every decision is today's. Its keyring trusts one throwaway key, which
+ * vouches for recorded requesters that were verified and casts the recorded approval votes.
+ */
+export class ReplayBench {
+  private constructor(
+    /** What each run's stub tools answer from, by run id; the stubs read it. */
+    private readonly results: Map<string, GoldenCase['toolResults']>,
+    readonly client: WardenClient,
+    private readonly worker: Worker,
+    private readonly running: Promise<void>,
+    private readonly connection: NativeConnection,
+    private readonly signer: DecisionSigner,
+    private readonly store: RunStore,
+    readonly taskQueue: string,
+  ) {}
+
+  static async start(options: ReplayBenchOptions): Promise<ReplayBench> {
+    await options.registry.resolveTools();
+    const pair = generateSigningKey();
+    const keyId = `eval-${randomUUID().slice(0, 8)}`;
+    const keyring: Keyring = { [keyId]: { publicKey: pair.publicKey, channel: EVAL_CHANNEL, people: '*', revoked: false } };
+    const signer = new DecisionSigner({ keyId, privateKey: pair.privateKey, publicKey: pair.publicKey });
+    // A queue of its own: real workers never receive a replay, and the stub tools never see a real run.
+    const taskQueue = `warden-eval-${randomUUID().slice(0, 8)}`;
+    const results = new Map<string, GoldenCase['toolResults']>();
+    const registry = stubRegistry(options.registry, results);
+    const connection = await connectWorker(options.settings);
+    let worker: Worker;
+    try {
+      worker = await createWardenWorker({
+        registry,
+        store: options.store,
+        connection,
+        settings: options.settings,
+        keyring,
+        taskQueue,
+        ...(options.payloadCodec ? { payloadCodec: options.payloadCodec } : {}),
+        ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
+        ...(options.logger ? { logger: options.logger } : {}),
+        workerOptions: { shutdownGraceTime: '2s' },
+      });
+    } catch (err) {
+      await connection.close().catch(() => undefined);
+      throw err;
+    }
+    const running = worker.run();
+    const client = await WardenClient.connect(options.settings, taskQueue, options.payloadCodec ? { payloadCodec: options.payloadCodec } : {});
+    return new ReplayBench(results, client, worker, running, connection, signer, options.store, taskQueue);
+  }
+
+  /** Replays one case as a new run linked to the recorded one, and compares. */
+  async replay(golden: GoldenCase, options: ReplayOptions): Promise<CaseReport> {
+    const started = Date.now();
+    const turns = options.fromStep === undefined ? golden.turns : golden.turns.slice(0, options.fromStep);
+    const key = `replay-${options.name.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${randomUUID().slice(0, 8)}`;
+    const runId = `warden/${golden.agent}/${key}`;
+    this.results.set(runId, golden.toolResults);
+    const failures: string[] = [];
+    let outcome: RunOutcome;
+    try {
+      await this.client.startRun({
+        agent: golden.agent,
+        goal: golden.goal,
+        requester: golden.requester,
+        key,
+        script: turns,
+        replayOf: golden.recordedFrom.runId,
+        ...(golden.requesterVerified ? { signer: this.signer, channel: EVAL_CHANNEL } : {}),
+      });
+      outcome = await this.outcomeOf(runId, golden, options.timeoutMs ?? 120_000, failures);
+    } finally {
+      this.results.delete(runId);
+    }
+    const trail = await this.client.auditTrail(runId, this.store);
+    return compare(golden, options, { runId, outcome, trail, failures, durationMs: Date.now() - started });
+  }
+
+  /**
+   * Waits for the outcome, casting the recorded votes on approvals the replay asks for (signed
+   * by the bench's key as the recorded approver). A call that waits with no recorded vote cancels
+   * the run: nobody is there to decide it.
+   */
+  private async outcomeOf(runId: string, golden: GoldenCase, timeoutMs: number, failures: string[]): Promise<RunOutcome> {
+    const deadline = Date.now() + timeoutMs;
+    const result = this.client.result(runId).then(
+      (outcome) => ({ outcome }),
+      (error: unknown) => ({ error }),
+    );
+    const cast = new Set<string>();
+    let cancelled = false;
+    for (;;) {
+      const settled = await Promise.race([result, new Promise<null>((r) => setTimeout(() => r(null), 250))]);
+      if (settled) {
+        if ('error' in settled) throw settled.error;
+        return settled.outcome;
+      }
+      if (cancelled) continue;
+      if (Date.now() > deadline) {
+        failures.push(`the run had no outcome after ${Math.round(timeoutMs / 1000)}s; cancelled`);
+        cancelled = true;
+        await this.client.cancel(runId).catch(() => undefined);
+        continue;
+      }
+      const pending = await this.client.pendingApprovals(runId).catch(() => []);
+      for (const p of pending) {
+        if (cast.has(p.approvalId)) continue;
+        cast.add(p.approvalId);
+        const votes = golden.votes.filter((v) => v.callId === p.callId && v.tool === p.tool);
+        if (votes.length === 0) {
+          failures.push(`call ${p.callId} (${p.tool}) waits for approval by rule ${p.ruleId}; the recorded run has no vote for it, so the replay was cancelled`);
+          cancelled = true;
+          await this.client.cancel(runId).catch(() => undefined);
+          break;
+        }
+        for (const vote of votes) {
+          const sent = await decideApproval(
+            { client: this.client, store: this.store, signer: this.signer, confirmWithinMs: 10_000 },
+            { runId, approvalId: p.approvalId, decision: vote.kind, identity: { id: vote.approver, groups: vote.groups }, note: vote.note, channel: EVAL_CHANNEL },
+          );
+          if (sent.status !== 'accepted') failures.push(`the recorded ${vote.kind} of ${p.tool} by ${vote.approver} was not counted: ${sent.message}`);
+        }
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    try {
+      this.worker.shutdown();
+    } catch {
+      // Already stopping.
+    }
+    await this.running.catch(() => undefined);
+    await this.client.close().catch(() => undefined);
+    await this.connection.close().catch(() => undefined);
+  }
+}
+
+/**
+ * The agents as the bench serves them: the same tools (name, schema, risk, retry, compensation)
+ * with `run` answering from the recording of the run it serves, by call id, else the next
+ * unused recorded result of that tool; and the plain `scripted` model, so each run's script is
+ * the recorded answers. A call the recording lacks fails as a `ToolError` the model is told of.
+ */
+function stubRegistry(real: AgentRegistry, results: Map<string, GoldenCase['toolResults']>): AgentRegistry {
+  const used = new Map<string, Set<number>>();
+  const stub = (tool: AnyTool): AnyTool => ({
+    ...tool,
+    run: (_args: unknown, ctx: { runId: string; callId: string }) => {
+      const recorded = results.get(ctx.runId) ?? [];
+      const taken = used.get(ctx.runId) ?? new Set<number>();
+      used.set(ctx.runId, taken);
+      let index = recorded.findIndex((r, i) => r.callId === ctx.callId && r.tool === tool.name && !taken.has(i));
+      if (index < 0) index = recorded.findIndex((r, i) => r.tool === tool.name && !taken.has(i));
+      const hit = recorded[index];
+      if (!hit) throw new ToolError(`replay: the recorded run has no result for this call of ${tool.name} (call ${ctx.callId})`);
+      taken.add(index);
+      if (hit.error !== undefined) throw new ToolError(hit.error);
+      return hit.result;
+    },
+  });
+  const tools = new Map<string, AnyTool>([...real.tools()].map(([name, tool]) => [name, stub(tool)]));
+  const agents: Agent[] = real.list().map((agent) => ({ ...agent, model: 'scripted', mcpTools: [], tools: agent.tools.map((t) => tools.get(t.name) ?? stub(t)) }));
+  const policies = agents.map((a) => real.policyFor(a.name)).filter((p): p is PolicyEntry => p !== undefined);
+  return new AgentRegistry(agents, policies);
+}
+
+function compare(
+  golden: GoldenCase,
+  options: ReplayOptions,
+  run: { runId: string; outcome: RunOutcome; trail: readonly AuditEvent[]; failures: string[]; durationMs: number },
+): CaseReport {
+  const { outcome, trail } = run;
+  const failures = [...run.failures];
+  const changes: string[] = [];
+  const replayed = decisionsOf(trail);
+  const partial = options.fromStep !== undefined && options.fromStep < golden.turns.length;
+  // With fewer turns, the recorded decisions of the turns left out are not expected again.
+  const recordedCalls = new Set(golden.turns.slice(0, options.fromStep ?? golden.turns.length).flatMap((t) => (t.toolCalls ?? []).map((c) => c.id)));
+  const recorded = partial ? golden.decisions.filter((d) => recordedCalls.has(d.callId)) : golden.decisions;
+  failures.push(...decisionChanges(recorded, replayed));
+  const was = golden.outcome;
+  if (!partial) {
+    if (outcome.status !== was.status) failures.push(`outcome: ${was.status} (${was.reason}), now ${outcome.status} (${outcome.reason})`);
+    if (outcome.toolCalls !== was.toolCalls) failures.push(`tool calls: ${was.toolCalls}, now ${outcome.toolCalls}`);
+    if (outcome.steps !== was.steps) failures.push(`steps: ${was.steps}, now ${outcome.steps}`);
+  } else {
+    changes.push(`replayed the first ${options.fromStep} of ${golden.turns.length} model answers: ${outcome.status} after ${outcome.steps} step(s) (recorded: ${was.status} after ${was.steps})`);
+  }
+  if (Math.abs(outcome.usage.costUsd - was.usage.costUsd) > 1e-9) changes.push(`cost: $${was.usage.costUsd.toFixed(6)}, now $${outcome.usage.costUsd.toFixed(6)}`);
+  if (outcome.reason !== was.reason && outcome.status === was.status) changes.push(`reason: "${was.reason}", now "${outcome.reason}"`);
+
+  const ran = new Set(trail.filter((e) => e.type === 'tool_succeeded').map((e) => String(e.data.tool)));
+  const expect = golden.expect;
+  if (expect.outcome !== undefined && !partial && outcome.status !== expect.outcome) failures.push(`expected outcome ${expect.outcome}, got ${outcome.status}`);
+  for (const tool of expect.toolsCalled ?? []) if (!partial && !ran.has(tool)) failures.push(`expected ${tool} to run; it did not`);
+  for (const tool of expect.toolsNotCalled ?? []) if (ran.has(tool)) failures.push(`expected ${tool} not to run; it ran`);
+  if (expect.maxCostUsd !== undefined && outcome.usage.costUsd > expect.maxCostUsd + 1e-9) failures.push(`cost $${outcome.usage.costUsd.toFixed(6)} is over the expected maximum $${expect.maxCostUsd.toFixed(6)}`);
+
+  return {
+    name: options.name,
+    agent: golden.agent,
+    runId: run.runId,
+    recordedRunId: golden.recordedFrom.runId,
+    passed: failures.length === 0,
+    durationMs: run.durationMs,
+    failures,
+    changes,
+    decisions: { recorded, replayed },
+    outcome: { recorded: was, replayed: { status: outcome.status, reason: outcome.reason, steps: outcome.steps, toolCalls: outcome.toolCalls, usage: outcome.usage } },
+    budget: { costUsd: outcome.usage.costUsd, maxCostUsd: expect.maxCostUsd ?? null, toolCalls: outcome.toolCalls, steps: outcome.steps },
+  };
+}
