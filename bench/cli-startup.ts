@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 const root = path.join(__dirname, '..');
-const main = path.join(root, 'dist', 'cli', 'main.js');
+const cliMain = path.join(root, 'dist', 'cli', 'main.js');
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 
 function median(values: number[]): number {
@@ -50,14 +50,14 @@ function timed(args: string[], env: NodeJS.ProcessEnv): number {
 }
 
 function warden(args: string[], env: NodeJS.ProcessEnv): string {
-  const result = spawnSync(process.execPath, [main, ...args], { cwd: root, env, encoding: 'utf8' });
+  const result = spawnSync(process.execPath, [cliMain, ...args], { cwd: root, env, encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`warden ${args.join(' ')} exited with ${result.status}:\n${result.stdout}${result.stderr}`);
   return result.stdout.trim();
 }
 
 async function startDev(env: NodeJS.ProcessEnv): Promise<{ dev: ChildProcess; address: string }> {
   const [port, uiPort, inboxPort] = [await freePort(), await freePort(), await freePort()];
-  const dev = spawn(process.execPath, [main, 'dev', '--headless', '--port', String(port), '--ui-port', String(uiPort), '--inbox-port', String(inboxPort)], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const dev = spawn(process.execPath, [cliMain, 'dev', '--headless', '--port', String(port), '--ui-port', String(uiPort), '--inbox-port', String(inboxPort)], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   dev.stdout?.on('data', (c: Buffer) => (output += c.toString()));
   dev.stderr?.on('data', (c: Buffer) => (output += c.toString()));
@@ -106,7 +106,7 @@ async function main(): Promise<void> {
     const build = spawnSync('npm', ['run', 'build', '--silent'], { cwd: root, encoding: 'utf8' });
     if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}${build.stderr}`);
   }
-  if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build (or drop --no-build)`);
+  if (!existsSync(cliMain)) throw new Error(`${cliMain} is missing: run npm run build (or drop --no-build)`);
 
   const home = mkdtempSync(path.join(os.tmpdir(), 'warden-bench-cli-'));
   const base: NodeJS.ProcessEnv = { ...process.env, WARDEN_HOME: home };
@@ -121,10 +121,10 @@ async function main(): Promise<void> {
 
     const commands: { label: string; args: (round: number) => string[] }[] = [
       { label: 'node -e 0', args: () => ['-e', '0'] },
-      { label: 'warden --help', args: () => [main, '--help'] },
-      { label: 'warden keys --help', args: () => [main, 'keys', '--help'] },
-      { label: 'warden status <run>', args: () => [main, 'status', status.runId] },
-      { label: 'warden approve <run> <approval>', args: (round) => [main, 'approve', approvals[round]?.runId ?? '', approvals[round]?.approvalId ?? '', '--as', 'alice'] },
+      { label: 'warden --help', args: () => [cliMain, '--help'] },
+      { label: 'warden keys --help', args: () => [cliMain, 'keys', '--help'] },
+      { label: 'warden status <run>', args: () => [cliMain, 'status', status.runId] },
+      { label: 'warden approve <run> <approval>', args: (round) => [cliMain, 'approve', approvals[round]?.runId ?? '', approvals[round]?.approvalId ?? '', '--as', 'alice'] },
     ];
     const times = new Map<string, number[]>(commands.map((c) => [c.label, []]));
     // One untimed round first (disk cache), then rounds that take each command in turn, so a noisy moment hits all alike.

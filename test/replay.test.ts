@@ -9,7 +9,8 @@ import { createTestBed, eventually, settings, testPayloadCodec, testPolicy, type
 /**
  * Replays recorded histories against today's workflow code: a change that would break runs
  * already in flight (a new command order, a removed branch) fails here instead of in production.
- * Record them again only on purpose, with WARDEN_RECORD_HISTORIES=1, when a change is meant to
+ * Record them again only on purpose, with WARDEN_RECORD_HISTORIES=1 (and WARDEN_HISTORY_SUFFIX to
+ * keep the old ones: they prove runs started on older code still replay), when a change is meant to
  * be incompatible and ships behind a new workflow type or a patch.
  *
  * Recording runs on a test bed, so the histories are encrypted with the fixed test key
@@ -25,7 +26,8 @@ async function record(bed: TestBed, name: string, runId: string): Promise<void> 
   const temporal = await resolveTemporalBinary();
   const { address, namespace } = settings();
   const json = execFileSync(temporal, ['workflow', 'show', '--workflow-id', runId, '--output', 'json', '--address', address, '--namespace', namespace], { encoding: 'utf8' });
-  writeFileSync(path.join(dir, `${name}.json`), JSON.stringify({ workflowId: runId, history: JSON.parse(json) as unknown }, null, 1) + '\n');
+  // A suffix keeps the histories of older workflow code beside the new ones (WARDEN_HISTORY_SUFFIX=-v2).
+  writeFileSync(path.join(dir, `${name}${process.env.WARDEN_HISTORY_SUFFIX ?? ''}.json`), JSON.stringify({ workflowId: runId, history: JSON.parse(json) as unknown }, null, 1) + '\n');
 }
 
 (recording ? describe : describe.skip)('record histories', () => {
