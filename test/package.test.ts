@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Command } from 'commander';
-import { COMMAND_MODULES } from '../src/cli/program';
+import { COMMAND_MODULES, createProgram } from '../src/cli/program';
 
 const run = promisify(execFile);
 const repoRoot = path.join(__dirname, '..');
@@ -96,6 +96,16 @@ describe('the CLI command table', () => {
       expect(program.commands.map((c) => c.name()).sort()).toEqual([...module.commands].sort());
     }
   });
+
+  test('summarises each command as its module registers it, so `warden --help` loads no module and says the same', () => {
+    for (const module of COMMAND_MODULES) {
+      const program = new Command('warden');
+      module.load()(program);
+      const help = program.createHelp();
+      if (module.summaries) expect(program.commands.map((c) => [help.subcommandTerm(c), c.description()])).toEqual(module.summaries);
+    }
+    expect(createProgram(['--help']).helpInformation()).toBe(createProgram().helpInformation());
+  });
 });
 
 describe('the installed package', () => {
@@ -111,12 +121,11 @@ describe('the installed package', () => {
     if (!found) throw new Error(`npm pack left no tarball in ${tmp}`);
     tarball = path.join(tmp, found);
     mkdirSync(path.join(project, 'policies'), { recursive: true });
-    // npm 11 runs no install script it was not told to allow. better-sqlite3's would compile its
-    // native binding (minutes here: its prebuilt download is out of reach); the repository built the
-    // same version for the same Node already, so that binding is copied instead, and built only if
-    // the versions differ.
-    writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'warden-user-project', private: true, allowScripts: { esbuild: true, protobufjs: true, '@swc/core': true } }, null, 2));
-    await run('npm', ['install', tarball, 'zod@4', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: project, timeout: 20 * 60_000, maxBuffer: 64 * 1024 * 1024 });
+    // No install scripts: better-sqlite3's would compile its native binding (minutes here: its
+    // prebuilt download is out of reach). The repository built the same version for the same Node
+    // already, so that binding is copied instead, and built only if the versions differ.
+    writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'warden-user-project', private: true }, null, 2));
+    await run('npm', ['install', tarball, 'zod@4', '--no-audit', '--no-fund', '--prefer-offline', '--ignore-scripts'], { cwd: project, timeout: 20 * 60_000, maxBuffer: 64 * 1024 * 1024 });
     const sqlite = (root: string) => path.join(root, 'node_modules', 'better-sqlite3');
     const versionOf = (root: string) => (JSON.parse(readFileSync(path.join(sqlite(root), 'package.json'), 'utf8')) as { version: string }).version;
     const built = path.join(sqlite(repoRoot), 'build', 'Release', 'better_sqlite3.node');
