@@ -11,7 +11,8 @@
  * includes the worker's round trip).
  *
  * Builds `dist/` first (`npm run build`) unless `--no-build` is given. BENCH_RUNS changes the runs
- * per command (default 5).
+ * per command (default 5). BENCH_CLI_COMPARE=<path of another build's dist/cli/main.js> times that
+ * build's CLI in the same rounds, against the same environment (a before/after of a change).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -116,26 +117,37 @@ async function main(): Promise<void> {
   const { dev, address } = await startDev(base);
   try {
     const env: NodeJS.ProcessEnv = { ...base, TEMPORAL_ADDRESS: address };
-    const [status, ...approvals] = await waitingRuns(RUNS + 1, env);
+    const compare = process.env.BENCH_CLI_COMPARE;
+    const builds = compare ? [{ cli: cliMain, tag: '' }, { cli: path.resolve(compare), tag: ' (compare)' }] : [{ cli: cliMain, tag: '' }];
+    const [status, ...approvals] = await waitingRuns(RUNS * builds.length + 1, env);
     if (!status) throw new Error('no run to ask for its status');
 
-    const commands: { label: string; args: (round: number) => string[] }[] = [
-      { label: 'node -e 0', args: () => ['-e', '0'] },
-      { label: 'warden --help', args: () => [cliMain, '--help'] },
-      { label: 'warden keys --help', args: () => [cliMain, 'keys', '--help'] },
-      { label: 'warden status <run>', args: () => [cliMain, 'status', status.runId] },
-      { label: 'warden approve <run> <approval>', args: (round) => [cliMain, 'approve', approvals[round]?.runId ?? '', approvals[round]?.approvalId ?? '', '--as', 'alice'] },
-    ];
+    const commands: { label: string; args: (round: number) => string[] }[] = [{ label: 'node -e 0', args: () => ['-e', '0'] }];
+    builds.forEach(({ cli, tag }, b) =>
+      commands.push(
+        { label: `warden --help${tag}`, args: () => [cli, '--help'] },
+        { label: `warden keys --help${tag}`, args: () => [cli, 'keys', '--help'] },
+        { label: `warden status <run>${tag}`, args: () => [cli, 'status', status.runId] },
+        {
+          label: `warden approve <run> <approval>${tag}`,
+          args: (round) => {
+            const approval = approvals[round * builds.length + b];
+            if (!approval) throw new Error('no run left to approve');
+            return [cli, 'approve', approval.runId, approval.approvalId, '--as', 'alice'];
+          },
+        },
+      ),
+    );
     const times = new Map<string, number[]>(commands.map((c) => [c.label, []]));
     // One untimed round first (disk cache), then rounds that take each command in turn, so a noisy moment hits all alike.
-    for (const c of commands.slice(0, 4)) timed(c.args(0), env);
+    for (const c of commands) if (!c.label.startsWith('warden approve')) timed(c.args(0), env);
     for (let round = 0; round < RUNS; round++) for (const c of commands) times.get(c.label)?.push(timed(c.args(round), env));
 
     const node = median(times.get('node -e 0') ?? []);
     process.stdout.write(`\nCLI start-up, median wall time of ${RUNS} runs (Node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg()[0]?.toFixed(1)}):\n`);
     for (const c of commands) {
       const ms = median(times.get(c.label) ?? []);
-      process.stdout.write(`  ${c.label.padEnd(34)} ${ms.toFixed(0).padStart(6)} ms   ${(ms / node).toFixed(1).padStart(5)} × node -e 0\n`);
+      process.stdout.write(`  ${c.label.padEnd(44)} ${ms.toFixed(0).padStart(6)} ms   ${(ms / node).toFixed(1).padStart(5)} × node -e 0\n`);
     }
   } finally {
     await stopDev(dev);

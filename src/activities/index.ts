@@ -3,7 +3,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { APICallError, InvalidPromptError } from '@ai-sdk/provider';
 import { jsonSchema, tool as aiTool, type ToolSet } from 'ai';
 import type { Logger } from 'pino';
-import { z, type ZodType } from 'zod';
+import type { ZodType } from 'zod';
 import { ToolError, type Agent, type AgentRegistry, type ToolContext } from '../agents';
 import { authorizeDecision, authorizeOperator, authorizeStart, goalDigest, normalizeIdentity, parsePolicy, type CallProposal, type Keyring, type Policy } from '../governance';
 import type { PreparedRun, Requester } from '../workflows/types';
@@ -12,6 +12,7 @@ import { ConversationCache, generate, type ProposedCall } from './model-call';
 import { ModelConfigError, resolveModel } from './models';
 import { traceActivities, type ActivityTelemetry } from '../telemetry/spans';
 import { loadShadowPolicy } from './shadow-policy';
+import { formatZodError } from '../zod-error';
 import type { CallModelInput, CallModelResult, CompensateInput, CoreActivities, CurrentPolicy, PrepareRunInput, RecordRunInput, ToolActivity, ToolActivityInput, ToolActivityResult, VerifyDecisionInput, VerifyDecisionResult, VerifyOperatorInput, VerifyOperatorResult } from './types';
 
 export type * from './types';
@@ -162,7 +163,7 @@ function proposals(agent: Agent, toolCalls: readonly ProposedCall[], limits: Run
     // An unknown tool is denied by governance; its arguments are of no use to anyone.
     if (!tool) return { id, name, args: {} };
     const parsed = (tool.input as ZodType).safeParse(raw);
-    if (!parsed.success) return refuse(z.prettifyError(parsed.error).replace(/\n/g, '; ').slice(0, 2000));
+    if (!parsed.success) return refuse(formatZodError(parsed.error).slice(0, 2000));
     const args = parsed.data;
     if (typeof args !== 'object' || args === null || Array.isArray(args)) return refuse(`the arguments of ${name} must be an object`);
     if (!isPlainJson(args)) return refuse(`the schema of ${name} produces values that are not plain JSON (a Date, a Map, undefined…), which cannot be governed`);

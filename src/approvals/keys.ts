@@ -1,9 +1,17 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { z } from 'zod';
+import { formatZodError } from '../zod-error';
 // The governance modules themselves, not its index: the index loads the policy engine (CEL), which
 // a command that only signs or reads keys never uses, and every CLI command pays for its load.
 import { KeyringError, parseKeyring, type KeyGrant, type Keyring } from '../governance/keyring';
 import { generateSigningKey, publicKeyOf, signDecision, type DecisionClaims, type OperatorClaims, type SignedDecision, type StartClaims } from '../governance/signed-decision';
+
+// `publicKey` in the file is informative only; a file without it (or with another) still loads.
+const signingKeyFileSchema = z.object({
+  keyId: z.string().min(1, 'must name the key (its id in trusted-keys files)'),
+  privateKey: z.string().regex(/^[0-9a-f]{64}$/, 'must be a 32-byte Ed25519 private key in lowercase hex'),
+});
 
 /** A channel's signing key as stored on disk (mode 0600). */
 export interface SigningKeyFile {
@@ -51,16 +59,17 @@ export class DecisionSigner {
 
 /** Reads a signing key file; the error names the file and what is wrong with it. */
 export function loadSigningKey(file: string): SigningKeyFile {
-  let parsed: Partial<SigningKeyFile>;
+  let doc: unknown;
   try {
-    parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<SigningKeyFile>;
+    doc = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
     throw new Error(`cannot read signing key ${file}: ${err instanceof Error ? err.message : String(err)}`);
   }
-  if (typeof parsed.keyId !== 'string' || typeof parsed.privateKey !== 'string' || !/^[0-9a-f]{64}$/.test(parsed.privateKey)) {
-    throw new Error(`signing key ${file} needs "keyId" and a hex "privateKey"`);
-  }
-  return { keyId: parsed.keyId, privateKey: parsed.privateKey, publicKey: publicKeyOf(parsed.privateKey) };
+  const parsed = signingKeyFileSchema.safeParse(doc);
+  // The issues name the field, never its value: a private key must not reach a log.
+  if (!parsed.success) throw new Error(`signing key ${file} needs "keyId" and a hex "privateKey": ${formatZodError(parsed.error)}`);
+  // The public key is derived, never trusted from the file.
+  return { keyId: parsed.data.keyId, privateKey: parsed.data.privateKey, publicKey: publicKeyOf(parsed.data.privateKey) };
 }
 
 /** Creates a new signing key file (refuses to overwrite one). */

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { stringify as toYaml } from 'yaml';
 import { loadAgents, loadPolicies, type AgentRegistry } from '../agents';
-import { z, type ZodType } from 'zod';
+import type { ZodType } from 'zod';
 import { CompiledPolicy, emptyLoopState, emptyUsage, governCall, parsePolicy, parsePolicyText, policyVersion, type Policy, type RunFacts } from '../governance';
 import { DURATION_PATTERN, durationMs } from '../governance/duration';
 import { DIFF_KINDS, groupDiffs, recordedRun, whatIf, type DiffKind, type WhatIfReport } from '../governance/what-if';
@@ -22,6 +22,7 @@ import { prepareToLoad } from './typescript';
 import { defaultPoliciesPath } from './local-stack';
 import { POLICY_DIFF_EXIT_CODE } from './runs';
 import { loadShadowPolicy } from '../activities/shadow-policy';
+import { formatZodError } from '../zod-error';
 
 /** Reads a policy file and validates it with the same function the worker uses; errors name the file, line and column. */
 export function readPolicyFile(file: string): Policy {
@@ -152,7 +153,7 @@ export function registerPolicy(program: Command): void {
       let judged = args;
       if (tool) {
         const made = (tool.input as ZodType).safeParse(args);
-        if (!made.success) throw new CliError(`invalid arguments for ${opts.tool}, nothing would run: ${z.prettifyError(made.error).replace(/\n/g, '; ')}`);
+        if (!made.success) throw new CliError(`invalid arguments for ${opts.tool}, nothing would run: ${formatZodError(made.error)}`);
         judged = made.data as Record<string, unknown>;
       }
       const spec = tools?.find((t) => t.name === opts.tool);

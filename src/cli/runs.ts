@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type * as Zod from 'zod';
+import type * as ZodErrorModule from '../zod-error';
 import type { StartRunOptions } from '../client';
 import type { ReportedStatus, ScriptTurn } from '../workflows/types';
 import type * as ApprovalsModule from './approvals';
@@ -44,8 +45,9 @@ export function readScript(file: string): ScriptTurn[] {
   }
   const parsed = scriptSchemaOf().safeParse(doc);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('') || '(top level)'}: ${i.message}`);
-    throw new CliError(`script ${file} is not an array of turns ({toolCalls?, text?, usage?}): ${issues.join('; ')}`);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- zod's formatter is loaded only on this error path, as zod is
+    const { formatZodError } = require('../zod-error') as typeof ZodErrorModule;
+    throw new CliError(`script ${file} is not an array of turns ({toolCalls?, text?, usage?}): ${formatZodError(parsed.error)}`);
   }
   return parsed.data;
 }

@@ -6,6 +6,7 @@ import type { Identity } from '../approvals/identity';
 import { readBodyWithin } from '../approvals/read-body';
 import { PayloadCodecError } from './errors';
 import { WardenError } from '../errors';
+import { formatZodError } from '../zod-error';
 
 export interface CodecEndpointOptions {
   codec: PayloadCodec;
@@ -127,7 +128,7 @@ export function createCodecHandler(options: CodecEndpointOptions): CodecRequestH
       throw new CodecHttpError(400, 'the body is not JSON');
     }
     const parsed = bodySchema.safeParse(doc);
-    if (!parsed.success) throw new CodecHttpError(400, `the body must be {"payloads": [{"metadata": {…}, "data": "<base64>"}]}: ${z.prettifyError(parsed.error).replace(/\n\s*/g, ' ')}`);
+    if (!parsed.success) throw new CodecHttpError(400, `the body must be {"payloads": [{"metadata": {…}, "data": "<base64>"}]}: ${formatZodError(parsed.error)}`);
     const payloads = parsed.data.payloads.map(fromJson);
     let out: Payload[];
     try {

@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import path from 'node:path';
 import { z } from 'zod';
 import { PayloadKeyError } from './errors';
+import { formatZodError } from '../zod-error';
 
 // Key ids travel in clear in every payload's metadata: short and plain, so they never need escaping.
 const keyIdSchema = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, ".", "_" or "-"');
@@ -23,7 +24,7 @@ export type PayloadKeys = z.output<typeof payloadKeysSchema>;
 /** Validates a keyset document; the error names `source` and what is wrong (never a key). */
 export function parsePayloadKeys(doc: unknown, source: string): PayloadKeys {
   const parsed = payloadKeysSchema.safeParse(doc);
-  if (!parsed.success) throw new PayloadKeyError(`${source}: ${z.prettifyError(parsed.error).replace(/\n\s*/g, ' ')}`);
+  if (!parsed.success) throw new PayloadKeyError(`${source}: ${formatZodError(parsed.error)}`);
   return parsed.data;
 }
 

@@ -3,6 +3,7 @@ import { normalizeIdentity } from './identity';
 import { verifySignedClaims, type DecisionClaims, type OperatorClaims, type SignedDecision, type StartClaims } from './signed-decision';
 import { digestOf } from './digest';
 import { WardenError } from '../errors';
+import { formatZodError } from '../zod-error';
 
 const hexKey = z.string().regex(/^[0-9a-f]{64}$/, 'must be a 32-byte Ed25519 public key in hex');
 
@@ -40,7 +41,7 @@ export function parseKeyring(doc: unknown, source: string): Keyring {
       );
     }
     const parsed = keyGrantSchema.safeParse(entry);
-    if (!parsed.success) throw new KeyringError(`${source}: key "${keyId}": ${z.prettifyError(parsed.error).replace(/\n/g, '; ')}`);
+    if (!parsed.success) throw new KeyringError(`${source}: key "${keyId}": ${formatZodError(parsed.error)}`);
     out[keyId] = parsed.data;
   }
   return out;

@@ -1,5 +1,6 @@
 import { ed25519 } from '@noble/curves/ed25519';
 import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils';
+import { z } from 'zod';
 import { canonicalJson } from './canonical';
 
 /** What a channel that authenticated a person signs for one decision. */
@@ -81,35 +82,26 @@ export function publicKeyOf(privateKeyHex: string): string {
   return bytesToHex(ed25519.getPublicKey(hexToBytes(privateKeyHex)));
 }
 
-function isDecisionClaims(value: Record<string, unknown>): boolean {
-  return (
-    typeof value.approvalId === 'string' &&
-    typeof value.runId === 'string' &&
-    (value.decision === 'approve' || value.decision === 'reject') &&
-    typeof value.approver === 'string' &&
-    Array.isArray(value.groups) &&
-    value.groups.every((g) => typeof g === 'string') &&
-    typeof value.channel === 'string' &&
-    typeof value.issuedAt === 'string' &&
-    (value.note === undefined || typeof value.note === 'string')
-  );
-}
+// Each kind's fields; a signed payload may carry more (they are signed too, and ignored).
+const decisionClaimsSchema = z.object({
+  approvalId: z.string(),
+  runId: z.string(),
+  decision: z.enum(['approve', 'reject']),
+  approver: z.string(),
+  groups: z.array(z.string()),
+  channel: z.string(),
+  issuedAt: z.string(),
+  note: z.string().optional(),
+});
+const startClaimsSchema = z.object({ kind: z.literal('start'), runId: z.string(), agent: z.string(), requester: z.string(), goal: z.string(), channel: z.string(), issuedAt: z.string() });
+const operatorClaimsSchema = z.object({ kind: z.literal('operator'), action: z.literal('resume'), runId: z.string(), by: z.string(), channel: z.string(), issuedAt: z.string() });
+const signedBlockSchema = z.object({ payload: z.string(), signature: z.string(), keyId: z.string() });
 
-function isStartClaims(value: Record<string, unknown>): boolean {
-  return (
-    value.kind === 'start' &&
-    typeof value.runId === 'string' &&
-    typeof value.agent === 'string' &&
-    typeof value.requester === 'string' &&
-    typeof value.goal === 'string' &&
-    typeof value.channel === 'string' &&
-    typeof value.issuedAt === 'string'
-  );
-}
-
-function isOperatorClaims(value: Record<string, unknown>): boolean {
-  return value.kind === 'operator' && value.action === 'resume' && typeof value.runId === 'string' && typeof value.by === 'string' && typeof value.channel === 'string' && typeof value.issuedAt === 'string';
-}
+const claimsOf = {
+  decision: { schema: decisionClaimsSchema, lacks: 'signed payload lacks approvalId, runId, decision, approver, groups, channel or issuedAt' },
+  start: { schema: startClaimsSchema, lacks: 'signed payload is not a run start (kind, runId, agent, requester, goal, channel, issuedAt)' },
+  operator: { schema: operatorClaimsSchema, lacks: 'signed payload is not an operator resume (kind, action, runId, by, channel, issuedAt)' },
+} as const;
 
 export type ClaimsVerification = { ok: true; claims: DecisionClaims | StartClaims | OperatorClaims; keyId: string } | { ok: false; reason: string };
 
@@ -120,10 +112,9 @@ export type ClaimsVerification = { ok: true; claims: DecisionClaims | StartClaim
  */
 export function verifySignedClaims(signed: unknown, trusted: TrustedKeys, nowMs: number, kind: 'decision' | 'start' | 'operator', maxAgeMs = DECISION_MAX_AGE_MS): ClaimsVerification {
   if (typeof signed !== 'object' || signed === null) return { ok: false, reason: 'signature block is not an object' };
-  const { payload, signature, keyId } = signed as Partial<SignedDecision>;
-  if (typeof payload !== 'string' || typeof signature !== 'string' || typeof keyId !== 'string') {
-    return { ok: false, reason: 'signature block needs payload, signature and keyId strings' };
-  }
+  const block = signedBlockSchema.safeParse(signed);
+  if (!block.success) return { ok: false, reason: 'signature block needs payload, signature and keyId strings' };
+  const { payload, signature, keyId } = block.data;
   const publicKey = trusted[keyId];
   if (!publicKey) return { ok: false, reason: `unknown signing key "${keyId}"` };
   let valid = false;
@@ -140,16 +131,15 @@ export function verifySignedClaims(signed: unknown, trusted: TrustedKeys, nowMs:
     return { ok: false, reason: 'signed payload is not JSON' };
   }
   if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) return { ok: false, reason: 'signed payload is not an object' };
-  const fields = claims as Record<string, unknown>;
-  if (kind === 'decision' && !isDecisionClaims(fields)) return { ok: false, reason: 'signed payload lacks approvalId, runId, decision, approver, groups, channel or issuedAt' };
-  if (kind === 'start' && !isStartClaims(fields)) return { ok: false, reason: 'signed payload is not a run start (kind, runId, agent, requester, goal, channel, issuedAt)' };
-  if (kind === 'operator' && !isOperatorClaims(fields)) return { ok: false, reason: 'signed payload is not an operator resume (kind, action, runId, by, channel, issuedAt)' };
+  const fields = claimsOf[kind].schema.safeParse(claims);
+  if (!fields.success) return { ok: false, reason: claimsOf[kind].lacks };
+  // The canonical check is on the payload as signed (extra fields included), not on the parsed claims.
   if (canonicalJson(claims) !== payload) return { ok: false, reason: 'signed payload is not canonical JSON' };
-  const issued = Date.parse(fields.issuedAt as string);
+  const issued = Date.parse(fields.data.issuedAt);
   if (!Number.isFinite(issued)) return { ok: false, reason: 'issuedAt is not a time' };
   if (issued > nowMs + CLOCK_SKEW_MS) return { ok: false, reason: `${kind} is issued in the future` };
   if (nowMs - issued > maxAgeMs) return { ok: false, reason: `${kind} expired (issued ${Math.round((nowMs - issued) / 1000)}s ago, valid for ${maxAgeMs / 1000}s)` };
-  return { ok: true, claims: claims as DecisionClaims | StartClaims | OperatorClaims, keyId };
+  return { ok: true, claims: fields.data, keyId };
 }
 
 /** Verifies a signed decision against bare public keys. Prefer `authorizeDecision`, which also checks what the key may assert. */

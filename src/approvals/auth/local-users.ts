@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { Identity } from '../identity';
 import type { PasswordAuthenticator } from './authenticator';
 import { hashPassword, isPasswordHash, verifyPassword } from './password';
+import { formatZodError } from '../../zod-error';
 
 /** One person of a local users file. */
 export interface LocalUser {
@@ -38,8 +39,7 @@ export function loadUsersFile(file: string): LocalUser[] {
   }
   const parsed = usersFileSchema.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new Error(`users file ${file}: ${issue ? `${issue.path.join('.') || '(top)'}: ${issue.message}` : 'invalid'}`);
+    throw new Error(`users file ${file}: ${formatZodError(parsed.error)}`);
   }
   const seen = new Set<string>();
   for (const user of parsed.data.users) {

@@ -1,4 +1,5 @@
 import type { types } from '@slack/bolt';
+import { z } from 'zod';
 import type { PendingApproval } from '../../workflows/types';
 
 type KnownBlock = types.KnownBlock;
@@ -31,17 +32,19 @@ export function encodeButtonValue(value: ButtonValue): string {
   return JSON.stringify({ runId: value.runId, approvalId: value.approvalId });
 }
 
+const buttonValueSchema = z.object({ runId: z.string().min(1), approvalId: z.string().min(1) });
+
+/** The approval a clicked button names, or null for a value that is not ours (the click is then ignored). */
 export function decodeButtonValue(value: string | undefined): ButtonValue | null {
   if (!value) return null;
+  let doc: unknown;
   try {
-    const parsed = JSON.parse(value) as Partial<ButtonValue>;
-    if (typeof parsed.runId === 'string' && typeof parsed.approvalId === 'string' && parsed.runId && parsed.approvalId) {
-      return { runId: parsed.runId, approvalId: parsed.approvalId };
-    }
+    doc = JSON.parse(value);
   } catch {
-    // Not ours: fall through.
+    return null;
   }
-  return null;
+  const parsed = buttonValueSchema.safeParse(doc);
+  return parsed.success ? { runId: parsed.data.runId, approvalId: parsed.data.approvalId } : null;
 }
 
 /** A time Slack shows in each reader's own time zone, with the ISO time as fallback. */

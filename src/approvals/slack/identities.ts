@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { Identity } from '../identity';
+import { formatZodError } from '../../zod-error';
 
 /** Slack user id → the Warden identity that person decides as. */
 export type SlackIdentityMap = ReadonlyMap<string, Identity>;
@@ -16,10 +17,7 @@ const mapSchema = z.record(z.string().regex(/^[A-Z0-9]+$/, 'must be a Slack user
 /** Validates a mapping object `{ "U123": { "id": "alice", "groups": ["finance"] } }`; `source` names it in errors. */
 export function parseSlackIdentities(value: unknown, source = 'slack identities'): SlackIdentityMap {
   const parsed = mapSchema.safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new Error(`${source}: ${issue ? `${issue.path.join('.') || '(top)'}: ${issue.message}` : 'invalid'}`);
-  }
+  if (!parsed.success) throw new Error(`${source}: ${formatZodError(parsed.error)}`);
   // A Map, so a Slack id such as "constructor" can never reach an object's prototype.
   return new Map(Object.entries(parsed.data).map(([slackId, v]) => [slackId, { id: v.id, ...(v.name ? { name: v.name } : {}), groups: v.groups }]));
 }
