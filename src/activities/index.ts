@@ -9,7 +9,7 @@ import { authorizeDecision, authorizeOperator, authorizeStart, goalDigest, norma
 import type { PreparedRun, Requester } from '../workflows/types';
 import type { RunStore } from '../store/types';
 import { ConversationCache, generate, type ProposedCall } from './model-call';
-import { ModelConfigError, resolveModel } from './models';
+import { createModelResolver, ModelConfigError, resolveModel, type ModelEnv } from './models';
 import { traceActivities, type ActivityTelemetry } from '../telemetry/spans';
 import { loadShadowPolicy } from './shadow-policy';
 import { formatZodError } from '../zod-error';
@@ -17,7 +17,8 @@ import type { CallModelInput, CallModelResult, CompensateInput, CoreActivities, 
 
 export type * from './types';
 export { NON_RETRYABLE_ERRORS } from './types';
-export { resolveModel, scriptedModel, ModelConfigError } from './models';
+export { resolveModel, scriptedModel, createModelResolver, ModelConfigError } from './models';
+export type { ModelEnv, ModelResolver } from './models';
 
 /** Sizes a model answer may not pass: over them a call is refused to the model, never sent to Temporal. */
 export interface RunLimits {
@@ -48,6 +49,8 @@ export interface ActivityDeps {
   notifyApproval?: CoreActivities['notifyApproval'];
   /** Puts model calls and tool calls in `chat` and `execute_tool` spans and reports their metrics. */
   telemetry?: Pick<ActivityTelemetry, 'tracer' | 'metrics'>;
+  /** Model API keys and base URLs (`OPENAI_API_KEY`, an agent's `apiKeyEnv`, … see `ModelEnv`). Default none: such models fail with `ModelConfigError`. */
+  modelEnv?: ModelEnv;
 }
 
 const SUMMARY_CHARS = 200;
@@ -194,6 +197,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
   };
 
   const limits: RunLimits = { ...DEFAULT_LIMITS, ...deps.limits };
+  const models = createModelResolver(deps.modelEnv);
   const conversations = new ConversationCache((runId, toSeq, fromSeq) => store.readMessages(runId, toSeq, fromSeq));
   const keyring = deps.keyring ?? (() => ({}));
   if (deps.allowUnsignedDecisions) logger.warn('allowUnsignedDecisions is on: approvals without a signature count (development only)');
@@ -300,7 +304,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       const agent = registry.get(input.agent);
       let answer;
       try {
-        const model = resolveModel(agent.model, input.scriptTurn);
+        const model = resolveModel(agent.model, input.scriptTurn, models);
         const prompt = await conversations.prompt(input.runId, input.upTo, model);
         // Temporal owns retries: one place, visible in history, with backoff across worker restarts.
         answer = await generate({ model, system: agent.instructions, prompt, tools: modelTools(agent.name), abortSignal: Context.current().cancellationSignal });

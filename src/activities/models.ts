@@ -1,7 +1,8 @@
 import { createAnthropic } from '@ai-sdk/anthropic';
 import { createOpenAI } from '@ai-sdk/openai';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
-import type { LanguageModelV3, LanguageModelV3CallOptions, LanguageModelV3Content, LanguageModelV3GenerateResult } from '@ai-sdk/provider';
+import { NoSuchModelError, type LanguageModelV3, type LanguageModelV3CallOptions, type LanguageModelV3Content, type LanguageModelV3GenerateResult, type ProviderV3 } from '@ai-sdk/provider';
+import { createProviderRegistry, NoSuchProviderError, type ProviderRegistryProvider } from 'ai';
 import type { ModelSpec } from '../agents';
 import type { ScriptTurn } from '../workflows/types';
 import { WardenError } from '../errors';
@@ -11,36 +12,72 @@ export class ModelConfigError extends WardenError {
   override name = 'ModelConfigError';
 }
 
-function requireEnv(name: string, forModel: string): string {
-  const value = process.env[name];
-  if (!value) throw new ModelConfigError(`model ${forModel} needs ${name} in the worker's environment`);
-  return value;
+/**
+ * Where model API keys and base URLs come from: `OPENAI_API_KEY`, `OPENAI_BASE_URL`,
+ * `ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`, and each openai-compatible agent's `apiKeyEnv`.
+ * Warden's library code reads no environment variables: the CLI passes `process.env`.
+ */
+export type ModelEnv = Readonly<Record<string, string | undefined>>;
+
+/** The keys each `provider:model` prefix needs, and where its API is when the env names no base URL. */
+const PROVIDERS = {
+  openai: { key: 'OPENAI_API_KEY', baseUrl: 'OPENAI_BASE_URL', defaultBaseUrl: 'https://api.openai.com/v1' },
+  anthropic: { key: 'ANTHROPIC_API_KEY', baseUrl: 'ANTHROPIC_BASE_URL', defaultBaseUrl: 'https://api.anthropic.com/v1' },
+} as const;
+
+/** Resolves `provider:model` strings (the AI SDK's provider registry) and the keys openai-compatible agents name. Build one per worker. */
+export interface ModelResolver {
+  readonly registry: ProviderRegistryProvider;
+  readonly env: ModelEnv;
 }
 
 /**
- * Builds the AI SDK model for a spec. API keys are read here, in the worker, from the
- * environment: they never enter workflow input, history or logs.
+ * A resolver over `env`; default none, so a model that needs a key fails with a
+ * `ModelConfigError` that names the variable. Only providers whose key is present are
+ * registered; base URLs are passed explicitly so the AI SDK does not read `process.env` either.
+ */
+export function createModelResolver(env: ModelEnv = {}): ModelResolver {
+  const providers: Record<string, ProviderV3> = {};
+  const openai = PROVIDERS.openai;
+  const openaiKey = env[openai.key];
+  if (openaiKey) providers.openai = createOpenAI({ apiKey: openaiKey, baseURL: env[openai.baseUrl] || openai.defaultBaseUrl });
+  const anthropic = PROVIDERS.anthropic;
+  const anthropicKey = env[anthropic.key];
+  if (anthropicKey) providers.anthropic = createAnthropic({ apiKey: anthropicKey, baseURL: env[anthropic.baseUrl] || anthropic.defaultBaseUrl });
+  return { registry: createProviderRegistry(providers), env };
+}
+
+const NO_KEYS = createModelResolver();
+
+function providerModel(spec: string, models: ModelResolver): LanguageModelV3 {
+  try {
+    return models.registry.languageModel(spec as `${string}:${string}`);
+  } catch (err) {
+    if (!NoSuchProviderError.isInstance(err) && !NoSuchModelError.isInstance(err)) throw err;
+    const provider = spec.slice(0, Math.max(0, spec.indexOf(':')));
+    if (Object.hasOwn(PROVIDERS, provider)) throw new ModelConfigError(`model ${spec} needs ${PROVIDERS[provider as keyof typeof PROVIDERS].key} in the worker's environment`);
+    throw new ModelConfigError(`unknown model "${spec}": use openai:<model>, anthropic:<model>, scripted or an openai-compatible object`);
+  }
+}
+
+/**
+ * Builds the AI SDK model for a spec. API keys come from the worker's `models` (its
+ * environment, as the CLI passes it): they never enter workflow input, history or logs.
  * `runTurn` is the run's own script turn for this call, used when the agent's model is plain
  * `scripted` (undefined: the run has no script; null: its script has ended).
  */
-export function resolveModel(spec: ModelSpec, runTurn?: ScriptTurn | null): LanguageModelV3 {
+export function resolveModel(spec: ModelSpec, runTurn?: ScriptTurn | null, models: ModelResolver = NO_KEYS): LanguageModelV3 {
   if (spec === 'scripted') {
     if (runTurn === undefined) throw new ModelConfigError('agent model is "scripted" but the run has no script (warden run --script FILE)');
     return turnModel(() => runTurn ?? { text: '(the script has ended)' });
   }
-  if (typeof spec === 'string') {
-    const [provider, ...rest] = spec.split(':');
-    const modelName = rest.join(':');
-    if (provider === 'openai') {
-      return createOpenAI({ apiKey: requireEnv('OPENAI_API_KEY', spec), baseURL: process.env.OPENAI_BASE_URL })(modelName);
-    }
-    if (provider === 'anthropic') {
-      return createAnthropic({ apiKey: requireEnv('ANTHROPIC_API_KEY', spec), baseURL: process.env.ANTHROPIC_BASE_URL })(modelName);
-    }
-    throw new ModelConfigError(`unknown model "${spec}": use openai:<model>, anthropic:<model>, scripted or an openai-compatible object`);
-  }
+  if (typeof spec === 'string') return providerModel(spec, models);
   if (spec.provider === 'scripted') return scriptedModel(spec.script);
-  const apiKey = spec.apiKeyEnv ? requireEnv(spec.apiKeyEnv, spec.name) : undefined;
+  let apiKey: string | undefined;
+  if (spec.apiKeyEnv) {
+    apiKey = models.env[spec.apiKeyEnv];
+    if (!apiKey) throw new ModelConfigError(`model ${spec.name} needs ${spec.apiKeyEnv} in the worker's environment`);
+  }
   return createOpenAICompatible({ name: spec.name, baseURL: spec.baseURL, apiKey }).chatModel(spec.model);
 }
 

@@ -140,6 +140,8 @@ export function registerDev(program: Command): void {
           logger: pino({ name: 'warden-worker', level: logLevelFromEnv('info'), mixin: traceContextMixin }),
           ...(telemetry ? { telemetry } : {}),
           ...(opts.workflowBundle ? { workflowBundle: { codePath: path.resolve(opts.workflowBundle) } } : {}),
+          // The one place model keys are read: the library itself reads no environment variables.
+          modelEnv: process.env,
         }),
       );
       const conn = connection;

@@ -205,6 +205,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       slack: slackFromEnv(),
       workerOptions: { shutdownGraceTime: '5s' },
       ...(telemetry ? { telemetry } : {}),
+      // The one place model keys are read: the library itself reads no environment variables.
+      modelEnv: process.env,
     });
     const running = runWorker(worker);
     const openStore = store;

@@ -2,7 +2,7 @@ import type { PayloadCodec } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { FAILURE_CONVERTER_PATH, SHARED_WORKFLOW_MODULES, WORKFLOWS_PATH } from './bundle';
 import pino, { type Logger } from 'pino';
-import { createActivities, type RunLimits } from '../activities';
+import { createActivities, type ModelEnv, type RunLimits } from '../activities';
 import type { AgentRegistry } from '../agents';
 import { LOCAL_TEMPORAL, TASK_QUEUE, type TemporalSettings } from '../config';
 import type { RunStore } from '../store/types';
@@ -44,6 +44,8 @@ export interface WardenWorkerOptions {
    * `workflowBundle` must include `WORKFLOW_TELEMETRY_MODULES` for workflow spans.
    */
   telemetry?: WardenTelemetry;
+  /** Model API keys and base URLs (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, an agent's `apiKeyEnv`, …). Default none; the CLI passes `process.env`. */
+  modelEnv?: ModelEnv;
 }
 
 /** How many runs a worker keeps in memory by default (`workerOptions.maxCachedWorkflows` overrides it). */
@@ -86,6 +88,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       ...(options.limits ? { limits: options.limits } : {}),
       notifyApproval: slack ? slackNotifyActivity(slack) : undefined,
       ...(options.telemetry ? { telemetry: options.telemetry } : {}),
+      ...(options.modelEnv ? { modelEnv: options.modelEnv } : {}),
     }),
     ...bundle,
     dataConverter: { failureConverterPath: FAILURE_CONVERTER_PATH, ...(options.payloadCodec ? { payloadCodecs: [options.payloadCodec] } : {}) },
