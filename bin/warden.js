@@ -7,6 +7,11 @@
 const fs = require('node:fs');
 const path = require('node:path');
 
+// Node 22.1+ keeps the compiled code of the modules a command loads (Temporal's protobuf root is
+// large) in a disk cache, so the next start skips compiling them; older Nodes have no such API.
+const nodeModule = require('node:module');
+if (typeof nodeModule.enableCompileCache === 'function') nodeModule.enableCompileCache();
+
 const root = path.join(__dirname, '..');
 const sources = path.join(root, 'src', 'cli', 'main.ts');
 
