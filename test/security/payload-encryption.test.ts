@@ -68,10 +68,19 @@ async function cliHistory(runId: string): Promise<{ text: string; bytes: Buffer 
 
 /**
  * Every payload of a history, wherever it sits in an event, except search attributes: Temporal
- * indexes those, so codecs never see them (Warden's hold agent, requester and status only).
+ * indexes those, so codecs never see them (Warden's hold agent, requester and status only); and
+ * except the bookkeeping the SDK's core writes itself, in clear, into markers: a patch's name
+ * (`patch-data`) and a local activity's seq, attempt, type and times (`data`; its result is
+ * encrypted). The test below checks what those hold.
  */
+const CORE_MARKER_DETAILS = new Set(['patch-data', 'data']);
 function payloadsOf(value: unknown, out: Payload[] = []): Payload[] {
   if (value === null || typeof value !== 'object' || value instanceof Uint8Array) return out;
+  const marker = value as { markerName?: unknown; details?: Record<string, unknown> };
+  if (typeof marker.markerName === 'string' && marker.details) {
+    for (const [k, v] of Object.entries(marker.details)) if (!CORE_MARKER_DETAILS.has(k)) payloadsOf(v, out);
+    return out;
+  }
   if (Array.isArray(value)) {
     for (const v of value) payloadsOf(v, out);
     return out;
@@ -103,6 +112,11 @@ describe('payloads in Temporal history', () => {
     const { bytes, history } = await rawHistory(plain, runId);
     expect(bytes.includes(SECRET)).toBe(false);
     const payloads = payloadsOf(history.events);
+    // The clear payloads core writes: the patch that prepares runs locally, and local activity bookkeeping.
+    const coreDetails = (history.events ?? []).flatMap((e) => Object.entries(e.markerRecordedEventAttributes?.details ?? {}).filter(([k]) => CORE_MARKER_DETAILS.has(k)));
+    const coreTexts = coreDetails.flatMap(([, d]) => (d.payloads ?? []).map((p) => JSON.parse(Buffer.from(p.data ?? new Uint8Array()).toString('utf8')) as Record<string, unknown>));
+    expect(coreTexts).toContainEqual({ id: 'warden.prepare-run-locally', deprecated: false });
+    for (const t of coreTexts) expect(Object.keys(t).every((key) => ['id', 'deprecated', 'seq', 'attempt', 'activity_id', 'activity_type', 'complete_time', 'backoff', 'original_schedule_time'].includes(key))).toBe(true);
     // Input, activity inputs and results, the result: all of them encrypted, with the key id in clear.
     expect(payloads.length).toBeGreaterThan(5);
     const encodings = new Set(payloads.map((p) => text(p.metadata?.encoding)));
