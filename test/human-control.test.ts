@@ -354,6 +354,8 @@ describe('audit trail and live policy', () => {
     // A bed of its own: an applied policy in the store is what every new run of the agent gets.
     const own = await createTestBed({ acceptRunInputPolicy: false, policies: [testPolicy()] });
     try {
+      // The pause is in history before any worker sees the run: it holds before the first call.
+      await own.stopWorker();
       const runId = await own.client.startRun({
         agent: 'test-agent',
         goal: 'x',
@@ -361,11 +363,13 @@ describe('audit trail and live policy', () => {
         script: [{ toolCalls: [{ name: 'echo', args: { text: 'one' } }] }, { toolCalls: [{ name: 'echo', args: { text: 'two' } }] }, { text: 'done' }],
       });
       await own.client.pause(runId, { by: 'ops' });
-      await own.client.handle(runId).signal('applyPolicy', { policy: testPolicy({ rules: [{ id: 'anything-goes', decision: 'allow' }] }), by: 'mallory' } as never);
+      await own.startWorker();
       const before = await eventually(async () => {
         const s = await own.client.status(runId);
         return s.policyVersion ? s : undefined;
       }, 10_000, 'the run to load its policy');
+      await own.client.handle(runId).signal('applyPolicy', { policy: testPolicy({ rules: [{ id: 'anything-goes', decision: 'allow' }] }), by: 'mallory' } as never);
+      await eventually(async () => (await own.client.auditTrail(runId, own.store)).some((e) => e.type === 'policy_applied'), 10_000, "mallory's signal to be audited");
       const tightened = testPolicy({ rules: [{ id: 'no-echo', tools: ['echo'], decision: 'deny', reason: 'incident' }] });
       await own.store.setAppliedPolicy('test-agent', { policy: tightened, version: 'test', source: 'test' });
       await own.client.applyPolicy(runId, 'ops');

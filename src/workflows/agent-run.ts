@@ -10,7 +10,6 @@ import {
   log,
   proxyActivities,
   proxyLocalActivities,
-  patched,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -103,16 +102,6 @@ const verifier = proxyLocalActivities<CoreActivities>({
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '200ms', maximumAttempts: 3, nonRetryableErrorTypes },
 });
-
-/**
- * Runs are prepared in the worker that starts them: one workflow task and one activity round trip
- * fewer per run. Histories recorded before this change prepared with `core` and still replay so.
- */
-const preparer = proxyLocalActivities<CoreActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1s', maximumAttempts: 10, nonRetryableErrorTypes },
-});
-const PREPARE_LOCALLY = 'warden.prepare-run-locally';
 
 const notifier = proxyActivities<CoreActivities>({
   startToCloseTimeout: '30 seconds',
@@ -274,7 +263,7 @@ class AgentRun {
       this.restore(carried);
       this.record('run_continued', { execution: carried.executions + 1, messageCount: carried.messageCount });
     } else {
-      this.prepared = await (patched(PREPARE_LOCALLY) ? preparer : core).prepareRun({
+      this.prepared = await core.prepareRun({
         runId: this.runId,
         agent: this.input.agent,
         requester: this.input.requester,

@@ -11,9 +11,12 @@ import * as protobuf from '@bufbuild/protobuf';
 import * as reflect from '@bufbuild/protobuf/reflect';
 import * as wire from '@bufbuild/protobuf/wire';
 import * as wkt from '@bufbuild/protobuf/wkt';
+// CEL's expression types, generated protobuf descriptors: most of what loading CEL costs a run.
+import * as checked from '@bufbuild/cel-spec/cel/expr/checked_pb.js';
+import * as syntax from '@bufbuild/cel-spec/cel/expr/syntax_pb.js';
 import { sha256 } from '@noble/hashes/sha256';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils';
 // @ts-expect-error TS1479: CommonJS importing an ES module, as in src/governance/canonical.ts
 import canonicalize from 'canonicalize';
 
-(globalThis as { __wardenSharedModules?: unknown }).__wardenSharedModules = [protobuf, reflect, wire, wkt, sha256, bytesToHex, utf8ToBytes, canonicalize];
+(globalThis as { __wardenSharedModules?: unknown }).__wardenSharedModules = [protobuf, reflect, wire, wkt, checked, syntax, sha256, bytesToHex, utf8ToBytes, canonicalize];

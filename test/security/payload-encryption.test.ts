@@ -112,10 +112,9 @@ describe('payloads in Temporal history', () => {
     const { bytes, history } = await rawHistory(plain, runId);
     expect(bytes.includes(SECRET)).toBe(false);
     const payloads = payloadsOf(history.events);
-    // The clear payloads core writes: the patch that prepares runs locally, and local activity bookkeeping.
+    // The clear payloads core writes into markers hold bookkeeping only (names, seq, attempt, times).
     const coreDetails = (history.events ?? []).flatMap((e) => Object.entries(e.markerRecordedEventAttributes?.details ?? {}).filter(([k]) => CORE_MARKER_DETAILS.has(k)));
     const coreTexts = coreDetails.flatMap(([, d]) => (d.payloads ?? []).map((p) => JSON.parse(Buffer.from(p.data ?? new Uint8Array()).toString('utf8')) as Record<string, unknown>));
-    expect(coreTexts).toContainEqual({ id: 'warden.prepare-run-locally', deprecated: false });
     for (const t of coreTexts) expect(Object.keys(t).every((key) => ['id', 'deprecated', 'seq', 'attempt', 'activity_id', 'activity_type', 'complete_time', 'backoff', 'original_schedule_time'].includes(key))).toBe(true);
     // Input, activity inputs and results, the result: all of them encrypted, with the key id in clear.
     expect(payloads.length).toBeGreaterThan(5);
