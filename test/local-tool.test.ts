@@ -1,7 +1,7 @@
 import { temporal } from '@temporalio/proto';
 import { z } from 'zod';
 import { defineAgent, defineTool, DefinitionError, ToolError } from '../src/agents';
-import { parsePolicy } from '../src/governance';
+import { parsePolicy, type AuditEvent } from '../src/governance';
 import { createTestBed, type TestBed } from './helpers';
 
 const EventType = temporal.api.enums.v1.EventType;
@@ -31,11 +31,13 @@ const flakyTool = (name: string, local: boolean) =>
       return { sku };
     },
   });
-const localAgent = defineAgent({ name: 'local-agent', instructions: 'test', model: 'scripted', tools: [lookup, flakyTool('flaky_lookup', true), flakyTool('flaky_remote', false)] });
+// Runs past 80% of the 10 s workflow task timeout, where the SDK heartbeats the task.
+const slowLookup = defineTool({ name: 'slow_lookup', description: 'Takes 9 s', input: z.object({}), local: true, timeout: '30s', run: async () => new Promise((resolve) => setTimeout(() => resolve('ok'), 9000)) });
+const localAgent = defineAgent({ name: 'local-agent', instructions: 'test', model: 'scripted', tools: [lookup, flakyTool('flaky_lookup', true), flakyTool('flaky_remote', false), slowLookup] });
 const policy = parsePolicy(
   {
     agent: 'local-agent',
-    tools: { lookup: {}, flaky_lookup: {}, flaky_remote: {} },
+    tools: { lookup: {}, flaky_lookup: {}, flaky_remote: {}, slow_lookup: {} },
     rules: [
       { id: 'no-secret-skus', tools: ['lookup'], when: 'args.sku.startsWith("secret")', decision: 'deny', reason: 'secret' },
       { id: 'allow', decision: 'allow' },
@@ -93,6 +95,18 @@ test.each(['flaky_lookup', 'flaky_remote'])('%s: a retryable ToolError is retrie
   const succeeded = (await bed.store.readAudit(runId)).find((e) => e.type === 'tool_succeeded');
   expect(succeeded?.data).toMatchObject({ tool, attempts: 2 });
 });
+
+test('a local call that outlasts the workflow task is replayed to the same audit trail the store holds', async () => {
+  const runId = await bed.client.startRun({ agent: 'local-agent', goal: 'slow', requester: 'carol', policy, script: [{ toolCalls: [{ name: 'slow_lookup', args: {} }] }, { text: 'done' }] });
+  expect(await bed.client.result(runId)).toMatchObject({ status: 'completed', toolCalls: 1 });
+  // A new worker has nothing cached: the query replays the run from history.
+  await bed.stopWorker();
+  await bed.startWorker();
+  const replayed = (await bed.client.handle(runId).query<{ events: AuditEvent[] }>('auditTrail')).events;
+  const stored = await bed.store.readAudit(runId);
+  expect(replayed.map((e) => [e.seq, e.at, e.hash])).toEqual(stored.map((e) => [e.seq, e.at, e.hash]));
+  expect(await bed.client.verifyAuditTrail(runId, bed.store)).toMatchObject({ ok: true });
+}, 60_000);
 
 test('a high-risk tool cannot be local, and local must be a boolean', () => {
   const base = { name: 'pay', description: 'pays', input: z.object({}), run: () => 'ok' };
