@@ -16,9 +16,9 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePorts } from '../src/dev-server/free-port';
 
 const root = path.join(__dirname, '..');
 const cliMain = path.join(root, 'dist', 'cli', 'main.js');
@@ -30,16 +30,8 @@ function median(values: number[]): number {
   return sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+/** One port the OS reports free on 127.0.0.1. */
+const freePort = async (): Promise<number> => (await freePorts(1))[0] ?? 0;
 
 /** Runs `node <args>` once and returns its wall time in ms; a failure stops the bench with its output. */
 function timed(args: string[], env: NodeJS.ProcessEnv): number {

@@ -6,12 +6,12 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Command } from 'commander';
 import { COMMAND_MODULES, createProgram } from '../src/cli/program';
+import { freePorts } from '../src/dev-server/free-port';
 
 const run = promisify(execFile);
 const repoRoot = path.join(__dirname, '..');
@@ -58,16 +58,8 @@ budgets: { maxSteps: 5 }
 
 const SCRIPT = [{ toolCalls: [{ name: 'write_note', args: { name: 'hello', text: 'written by a governed run' } }] }, { text: 'Done.' }];
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+/** One port the OS reports free on 127.0.0.1. */
+const freePort = async (): Promise<number> => (await freePorts(1))[0] ?? 0;
 
 const childEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => {
   const env: NodeJS.ProcessEnv = { ...process.env, WARDEN_HOME: path.join(project, '.warden'), TEMPORAL_CLI_PATH: temporalCli, ...extra };

@@ -6,10 +6,10 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { freePorts } from '../src/dev-server/free-port';
 
 const TEST_USER = 'warden_test';
 
@@ -75,16 +75,8 @@ export function postgresUnavailable(): string | undefined {
   return typeof as === 'string' ? as : undefined;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+/** One port the OS reports free on 127.0.0.1. */
+const freePort = async (): Promise<number> => (await freePorts(1))[0] ?? 0;
 
 function run(command: string[], timeoutMs: number): Promise<{ stdout: string; stderr: string }> {
   const [file, ...args] = command;

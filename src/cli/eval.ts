@@ -74,6 +74,18 @@ export async function startBench(registry: AgentRegistry, settings: TemporalSett
 }
 
 /** What a report says, as lines for the terminal. */
+/** A finished run as a golden case, read from the run store; a run that cannot be one is a CLI error naming why. */
+export function recordedCase(runId: string): Promise<GoldenCase> {
+  return withStore(async (store) => {
+    try {
+      return await recordCase(store, runId, await store.readAudit(runId));
+    } catch (err) {
+      if (err instanceof EvalCaseError) throw new CliError(err.message);
+      throw err;
+    }
+  });
+}
+
 export function reportLines(r: CaseReport): string[] {
   const head = `${r.passed ? 'PASS' : 'FAIL'}  ${printable(r.name)} (${r.agent}): ${r.outcome.replayed.status}, ${r.budget.steps} step(s), ${r.budget.toolCalls} tool call(s), ${usd(r.budget.costUsd, 6)}${r.budget.maxCostUsd !== null ? ` of ${usd(r.budget.maxCostUsd, 6)}` : ''}; ${r.decisions.replayed.length} decision(s)`;
   return [head, `      replay ${printable(r.runId)} of ${printable(r.recordedRunId)}`, ...r.failures.map((f) => `      ✗ ${printable(f)}`), ...r.changes.map((c) => `      ~ ${printable(c)}`)];
@@ -125,14 +137,7 @@ export function registerEval(program: Command): void {
       if (!CASE_NAME.test(opts.as)) throw new UsageError(`--as "${opts.as}" must be a file name: letters, digits, '.', '_' and '-'`);
       const file = path.join(opts.dir, `${opts.as}.json`);
       if (existsSync(file) && !opts.force) throw new CliError(`${file} exists already; pass --force to overwrite it`);
-      const golden = await withStore(async (store) => {
-        try {
-          return await recordCase(store, runId, await store.readAudit(runId));
-        } catch (err) {
-          if (err instanceof EvalCaseError) throw new CliError(err.message);
-          throw err;
-        }
-      });
+      const golden = await recordedCase(runId);
       mkdirSync(opts.dir, { recursive: true });
       writeFileSync(file, JSON.stringify(golden, null, 2) + '\n');
       out(`recorded ${printable(runId)} as ${file}: ${golden.turns.length} model answer(s), ${golden.toolResults.length} tool result(s), ${golden.decisions.length} decision(s), outcome ${golden.outcome.status}`);

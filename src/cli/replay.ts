@@ -5,11 +5,9 @@ import { AgentRegistry, toolSpec, type PolicyEntry } from '../agents';
 import { parsePolicyText } from '../governance';
 import { checkPolicy } from '../governance/policy-check';
 import { throwPolicyProblems } from '../governance/policy';
-import { EvalCaseError } from '../eval/case-schema';
-import { recordCase } from '../eval/record';
-import { settingsFromEnv, storeLocation, withStore } from './context';
+import { settingsFromEnv, storeLocation } from './context';
 import { CliError, describeError } from './errors';
-import { EVAL_FAILED_EXIT_CODE, reportLines, startBench } from './eval';
+import { EVAL_FAILED_EXIT_CODE, recordedCase, reportLines, startBench } from './eval';
 import { out, outJson } from './format';
 import { defaultAgentsPath, defaultPoliciesPath, loadRegistry } from './local-stack';
 
@@ -63,14 +61,7 @@ export function registerReplay(program: Command): void {
     .option('--json', 'print JSON')
     .addHelpText('after', `\nThe new run lives on TEMPORAL_ADDRESS and in the run store (WARDEN_STORE), served by a worker of this command on a task queue of its own. Exit ${EVAL_FAILED_EXIT_CODE} when a decision or the outcome differs.`)
     .action(async (runId: string, opts: ReplayCliOptions) => {
-      const golden = await withStore(async (store) => {
-        try {
-          return await recordCase(store, runId, await store.readAudit(runId));
-        } catch (err) {
-          if (err instanceof EvalCaseError) throw new CliError(err.message);
-          throw err;
-        }
-      });
+      const golden = await recordedCase(runId);
       const loaded = loadRegistry(opts.agents, opts.policies);
       const registry = opts.policy ? withPolicyFile(loaded, golden.agent, opts.policy) : loaded;
       const setup = await startBench(registry, settingsFromEnv(), storeLocation(), opts.workflowBundle);

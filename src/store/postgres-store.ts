@@ -1,23 +1,7 @@
 import type pg from 'pg';
 import type { AuditEvent, AuditEventType } from '../governance';
-import { StoreError } from './sqlite-store';
+import { checkSeq, StoreError, toJson } from './rows';
 import type { MessageRow, RunStore } from './types';
-
-// The SQLite store's row checks, word for word, so both stores refuse the same rows with the same message.
-function toJson(value: unknown, what: string): string {
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(value);
-  } catch (err) {
-    throw new StoreError(`${what} is not JSON-serialisable: ${(err as Error).message}`);
-  }
-  if (text === undefined) throw new StoreError(`${what} is not JSON-serialisable (got ${typeof value})`);
-  return text;
-}
-
-function checkSeq(seq: number, what: string): void {
-  if (!Number.isSafeInteger(seq) || seq < 0) throw new StoreError(`${what}: seq must be a non-negative integer, got ${String(seq)}`);
-}
 
 /** How the PostgreSQL run store connects and where its tables live. */
 export interface PostgresStoreOptions {

@@ -3,12 +3,9 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { AuditEvent, AuditEventType } from '../governance';
 import type { MessageRow, RunStore } from './types';
-import { WardenError } from '../errors';
+import { checkSeq, StoreError, toJson } from './rows';
 
-/** A run store failure: a missing row, an unreadable file, a value that cannot be stored. */
-export class StoreError extends WardenError {
-  override name = 'StoreError';
-}
+export { StoreError } from './rows';
 
 /**
  * Where the embedded store lives unless the caller says otherwise:
@@ -67,22 +64,6 @@ interface PolicyDbRow {
   version: string;
   applied_at: string;
   source: string;
-}
-
-function toJson(value: unknown, what: string): string {
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(value);
-  } catch (err) {
-    throw new StoreError(`${what} is not JSON-serialisable: ${(err as Error).message}`);
-  }
-  // JSON.stringify(undefined) and of a function return undefined, which would store nothing.
-  if (text === undefined) throw new StoreError(`${what} is not JSON-serialisable (got ${typeof value})`);
-  return text;
-}
-
-function checkSeq(seq: number, what: string): void {
-  if (!Number.isSafeInteger(seq) || seq < 0) throw new StoreError(`${what}: seq must be a non-negative integer, got ${String(seq)}`);
 }
 
 // SQLite's companion files; it creates each with the main file's mode, a crash may leave them behind.
