@@ -1,9 +1,20 @@
 /**
  * `npm run bench:approvals [K]`: the waiting-approvals scenario alone, worker and client in one
- * process (K=300 by default): ms per run to get all K waiting, ms per run from the first approval
- * to all completed, process RSS while they wait. Small enough to run against two trees side by
- * side (copy it into a `git worktree` of another commit) for before/after ratios in one session.
- * `AB_CACHE` sets the worker's maxCachedWorkflows.
+ * process (K=300 by default). Prints one JSON line:
+ * - `startMsPerRun`: ms per run to get all K waiting; `rssMb`: process RSS while they wait;
+ * - `inboxListMs` / `inboxListQueryMs`: the web inbox's list of the K waiting runs, the way it
+ *   reads it now (one visibility listing, approvals from the memos) and the way it did (the runs
+ *   listed, then one `pendingApprovals` query per run), alternated `AB_LIST_ROUNDS` times (2)
+ *   and reported as medians;
+ * - `readMsPerRun`: reading every run's approval id before deciding, `AB_READ=memo` (default,
+ *   one listing) or `AB_READ=query` (a query per run, as before the memo: each replays a run out
+ *   of the worker's cache);
+ * - `approveMsPerRun`: from the first approval (signed, sent as an Update) to all completed;
+ *   `totalMsPerRun`: read plus approve, what approving all K costs an approver.
+ * `AB_CACHE` sets the worker's maxCachedWorkflows (default 100): at K the Updates find every run
+ * in the cache, which shows what is left of the approve phase when no run is replayed.
+ * Small enough to run against two trees side by side (copy it into a `git worktree` of another
+ * commit) for before/after ratios in one session.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -26,8 +37,35 @@ const policy = parsePolicy({ agent: 'ab', tools: { pay: {} }, rules: [{ id: 'fin
 const key = generateSigningKey();
 const signer = new DecisionSigner({ keyId: 'web', privateKey: key.privateKey, publicKey: key.publicKey });
 
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+
+/** Every waiting run's approval id: from one listing (the memos), or by a query per run (in batches of 50). */
+async function approvalIds(warden: WardenClient, ids: string[], read: 'memo' | 'query'): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  if (read === 'query') {
+    for (let i = 0; i < ids.length; i += 50) {
+      const batch = await Promise.all(ids.slice(i, i + 50).map(async (id) => [id, (await warden.queryPendingApprovals(id))[0]?.approvalId] as const));
+      for (const [id, approvalId] of batch) if (approvalId) found.set(id, approvalId);
+    }
+  } else {
+    for (const { runId, approvalId } of (await warden.listPendingApprovals()).approvals) found.set(runId, approvalId);
+  }
+  const missing = ids.filter((id) => !found.has(id));
+  if (missing.length > 0) throw new Error(`bench: ${missing.length} runs listed no approval (${missing[0] ?? ''}, …)`);
+  return found;
+}
+
+/** The inbox's list before the memo: the waiting runs from visibility, then each run's query, all at once. */
+async function inboxListByQuery(warden: WardenClient): Promise<number> {
+  const runs = await warden.listRuns({ status: 'awaiting_approval,paused' });
+  const lists = await Promise.all(runs.map((r) => warden.queryPendingApprovals(r.runId)));
+  return lists.flat().length;
+}
+
 async function main() {
   const k = Number(process.argv[2] ?? 300);
+  const read = process.env.AB_READ === 'query' ? 'query' : 'memo';
+  const rounds = Number(process.env.AB_LIST_ROUNDS ?? 2);
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const server = await startDevServer({ headless: true, log: () => {} });
   const store = createSqliteStore(path.join(mkdtempSync(path.join(os.tmpdir(), 'ab-')), 'w.db'));
@@ -50,13 +88,47 @@ async function main() {
     const startMs = performance.now() - t0;
     global.gc?.();
     const rssMb = Math.round(process.memoryUsage().rss / 1048576);
-    const pending: { id: string; approvalId: string }[] = [];
-    for (let i = 0; i < k; i += 50) pending.push(...(await Promise.all(ids.slice(i, i + 50).map(async (id) => ({ id, approvalId: (await warden.pendingApprovals(id))[0]!.approvalId })))));
+
+    // Both ways of listing, alternated, on the same K waiting runs: the same cache state for what follows in either mode.
+    const listMs: number[] = [];
+    const listQueryMs: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      let t = performance.now();
+      const listed = (await warden.listPendingApprovals()).approvals.length;
+      listMs.push(performance.now() - t);
+      t = performance.now();
+      const queried = await inboxListByQuery(warden);
+      listQueryMs.push(performance.now() - t);
+      if (listed < k || queried < k) throw new Error(`bench: listed ${listed} and queried ${queried} approvals of ${k}`);
+    }
+
     const t1 = performance.now();
+    const pending = await approvalIds(warden, ids, read);
+    const readMs = performance.now() - t1;
+    const t2 = performance.now();
     for (let i = 0; i < k; i += 50)
-      await Promise.all(pending.slice(i, i + 50).map(({ id, approvalId }) => warden.approve(id, { approvalId, approver: 'alice', signature: signer.sign({ approvalId, runId: id, decision: 'approve', approver: 'alice', groups: ['finance'], channel: 'web' }) })));
+      await Promise.all(
+        ids.slice(i, i + 50).map((id) => {
+          const approvalId = pending.get(id) ?? '';
+          return warden.approve(id, { approvalId, approver: 'alice', signature: signer.sign({ approvalId, runId: id, decision: 'approve', approver: 'alice', groups: ['finance'], channel: 'web' }) });
+        }),
+      );
     while ((await count('completed')) < k) await new Promise((r) => setTimeout(r, 100));
-    console.log(JSON.stringify({ k, startMsPerRun: +(startMs / k).toFixed(1), approveMsPerRun: +((performance.now() - t1) / k).toFixed(1), rssMb, cache: process.env.AB_CACHE ?? 'default' }));
+    const approveMs = performance.now() - t2;
+    console.log(
+      JSON.stringify({
+        k,
+        read,
+        cache: process.env.AB_CACHE ?? 'default',
+        startMsPerRun: +(startMs / k).toFixed(1),
+        rssMb,
+        inboxListMs: Math.round(median(listMs)),
+        inboxListQueryMs: Math.round(median(listQueryMs)),
+        readMsPerRun: +(readMs / k).toFixed(2),
+        approveMsPerRun: +(approveMs / k).toFixed(1),
+        totalMsPerRun: +((readMs + approveMs) / k).toFixed(1),
+      }),
+    );
   });
   await store.close();
   await server.stop();

@@ -8,7 +8,9 @@
  *    limits raised, as `warden dev` runs it), same worker process. Wall-time ratio, ms per call,
  *    history events and bytes per call, at N=100 and N=1000 (flat per-call cost is the goal).
  * 2. K runs waiting for approval (K=1000 by default): time until all wait, worker process RSS
- *    while they wait, time from the first approval (signed, sent as Updates) until all completed.
+ *    while they wait, time to read every approval id (one visibility listing of the runs' memos;
+ *    BENCH_READ=query: a query per run, as before the memo), time from the first approval
+ *    (signed, sent as Updates) until all completed.
  * 3. Policy decision time for a 50-rule policy: µs per decision, p50 and p99.
  * 4. Where `../shared/peers/langgraph` has its dependencies (`npm ci` there), the same scenarios
  *    on LangGraph.js, run in child processes on the same machine in the same session.
@@ -133,7 +135,7 @@ async function approvalWorker(address: string, bundlePath: string, storePath: st
 }
 
 /** K runs that each wait for one approval; then every approval, signed and sent as an Update. The worker is a process of its own. */
-async function approvals(warden: WardenClient, worker: { rssMb: () => Promise<number> }, k: number): Promise<{ startMs: number; rssBeforeMb: number; rssWaitingMb: number; rssDoneMb: number; approveMs: number }> {
+async function approvals(warden: WardenClient, worker: { rssMb: () => Promise<number> }, k: number): Promise<{ startMs: number; rssBeforeMb: number; rssWaitingMb: number; rssDoneMb: number; readMs: number; approveMs: number }> {
   const tag = Date.now().toString(36);
   const count = async (status: string) => (await warden.client.workflow.count(`WardenAgent = 'bench-approvals' AND WardenStatus = '${status}' AND WorkflowId STARTS_WITH 'warden/bench-approvals/${tag}-'`)).count;
   const script = [{ toolCalls: [{ name: 'pay', args: { amount: 5 } }] }, { text: 'paid' }];
@@ -147,11 +149,19 @@ async function approvals(warden: WardenClient, worker: { rssMb: () => Promise<nu
   await until(`${k} runs to wait`, async () => (await count('awaiting_approval')) >= k);
   const startMs = performance.now() - started;
   const rssWaitingMb = await worker.rssMb();
-  // In batches: most of the waiting runs are not in the worker's cache, so each query replays one.
+  const readStarted = performance.now();
   const pending: { runId: string; approval: PendingApproval | undefined }[] = [];
-  for (let from = 0; from < runIds.length; from += 50) {
-    pending.push(...(await Promise.all(runIds.slice(from, from + 50).map(async (runId) => ({ runId, approval: (await warden.pendingApprovals(runId))[0] })))));
+  if (process.env.BENCH_READ === 'query') {
+    // As before the approvals memo, in batches: most of the waiting runs are not in the worker's cache, so each query replays one.
+    for (let from = 0; from < runIds.length; from += 50) {
+      pending.push(...(await Promise.all(runIds.slice(from, from + 50).map(async (runId) => ({ runId, approval: (await warden.queryPendingApprovals(runId))[0] })))));
+    }
+  } else {
+    // One visibility listing: every waiting run's approvals are in its memo.
+    const listed = new Map((await warden.listPendingApprovals()).approvals.map((a) => [a.runId, a] as const));
+    pending.push(...runIds.map((runId) => ({ runId, approval: listed.get(runId) })));
   }
+  const readMs = performance.now() - readStarted;
   const approveStarted = performance.now();
   for (let from = 0; from < pending.length; from += 50) {
     await Promise.all(
@@ -165,7 +175,7 @@ async function approvals(warden: WardenClient, worker: { rssMb: () => Promise<nu
   }
   await until(`${k} runs to complete`, async () => (await count('completed')) >= k);
   const approveMs = performance.now() - approveStarted;
-  return { startMs, rssBeforeMb, rssWaitingMb, rssDoneMb: await worker.rssMb(), approveMs };
+  return { startMs, rssBeforeMb, rssWaitingMb, rssDoneMb: await worker.rssMb(), readMs, approveMs };
 }
 
 /**
@@ -299,7 +309,7 @@ async function main(): Promise<void> {
   }
   const w = waiting;
   if (w) {
-    console.log(`\n2. ${k} runs waiting for approval: all waiting after ${(w.startMs / 1000).toFixed(1)} s; worker process RSS ${w.rssBeforeMb.toFixed(0)} MB before, ${w.rssWaitingMb.toFixed(0)} MB while waiting (${(((w.rssWaitingMb - w.rssBeforeMb) * 1024) / k).toFixed(0)} KB per waiting run), ${w.rssDoneMb.toFixed(0)} MB after; first approval to all completed ${(w.approveMs / 1000).toFixed(1)} s (worker cache ${process.env.BENCH_MAX_CACHED ?? DEFAULT_MAX_CACHED_RUNS} runs)`);
+    console.log(`\n2. ${k} runs waiting for approval: all waiting after ${(w.startMs / 1000).toFixed(1)} s; worker process RSS ${w.rssBeforeMb.toFixed(0)} MB before, ${w.rssWaitingMb.toFixed(0)} MB while waiting (${(((w.rssWaitingMb - w.rssBeforeMb) * 1024) / k).toFixed(0)} KB per waiting run), ${w.rssDoneMb.toFixed(0)} MB after; reading every approval id ${(w.readMs / 1000).toFixed(1)} s (${process.env.BENCH_READ === 'query' ? 'a query per run' : 'one listing of the memos'}), first approval to all completed ${(w.approveMs / 1000).toFixed(1)} s (worker cache ${process.env.BENCH_MAX_CACHED ?? DEFAULT_MAX_CACHED_RUNS} runs)`);
   }
   const d = decisionBench();
   console.log(`\n3. policy decision, 50 rules, last rule matches: p50 ${d.p50.toFixed(1)} µs, p99 ${d.p99.toFixed(1)} µs, mean ${d.mean.toFixed(1)} µs per decision`);

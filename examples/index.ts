@@ -4,3 +4,4 @@
  */
 export { refundAgent } from './refund-agent';
 export { procurementAgent } from './procurement-agent';
+export { triageAgent } from './triage-agent';

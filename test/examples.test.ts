@@ -25,6 +25,7 @@ import { exampleModel } from '../examples/model';
 import { comparePrices, createPurchaseOrder, procurementAgent } from '../examples/procurement-agent';
 import { changeCreditLimit, issueRefund, lookupOrder, refundAgent } from '../examples/refund-agent';
 import * as shop from '../examples/shop/store';
+import { triageAgent } from '../examples/triage-agent';
 
 const root = path.join(__dirname, '..');
 
@@ -234,15 +235,17 @@ describe('demo scripts', () => {
 });
 
 describe('example agents', () => {
-  it('index exports both agents, which the worker loader finds with their policies', () => {
+  it('index exports the three agents, which the worker loader finds with their policies', () => {
     const exported = Object.values(examples).filter(isAgent);
-    expect(exported).toHaveLength(2);
+    expect(exported).toHaveLength(3);
     expect(exported).toContain(refundAgent);
     expect(exported).toContain(procurementAgent);
+    expect(exported).toContain(triageAgent);
     const registry = loadAgents(path.join(root, 'examples', 'index.ts'), path.join(root, 'policies'));
-    expect(registry.list().map((a) => a.name).sort()).toEqual(['procurement-agent', 'refund-agent']);
-    expect(registry.policyFor('refund-agent')?.policy.agent).toBe('refund-agent');
-    expect(registry.policyFor('procurement-agent')?.policy.agent).toBe('procurement-agent');
+    expect(registry.list().map((a) => a.name).sort()).toEqual(['procurement-agent', 'refund-agent', 'triage-agent']);
+    for (const agent of ['refund-agent', 'procurement-agent', 'triage-agent']) expect(registry.policyFor(agent)?.policy.agent).toBe(agent);
+    // The triage agent hands refunds to the refund agent, which its policy lists as agent:refund-agent.
+    expect(registry.spec('triage-agent').tools.map((t) => t.name)).toEqual(['lookup_order', 'agent:refund-agent']);
   });
 
   it('use the scripted model unless WARDEN_MODEL names a real one', () => {

@@ -319,11 +319,12 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       await store.appendAudit(input.runId, input.audit);
       const tool = registry.tools().get(input.tool);
       if (!tool?.compensate) throw nonRetryable('DefinitionError', `tool ${input.tool} has no compensation`);
-      const [row] = (await store.readMessages(input.runId, input.resultSeq + 1, input.resultSeq)) as ({ content?: { output?: { value?: unknown } }[] } | undefined)[];
+      const callRun = input.callRunId ?? input.runId;
+      const [row] = (await store.readMessages(callRun, input.resultSeq + 1, input.resultSeq)) as ({ content?: { output?: { value?: unknown } }[] } | undefined)[];
       const result = row?.content?.[0]?.output?.value;
       try {
         // The arguments the call ran with: already what the tool's schema made of the model's.
-        await tool.compensate(input.args, result, toolContext(input, logger));
+        await tool.compensate(input.args, result, toolContext({ ...input, runId: callRun, agent: input.callAgent ?? input.agent }, logger));
       } catch (err) {
         classify(err);
       }

@@ -100,6 +100,13 @@ export interface ToolActivityResult {
 
 export interface CompensateInput extends ToolActivityInput {
   tool: string;
+  /**
+   * A delegate's call, undone by the run it reported to: the delegate's run (where the call's
+   * result is stored, and the run the tool sees) and agent. `runId` stays the run whose audit
+   * trail records the undo.
+   */
+  callRunId?: string;
+  callAgent?: string;
 }
 
 export interface RecordRunInput {

@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
-import type { z } from 'zod';
+import { z } from 'zod';
+import { sha256Hex } from '../governance/digest';
+import { delegationToolName } from '../governance/policy-tools';
 import { DURATION_PATTERN, type RetrySettings } from '../governance';
 import type { ScriptTurn } from '../workflows/types';
 import type { McpTools } from './mcp';
@@ -62,6 +64,8 @@ export interface Tool<S extends z.ZodType = z.ZodType, R = unknown> extends Tool
   readonly inputJsonSchema?: Record<string, unknown>;
   /** Digest of the input schema. A run records it at start and refuses the tool once the worker's differs. */
   readonly schemaDigest?: string;
+  /** Set on the tool a delegation is offered as (`agent:<name>`): the agent it hands the task to, as a child run. */
+  readonly delegate?: string;
 }
 
 /** A tool of any schema and result, as agents hold them. */
@@ -127,14 +131,50 @@ export interface AgentOptions {
   model: ModelSpec;
   /** Tools made with `defineTool`, and the tools of MCP servers (`defineMcpTools`), listed when the worker starts. */
   tools: (AnyTool | McpTools)[];
+  /**
+   * Agents this one may hand a task to. The model sees each as a tool (`agent__<name>`, governed as
+   * `agent:<name>`) taking a `goal`; an allowed (or approved) call starts the delegate as a child run
+   * under its own policy and inside this run's remaining budgets, and its answer is the tool result.
+   * The worker serves the delegates too.
+   */
+  delegates?: Agent[];
 }
 
-export interface Agent extends Omit<AgentOptions, 'tools'> {
+export interface Agent extends Omit<AgentOptions, 'tools' | 'delegates'> {
   readonly kind: 'warden.agent';
   /** The agent's tools; an MCP server's join them once the registry has listed it (`AgentRegistry.resolveTools`). */
   tools: AnyTool[];
   /** The MCP servers whose tools the agent offers. */
   mcpTools: McpTools[];
+  /** The agents it may delegate to (each offered to the model as a tool, in `tools`). */
+  delegates: Agent[];
+}
+
+/** The arguments of a delegation: the task the delegate's run works on. */
+export const delegationInput = z.strictObject({
+  goal: z.string().min(1).max(8000).describe('The task for the other agent, with everything it needs to know: it sees nothing of this conversation.'),
+});
+
+/** The name a delegation is offered to the model by: within the characters and length providers accept. */
+export function delegationModelName(agent: string): string {
+  const name = `agent__${agent}`.replace(/[^a-zA-Z0-9_-]/g, '_');
+  return name.length <= 64 ? name : `${name.slice(0, 55)}_${sha256Hex(agent).slice(0, 8)}`;
+}
+
+/** The tool a delegation is offered as. It never runs as an activity: the workflow starts the delegate's run. */
+function delegationTool(parent: string, agent: Agent): AnyTool {
+  return {
+    kind: 'warden.tool',
+    name: delegationToolName(agent.name),
+    modelName: delegationModelName(agent.name),
+    description: `Hand a task to the ${agent.name} agent${agent.description ? ` (${agent.description})` : ''}. It works on its own, under its own rules and within what is left of this run's budgets, and answers with its result.`,
+    input: delegationInput,
+    risk: 'medium',
+    delegate: agent.name,
+    run: () => {
+      throw new DefinitionError(`agent ${parent}: a delegation to ${agent.name} runs as a child run, never as a tool activity`);
+    },
+  };
 }
 
 /** Defines an agent: its instructions, model and the tools it may propose. Its policy says which it may run. */
@@ -154,7 +194,16 @@ export function defineAgent(options: AgentOptions): Agent {
     seen.add(tool.name);
     tools.push(tool);
   }
-  return { ...options, tools, mcpTools, kind: 'warden.agent' };
+  const delegates: Agent[] = [];
+  for (const delegate of options.delegates ?? []) {
+    if (!isAgent(delegate)) throw new DefinitionError(`agent ${options.name}: delegates must be agents created with defineAgent`);
+    if (delegate.name === options.name) throw new DefinitionError(`agent ${options.name}: an agent cannot delegate to itself`);
+    if (delegates.some((d) => d.name === delegate.name)) throw new DefinitionError(`agent ${options.name}: delegates ${delegate.name} twice`);
+    delegates.push(delegate);
+    tools.push(delegationTool(options.name, delegate));
+  }
+  const { delegates: _given, ...rest } = options;
+  return { ...rest, tools, mcpTools, delegates, kind: 'warden.agent' };
 }
 
 /** The id prices are looked up by in a policy's `pricing`. */

@@ -27,7 +27,7 @@ export class AgentRegistry {
   private readonly unresolved = new Set<string>();
 
   constructor(agents: readonly Agent[], policies: readonly PolicyEntry[] = []) {
-    for (const agent of agents) {
+    for (const agent of withDelegates(agents)) {
       if (this.agents.has(agent.name)) throw new DefinitionError(`two agents are named ${agent.name}`);
       for (const tool of agent.tools) {
         if (RESERVED_ACTIVITY_NAMES.has(tool.name)) throw new DefinitionError(`agent ${agent.name}: tool name ${tool.name} is reserved by Warden`);
@@ -101,11 +101,12 @@ export class AgentRegistry {
     return this.policies.get(agent);
   }
 
-  /** Every tool of every agent, by name. Tools with one name across agents must be the same tool. */
+  /** Every tool of every agent that runs as an activity, by name (delegations run as child runs). Tools with one name across agents must be the same tool. */
   tools(): Map<string, AnyTool> {
     const tools = new Map<string, AnyTool>();
     for (const agent of this.agents.values()) {
       for (const tool of agent.tools) {
+        if (tool.delegate !== undefined) continue;
         const existing = tools.get(tool.name);
         if (existing && existing !== tool) throw new DefinitionError(`two different tools are named ${tool.name} (agents must share one definition)`);
         tools.set(tool.name, tool);
@@ -145,7 +146,28 @@ export function toolSpec(tool: AnyTool): ToolSpec {
   if (tool.retry) spec.retry = tool.retry;
   if (tool.timeout) spec.timeout = tool.timeout;
   if (tool.local) spec.local = true;
+  if (tool.delegate !== undefined) spec.delegate = tool.delegate;
   return spec;
+}
+
+/**
+ * The agents and, after each, the agents it delegates to (and theirs), each once: a worker serves
+ * every agent its agents may start. Two different agents of one name are refused.
+ */
+function withDelegates(agents: readonly Agent[]): Agent[] {
+  const out = new Map<string, Agent>();
+  const visit = (agent: Agent, via: string | undefined) => {
+    const known = out.get(agent.name);
+    if (known === agent) return;
+    if (known) throw new DefinitionError(via ? `agent ${via} delegates to an agent named ${agent.name} that is not the ${agent.name} this worker serves` : `two agents are named ${agent.name}`);
+    out.set(agent.name, agent);
+    for (const delegate of agent.delegates ?? []) visit(delegate, agent.name);
+  };
+  for (const agent of agents) {
+    if (out.has(agent.name) && out.get(agent.name) !== agent) throw new DefinitionError(`two agents are named ${agent.name}`);
+    visit(agent, undefined);
+  }
+  return [...out.values()];
 }
 
 /**
@@ -168,9 +190,9 @@ export function loadAgents(modulePath: string, policiesDir?: string): AgentRegis
     else if (Array.isArray(value)) value.forEach(collect);
   };
   Object.values(mod).forEach(collect);
-  const unique = [...new Set(agents)];
-  if (unique.length === 0) throw new DefinitionError(`${modulePath} exports no agent (export the values defineAgent returns)`);
-  return new AgentRegistry(unique, policiesDir ? loadPolicies(policiesDir, unique) : []);
+  if (agents.length === 0) throw new DefinitionError(`${modulePath} exports no agent (export the values defineAgent returns)`);
+  const served = withDelegates([...new Set(agents)]);
+  return new AgentRegistry(served, policiesDir ? loadPolicies(policiesDir, served) : []);
 }
 
 /**

@@ -73,18 +73,20 @@ export function whyNotPending(trail: readonly AuditEvent[], runId: string, appro
 export async function decideApproval(deps: DecisionDeps, request: DecisionRequest): Promise<DecisionResult> {
   const { client } = deps;
   const { runId, approvalId, identity } = request;
-  let read: [PendingApproval[], AuditEvent[]];
   try {
-    // With the store: an approval settled before a continue-as-new is still explained.
-    read = await within(client, QUERY_TIMEOUT_MS, () => Promise.all([client.pendingApprovals(runId), client.auditTrail(runId, deps.store)]));
+    // The memo answers without a workflow task; the trail (a query) is read only to say why an
+    // approval is not pending, with the store: one settled before a continue-as-new is still explained.
+    const pending: PendingApproval[] = await within(client, QUERY_TIMEOUT_MS, () => client.pendingApprovals(runId));
+    if (!pending.some((p) => p.approvalId === approvalId)) {
+      const trail: AuditEvent[] = await within(client, QUERY_TIMEOUT_MS, () => client.auditTrail(runId, deps.store));
+      return { status: 'not_pending', ...whyNotPending(trail, runId, approvalId) };
+    }
   } catch (err) {
     // A finished run no longer answers when its worker is gone; its store may still say why.
     const stored = deps.store ? await deps.store.readAudit(runId).catch(() => []) : [];
     if (stored.some((e) => ofApproval(e, approvalId))) return { status: 'not_pending', ...whyNotPending(stored, runId, approvalId) };
     return { status: 'unavailable', message: `Could not read run ${runId}: ${describeFailure(err)}. Nothing was sent.` };
   }
-  const [pending, trail] = read;
-  if (!pending.some((p) => p.approvalId === approvalId)) return { status: 'not_pending', ...whyNotPending(trail, runId, approvalId) };
 
   // The note is signed exactly as it travels as the comment or reason, so the run can tell a
   // person's own words from words someone else put in the message.

@@ -106,22 +106,16 @@ function parseGroups(value?: string): string[] {
     .filter(Boolean);
 }
 
-/** Every approval waiting in an open run, found through visibility (runs whose status is awaiting_approval). */
+/**
+ * Every approval waiting in an open run (awaiting_approval or paused), from one visibility
+ * listing: each run's memo holds its pending approvals, so no run is queried (and replayed)
+ * unless it predates that memo.
+ */
 export async function allPendingApprovals(client: WardenClient): Promise<PendingApproval[]> {
-  // A paused run's approvals still wait (and still count): list them too, marked paused.
-  const runs = await client.listRuns({ status: 'awaiting_approval,paused' });
-  const lists = await Promise.all(
-    runs.map((r) =>
-      client.client.connection
-        .withDeadline(Date.now() + QUERY_MS, () => client.pendingApprovals(r.runId))
-        .catch((err: unknown) => {
-          // One run that does not answer (its worker is down, it just finished) must not hide the others.
-          process.stderr.write(`note: ${printable(r.runId)} did not list its approvals: ${printable(describeError(err))}\n`);
-          return [] as PendingApproval[];
-        }),
-    ),
-  );
-  return lists.flat().sort((a, b) => a.expiresAt.localeCompare(b.expiresAt));
+  const listing = await client.listPendingApprovals({ queryTimeoutMs: QUERY_MS });
+  // One run that cannot be read (its worker is down, it just finished) must not hide the others.
+  for (const { runId, error } of listing.failures) process.stderr.write(`note: ${printable(runId)} did not list its approvals: ${printable(describeError(error))}\n`);
+  return listing.approvals;
 }
 
 interface DecideOptions {

@@ -115,6 +115,12 @@ function storyLines(events: AuditEvent[]): string[] {
       case 'resumed':
         lines.push(`  ${e.type.toUpperCase().padEnd(8)} by ${str(d.by)}${d.reason ? `: ${str(d.reason)}` : ''}`);
         break;
+      case 'delegation_started':
+        lines.push(`  DELEGATE ${str(d.agent)} → run ${str(d.runId)}`);
+        break;
+      case 'delegation_finished':
+        lines.push(`           ${str(d.agent)} ${str(d.status)}${d.reason ? `: ${str(d.reason)}` : ''} (its audit head #${str((d.audit as { seq?: unknown } | undefined)?.seq ?? '?')} recorded here)`);
+        break;
       case 'rollback_requested':
         lines.push(`  ROLLBACK requested by ${str(d.by)}${d.reason ? `: ${str(d.reason)}` : ''}`);
         break;
@@ -251,8 +257,26 @@ class Demo {
     out(`  shop: ORD-1006 refunds: ${exampleShop().refundsFor('ORD-1006').map((r) => `${r.id} ${exampleShop().formatUsd(r.amount)} ${r.status}`).join(', ')}`);
   }
 
+  async delegation(): Promise<void> {
+    heading('6. Hand-off: the triage agent delegates a refund to the refund agent');
+    const runId = await this.start('triage, delegated a refund', 'triage-agent', 'handoff', 'My order ORD-1002 came with a dented lid. Can I get $30 back?', this.script('triage-delegation.json'));
+    const outcome = await this.finish(runId);
+    const status = await this.client.status(runId);
+    out(`  $ warden status ${runId}`);
+    out(`    ${status.agent} ${runId}  ${outcome.status}`);
+    for (const d of status.delegations ?? []) {
+      this.runs.push({ label: 'refund, delegated', runId: d.runId });
+      const child = await this.client.result(d.runId);
+      out(`    └─ ${d.agent} ${d.runId}  ${child.status}: ${child.reason}`);
+      out('  the refund agent\'s own story (its policy decided the refund):');
+      storyLines(await this.client.auditTrail(d.runId, this.stack.store)).forEach((l) => out(`  ${l}`));
+      out(`  charged to the triage run: ${child.steps} model calls, ${child.toolCalls} tool calls, ${usd(child.usage.costUsd)} of its ${outcome.steps} model calls, ${outcome.toolCalls} tool calls, ${usd(outcome.usage.costUsd)}`);
+    }
+    out(`  shop: ORD-1002 refunds: ${exampleShop().refundsFor('ORD-1002').map((r) => `${r.id} ${exampleShop().formatUsd(r.amount)} ${r.status}`).join(', ') || 'none'}`);
+  }
+
   async verify(): Promise<void> {
-    heading('6. Audit trails: every run\'s hash chain recomputed (warden audit <run> --verify)');
+    heading('7. Audit trails: every run\'s hash chain recomputed (warden audit <run> --verify)');
     for (const run of this.runs) {
       const check = await checkAudit(this.client, this.stack.store, run.runId);
       out(`  ${run.runId.padEnd(58)} ${verifiedLine(check)}`);
@@ -265,7 +289,7 @@ class Demo {
    * inbox. Returns the run id; `watch` prints its outcome whenever the run ends.
    */
   async yourTurn(): Promise<string> {
-    heading('7. Your turn: decide a refund in the web inbox');
+    heading('8. Your turn: decide a refund in the web inbox');
     const runId = await this.start(
       'refund, your decision',
       'refund-agent',
@@ -360,6 +384,7 @@ export function registerDemo(program: Command): void {
         await demo.approval();
         await demo.pauseResume();
         await demo.rollback();
+        await demo.delegation();
         await demo.verify();
         if (!opts.exit) demo.watch(await demo.yourTurn(), () => stopping);
         demo.summary(!opts.exit);

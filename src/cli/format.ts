@@ -149,6 +149,7 @@ export function statusLines(s: RunStatusView): string[] {
   const rows: [string, string][] = [
     ['run', printable(s.runId)],
     ['agent', `${printable(s.agent)} (requested by ${printable(s.requester)})`],
+    ...(s.delegatedBy ? ([['delegated by', `${printable(s.delegatedBy.agent)} run ${printable(s.delegatedBy.runId)} (call ${printable(s.delegatedBy.callId)})`]] as [string, string][]) : []),
     ['phase', `${printable(s.phase)}${s.paused && s.phase !== 'paused' ? ' (paused)' : ''}`],
     ['step', `${s.step}: ${printable(s.currentDetails)}`],
     ['budget', budget],
@@ -158,4 +159,9 @@ export function statusLines(s: RunStatusView): string[] {
     ['outcome', s.outcome ? `${printable(s.outcome.status)}: ${printable(s.outcome.reason)}` : '— (still running)'],
   ];
   return rows.map(([k, v]) => `${k.padEnd(13)} ${v}`);
+}
+
+/** One line of a run tree: the run, its agent and where it stands. */
+export function treeLine(prefix: string, agent: string, runId: string, state: string): string {
+  return `${prefix}${printable(agent)} ${printable(runId)}  ${printable(state)}`;
 }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { stringify as toYaml } from 'yaml';
-import { loadAgents, loadPolicies, type AgentRegistry } from '../agents';
+import { loadAgents, loadPolicies, type AgentRegistry, type AnyTool } from '../agents';
 import type { ZodType } from 'zod';
 import { CompiledPolicy, emptyLoopState, emptyUsage, governCall, parsePolicy, parsePolicyText, policyVersion, type Policy, type RunFacts } from '../governance';
 import { DURATION_PATTERN, durationMs } from '../governance/duration';
@@ -68,11 +68,24 @@ function loadAgentModule(module: string): AgentRegistry {
   }
 }
 
-/** The tools of the policy's agent in `module`; refuses a policy for an agent the module does not export. */
-function agentTools(registry: AgentRegistry, module: string, file: string, agent: string): ToolSpec[] {
-  const names = registry.list().map((a) => a.name);
-  if (!names.includes(agent)) throw new CliError(`${file}: the policy is for agent ${agent}, which ${module} does not export (it exports ${names.join(', ')})`);
-  return registry.spec(agent).tools;
+/**
+ * The tools of the policy's agent in `module`, its MCP servers' listed as a worker lists them;
+ * refuses a policy for an agent the module does not export.
+ */
+async function agentTools(module: string, file: string, agent: string): Promise<{ specs: ToolSpec[]; tools: AnyTool[] }> {
+  const registry = loadAgentModule(module);
+  try {
+    const names = registry.list().map((a) => a.name);
+    if (!names.includes(agent)) throw new CliError(`${file}: the policy is for agent ${agent}, which ${module} does not export (it exports ${names.join(', ')})`);
+    try {
+      await registry.resolveTools();
+    } catch (err) {
+      throw new CliError(describeError(err));
+    }
+    return { specs: registry.spec(agent).tools, tools: registry.get(agent).tools };
+  } finally {
+    await registry.close();
+  }
 }
 
 interface CheckOptions {
@@ -117,13 +130,13 @@ export function registerPolicy(program: Command): void {
     .option('--requester-verified', 'run.requesterVerified for conditions: as if a trusted channel signed the start')
     .option('--risk <level>', "tool.risk for conditions: low, medium or high (default the tool's own with --agents, else low)")
     .option('--json', 'print JSON')
-    .action((file: string, opts: CheckOptions) => {
+    .action(async (file: string, opts: CheckOptions) => {
       if (!opts.tool && (opts.args !== undefined || opts.risk !== undefined || opts.requesterVerified)) throw new UsageError('--args, --risk and --requester-verified go with --tool');
       if (opts.risk !== undefined && !['low', 'medium', 'high'].includes(opts.risk)) throw new UsageError('--risk must be low, medium or high');
       const args = parseArgs(opts.args);
       const { policy: parsed, text } = readPolicyText(file);
-      const registry = opts.agents === undefined ? undefined : loadAgentModule(opts.agents);
-      const tools = registry && opts.agents !== undefined ? agentTools(registry, opts.agents, file, parsed.agent) : undefined;
+      const loaded = opts.agents === undefined ? undefined : await agentTools(opts.agents, file, parsed.agent);
+      const tools = loaded?.specs;
       const problems = checkPolicy(parsed, tools, text);
       if (problems.length > 0) throwPolicyProblems(file, problems);
 
@@ -149,7 +162,7 @@ export function registerPolicy(program: Command): void {
       };
       // With the agents, the call goes the workflow's way: the tool's own schema makes the arguments
       // (transforms included), then governCall decides; without them the arguments are taken as given.
-      const tool = registry?.get(summary.agent).tools.find((t) => t.name === opts.tool);
+      const tool = loaded?.tools.find((t) => t.name === opts.tool);
       let judged = args;
       if (tool) {
         const made = (tool.input as ZodType).safeParse(args);
@@ -351,8 +364,7 @@ function registerChangeSafety(policy: Command): void {
       parseSince(opts.since);
       const candidate = readPolicyFile(file);
       if (opts.agent !== undefined && opts.agent !== candidate.agent) throw new UsageError(`--agent ${opts.agent}: the candidate ${file} is a policy for ${candidate.agent}`);
-      const registry = opts.agents === undefined ? undefined : loadAgentModule(opts.agents);
-      const tools = registry && opts.agents !== undefined ? agentTools(registry, opts.agents, file, candidate.agent) : undefined;
+      const tools = opts.agents === undefined ? undefined : (await agentTools(opts.agents, file, candidate.agent)).specs;
       const compiled = new CompiledPolicy(candidate, tools ? { knownTools: new Set(tools.map((t) => t.name)) } : {});
       const trails = await withClientAndStore((client, store) => readTrails(client, store, candidate.agent, opts));
       const report = whatIf(

@@ -8,7 +8,9 @@ import type { ReportedStatus, ScriptTurn } from '../workflows/types';
 import type * as ApprovalsModule from './approvals';
 import { askRun, currentUser, wardenHome, withClient } from './context';
 import { CliError } from './errors';
-import { out, outJson, outcomeLines, printable, statusLines } from './format';
+import { out, outJson, outcomeLines, printable, statusLines, treeLine } from './format';
+import type { WardenClient } from '../client';
+import type { RunStatusView } from '../workflows/types';
 
 let scriptSchema: Zod.ZodType<ScriptTurn[]> | undefined;
 
@@ -19,13 +21,19 @@ let scriptSchema: Zod.ZodType<ScriptTurn[]> | undefined;
 function scriptSchemaOf(): Zod.ZodType<ScriptTurn[]> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- see above
   const { z } = require('zod') as typeof Zod;
-  scriptSchema ??= z.array(
-    z.strictObject({
-      toolCalls: z.array(z.strictObject({ name: z.string().min(1), args: z.record(z.string(), z.unknown()).optional(), id: z.string().min(1).optional() })).optional(),
-      text: z.string().optional(),
-      usage: z.strictObject({ inputTokens: z.int().min(0).optional(), outputTokens: z.int().min(0).optional() }).optional(),
-    }),
+  // A delegation's call may carry the delegate run's own script: the same shape, one level down.
+  const turns: Zod.ZodType<ScriptTurn[]> = z.lazy(() =>
+    z.array(
+      z.strictObject({
+        toolCalls: z
+          .array(z.strictObject({ name: z.string().min(1), args: z.record(z.string(), z.unknown()).optional(), id: z.string().min(1).optional(), script: turns.optional() }))
+          .optional(),
+        text: z.string().optional(),
+        usage: z.strictObject({ inputTokens: z.int().min(0).optional(), outputTokens: z.int().min(0).optional() }).optional(),
+      }),
+    ),
   );
+  scriptSchema ??= turns;
   return scriptSchema;
 }
 
@@ -129,6 +137,10 @@ export function registerRuns(program: Command): void {
         const status = await askRun(client, runId, () => client.status(runId));
         if (opts.json) outJson(status);
         else statusLines(status).forEach((l) => out(l));
+        if (!opts.json && status.delegations?.length) {
+          out('delegations');
+          (await delegationTree(client, status, '  ')).forEach((l) => out(l));
+        }
         const shadow = status.shadow;
         if (!opts.json && shadow) {
           const line = shadow.version ? `${printable(shadow.version)} from ${printable(shadow.source)}: ${shadow.diffs} of ${shadow.calls} call(s) decided differently ('warden audit ${printable(runId)}' shows policy_shadow_diff)` : `not loaded: ${printable(shadow.error ?? '')}`;
@@ -149,4 +161,29 @@ export function registerRuns(program: Command): void {
         out(`cancellation requested for ${runId}`);
       });
     });
+}
+
+/** How deep `warden status` follows delegations, and how many of one run it lists. */
+const TREE_DEPTH = 6;
+const TREE_WIDTH = 50;
+
+/** The runs a run delegated to, and theirs, one line each, indented by depth. */
+export async function delegationTree(client: WardenClient, status: RunStatusView, indent: string, depth = 1): Promise<string[]> {
+  const lines: string[] = [];
+  const delegations = status.delegations ?? [];
+  for (const d of delegations.slice(0, TREE_WIDTH)) {
+    let child: RunStatusView | null = null;
+    if (d.status !== 'not_started') child = await client.status(d.runId).catch(() => null);
+    const state =
+      d.status === 'running' && child && !child.outcome
+        ? `${child.paused ? 'paused' : child.phase}: ${child.currentDetails}`
+        : `${child?.outcome?.status ?? d.status}${d.reason ? `: ${d.reason}` : ''}`;
+    lines.push(treeLine(`${indent}└─ `, d.agent, d.runId, state));
+    if (child?.delegations?.length) {
+      if (depth >= TREE_DEPTH) lines.push(`${indent}   … (deeper delegations: warden status ${printable(d.runId)})`);
+      else lines.push(...(await delegationTree(client, child, `${indent}   `, depth + 1)));
+    }
+  }
+  if (delegations.length > TREE_WIDTH) lines.push(`${indent}… and ${delegations.length - TREE_WIDTH} more`);
+  return lines;
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { PayloadCodec } from '@temporalio/common';
 import { decodeTypedSearchAttributes } from '@temporalio/common/lib/converter/payload-search-attributes';
+import { decodeOptionalSinglePayload } from '@temporalio/common/lib/internal-non-workflow/codec-helpers';
 import { optionalTsToDate } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import { failureConverter } from '../codec/failure-converter';
@@ -35,6 +36,7 @@ import {
   type RejectInput,
 } from '../workflows/messages';
 import { AUDIT_ANCHOR_MEMO } from '../workflows/audit-log';
+import { APPROVALS_MEMO, readApprovalsMemo } from '../workflows/approvals-memo';
 import { agentSearchAttribute, replayOfSearchAttribute, requesterSearchAttribute, statusSearchAttribute } from '../workflows/search-attributes';
 import type { agentRun } from '../workflows/agent-run';
 import type { CompensationStep, PendingApproval, RunOutcome, RunStatusView, ScriptTurn } from '../workflows/types';
@@ -78,6 +80,22 @@ export interface AuditTrailCheck {
 /** How long reading a trail waits for the run's own copy before going on with the store's. */
 const LIVE_QUERY_MS = 5_000;
 
+/**
+ * Which runs `listRuns` lists. `query` is a Temporal list query ANDed with the rest (the caller's
+ * own words: it only narrows what this client may list anyway); `startedAfter` keeps runs
+ * started since then.
+ */
+export interface RunFilter {
+  agent?: string;
+  /** Warden statuses, comma-separated. */
+  status?: string;
+  /** Open runs only (default). */
+  open?: boolean;
+  idPrefix?: string;
+  query?: string;
+  startedAfter?: Date;
+}
+
 export interface RunSummary {
   runId: string;
   agent: string;
@@ -85,6 +103,25 @@ export interface RunSummary {
   requester: string;
   startTime: Date;
 }
+
+/** A run waiting for people, and its pending approvals (`listPendingApprovals`). */
+export interface RunApprovals {
+  run: RunSummary;
+  approvals: PendingApproval[];
+}
+
+/** Every open run's pending approvals, and the runs whose approvals could not be read (with why). */
+export interface PendingApprovalsListing {
+  /** Every pending approval of every listed run, the most urgent (earliest deadline) first. */
+  approvals: PendingApproval[];
+  /** The runs with approvals pending, each with its own, the most urgent run first. */
+  runs: RunApprovals[];
+  failures: { runId: string; error: unknown }[];
+  /** The runs asked by query: no complete list in their memo (started before it existed, never asked for approval, or too many to fit). */
+  queried: string[];
+}
+
+type RawExecution = temporal.api.workflow.v1.IWorkflowExecutionInfo;
 
 /**
  * The typed client the CLI, the web inbox and Slack use: start runs, read their state, send them
@@ -217,8 +254,68 @@ export class WardenClient {
     return typeof anchor?.seq === 'number' && typeof anchor.hash === 'string' ? { seq: anchor.seq, hash: anchor.hash } : null;
   }
 
-  pendingApprovals(runId: string): Promise<PendingApproval[]> {
+  /**
+   * A run's pending approvals, from its memo (`describe`: no workflow task, so a run out of the
+   * worker's cache is not replayed, and a run whose worker is down still answers). A closed run
+   * has none. A run with no complete list in its memo (started before the memo existed, or more
+   * approvals than fit) is asked by its `pendingApprovals` query. To list many runs' approvals,
+   * `listPendingApprovals` reads them all in one visibility listing.
+   */
+  async pendingApprovals(runId: string): Promise<PendingApproval[]> {
+    const desc = await this.handle(runId).describe();
+    const fromMemo = readApprovalsMemo(desc.memo?.[APPROVALS_MEMO]);
+    if (desc.status.name !== 'RUNNING') return fromMemo ? [] : this.queryPendingApprovals(runId);
+    return fromMemo ?? this.queryPendingApprovals(runId);
+  }
+
+  /** The run's own answer (`pendingApprovals` query): a workflow task, which replays the run if it is out of the worker's cache. */
+  queryPendingApprovals(runId: string): Promise<PendingApproval[]> {
     return this.handle(runId).query(pendingApprovalsQuery);
+  }
+
+  /**
+   * The pending approvals of every open run waiting for people (`WardenStatus` awaiting_approval
+   * or paused: a paused run's approvals still count), read from the memos that one visibility
+   * listing returns: no query per run. A run without a complete list in its memo is asked by
+   * query (within `queryTimeoutMs` each); a run that cannot be read is reported in `failures`,
+   * never hides the others. Runs with nothing pending are left out.
+   */
+  async listPendingApprovals(options: { queryTimeoutMs?: number } = {}): Promise<PendingApprovalsListing> {
+    const listing: PendingApprovalsListing = { approvals: [], runs: [], failures: [], queried: [] };
+    const asked: Promise<void>[] = [];
+    const add = (run: RunSummary, approvals: PendingApproval[]) => {
+      if (approvals.length > 0) listing.runs.push({ run, approvals });
+    };
+    const ask = (run: RunSummary) => {
+      listing.queried.push(run.runId);
+      const query = () => this.queryPendingApprovals(run.runId);
+      const answer = options.queryTimeoutMs === undefined ? query() : this.client.connection.withDeadline(Date.now() + options.queryTimeoutMs, query);
+      asked.push(answer.then((approvals) => add(run, approvals), (error: unknown) => void listing.failures.push({ runId: run.runId, error })));
+    };
+    for await (const raw of this.listRaw({ status: 'awaiting_approval,paused' })) {
+      const run = this.summaryOf(raw);
+      const field = raw.memo?.fields?.[APPROVALS_MEMO];
+      if (!field) {
+        ask(run);
+        continue;
+      }
+      let approvals: PendingApproval[] | null;
+      try {
+        // This field alone: another field under a key this client lacks must not hide the approvals.
+        approvals = readApprovalsMemo(await decodeOptionalSinglePayload(this.client.options.loadedDataConverter, field, { type: 'workflow', namespace: this.client.options.namespace, workflowId: run.runId }));
+      } catch (error) {
+        listing.failures.push({ runId: run.runId, error });
+        continue;
+      }
+      if (approvals) add(run, approvals);
+      else ask(run);
+    }
+    await Promise.all(asked);
+    const byDeadline = (a: PendingApproval, b: PendingApproval) => a.expiresAt.localeCompare(b.expiresAt);
+    for (const r of listing.runs) r.approvals.sort(byDeadline);
+    listing.runs.sort((a, b) => (a.approvals[0]?.expiresAt ?? '').localeCompare(b.approvals[0]?.expiresAt ?? ''));
+    listing.approvals = listing.runs.flatMap((r) => r.approvals).sort(byDeadline);
+    return listing;
   }
 
   rollbackPlan(runId: string): Promise<CompensationStep[]> {
@@ -331,13 +428,20 @@ export class WardenClient {
     return this.handle(runId).signal(applyPolicySignal, by === undefined ? {} : { by });
   }
 
-  /** Runs found through visibility: by agent and Warden status (open runs only by default). */
+  /** Runs found through visibility: by agent and Warden status (open runs only by default), as `RunFilter` says. */
+  async listRuns(filter: RunFilter = {}): Promise<RunSummary[]> {
+    const out: RunSummary[] = [];
+    for await (const raw of this.listRaw(filter)) out.push(this.summaryOf(raw));
+    return out;
+  }
+
   /**
-   * Runs from Temporal visibility. `query` is a Temporal list query ANDed with the rest (the
-   * caller's own words: it only narrows what this client may list anyway); `startedAfter` keeps
-   * runs started since then.
+   * The raw listing, not `workflow.list()`: that one decodes every run's memo, and a single run
+   * written under a payload key this client lacks would make the whole listing fail. A listing
+   * needs only the search attributes, which Temporal keeps in clear; memo fields are decoded one
+   * by one where a caller needs them.
    */
-  async listRuns(filter: { agent?: string; status?: string; open?: boolean; idPrefix?: string; query?: string; startedAfter?: Date } = {}): Promise<RunSummary[]> {
+  private async *listRaw(filter: RunFilter): AsyncGenerator<RawExecution> {
     const clauses = [`WorkflowType = '${AGENT_RUN_WORKFLOW}'`];
     if (filter.agent) clauses.push(`WardenAgent = '${filter.agent.replace(/'/g, '')}'`);
     if (filter.status) clauses.push(`WardenStatus IN (${filter.status.split(',').map((st) => `'${st.trim().replace(/'/g, '')}'`).join(', ')})`);
@@ -345,27 +449,24 @@ export class WardenClient {
     if (filter.idPrefix) clauses.push(`WorkflowId STARTS_WITH '${filter.idPrefix.replace(/'/g, '')}'`);
     if (filter.startedAfter) clauses.push(`StartTime > '${filter.startedAfter.toISOString()}'`);
     if (filter.query) clauses.push(`(${filter.query})`);
-    const out: RunSummary[] = [];
-    // The raw listing, not `workflow.list()`: that one decodes every run's memo, and a single run
-    // written under a payload key this client lacks would make the whole listing fail. A listing
-    // needs only the search attributes, which Temporal keeps in clear.
     let nextPageToken: Uint8Array | undefined;
     do {
       const page = await this.client.workflowService.listWorkflowExecutions({ namespace: this.client.options.namespace, query: clauses.join(' AND '), nextPageToken });
-      for (const raw of page.executions) {
-        const attributes = decodeTypedSearchAttributes(raw.searchAttributes?.indexedFields);
-        out.push({
-          runId: raw.execution?.workflowId ?? '',
-          agent: attributes.get(agentSearchAttribute) ?? '',
-          // Temporal's own end wins: a terminated run never got to update WardenStatus.
-          status: raw.status === temporal.api.enums.v1.WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED ? 'terminated' : (attributes.get(statusSearchAttribute) ?? ''),
-          requester: attributes.get(requesterSearchAttribute) ?? '',
-          startTime: optionalTsToDate(raw.startTime) ?? new Date(0),
-        });
-      }
+      yield* page.executions;
       nextPageToken = page.nextPageToken && page.nextPageToken.length > 0 ? page.nextPageToken : undefined;
     } while (nextPageToken);
-    return out;
+  }
+
+  private summaryOf(raw: RawExecution): RunSummary {
+    const attributes = decodeTypedSearchAttributes(raw.searchAttributes?.indexedFields);
+    return {
+      runId: raw.execution?.workflowId ?? '',
+      agent: attributes.get(agentSearchAttribute) ?? '',
+      // Temporal's own end wins: a terminated run never got to update WardenStatus.
+      status: raw.status === temporal.api.enums.v1.WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED ? 'terminated' : (attributes.get(statusSearchAttribute) ?? ''),
+      requester: attributes.get(requesterSearchAttribute) ?? '',
+      startTime: optionalTsToDate(raw.startTime) ?? new Date(0),
+    };
   }
 }
 

@@ -31,6 +31,8 @@ export type AuditEventType =
   | 'budget_exhausted'
   | 'loop_detected'
   | 'rollback_requested'
+  | 'delegation_started'
+  | 'delegation_finished'
   | 'run_finished';
 
 /** One link of a run's audit chain. `hash` covers every other field, `prevHash` links it to the one before. */

@@ -22,6 +22,8 @@ export interface BudgetExceeded {
   max: number;
   tool?: string;
   message: string;
+  /** The limit was the delegating run's (the ceiling it gave this delegate), not this run's own policy's. */
+  inherited?: true;
 }
 
 function exceeded(limit: BudgetLimit, used: number, max: number, what: string, tool?: string): BudgetExceeded {

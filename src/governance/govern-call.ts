@@ -1,17 +1,26 @@
 import type { AuditEventType } from './audit';
-import { checkBeforeToolCall, type BudgetExceeded, type BudgetUsage } from './budget';
+import type { BudgetExceeded, BudgetUsage } from './budget';
+import { chargeDelegate, checkToolCallBudgets, type DelegateUsage } from './delegation';
 import { digestOf } from './digest';
 import { observeCall, type LoopState } from './loop-detector';
 import type { CompiledPolicy, Decision, RunFacts } from './policy';
-import type { ApprovalRequirement } from './policy-schema';
+import type { ApprovalRequirement, Budgets } from './policy-schema';
 import { redactBySchema } from './redact';
 
 /** The governance part of a run's state: what budgets and the loop breaker remember. Plain JSON. */
 export interface GovernState {
+  /** What the run itself used (its own model calls and tool calls). */
   usage: BudgetUsage;
   loop: LoopState;
   /** Tools the loop breaker stopped for the rest of the run. */
   stoppedTools: string[];
+  /** What the runs it delegated to used: charged to its budgets too (`spentOf`). */
+  delegated?: DelegateUsage;
+}
+
+/** What counts against a run's budgets: its own usage and its delegates'. */
+export function spentOf(state: GovernState): BudgetUsage {
+  return state.delegated ? chargeDelegate(state.usage, state.delegated) : state.usage;
 }
 
 /**
@@ -42,6 +51,8 @@ export interface GovernContext {
   elapsedMs: number;
   /** Why the run is ending, when an earlier call of this turn ended it: every later call is refused. */
   ending?: string;
+  /** For a delegate: the ceiling its delegating run gave it, enforced besides the policy's budgets. */
+  inherited?: Budgets;
 }
 
 export type CallPlan =
@@ -112,7 +123,7 @@ export function governCall(state: GovernState, call: CallProposal, ctx: GovernCo
     return refuse(denialMessage(decision), { decision });
   }
   const budgets = ctx.policy.policy.budgets;
-  const exceeded = checkBeforeToolCall(budgets, ctx.policy.toolPolicy(call.name)?.maxCalls, state.usage, call.name, ctx.elapsedMs);
+  const exceeded = checkToolCallBudgets(budgets, ctx.policy.toolPolicy(call.name)?.maxCalls, ctx.inherited, spentOf(state), call.name, ctx.elapsedMs);
   if (exceeded) {
     events.push({ type: 'budget_exhausted', data: { callId: call.id, ...exceeded } });
     return refuse(`not run: ${exceeded.message}`, { end: { status: 'budget_exhausted', reason: exceeded.message, budget: exceeded } });
@@ -152,8 +163,14 @@ export function governCall(state: GovernState, call: CallProposal, ctx: GovernCo
  * An approved call, just before it runs: budgets are checked again (other calls may have used
  * them while people decided) and the call is counted.
  */
-export function admitApproved(state: GovernState, call: CallProposal, policy: CompiledPolicy, elapsedMs: number): { ok: true; state: GovernState } | { ok: false; exceeded: BudgetExceeded; event: GovernEvent } {
-  const exceeded = checkBeforeToolCall(policy.policy.budgets, policy.toolPolicy(call.name)?.maxCalls, state.usage, call.name, elapsedMs);
+export function admitApproved(
+  state: GovernState,
+  call: CallProposal,
+  policy: CompiledPolicy,
+  elapsedMs: number,
+  inherited?: Budgets,
+): { ok: true; state: GovernState } | { ok: false; exceeded: BudgetExceeded; event: GovernEvent } {
+  const exceeded = checkToolCallBudgets(policy.policy.budgets, policy.toolPolicy(call.name)?.maxCalls, inherited, spentOf(state), call.name, elapsedMs);
   if (exceeded) return { ok: false, exceeded, event: { type: 'budget_exhausted', data: { callId: call.id, ...exceeded } } };
   return { ok: true, state: counted(state, call.name) };
 }

@@ -13,6 +13,8 @@ export { PolicyError, parsePolicy, parsePolicyText, policyVersion, CompiledPolic
 export type { Decision, DecisionKind, RunFacts, CallFacts } from './policy';
 export { emptyUsage, checkBeforeModelCall, checkBeforeToolCall, costOf } from './budget';
 export type { BudgetUsage, BudgetExceeded, BudgetLimit } from './budget';
+export { budgetsLeft, chargeDelegate, checkModelCallBudgets, checkToolCallBudgets, delegationCeiling, emptyCeiling } from './delegation';
+export type { DelegateUsage } from './delegation';
 export { emptyLoopState, observeCall } from './loop-detector';
 export type { LoopState, LoopObservation } from './loop-detector';
 export { sensitivePaths, redactArgs, REDACTED } from './redact';
@@ -24,7 +26,7 @@ export type { Keyring, KeyGrant, VerifiedIdentity, Authorization } from './keyri
 export { verifySignedClaims } from './signed-decision';
 export type { StartClaims, OperatorClaims, ClaimsVerification } from './signed-decision';
 export type { CallPosition } from './digest';
-export { governCall, admitApproved, denialMessage } from './govern-call';
+export { governCall, admitApproved, denialMessage, spentOf } from './govern-call';
 export type { GovernState, CallProposal, GovernedTool, GovernContext, CallPlan, GovernEvent, GovernResult } from './govern-call';
 export { precheckDecision, judgeDecision, escalateApproval, sameRequirement } from './approval';
 export type { ApprovalState, ApprovalStateName, ApprovalVote, DecisionInput, DecisionAuthority, Judgement } from './approval';

@@ -5,7 +5,7 @@ import { entryCovered, TOOL_NAME, TOOL_PREFIX } from './policy-tools';
 const duration = z.string().regex(DURATION_PATTERN, 'must be a duration such as 30s, 10m, 24h or 7d');
 const toolName = z
   .string()
-  .refine((name) => TOOL_NAME.test(name) || TOOL_PREFIX.test(name), 'must be a tool name (letters, digits, _ and -; an MCP tool as mcp:<server>/<tool>) or a prefix ending in * (mcp:<server>/*)');
+  .refine((name) => TOOL_NAME.test(name) || TOOL_PREFIX.test(name), 'must be a tool name (letters, digits, _ and -; an MCP tool as mcp:<server>/<tool>, a delegate agent as agent:<name>) or a prefix ending in * (mcp:<server>/*, agent:*)');
 const principal = z
   .string()
   .regex(/^(user|group):[^\s]+$/, 'must be "user:<id>" or "group:<name>"');

@@ -10,8 +10,16 @@ export const MCP_SERVER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,31}$/;
 /** A tool's name as an MCP server gives it (the MCP specification's characters: letters, digits, `_`, `-`, `.`). */
 export const MCP_TOOL_NAME = /^[a-zA-Z0-9_.-]{1,128}$/;
 
-/** A tool name: a tool defined with `defineTool`, or an MCP server's tool (`mcp:<server>/<tool>`). */
-export const TOOL_NAME = /^(?:[a-zA-Z][a-zA-Z0-9_-]{0,63}|mcp:[a-zA-Z0-9][a-zA-Z0-9_-]{0,31}\/[a-zA-Z0-9_.-]{1,128})$/;
+/**
+ * A tool name: a tool defined with `defineTool`, an MCP server's tool (`mcp:<server>/<tool>`), or
+ * a delegation to another agent (`agent:<agent name>`, from `defineAgent({ delegates })`).
+ */
+export const TOOL_NAME = /^(?:[a-zA-Z][a-zA-Z0-9_-]{0,63}|mcp:[a-zA-Z0-9][a-zA-Z0-9_-]{0,31}\/[a-zA-Z0-9_.-]{1,128}|agent:[a-z0-9][a-z0-9-]{0,62})$/;
+
+/** The tool name a delegation to an agent goes by in policies and the audit trail. */
+export function delegationToolName(agent: string): string {
+  return `agent:${agent}`;
+}
 
 /** A prefix that ends in `*`: `mcp:github/*` (one server), `mcp:*` (every MCP tool), `lookup_*`. */
 export const TOOL_PREFIX = /^[a-zA-Z][a-zA-Z0-9_.:/-]{0,190}\*$/;

@@ -12,16 +12,23 @@ import {
   proxyLocalActivities,
   setCurrentDetails,
   setHandler,
+  startChild,
   upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
+  type ChildWorkflowHandle,
 } from '@temporalio/workflow';
 import type { CoreActivities, NON_RETRYABLE_ERRORS, ToolActivity, ToolActivityInput } from '../activities/types';
 import {
   type CompiledPolicy,
   admitApproved,
-  checkBeforeModelCall,
+  budgetsLeft,
+  chargeDelegate,
+  checkModelCallBudgets,
   costOf,
+  delegationCeiling,
+  emptyCeiling,
+  spentOf,
   denialMessage,
   digestOf,
   durationMs,
@@ -33,6 +40,7 @@ import {
   type ApprovalRequirement,
   type AuditEventType,
   type BudgetExceeded,
+  type Budgets,
   type CallProposal,
   type Decision,
   type GovernEvent,
@@ -70,6 +78,8 @@ import type {
   AgentRunInput,
   CarriedState,
   CompensationStep,
+  DelegationInput,
+  DelegationView,
   PendingApproval,
   PreparedRun,
   RollbackReport,
@@ -80,6 +90,7 @@ import type {
   ScriptTurn,
   ToolSpec,
 } from './types';
+import { delegateRunId } from './delegation';
 
 const nonRetryableErrorTypes: (typeof NON_RETRYABLE_ERRORS)[number][] = [
   'SlackNotifyError',
@@ -130,12 +141,22 @@ class RunEnd extends Error {
 /** One proposed call of the current turn and where it stands (shown in status and the UI's details). */
 interface CallInFlight {
   call: CallProposal;
+  /** Its place in the model's answer. */
+  index: number;
   seq: number;
   spec: ToolSpec | undefined;
   line: string;
   /** The approval the call waits for, and the requirement that asked for it. */
   approvalId?: string;
   requirement?: ApprovalRequirement;
+  /** A delegation that may still start this turn: its share of the budgets is kept for it. */
+  delegationWaiting?: boolean;
+}
+
+/** A delegate's run this run started and waits for. */
+interface RunningDelegate {
+  handle: ChildWorkflowHandle<typeof agentRun>;
+  ceiling: Budgets;
 }
 
 /** What becomes of a call: it runs, or it does not and the model is told why. */
@@ -183,7 +204,10 @@ class AgentRun {
   private startedAtMs = Date.now();
   private stepsThisExecution = 0;
   private executedCalls: CompensationStep[] = [];
-  private notUndoable: { callId: string; tool: string }[] = [];
+  private notUndoable: { callId: string; tool: string; runId?: string }[] = [];
+  /** The runs this one delegated to (status shows them), and those still running (pause, resume and rollback reach them). */
+  private delegations: DelegationView[] = [];
+  private readonly running = new Map<string, RunningDelegate>();
   private lastDecision: RunStatusView['lastDecision'] = null;
 
   private phase: RunPhase = 'starting';
@@ -198,6 +222,8 @@ class AgentRun {
     record: (type, data) => this.record(type, data),
     rollingBack: () => this.rollbackRequest !== null,
     verify: (input) => verifier.verifyDecision(input),
+    pending: () => this.pendingApprovals(),
+    writeMemo: (fields) => this.audit.write(fields),
   });
   private inFlight: CallInFlight[] = [];
   private details = 'starting';
@@ -263,6 +289,13 @@ class AgentRun {
       this.restore(carried);
       this.record('run_continued', { execution: carried.executions + 1, messageCount: carried.messageCount });
     } else {
+      const delegation = this.input.delegation;
+      if (delegation !== undefined) {
+        // Only Temporal sets the parent: a start input cannot pass itself off as a delegating run's child (and its requester).
+        if (workflowInfo().parent?.workflowId !== delegation.runId) {
+          throw ApplicationFailure.nonRetryable('refused: the start input says the run was delegated, which is accepted only from the delegating run itself (as its child workflow)', 'RunInputError');
+        }
+      }
       this.prepared = await core.prepareRun({
         runId: this.runId,
         agent: this.input.agent,
@@ -272,6 +305,8 @@ class AgentRun {
         ...(this.input.policy !== undefined ? { policy: this.input.policy } : {}),
         ...(this.input.requesterProof !== undefined ? { requesterProof: this.input.requesterProof } : {}),
       });
+      // A delegate works for its delegating run's requester, as that run's worker established them.
+      if (delegation) this.prepared = { ...this.prepared, requester: delegation.requester };
       this.policy = this.compile(this.prepared.policy);
       this.shadow = ShadowDecider.from(this.prepared.shadow, this.prepared.agent.tools.map((t) => t.name));
       this.record('run_started', {
@@ -285,6 +320,7 @@ class AgentRun {
         policySource: this.prepared.policySource,
         model: this.prepared.agent.modelId,
         ...this.shadow.startFields(),
+        ...(delegation ? { delegatedBy: { runId: delegation.runId, agent: delegation.agent, callId: delegation.callId }, ceiling: delegation.ceiling, depth: delegation.depth } : {}),
       });
       this.pendingRows.push({ seq: 0, message: { role: 'user', content: this.input.goal } });
       this.messageCount = 1;
@@ -293,6 +329,10 @@ class AgentRun {
     const budgets = this.prepared.policy.budgets;
     if (budgets.maxCostUsd !== undefined && !this.prepared.policy.pricing[this.prepared.agent.modelId]) {
       throw new RunEnd('failed', `the policy sets budgets.maxCostUsd but pricing has no entry for model "${this.prepared.agent.modelId}"`);
+    }
+    if (this.input.delegation?.ceiling.maxCostUsd !== undefined && !this.prepared.policy.pricing[this.prepared.agent.modelId]) {
+      // Unpriced, its spend would be $0 to the delegating run's cost budget.
+      throw new RunEnd('failed', `the delegating run has a cost budget, but this agent's policy has no pricing entry for model "${this.prepared.agent.modelId}"`);
     }
     upsertSearchAttributes([
       { key: agentSearchAttribute, value: this.input.agent },
@@ -310,6 +350,7 @@ class AgentRun {
     this.startedAtMs = c.startedAtMs;
     this.executedCalls = c.executedCalls;
     this.notUndoable = c.notUndoable;
+    this.delegations = c.delegations ?? [];
     this.lastDecision = c.lastDecision;
     this.paused = c.paused;
     this.pausedByPolicy = c.pausedByPolicy ?? false;
@@ -341,6 +382,7 @@ class AgentRun {
       notUndoable: this.notUndoable,
       lastDecision: this.lastDecision,
       paused: this.paused,
+      ...(this.delegations.length > 0 ? { delegations: this.delegations } : {}),
       pausedByPolicy: this.pausedByPolicy,
       ...(this.shadow.carry() ? { shadow: this.shadow.carry() } : {}),
     };
@@ -354,20 +396,29 @@ class AgentRun {
     }
     if (end.status === 'rolled_back') report = await this.rollback();
     this.desk.cancelPending();
-    const usage = { inputTokens: this.gov.usage.inputTokens, outputTokens: this.gov.usage.outputTokens, costUsd: this.gov.usage.costUsd };
-    this.record('run_finished', { status: end.status, reason: end.reason, steps: this.gov.usage.steps, toolCalls: this.gov.usage.toolCalls, usage });
+    // Everything the run caused, its delegates' runs included (`delegated` says how much of it was theirs).
+    const spent = spentOf(this.gov);
+    const usage = { inputTokens: spent.inputTokens, outputTokens: spent.outputTokens, costUsd: spent.costUsd };
+    const delegated = this.gov.delegated;
+    this.record('run_finished', { status: end.status, reason: end.reason, steps: spent.steps, toolCalls: spent.toolCalls, usage, ...(delegated ? { delegated } : {}) });
     const outcome: RunOutcome = {
       status: end.status,
       reason: end.reason,
       text: end.text,
-      steps: this.gov.usage.steps,
-      toolCalls: this.gov.usage.toolCalls,
+      steps: spent.steps,
+      toolCalls: spent.toolCalls,
       usage,
       policyVersion: this.policy?.version ?? '',
       audit: this.audit.current,
     };
     if (end.budget) outcome.budget = end.budget;
     if (report) outcome.rollback = report;
+    if (delegated) outcome.delegated = delegated;
+    if (this.input.delegation) {
+      // What the delegating run may still undo: rollback there reaches what this run did.
+      outcome.undoable = this.executedCalls.map((step) => (step.runId ? step : { ...step, runId: this.runId, agent: this.input.agent, shownArgs: this.redact(step.tool, step.args) }));
+      outcome.notUndoable = this.notUndoable.map((n) => (n.runId ? n : { ...n, runId: this.runId }));
+    }
     this.outcome = outcome;
     this.phase = 'finished';
     this.inFlight = [];
@@ -384,15 +435,15 @@ class AgentRun {
       await core.recordRun({ runId: this.runId, audit, append });
       this.audit.markFlushed(audit);
     }
-    this.audit.anchor();
+    this.audit.anchor(this.desk.memoChange());
   }
 
   // ---------------------------------------------------------------- the loop
 
   private async turn(): Promise<void> {
-    this.audit.anchor();
+    this.audit.anchor(this.desk.memoChange());
     await this.checkpoint('before the next model call');
-    const exceeded = checkBeforeModelCall(this.prepared.policy.budgets, this.gov.usage, this.elapsed());
+    const exceeded = checkModelCallBudgets(this.prepared.policy.budgets, this.input.delegation?.ceiling, spentOf(this.gov), this.elapsed());
     if (exceeded) {
       this.record('budget_exhausted', { ...exceeded });
       throw new RunEnd('budget_exhausted', exceeded.message, '', exceeded);
@@ -431,7 +482,7 @@ class AgentRun {
     this.phase = 'governing';
     // Every call is decided before any runs, in the order proposed: budgets and the loop detector
     // see the same sequence on replay, and one refusal never blocks an allowed sibling.
-    this.inFlight = answer.calls.map((call, i) => ({ call, seq: firstSeq + i, spec: this.tools.get(call.name), line: 'deciding' }));
+    this.inFlight = answer.calls.map((call, i) => ({ call, index: i, seq: firstSeq + i, spec: this.tools.get(call.name), line: 'deciding' }));
     const plans = this.inFlight.map((f) => this.govern(f));
     await Promise.all(this.inFlight.map((f, i) => this.carryOut(f, plans[i])));
     if (this.ending) throw this.ending;
@@ -446,6 +497,7 @@ class AgentRun {
       run: this.runFacts(),
       elapsedMs: this.elapsed(),
       ...(this.ending ? { ending: this.ending.reason } : {}),
+      ...(this.input.delegation ? { inherited: this.input.delegation.ceiling } : {}),
     };
     const result = governCall(this.gov, f.call, ctx);
     // Judged from the same state; only the comparison is kept (audited), never the shadow's plan or state.
@@ -460,6 +512,7 @@ class AgentRun {
       this.setPaused(true, { by: 'policy', reason: result.pause });
     }
     if (result.plan.kind === 'refuse') return { kind: 'refuse', message: result.plan.message };
+    if (f.spec?.delegate !== undefined) f.delegationWaiting = true;
     if (result.plan.kind === 'approve' && result.decision) {
       f.requirement = result.plan.requirement;
       f.approvalId = this.requestApproval(f, result.decision, result.plan.requirement);
@@ -474,7 +527,7 @@ class AgentRun {
     if (plan.kind === 'approve') {
       const verdict = await this.awaitApproval(f);
       if (verdict.kind === 'refuse') return this.settle(f, 'not run', verdict.message);
-      const admitted = admitApproved(this.gov, f.call, this.policy, this.elapsed());
+      const admitted = admitApproved(this.gov, f.call, this.policy, this.elapsed(), this.input.delegation?.ceiling);
       if (!admitted.ok) {
         this.recordAll([admitted.event]);
         this.ending ??= new RunEnd('budget_exhausted', admitted.exceeded.message, '', admitted.exceeded);
@@ -485,12 +538,113 @@ class AgentRun {
     await this.checkpoint(`before ${f.call.name}`);
     if (this.ending) return this.settle(f, 'not run', `not run: ${this.ending.reason}`);
     if (!f.spec) return this.settle(f, 'refused', `not run: agent has no tool ${f.call.name}`);
+    if (f.spec.delegate !== undefined) return this.delegate(f, f.spec.delegate);
     await this.runTool(f, f.spec);
   }
 
   private settle(f: CallInFlight, line: string, message: string): void {
+    f.delegationWaiting = false;
     this.pendingRows.push(errorRow(f.seq, f.call, message));
     this.setLine(f, line);
+  }
+
+  // ---------------------------------------------------------------- delegation
+
+  /**
+   * Step 5 of a delegation: the delegate's run, as a child workflow, under its own policy and
+   * inside a ceiling of this run's budgets; what it used is charged here, what it did joins the
+   * rollback plan, and its answer (or why it stopped) is the call's result.
+   */
+  private async delegate(f: CallInFlight, agent: string): Promise<void> {
+    const { call, seq } = f;
+    this.phase = 'running_tools';
+    const left = budgetsLeft(this.prepared.policy.budgets, this.input.delegation?.ceiling, spentOf(this.gov), this.elapsed());
+    const others = this.inFlight.filter((o) => o !== f && o.delegationWaiting).length;
+    const ceiling = delegationCeiling(left, [...this.running.values()].map((r) => r.ceiling), 1 + others);
+    f.delegationWaiting = false;
+    const runId = delegateRunId(this.runId, this.input.agent, agent, seq);
+    const empty = emptyCeiling(ceiling);
+    if (empty) {
+      this.record('budget_exhausted', { callId: call.id, tool: call.name, delegation: runId, message: `the delegation could not start: ${empty}` });
+      this.delegations.push({ callId: call.id, agent, runId, status: 'not_started', reason: empty });
+      return this.settle(f, 'not run', `not run: the delegation to ${agent} could not start: ${empty}`);
+    }
+    const delegation: DelegationInput = {
+      runId: this.runId,
+      agent: this.input.agent,
+      callId: call.id,
+      requester: this.prepared.requester,
+      ceiling,
+      depth: (this.input.delegation?.depth ?? 0) + 1,
+    };
+    const script = this.scriptTurn()?.toolCalls?.[f.index]?.script;
+    const view: DelegationView = { callId: call.id, agent, runId, status: 'running' };
+    this.delegations.push(view);
+    this.record('delegation_started', { callId: call.id, tool: call.name, agent, runId, ceiling, depth: delegation.depth });
+    this.setLine(f, `delegated to ${runId}`);
+    let outcome: RunOutcome;
+    try {
+      const handle = await startChild(agentRun, {
+        workflowId: runId,
+        args: [{ agent, goal: typeof call.args.goal === 'string' ? call.args.goal : '', requester: this.prepared.requester.id, delegation, ...(script ? { script } : {}) }],
+        // A delegating run that ends any other way (terminated, timed out) asks its delegates to stop too.
+        parentClosePolicy: 'REQUEST_CANCEL',
+        staticSummary: `${agent}, delegated by ${this.runId} (${call.id})`,
+      });
+      this.running.set(call.id, { handle, ceiling });
+      if (this.paused) await this.tell(call.id, pauseSignal, { by: 'the delegating run', reason: `${this.runId} is paused` });
+      if (this.rollbackRequest) await this.tell(call.id, rollbackSignal, { by: 'the delegating run', reason: `${this.runId} is rolling back` });
+      outcome = await handle.result();
+    } catch (err) {
+      view.status = isCancellation(err) ? 'cancelled' : 'failed';
+      view.reason = failureMessage(err);
+      this.record('delegation_finished', { callId: call.id, agent, runId, status: view.status, error: view.reason });
+      if (isCancellation(err)) throw err;
+      this.settle(f, 'failed', `the delegation to ${agent} failed: ${view.reason}`);
+      return;
+    } finally {
+      this.running.delete(call.id);
+    }
+    const used = { steps: outcome.steps, toolCalls: outcome.toolCalls, ...outcome.usage };
+    const before = this.gov.delegated ?? { steps: 0, toolCalls: 0, inputTokens: 0, outputTokens: 0, costUsd: 0 };
+    this.gov = { ...this.gov, delegated: chargeDelegate({ ...emptyUsage(), ...before }, used) };
+    view.status = outcome.status;
+    view.reason = outcome.reason;
+    this.executedCalls.push(...(outcome.undoable ?? []));
+    this.notUndoable.push(...(outcome.notUndoable ?? []));
+    this.record('delegation_finished', {
+      callId: call.id,
+      agent,
+      runId,
+      status: outcome.status,
+      reason: outcome.reason,
+      used,
+      ...(outcome.budget?.inherited ? { stoppedByCeiling: outcome.budget.limit } : {}),
+      // The delegate's chain head: its trail, checked against this, cannot be rewritten unseen.
+      audit: outcome.audit,
+    });
+    const answer = { status: outcome.status, ...(outcome.text ? { answer: outcome.text } : {}), ...(outcome.status === 'completed' ? {} : { reason: outcome.reason }), run: runId };
+    this.pendingRows.push({
+      seq,
+      message: { role: 'tool', content: [{ type: 'tool-result', toolCallId: call.id, toolName: f.spec?.modelName ?? call.name, output: { type: 'json', value: answer } }] },
+    });
+    this.setLine(f, outcome.status === 'completed' ? 'done' : `${outcome.status}: ${outcome.reason}`);
+  }
+
+  /** Signals one running delegate (pause, resume, rollback); one that has just ended is no matter. */
+  private async tell(callId: string, signal: typeof pauseSignal, input: OperatorInput): Promise<void> {
+    const delegate = this.running.get(callId);
+    if (!delegate) return;
+    try {
+      await delegate.handle.signal(signal, input);
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      log.info('delegate not signalled', { callId, error: failureMessage(err) });
+    }
+  }
+
+  private tellAll(signal: typeof pauseSignal, input: OperatorInput): Promise<void> {
+    return Promise.all([...this.running.keys()].map((callId) => this.tell(callId, signal, input))).then(() => undefined);
   }
 
   private async runTool(f: CallInFlight, spec: ToolSpec): Promise<void> {
@@ -575,8 +729,9 @@ class AgentRun {
       const approvalId = f.approvalId;
       const requirement = f.requirement;
       if (!approvalId || !requirement) return { kind: 'refuse', message: 'not run: no approval was requested' };
-      // People may take days: what the store has so far is anchored before the wait.
-      this.audit.anchor();
+      // People may take days: what the store has so far is anchored before the wait, with the
+      // pending approvals in the same upsert (clients read them from the memo, not by a query).
+      this.audit.anchor(this.desk.memoChange());
       const notified = this.notifySlack(approvalId, requirement.notify?.slack?.channel);
       let outcome: ApprovalOutcome;
       try {
@@ -610,9 +765,11 @@ class AgentRun {
 
   // ---------------------------------------------------------------- operators
 
-  private onPause(input?: OperatorInput): void {
+  private async onPause(input?: OperatorInput): Promise<void> {
     if (this.outcome) return;
     this.setPaused(true, input);
+    // A paused run's delegates pause too: nothing of the tree goes on while people look.
+    await this.tellAll(pauseSignal, { by: text(input?.by) ?? 'an operator', reason: `the delegating run ${this.runId} was paused` });
   }
 
   /**
@@ -641,6 +798,8 @@ class AgentRun {
     // or the repeat that paused it would pause it again at once.
     this.gov = { ...this.gov, loop: emptyLoopState() };
     this.setPaused(false, { ...input, by });
+    // A delegate its own policy paused still needs its own signed resume.
+    await this.tellAll(resumeSignal, { by, reason: `the delegating run ${this.runId} was resumed` });
   }
 
   private setPaused(paused: boolean, input?: OperatorInput): void {
@@ -649,12 +808,16 @@ class AgentRun {
     const by = text(input?.by) ?? 'an operator';
     this.record(paused ? 'paused' : 'resumed', { by, reason: text(input?.reason) });
     this.report(this.statusName(), paused ? `paused by ${by}` : `resumed by ${by}`);
+    // Pending approvals show whether the run is paused.
+    this.desk.publish();
   }
 
-  private onRollback(input?: OperatorInput): void {
+  private async onRollback(input?: OperatorInput): Promise<void> {
     if (this.outcome || this.rollbackRequest) return;
     this.rollbackRequest = { by: text(input?.by) ?? 'an operator', ...(text(input?.reason) ? { reason: text(input?.reason) ?? '' } : {}) };
     this.record('rollback_requested', { by: this.rollbackRequest.by ?? null, reason: this.rollbackRequest.reason ?? null });
+    // A running delegate undoes its own calls and ends; those of finished delegates are in this run's plan.
+    await this.tellAll(rollbackSignal, { by: this.rollbackRequest.by ?? 'an operator', reason: `the delegating run ${this.runId} is rolling back` });
   }
 
   /**
@@ -711,7 +874,9 @@ class AgentRun {
     this.report('running', `rolling back ${this.executedCalls.length} call(s)`);
     const report: RollbackReport = { undone: [], failed: [], notUndoable: [...this.notUndoable] };
     for (const step of [...this.executedCalls].reverse()) {
-      const spec = this.tools.get(step.tool);
+      // A delegate's call: its tool is the delegate agent's, its result in the delegate's run; the undo is audited here.
+      const spec = step.runId === undefined ? this.tools.get(step.tool) : undefined;
+      const of = step.runId === undefined ? {} : { runId: step.runId };
       const audit = this.audit.unflushed();
       try {
         await proxyActivities<CoreActivities>({
@@ -725,17 +890,18 @@ class AgentRun {
           callId: step.callId,
           tool: step.tool,
           args: step.args,
-          idempotencyKey: this.idempotencyKey(`undo:${step.callId}`, step.resultSeq, step.args),
+          idempotencyKey: this.idempotencyKey(step.runId === undefined ? `undo:${step.callId}` : `undo:${step.runId}:${step.callId}`, step.resultSeq, step.args),
           resultSeq: step.resultSeq,
           audit,
+          ...(step.runId !== undefined ? { callRunId: step.runId, callAgent: step.agent ?? this.input.agent } : {}),
         });
         this.audit.markFlushed(audit);
-        report.undone.push({ callId: step.callId, tool: step.tool });
-        this.record('compensation_run', { callId: step.callId, tool: step.tool });
+        report.undone.push({ callId: step.callId, tool: step.tool, ...of });
+        this.record('compensation_run', { callId: step.callId, tool: step.tool, ...of });
       } catch (err) {
         if (isCancellation(err)) throw err;
-        report.failed.push({ callId: step.callId, tool: step.tool, error: failureMessage(err) });
-        this.record('compensation_failed', { callId: step.callId, tool: step.tool, error: failureMessage(err) });
+        report.failed.push({ callId: step.callId, tool: step.tool, error: failureMessage(err), ...of });
+        this.record('compensation_failed', { callId: step.callId, tool: step.tool, error: failureMessage(err), ...of });
       }
     }
     this.executedCalls = [];
@@ -769,7 +935,8 @@ class AgentRun {
   }
 
   private runFacts() {
-    const usage = this.gov.usage;
+    // The run's own step; tool calls, cost and tokens with its delegates' (what its budgets count).
+    const usage = { ...spentOf(this.gov), steps: this.gov.usage.steps };
     return {
       id: this.runId,
       requester: this.prepared.requester.id,
@@ -806,24 +973,29 @@ class AgentRun {
   }
 
   private pendingApprovals(): PendingApproval[] {
-    return this.desk.view(this.paused);
+    const delegatedBy = this.delegatedBy();
+    const pending = this.desk.view(this.paused);
+    return delegatedBy ? pending.map((a) => ({ ...a, delegatedBy })) : pending;
   }
 
   private rollbackPlan(): CompensationStep[] {
     // Queries are answered to anyone who can reach Temporal: arguments leave redacted.
-    return [...this.executedCalls].reverse().map((s) => ({ ...s, args: this.redact(s.tool, s.args) }));
+    return [...this.executedCalls].reverse().map(({ shownArgs, ...s }) => ({ ...s, args: shownArgs ?? this.redact(s.tool, s.args) }));
   }
 
   private statusView(): RunStatusView {
     const budgets = this.prepared?.policy.budgets ?? {};
-    const usage = this.gov.usage;
+    const usage = spentOf(this.gov);
+    const inherited = this.input.delegation?.ceiling;
+    // Whichever is tighter: the policy's budgets or, for a delegate, its delegating run's ceiling.
+    const remaining = budgetsLeft(budgets, inherited, usage, this.elapsed());
     const left: Record<string, number> = {};
-    if (budgets.maxSteps !== undefined) left.steps = budgets.maxSteps - usage.steps;
-    if (budgets.maxToolCalls !== undefined) left.toolCalls = budgets.maxToolCalls - usage.toolCalls;
-    if (budgets.maxInputTokens !== undefined) left.inputTokens = budgets.maxInputTokens - usage.inputTokens;
-    if (budgets.maxOutputTokens !== undefined) left.outputTokens = budgets.maxOutputTokens - usage.outputTokens;
-    if (budgets.maxCostUsd !== undefined) left.costUsd = budgets.maxCostUsd - usage.costUsd;
-    if (budgets.maxWallTime !== undefined) left.wallTimeMs = durationMs(budgets.maxWallTime) - this.elapsed();
+    if (remaining.maxSteps !== undefined) left.steps = remaining.maxSteps;
+    if (remaining.maxToolCalls !== undefined) left.toolCalls = remaining.maxToolCalls;
+    if (remaining.maxInputTokens !== undefined) left.inputTokens = remaining.maxInputTokens;
+    if (remaining.maxOutputTokens !== undefined) left.outputTokens = remaining.maxOutputTokens;
+    if (remaining.maxCostUsd !== undefined) left.costUsd = remaining.maxCostUsd;
+    if (remaining.maxWallTime !== undefined) left.wallTimeMs = durationMs(remaining.maxWallTime);
     return {
       runId: this.runId,
       agent: this.input.agent,
@@ -831,15 +1003,22 @@ class AgentRun {
       requesterVerified: this.prepared?.requester.verified ?? false,
       phase: this.phase,
       paused: this.paused,
-      step: usage.steps,
+      step: this.gov.usage.steps,
       currentDetails: this.details,
-      budget: { used: usage, limits: budgets, left },
+      budget: { used: usage, limits: budgets, left, ...(inherited ? { inherited } : {}) },
       pendingApprovals: this.pendingApprovals().length,
       lastDecision: this.lastDecision,
       policyVersion: this.policy?.version ?? '',
       outcome: this.outcome,
       shadow: this.shadow.view(),
+      ...(this.input.delegation ? { delegatedBy: this.delegatedBy() } : {}),
+      ...(this.delegations.length > 0 ? { delegations: this.delegations.map((d) => ({ ...d })) } : {}),
     };
+  }
+
+  private delegatedBy(): { runId: string; agent: string; callId: string } | undefined {
+    const d = this.input.delegation;
+    return d && { runId: d.runId, agent: d.agent, callId: d.callId };
   }
 }
 

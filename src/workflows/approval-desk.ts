@@ -1,4 +1,4 @@
-import { condition, workflowInfo } from '@temporalio/workflow';
+import { condition, patched, workflowInfo } from '@temporalio/workflow';
 import type { VerifyDecisionInput, VerifyDecisionResult } from '../activities/types';
 import {
   approvalIdFor,
@@ -12,6 +12,7 @@ import {
   type Decision,
   type DecisionInput,
 } from '../governance/sandbox';
+import { APPROVALS_MEMO, APPROVALS_MEMO_PATCH, approvalsMemo } from './approvals-memo';
 import type { ApproveInput, DecisionReply, RejectInput } from './messages';
 import type { PendingApproval } from './types';
 import { failureMessage, text } from './values';
@@ -27,6 +28,10 @@ export interface DeskHost {
   rollingBack(): boolean;
   /** The worker's verdict on who decided (`verifyDecision`, with its current keyring). */
   verify(input: VerifyDecisionInput): Promise<VerifyDecisionResult>;
+  /** The run's `pendingApprovals` answer, which the memo mirrors. */
+  pending(): PendingApproval[];
+  /** Writes memo fields now (with the audit anchor, if it moved, in the same upsert). */
+  writeMemo(fields: Record<string, unknown>): void;
 }
 
 /** The call an approval is for, as governance saw it (`args` already redacted). */
@@ -47,6 +52,8 @@ export class ApprovalDesk {
   private readonly approvals = new Map<string, ApprovalState>();
   /** Approvals a policy change withdrew, and what the new policy said instead. */
   private readonly replacements = new Map<string, ApprovalOutcome>();
+  /** The approvals memo as last written (JSON), or null before the first write. */
+  private memoWritten: string | null = null;
 
   constructor(private readonly host: DeskHost) {}
 
@@ -63,6 +70,26 @@ export class ApprovalDesk {
     return [...this.approvals.values()]
       .filter((a) => a.state === 'pending')
       .map(({ votes, state: _state, decidedBy: _by, note: _note, policyVersion: _version, ...view }) => ({ ...view, approvals: votes, paused }));
+  }
+
+  /**
+   * The memo field for the pending approvals (`APPROVALS_MEMO`) when they differ from what was
+   * last written, else nothing; the caller writes it (with the audit anchor where it anchors
+   * anyway). Nothing is written before the run's first approval, nor in histories recorded
+   * before the memo existed (the patch): those emit no command they did not emit before.
+   */
+  memoChange(): Record<string, unknown> {
+    const memo = approvalsMemo(this.host.pending());
+    const json = JSON.stringify(memo);
+    if (json === this.memoWritten || (this.memoWritten === null && memo.count === 0)) return {};
+    if (!patched(APPROVALS_MEMO_PATCH)) return {};
+    this.memoWritten = json;
+    return { [APPROVALS_MEMO]: memo };
+  }
+
+  /** Writes the approvals memo if the pending approvals changed: after a decision, an escalation, an expiry, a pause. */
+  publish(): void {
+    this.host.writeMemo(this.memoChange());
   }
 
   /** Asks for approval of a call; its id binds the call's position and the policy version that asked. */
@@ -111,29 +138,38 @@ export class ApprovalDesk {
       const waiting = this.approvals.get(approvalId);
       if (!waiting) return { kind: 'refuse', message: 'not run: the approval is gone' };
       onWait(waiting);
+      this.publish();
       const left = Date.parse(waiting.expiresAt) - Date.now();
       const changed = await condition(() => this.approvals.get(approvalId)?.state !== 'pending' || this.host.rollingBack(), Math.max(left, 1));
-      const approval = this.approvals.get(approvalId) ?? waiting;
-      if (approval.state === 'approved') return { kind: 'run' };
-      if (approval.state === 'rejected') {
-        return { kind: 'refuse', message: `not run: approval ${approvalId} was rejected by ${approval.decidedBy ?? '?'}${approval.note ? `: ${approval.note}` : ''}` };
-      }
-      if (approval.state === 'superseded') return this.replacements.get(approvalId) ?? { kind: 'refuse', message: 'not run: the policy changed' };
-      if (changed || this.host.rollingBack()) {
-        this.approvals.set(approvalId, { ...approval, state: 'cancelled' });
-        return { kind: 'refuse', message: 'not run: the run is being rolled back' };
-      }
-      const escalation = requirement.escalation;
-      if (escalation && !approval.escalated) {
-        const escalated = escalateApproval(approval, escalation, Date.now());
-        this.approvals.set(approvalId, escalated);
-        this.host.record('approval_escalated', { approvalId, approvers: escalated.approvers, expiresAt: escalated.expiresAt, votesKept: escalated.votes.length });
-        continue;
-      }
-      this.approvals.set(approvalId, { ...approval, state: 'expired' });
-      this.host.record('approval_expired', { approvalId, tool: approval.tool });
-      return { kind: 'refuse', message: `not run: approval ${approvalId} expired with no decision (fails closed)` };
+      const outcome = this.settleWait(approvalId, waiting, changed, requirement);
+      if (outcome === 'again') continue;
+      this.publish();
+      return outcome;
     }
+  }
+
+  /** What a wait that woke up comes to; `again` after an escalation, whose new wait starts at once. */
+  private settleWait(approvalId: string, waiting: ApprovalState, changed: boolean, requirement: ApprovalRequirement): ApprovalOutcome | 'again' {
+    const approval = this.approvals.get(approvalId) ?? waiting;
+    if (approval.state === 'approved') return { kind: 'run' };
+    if (approval.state === 'rejected') {
+      return { kind: 'refuse', message: `not run: approval ${approvalId} was rejected by ${approval.decidedBy ?? '?'}${approval.note ? `: ${approval.note}` : ''}` };
+    }
+    if (approval.state === 'superseded') return this.replacements.get(approvalId) ?? { kind: 'refuse', message: 'not run: the policy changed' };
+    if (changed || this.host.rollingBack()) {
+      this.approvals.set(approvalId, { ...approval, state: 'cancelled' });
+      return { kind: 'refuse', message: 'not run: the run is being rolled back' };
+    }
+    const escalation = requirement.escalation;
+    if (escalation && !approval.escalated) {
+      const escalated = escalateApproval(approval, escalation, Date.now());
+      this.approvals.set(approvalId, escalated);
+      this.host.record('approval_escalated', { approvalId, approvers: escalated.approvers, expiresAt: escalated.expiresAt, votesKept: escalated.votes.length });
+      return 'again';
+    }
+    this.approvals.set(approvalId, { ...approval, state: 'expired' });
+    this.host.record('approval_expired', { approvalId, tool: approval.tool });
+    return { kind: 'refuse', message: `not run: approval ${approvalId} expired with no decision (fails closed)` };
   }
 
   /** A policy change withdrew this approval: the call's wait ends with `outcome` instead. */
@@ -196,6 +232,7 @@ export class ApprovalDesk {
       signed: authority.claims !== undefined,
       note: parsed.note ?? null,
     });
+    this.publish();
     if (!judged.settled) return { status: 'accepted', approvalId, approver: who.id, decided: false };
     const state = approval.state === 'rejected' ? 'rejected' : 'approved';
     const by = approval.decidedBy ?? who.id;

@@ -53,11 +53,25 @@ export class AuditLog {
    * Writes the head the store has confirmed to the memo, if it moved. The run calls it once a
    * turn, before it waits for people, and when it flushes at the end: one history event a turn,
    * not one an activity, and what a rewritten store could hide is at most the current turn.
+   * `also`: other memo fields (the pending approvals) written in the same upsert.
    */
-  anchor(): void {
-    if (this.flushed.seq <= this.anchoredSeq) return;
-    this.anchoredSeq = this.flushed.seq;
-    upsertMemo({ [AUDIT_ANCHOR_MEMO]: { seq: this.flushed.seq, hash: this.flushed.hash } });
+  anchor(also: Record<string, unknown> = {}): void {
+    if (this.flushed.seq <= this.anchoredSeq && Object.keys(also).length === 0) return;
+    this.upsert(also);
+  }
+
+  /**
+   * Writes memo fields now, with the head if it moved (one upsert); nothing when `fields` is
+   * empty, so a run whose history predates those fields emits no command it did not emit before.
+   */
+  write(fields: Record<string, unknown>): void {
+    if (Object.keys(fields).length > 0) this.upsert(fields);
+  }
+
+  private upsert(fields: Record<string, unknown>): void {
+    const head = this.flushed.seq > this.anchoredSeq ? { [AUDIT_ANCHOR_MEMO]: { seq: this.flushed.seq, hash: this.flushed.hash } } : {};
+    this.anchoredSeq = Math.max(this.anchoredSeq, this.flushed.seq);
+    upsertMemo({ ...head, ...fields });
   }
 
   view(): AuditTrailView {

@@ -1,8 +1,9 @@
-import type { ApprovalState, ApprovalVote, AuditEvent, AuditHead, BudgetExceeded, BudgetUsage, Decision, GovernState, Policy, RetrySettings, SignedDecision } from '../governance/sandbox';
+import type { ApprovalState, ApprovalVote, AuditEvent, AuditHead, BudgetExceeded, BudgetUsage, Budgets, DelegateUsage, Decision, GovernState, Policy, RetrySettings, SignedDecision } from '../governance/sandbox';
 
 /** A script turn for the `scripted` model: turn i answers the run's i-th model call. */
 export interface ScriptTurn {
-  toolCalls?: { name: string; args?: Record<string, unknown>; id?: string }[];
+  /** `script` on a delegation (`agent__<name>`): the turns of the delegate's run. */
+  toolCalls?: { name: string; args?: Record<string, unknown>; id?: string; script?: ScriptTurn[] }[];
   text?: string;
   usage?: { inputTokens?: number; outputTokens?: number };
 }
@@ -42,6 +43,8 @@ export interface ToolSpec {
   modelName?: string;
   /** Digest of the input schema as the run's worker listed it (MCP tools): pinned for the run. */
   schemaDigest?: string;
+  /** A delegation (`agent:<name>`): the agent whose child run a call starts. */
+  delegate?: string;
 }
 
 export interface AgentSpec {
@@ -109,6 +112,43 @@ export interface RunOutcome {
   rollback?: RollbackReport;
   /** The head of the run's audit chain when it ended: an anchor the run store cannot rewrite. */
   audit: AuditHead;
+  /** The part of `steps`, `toolCalls` and `usage` its delegates used (those figures count them). */
+  delegated?: DelegateUsage;
+  /**
+   * A delegate's run only: what it did that its delegating run may still undo (its own calls and
+   * its delegates', oldest first), and what it did that cannot be undone.
+   */
+  undoable?: CompensationStep[];
+  notUndoable?: { callId: string; tool: string; runId?: string }[];
+}
+
+/** Who handed a delegate its task: the delegating run, its agent and the call. */
+export interface DelegatedBy {
+  runId: string;
+  agent: string;
+  callId: string;
+}
+
+/**
+ * What a delegating run gives the delegate's run, which accepts it only as a child workflow of
+ * that very run (Temporal sets the parent; a start input cannot).
+ */
+export interface DelegationInput extends DelegatedBy {
+  /** The delegating run's requester as its worker established it (verified or not). */
+  requester: Requester;
+  /** What the delegate may use of the delegating run's budgets, counted from the delegate's start. */
+  ceiling: Budgets;
+  /** 1 for a delegate of a run nobody delegated. */
+  depth: number;
+}
+
+/** A delegation as the delegating run's `status` shows it. */
+export interface DelegationView {
+  callId: string;
+  agent: string;
+  runId: string;
+  status: 'running' | RunStatus | 'not_started';
+  reason?: string;
 }
 
 export interface ProposedCall {
@@ -125,6 +165,8 @@ export interface ProposedCall {
 export type PendingApproval = Omit<ApprovalState, 'votes' | 'state' | 'decidedBy' | 'note' | 'policyVersion'> & {
   approvals: ApprovalVote[];
   paused: boolean;
+  /** The call is a delegate's: the run that delegated the task (approvers see whose work it is). */
+  delegatedBy?: DelegatedBy;
 };
 
 export interface CompensationStep {
@@ -134,12 +176,16 @@ export interface CompensationStep {
   /** The arguments the call ran with (the `rollbackPlan` query shows them redacted). */
   args: Record<string, unknown>;
   at: string;
+  /** A delegate's call: the delegate's run and agent, and the arguments as that run redacted them. */
+  runId?: string;
+  agent?: string;
+  shownArgs?: Record<string, unknown>;
 }
 
 export interface RollbackReport {
-  undone: { callId: string; tool: string }[];
-  failed: { callId: string; tool: string; error: string }[];
-  notUndoable: { callId: string; tool: string }[];
+  undone: { callId: string; tool: string; runId?: string }[];
+  failed: { callId: string; tool: string; error: string; runId?: string }[];
+  notUndoable: { callId: string; tool: string; runId?: string }[];
 }
 
 /** The `status` query's answer. */
@@ -152,13 +198,17 @@ export interface RunStatusView {
   paused: boolean;
   step: number;
   currentDetails: string;
-  budget: { used: BudgetUsage; limits: Policy['budgets']; left: Record<string, number> };
+  budget: { used: BudgetUsage; limits: Policy['budgets']; left: Record<string, number>; inherited?: Budgets };
   pendingApprovals: number;
   lastDecision: (Decision & { tool: string; callId: string }) | null;
   policyVersion: string;
   outcome: RunOutcome | null;
   /** The shadow policy and its disagreements, when the run's policy names one. */
   shadow?: ShadowStatus | null;
+  /** A delegate's run: who handed it its task. */
+  delegatedBy?: DelegatedBy;
+  /** The runs this one delegated to, in order. */
+  delegations?: DelegationView[];
 }
 
 /** What survives continue-as-new: governance state only, the conversation lives in the run store. */
@@ -171,9 +221,10 @@ export interface CarriedState {
   startedAtMs: number;
   executions: number;
   executedCalls: CompensationStep[];
-  notUndoable: { callId: string; tool: string }[];
+  notUndoable: { callId: string; tool: string; runId?: string }[];
   lastDecision: RunStatusView['lastDecision'];
   paused: boolean;
+  delegations?: DelegationView[];
   /** Paused by the policy (the loop breaker): resuming then takes a signed operator. */
   pausedByPolicy?: boolean;
   /** The shadow policy and its counters. */
@@ -186,6 +237,8 @@ export interface CarriedState {
  */
 export interface AgentRunInput extends StartRunInput {
   carried?: CarriedState;
+  /** Set by a delegating run on its delegate's run (a child workflow); refused on any other run. */
+  delegation?: DelegationInput;
 }
 
 export type { AuditEvent, ApprovalVote };

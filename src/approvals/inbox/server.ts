@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { PayloadCodec } from '@temporalio/common';
 import pino, { type Logger } from 'pino';
-import type { RunSummary, WardenClient } from '../../client';
+import type { PendingApprovalsListing, WardenClient } from '../../client';
 import type { RunStore } from '../../store/types';
 import { createCodecHandler } from '../../codec/endpoint';
 import { AuthError, type Authenticator } from '../auth/authenticator';
@@ -241,26 +241,18 @@ export async function createInboxServer(options: InboxServerOptions): Promise<In
   }
 
   async function inbox(viewer: Viewer, res: ServerResponse): Promise<void> {
-    // Paused runs' approvals still wait, and still count: they are listed too, marked paused.
-    let runs: RunSummary[];
+    // One visibility listing: each waiting run's memo holds its pending approvals (paused runs'
+    // too: they still wait, and still count). Only runs from before that memo are queried.
+    let listing: PendingApprovalsListing;
     try {
-      runs = await within(client, LIST_TIMEOUT_MS, () => client.listRuns({ status: 'awaiting_approval,paused' }));
+      listing = await within(client, LIST_TIMEOUT_MS, () => client.listPendingApprovals({ queryTimeoutMs: QUERY_TIMEOUT_MS }));
     } catch (err) {
       send(res, 200, inboxPage(viewer, [], [{ runId: '', message: `Could not list the runs waiting for approval: ${describeFailure(err)}` }], Date.now()));
       return;
     }
-    const reads = await Promise.allSettled(runs.map((run) => within(client, QUERY_TIMEOUT_MS, () => client.pendingApprovals(run.runId))));
-    const items: InboxItem[] = [];
-    const failures: { runId: string; message: string }[] = [];
-    reads.forEach((r, i) => {
-      const run = runs[i];
-      if (!run) return;
-      if (r.status === 'fulfilled') {
-        if (r.value.length > 0) items.push({ run, approvals: r.value });
-      } else failures.push({ runId: run.runId, message: describeFailure(r.reason) });
-    });
-    // The most urgent first.
-    items.sort((a, b) => (a.approvals[0]?.expiresAt ?? '').localeCompare(b.approvals[0]?.expiresAt ?? ''));
+    // The most urgent first, as the listing orders them.
+    const items: InboxItem[] = listing.runs.map(({ run, approvals }) => ({ run, approvals }));
+    const failures = listing.failures.map(({ runId, error }) => ({ runId, message: describeFailure(error) }));
     send(res, 200, inboxPage(viewer, items, failures, Date.now()));
   }
 
