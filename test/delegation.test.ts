@@ -9,6 +9,9 @@ import { AgentRegistry, defineAgent, defineTool } from '../src/agents';
 import { AGENT_RUN_WORKFLOW } from '../src/config';
 import { parsePolicy, verifyAuditChain, type AuditEvent, type PolicyInput } from '../src/governance';
 import type { RunStatusView, ScriptTurn } from '../src/workflows/types';
+import Database from 'better-sqlite3';
+import { checkAudit, verifiedLine } from '../src/cli/audit';
+import { nextAuditEvent } from '../src/governance';
 import { echo, effects, transfer } from './fixtures/test-agents';
 import { createTestBed, eventually, type TestBed } from './helpers';
 
@@ -310,4 +313,33 @@ test('a start input that claims to be a delegation is refused: only a delegating
   expect(outcome.status).toBe('failed');
   expect(outcome.reason).toMatch(/refused: the start input says the run was delegated/);
   expect(effects.count('transfer')).toBe(0);
+});
+
+test("verifying the delegating run's trail verifies its delegates' against the heads it recorded; a rewritten delegate trail fails it", async () => {
+  const runId = await start([
+    { toolCalls: [delegateCall('pay gus 15', [{ toolCalls: [{ name: 'transfer', args: { amount: 15, to: 'gus' } }] }, { text: 'paid gus' }])] },
+    { text: 'gus is paid' },
+  ]);
+  await bed.client.result(runId);
+  const childId = `${runId.replace('warden/triage/', 'warden/payments/')}.d2`;
+  const good = await checkAudit(bed.client, bed.store, runId);
+  expect(good.result.ok).toBe(true);
+  expect(good.delegates.map((d) => d.runId)).toEqual([childId]);
+  expect(verifiedLine(good)).toMatch(/; 1 delegate run\(s\) verified against the heads recorded here$/);
+
+  // Rewrite who got the money in the delegate's store rows, hashes recomputed so its chain holds together.
+  const rows = await bed.store.readAudit(childId);
+  let head = { seq: 0, hash: '0'.repeat(64) };
+  const db = new Database(bed.storePath);
+  const update = db.prepare('UPDATE audit_events SET data = ?, prev_hash = ?, hash = ? WHERE run_id = ? AND seq = ?');
+  for (const e of rows) {
+    const data = e.type === 'call_proposed' ? { ...e.data, args: { amount: 15, to: 'mallory' } } : e.data;
+    const next = nextAuditEvent(head, e.type, data, e.at);
+    head = { seq: next.seq, hash: next.hash };
+    update.run(JSON.stringify(next.data), next.prevHash, next.hash, childId, next.seq);
+  }
+  db.close();
+  const bad = await checkAudit(bed.client, bed.store, runId);
+  expect(bad.result.ok).toBe(false);
+  expect(bad.result.ok === false && bad.result.reason).toMatch(new RegExp(`^delegate run ${childId.replace(/[.]/g, '\\.')}: chain broken`));
 });

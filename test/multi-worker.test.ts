@@ -65,6 +65,7 @@ describeWithPostgres('two worker processes on one PostgreSQL run store', (server
   let ledger: pg.Pool | undefined;
   let store: RunStore | undefined;
   let client: WardenClient | undefined;
+  let shared: { env: NodeJS.ProcessEnv; storeUrl: string; taskQueue: string } | undefined;
 
   afterAll(async () => {
     for (const w of workers) {
@@ -163,5 +164,41 @@ describeWithPostgres('two worker processes on one PostgreSQL run store', (server
     expect(new Set(effects.map((e) => e.run_id))).toEqual(new Set(runIds));
     expect(b.child.exitCode).toBeNull();
     console.log(`multi-worker: ${RUNS} runs × ${CALLS_PER_RUN} calls, ${attempts.length} tool attempts, all runs done ${recoveryMs} ms after the kill`);
+    shared = { env, storeUrl, taskQueue };
+  });
+
+  it('a worker killed mid-delegation: the other finishes the delegate and the delegating run, each booking once', async () => {
+    if (!shared || !client || !ledger) throw new Error('the first test sets up the store and the workers');
+    // b is alive; c joins, so whichever holds the delegate's call when it is killed, the other carries on.
+    workers.push(await startWorker('c', shared.env));
+    const policy = parsePolicy({ agent: 'ledger-boss', tools: { 'agent:ledger-agent': {} }, rules: [{ id: 'delegate', decision: 'allow', reason: 'test' }] }, 'boss policy');
+    const delegateScript = [{ toolCalls: [{ name: 'book', args: { note: 'delegated entry 0' } }] }, { toolCalls: [{ name: 'book', args: { note: 'delegated entry 1' } }] }, { text: 'booked both' }];
+    const runId = await client.startRun({
+      agent: 'ledger-boss',
+      goal: 'get two entries booked',
+      requester: 'carol',
+      policy,
+      script: [{ toolCalls: [{ name: 'agent__ledger-agent', args: { goal: 'book two entries' }, script: delegateScript }] }, { text: 'the ledger agent booked both' }],
+    });
+    const childId = `${runId.replace('warden/ledger-boss/', 'warden/ledger-agent/')}.d2`;
+    const holder = await eventually(
+      async () => (await query<{ worker: string }>(ledger!, 'SELECT worker FROM tool_attempts WHERE run_id = $1 AND finished_at IS NULL', [childId]))[0]?.worker,
+      60_000,
+      "a worker inside the delegate's first call",
+    );
+    const victim = workers.find((w) => w.id === holder);
+    if (!victim) throw new Error(`no worker ${holder}`);
+    victim.child.kill('SIGKILL');
+    await victim.exited;
+
+    expect(await client.result(runId)).toMatchObject({ status: 'completed', text: 'the ledger agent booked both', toolCalls: 3, delegated: { toolCalls: 2, steps: 3 } });
+    expect(await client.result(childId)).toMatchObject({ status: 'completed', text: 'booked both', toolCalls: 2 });
+    const booked = await query<{ note: string }>(ledger, 'SELECT note FROM tool_effects WHERE run_id = $1 ORDER BY note', [childId]);
+    expect(booked.map((r) => r.note)).toEqual(['delegated entry 0', 'delegated entry 1']);
+    const survivor = await query<{ worker: string }>(ledger, 'SELECT DISTINCT worker FROM tool_attempts WHERE run_id = $1 AND finished_at IS NOT NULL', [childId]);
+    expect(survivor.map((r) => r.worker)).not.toContain(holder);
+    store ??= await createPostgresStore(shared.storeUrl);
+    expect(verifyAuditChain(await store.readAudit(runId))).toMatchObject({ ok: true });
+    expect(verifyAuditChain(await store.readAudit(childId))).toMatchObject({ ok: true });
   });
 });
