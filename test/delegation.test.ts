@@ -10,7 +10,9 @@ import { AGENT_RUN_WORKFLOW } from '../src/config';
 import { parsePolicy, verifyAuditChain, type AuditEvent, type PolicyInput } from '../src/governance';
 import type { RunStatusView, ScriptTurn } from '../src/workflows/types';
 import Database from 'better-sqlite3';
+import { approvalMessage } from '../src/approvals/slack/blocks';
 import { checkAudit, verifiedLine } from '../src/cli/audit';
+import { delegationTree } from '../src/cli/runs';
 import { nextAuditEvent } from '../src/governance';
 import { echo, effects, transfer } from './fixtures/test-agents';
 import { createTestBed, eventually, type TestBed } from './helpers';
@@ -199,6 +201,12 @@ test('an approval inside a delegate names the delegating run; pause reaches the 
   });
   expect(pending).toMatchObject({ tool: 'transfer', requester: 'carol', delegatedBy: { runId, agent: 'triage', callId: 'd1' } });
   expect((await bed.client.status(childId)).delegatedBy).toEqual({ runId, agent: 'triage', callId: 'd1' });
+  // `warden status` prints the tree, with the delegate's own state.
+  expect(await delegationTree(bed.client, await bed.client.status(runId), '  ')).toEqual([`  └─ payments ${childId}  awaiting_approval: step 1: transfer awaits approval by group:finance (${pending?.approvalId ?? ''})`]);
+  // Slack's request names the delegating run too.
+  if (!pending) throw new Error('no approval');
+  const ids = approvalMessage('payments', pending).blocks.find((b) => b.block_id === 'warden_ids');
+  expect(ids && 'elements' in ids ? ids.elements[0] : undefined).toMatchObject({ text: expect.stringContaining(`delegated by *triage* run \`${runId}\``) });
   // Listed across runs, as the inbox lists them: the delegate's approval, with its delegating run.
   const listing = await bed.client.listPendingApprovals();
   expect(listing.approvals.find((a) => a.approvalId === pending?.approvalId)?.delegatedBy?.runId).toBe(runId);
@@ -342,4 +350,61 @@ test("verifying the delegating run's trail verifies its delegates' against the h
   const bad = await checkAudit(bed.client, bed.store, runId);
   expect(bad.result.ok).toBe(false);
   expect(bad.result.ok === false && bad.result.reason).toMatch(new RegExp(`^delegate run ${childId.replace(/[.]/g, '\\.')}: chain broken`));
+});
+
+test('a delegation the policy holds for approval starts once approved; side-by-side delegations split what is left', async () => {
+  const policy = triagePolicy({
+    rules: [
+      { id: 'urgent-needs-finance', tools: ['agent:payments'], when: "args.goal.contains('urgent')", decision: 'require_approval', reason: 'urgent payments are checked', approval: { approvers: ['group:finance'], timeout: '10m' } },
+      { id: 'allow-rest', decision: 'allow' },
+    ],
+    budgets: { maxToolCalls: 10 },
+  });
+  const runId = await start(
+    [
+      {
+        toolCalls: [
+          delegateCall('pay hal 5', [{ toolCalls: [{ name: 'transfer', args: { amount: 5, to: 'hal' } }] }, { text: 'paid hal' }], 'd1'),
+          delegateCall('urgent: pay ida 7', [{ toolCalls: [{ name: 'transfer', args: { amount: 7, to: 'ida' } }] }, { text: 'paid ida' }], 'd2'),
+        ],
+      },
+      { text: 'both paid' },
+    ],
+    policy,
+  );
+  const [pending] = await eventually(async () => {
+    const list = await bed.client.pendingApprovals(runId);
+    return list.length > 0 ? list : null;
+  });
+  expect(pending).toMatchObject({ tool: 'agent:payments', args: { goal: 'urgent: pay ida 7' }, ruleId: 'urgent-needs-finance' });
+  const first = await delegationOf(runId, 0);
+  expect(first.callId).toBe('d1');
+  await eventually(async () => (await bed.client.status(runId)).delegations?.[0]?.status === 'completed', 20_000, 'the first delegate to finish');
+  // Nothing of the held one has started.
+  expect((await bed.client.status(runId)).delegations).toHaveLength(1);
+  await bed.client.approve(runId, { approvalId: pending?.approvalId ?? '', approver: 'fred', groups: ['finance'] });
+  expect(await bed.client.result(runId)).toMatchObject({ status: 'completed', text: 'both paid', toolCalls: 4 });
+  const started = (await trail(runId)).filter((e) => e.type === 'delegation_started').map((e) => [e.data.callId, (e.data.ceiling as { maxToolCalls?: number }).maxToolCalls]);
+  // d1 ran first with half of the 9 calls left (d2 might still start); d2, approved later, got what was left: 10 − 2 own − 1 by d1.
+  expect(started).toEqual([
+    ['d1', 4],
+    ['d2', 7],
+  ]);
+  expect(effects.count('transfer')).toBe(2);
+});
+
+test('a rejected delegation never starts its delegate', async () => {
+  const policy = triagePolicy({
+    rules: [{ id: 'all-delegations-wait', tools: ['agent:payments'], decision: 'require_approval', reason: 'check first', approval: { approvers: ['group:finance'], timeout: '10m' } }, { id: 'allow-rest', decision: 'allow' }],
+  });
+  const runId = await start([{ toolCalls: [delegateCall('pay jo 3', [{ toolCalls: [{ name: 'transfer', args: { amount: 3, to: 'jo' } }] }])] }, { text: 'not paid' }], policy);
+  const [pending] = await eventually(async () => {
+    const list = await bed.client.pendingApprovals(runId);
+    return list.length > 0 ? list : null;
+  });
+  await bed.client.reject(runId, { approvalId: pending?.approvalId ?? '', approver: 'fred', groups: ['finance'], reason: 'not today' });
+  expect(await bed.client.result(runId)).toMatchObject({ status: 'completed', text: 'not paid', toolCalls: 0 });
+  await expect(bed.client.handle(`${runId.replace('warden/triage/', 'warden/payments/')}.d2`).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+  expect((await bed.client.status(runId)).delegations).toBeUndefined();
+  expect(effects.count('transfer')).toBe(0);
 });

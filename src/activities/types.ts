@@ -119,7 +119,7 @@ export interface RecordRunInput {
 export interface NotifyApprovalInput {
   channel: string;
   agent: string;
-  approval: Pick<PendingApproval, 'approvalId' | 'runId' | 'tool' | 'args' | 'ruleId' | 'reason' | 'requester' | 'approvers' | 'quorum' | 'expiresAt'>;
+  approval: Pick<PendingApproval, 'approvalId' | 'runId' | 'tool' | 'args' | 'ruleId' | 'reason' | 'requester' | 'approvers' | 'quorum' | 'expiresAt' | 'delegatedBy'>;
 }
 
 /** The worker's own activities. Tools are activities too, registered under their own names. */

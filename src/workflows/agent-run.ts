@@ -755,7 +755,12 @@ class AgentRun {
     if (!approval || !channel || !this.prepared.notifications.slack) return;
     const { runId, tool, args, ruleId, reason, requester, approvers, quorum, expiresAt } = approval;
     try {
-      const ref = await notifier.notifyApproval({ channel, agent: this.input.agent, approval: { approvalId, runId, tool, args, ruleId, reason, requester, approvers, quorum, expiresAt } });
+      const delegatedBy = this.delegatedBy();
+      const ref = await notifier.notifyApproval({
+        channel,
+        agent: this.input.agent,
+        approval: { approvalId, runId, tool, args, ruleId, reason, requester, approvers, quorum, expiresAt, ...(delegatedBy ? { delegatedBy } : {}) },
+      });
       this.record('approval_notified', { approvalId, channel: ref.channel, ts: ref.ts });
     } catch (err) {
       if (isCancellation(err)) return;

@@ -17,7 +17,7 @@ export interface ButtonValue {
 }
 
 /** The approval fields a Slack message shows; a `PendingApproval` has them all. */
-export type ApprovalForSlack = Pick<PendingApproval, 'approvalId' | 'runId' | 'tool' | 'args' | 'ruleId' | 'reason' | 'requester' | 'approvers' | 'quorum' | 'expiresAt'>;
+export type ApprovalForSlack = Pick<PendingApproval, 'approvalId' | 'runId' | 'tool' | 'args' | 'ruleId' | 'reason' | 'requester' | 'approvers' | 'quorum' | 'expiresAt' | 'delegatedBy'>;
 
 /** Slack's control characters: model-written arguments must not turn into mentions or links. */
 export function escapeMrkdwn(text: string): string {
@@ -71,7 +71,18 @@ export function approvalMessage(agent: string, approval: ApprovalForSlack): { te
       ],
     },
     { type: 'section', block_id: 'warden_args', text: { type: 'mrkdwn', text: `*Arguments*\n\`\`\`${escapeMrkdwn(args)}\`\`\`` } },
-    { type: 'context', block_id: 'warden_ids', elements: [{ type: 'mrkdwn', text: `Run \`${escapeMrkdwn(approval.runId)}\` · approval \`${escapeMrkdwn(approval.approvalId)}\`` }] },
+    {
+      type: 'context',
+      block_id: 'warden_ids',
+      elements: [
+        {
+          type: 'mrkdwn',
+          text:
+            `Run \`${escapeMrkdwn(approval.runId)}\` · approval \`${escapeMrkdwn(approval.approvalId)}\`` +
+            (approval.delegatedBy ? ` · delegated by *${escapeMrkdwn(approval.delegatedBy.agent)}* run \`${escapeMrkdwn(approval.delegatedBy.runId)}\`` : ''),
+        },
+      ],
+    },
     {
       type: 'actions',
       block_id: ACTIONS_BLOCK,
