@@ -68,6 +68,26 @@ describe('recorded facts', () => {
     expect(c3?.elapsedMs).toBe(10_000);
   });
 
+  test("a delegate's usage counts in the facts of the delegating run's later calls; an approved delegation is counted when it starts", () => {
+    const run = recordedRun(
+      RUN,
+      trail(
+        started(),
+        turn(1, 0.01),
+        proposed('d1', 'agent:payments', { goal: 'pay' }),
+        decided('d1', 'agent:payments', 'require_approval', 'delegations'),
+        ['delegation_started', { callId: 'd1', tool: 'agent:payments', agent: 'payments', runId: `${RUN}.d2` }],
+        ['delegation_finished', { callId: 'd1', agent: 'payments', runId: `${RUN}.d2`, status: 'completed', used: { steps: 2, toolCalls: 3, inputTokens: 50, outputTokens: 5, costUsd: 0.2 } }],
+        turn(2, 0.01),
+        proposed('c2', 'echo', { text: 'a' }),
+        decided('c2', 'echo', 'allow', 'allow-all'),
+      ),
+    );
+    const c2 = run.calls[1];
+    expect(c2?.run).toMatchObject({ step: 2, toolCalls: 4, inputTokens: 250, outputTokens: 25 });
+    expect(c2?.run.costUsd).toBeCloseTo(0.22);
+  });
+
   test('budget and loop refusals are verdicts too; redacted arguments and a trail without its start are reported missing', () => {
     const run = recordedRun(
       RUN,

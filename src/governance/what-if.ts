@@ -179,8 +179,18 @@ export function recordedRun(runId: string, events: readonly AuditEvent[]): Recor
         if (call && call.recorded.approvers === undefined && Array.isArray(d.approvers)) call.recorded.approvers = d.approvers.map((a) => str(a));
         break;
       }
+      case 'delegation_finished': {
+        // What a delegate used counts against the delegating run's budgets and shows in its run facts (not its step).
+        const used = (typeof d.used === 'object' && d.used !== null ? d.used : {}) as Record<string, unknown>;
+        usage.toolCalls += num(used.toolCalls);
+        usage.inputTokens += num(used.inputTokens);
+        usage.outputTokens += num(used.outputTokens);
+        usage.costUsd += num(used.costUsd);
+        break;
+      }
+      case 'delegation_started':
       case 'tool_started': {
-        // An approved call is counted when it is let run, just before it starts.
+        // An approved call (a delegation too) is counted when it is let run, just before it starts.
         const waiting = awaitingStart.get(str(d.callId));
         const call = waiting?.shift();
         if (call) count(call.tool);
