@@ -14,6 +14,7 @@ import { approvalMessage } from '../src/approvals/slack/blocks';
 import { checkAudit, verifiedLine } from '../src/cli/audit';
 import { delegationTree } from '../src/cli/runs';
 import { nextAuditEvent } from '../src/governance';
+import { recordCase } from '../src/eval/record';
 import { echo, effects, transfer } from './fixtures/test-agents';
 import { createTestBed, eventually, type TestBed } from './helpers';
 
@@ -334,6 +335,8 @@ test("verifying the delegating run's trail verifies its delegates' against the h
   expect(good.result.ok).toBe(true);
   expect(good.delegates.map((d) => d.runId)).toEqual([childId]);
   expect(verifiedLine(good)).toMatch(/; 1 delegate run\(s\) verified against the heads recorded here$/);
+  // A golden case of a delegating run would have to replay its delegates too: refused, with the reason.
+  await expect(recordCase(bed.store, runId, await trail(runId))).rejects.toThrow(`run ${runId} delegated to ${childId}: golden cases and replays of delegating runs are not supported yet`);
 
   // Rewrite who got the money in the delegate's store rows, hashes recomputed so its chain holds together.
   const rows = await bed.store.readAudit(childId);

@@ -102,6 +102,11 @@ export async function recordCase(store: RunStore, runId: string, trail: readonly
   const finished = [...trail].reverse().find((e) => e.type === 'run_finished');
   if (!started) throw new EvalCaseError(`run ${runId}: the trail has no run_started event`);
   if (!finished) throw new EvalCaseError(`run ${runId} has not finished; record it once it has an outcome`);
+  const delegated = trail.filter((e) => e.type === 'delegation_started').map((e) => str(e.data.runId));
+  if (delegated.length > 0) {
+    // Its delegates' answers, tool results and votes would have to be replayed too: not recorded yet.
+    throw new EvalCaseError(`run ${runId} delegated to ${delegated.join(', ')}: golden cases and replays of delegating runs are not supported yet (record a delegate's own run instead)`);
+  }
   const rows = await readConversation(store, runId, trail);
   const goal = rows[0]?.role === 'user' && typeof rows[0].content === 'string' ? rows[0].content : str(started.data.goal);
   const usageByTurn = trail.filter((e) => e.type === 'model_turn');
