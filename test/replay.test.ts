@@ -4,6 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { resolveTemporalBinary } from '../src/dev-server';
 import { Worker } from '@temporalio/worker';
+import { parsePolicy } from '../src/governance';
+import { delegatingAgent } from './fixtures/test-agents';
 import { createTestBed, eventually, settings, testPayloadCodec, testPolicy, type TestBed } from './helpers';
 
 /**
@@ -106,11 +108,55 @@ async function record(bed: TestBed, name: string, runId: string): Promise<void> 
   });
 });
 
+(recording ? describe : describe.skip)('record delegation histories', () => {
+  let bed: TestBed;
+  beforeAll(async () => {
+    // The delegate's policy comes from the worker, as it always does.
+    bed = await createTestBed({ agents: [delegatingAgent], policies: [testPolicy()], allowUnsignedDecisions: true });
+  });
+  afterAll(async () => bed?.close());
+
+  test('delegation run: one delegation allowed (the child run with a tool call), one denied', async () => {
+    const policy = parsePolicy(
+      {
+        agent: 'test-boss',
+        tools: { echo: {}, 'agent:test-agent': {} },
+        rules: [{ id: 'no-refusals', tools: ['agent:test-agent'], when: "args.goal.startsWith('no')", decision: 'deny', reason: 'recorded' }, { id: 'allow-rest', decision: 'allow' }],
+        budgets: { maxToolCalls: 10 },
+      },
+      'recording',
+    );
+    const runId = await bed.client.startRun({
+      agent: 'test-boss',
+      goal: 'recorded delegation',
+      requester: 'carol',
+      key: `delegation-${Date.now()}`,
+      policy,
+      script: [
+        { toolCalls: [{ name: 'echo', args: { text: 'first' } }] },
+        {
+          toolCalls: [
+            { name: 'agent__test-agent', id: 'd1', args: { goal: 'move 10 to a' }, script: [{ toolCalls: [{ name: 'transfer', args: { amount: 10, to: 'a' } }] }, { text: 'moved' }] },
+            { name: 'agent__test-agent', id: 'd2', args: { goal: 'no, do not' } },
+          ],
+        },
+        { text: 'done' },
+      ],
+    });
+    await bed.client.result(runId);
+    const status = await bed.client.status(runId);
+    const child = status.delegations?.[0]?.runId;
+    if (!child) throw new Error('no delegate run');
+    await record(bed, 'delegation-run', runId);
+    await record(bed, 'delegate-run', child);
+  });
+});
+
 describe('replay of recorded histories', () => {
   const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
 
   test('there are recorded histories to replay', () => {
-    expect(files.length).toBeGreaterThanOrEqual(4);
+    expect(files.length).toBeGreaterThanOrEqual(6);
   });
 
   test.each(files)('%s replays against the current workflow code', async (file) => {
