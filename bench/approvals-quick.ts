@@ -9,7 +9,9 @@
  * - `readMsPerRun`: reading every run's approval id before deciding, `AB_READ=memo` (default,
  *   one listing) or `AB_READ=query` (a query per run, as before the memo: each replays a run out
  *   of the worker's cache);
- * - `approveMsPerRun`: from the first approval (signed, sent as an Update) to all completed;
+ * - `acceptMsPerRun`: from the first approval (signed, sent as an Update, 50 at a time) to the
+ *   last one answered (accepted by its run); `approveMsPerRun`: to all runs completed (each runs
+ *   its call, asks the model once more and flushes);
  *   `totalMsPerRun`: read plus approve, what approving all K costs an approver.
  * `AB_CACHE` sets the worker's maxCachedWorkflows (default 100): at K the Updates find every run
  * in the cache, which shows what is left of the approve phase when no run is replayed.
@@ -113,6 +115,7 @@ async function main() {
           return warden.approve(id, { approvalId, approver: 'alice', signature: signer.sign({ approvalId, runId: id, decision: 'approve', approver: 'alice', groups: ['finance'], channel: 'web' }) });
         }),
       );
+    const acceptMs = performance.now() - t2;
     while ((await count('completed')) < k) await new Promise((r) => setTimeout(r, 100));
     const approveMs = performance.now() - t2;
     console.log(
@@ -125,6 +128,7 @@ async function main() {
         inboxListMs: Math.round(median(listMs)),
         inboxListQueryMs: Math.round(median(listQueryMs)),
         readMsPerRun: +(readMs / k).toFixed(2),
+        acceptMsPerRun: +(acceptMs / k).toFixed(1),
         approveMsPerRun: +(approveMs / k).toFixed(1),
         totalMsPerRun: +((readMs + approveMs) / k).toFixed(1),
       }),

@@ -439,7 +439,14 @@ describe('warden demo', () => {
     expect(o).toContain('status: phase paused, paused true');
     expect(o).toMatch(/outcome: rolled_back/);
     expect(o).toMatch(/RF-\d+ \$40\.00 reversed/);
-    expect((o.match(/chain verified: \d+ events/g) ?? []).length).toBe(6);
+    // The hand-off: the refund agent's run, under its own policy, inside the triage run's budgets.
+    expect(o).toMatch(/DELEGATE refund-agent → run warden\/refund-agent\/demo-[\w-]+-handoff\.d4/);
+    expect(o).toMatch(/└─ refund-agent warden\/refund-agent\/demo-[\w-]+-handoff\.d4  completed: the agent finished/);
+    expect(o).toMatch(/ALLOW\s+issue_refund \{"amount":30,"orderId":"ORD-1002"/);
+    expect(o).toMatch(/ORD-1002 refunds: RF-\d+ \$30\.00 issued/);
+    // Eight runs, the delegate's among them; the triage run's check covers its delegate's trail too.
+    expect((o.match(/chain verified: \d+ events/g) ?? []).length).toBe(8);
+    expect(o).toContain('1 delegate run(s) verified against the heads recorded here');
     expect(existsSync(path.join(home, 'temporal.db'))).toBe(true);
 
     // The web inbox runs beside the worker, with development users made on this first run.
