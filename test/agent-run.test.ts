@@ -31,7 +31,7 @@ describe('governed agent run', () => {
     // The tool ran as an activity named after it.
     const history = await bed.client.handle(runId).fetchHistory();
     const types = (history.events ?? []).map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
-    expect(types).toEqual(['prepareRun', 'callModel', 'echo', 'callModel', 'recordRun']);
+    expect(types).toEqual(['prepareAndCallModel', 'echo', 'callModel', 'recordRun']);
     // The model saw the tool result: conversation is goal, answer, result, answer.
     const messages = (await bed.store.readMessages(runId, 4)) as { role: string }[];
     expect(messages.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'assistant']);

@@ -128,7 +128,11 @@ test('a governed run with a signed approval exports its span tree, governance at
 
   const chats = t.named('chat scripted');
   expect(chats).toHaveLength(3);
-  for (const chat of chats) expect(t.ancestors(chat).slice(0, 3)).toEqual(['RunActivity:callModel', 'StartActivity:callModel', 'invoke_agent test-agent']);
+  // The first model call is made by the activity that prepares the run.
+  for (const chat of chats) {
+    const activity = attr(chat, 'warden.step') === 1 ? 'prepareAndCallModel' : 'callModel';
+    expect(t.ancestors(chat).slice(0, 3)).toEqual([`RunActivity:${activity}`, `StartActivity:${activity}`, 'invoke_agent test-agent']);
+  }
   const first = chats.find((c) => attr(c, 'warden.step') === 1);
   expect(first?.attributes).toMatchObject({ 'gen_ai.operation.name': 'chat', 'gen_ai.provider.name': 'scripted', 'gen_ai.request.model': 'scripted', 'gen_ai.usage.input_tokens': 900, 'gen_ai.usage.output_tokens': 40, 'warden.model.proposed_calls': 1 });
   expect(attr(first, 'warden.cost.usd')).toBeCloseTo((900 * 3 + 40 * 15) / 1e6, 9);
@@ -156,8 +160,8 @@ test('a governed run with a signed approval exports its span tree, governance at
   expect(update?.events.find((e) => e.name === 'warden.approval')?.attributes).toMatchObject({ 'warden.approval.outcome': 'approved', 'warden.approval.decided_by': 'bob', 'gen_ai.tool.name': 'transfer' });
   expect(receiver.spans.find((s) => s.spanId === update?.parentSpanId)?.name).toBe('StartWorkflowUpdate:approve');
 
-  // Logs carry the trace: the worker's warning in prepareRun names its activity span.
-  const prepare = t.named('RunActivity:prepareRun')[0];
+  // Logs carry the trace: the worker's warning while it prepares the run names its activity span.
+  const prepare = t.named('RunActivity:prepareAndCallModel')[0];
   const line = logLines.find((l) => l.runId === runId && String(l.msg).includes('policy of its start input'));
   expect(line).toMatchObject({ trace_id: invoke.traceId, span_id: prepare?.spanId });
 

@@ -5,7 +5,7 @@ import { jsonSchema, tool as aiTool, type ToolSet } from 'ai';
 import type { Logger } from 'pino';
 import type { ZodType } from 'zod';
 import { ToolError, type Agent, type AgentRegistry, type ToolContext } from '../agents';
-import { authorizeDecision, authorizeOperator, authorizeStart, goalDigest, normalizeIdentity, parsePolicy, type CallProposal, type Keyring, type Policy } from '../governance';
+import { authorizeDecision, authorizeOperator, authorizeStart, checkModelCallBudgets, emptyUsage, goalDigest, normalizeIdentity, parsePolicy, type CallProposal, type Keyring, type Policy } from '../governance';
 import type { PreparedRun, Requester } from '../workflows/types';
 import type { RunStore } from '../store/types';
 import { ConversationCache, generate, type ProposedCall } from './model-call';
@@ -13,7 +13,7 @@ import { createModelResolver, ModelConfigError, resolveModel, type ModelEnv } fr
 import { traceActivities, type ActivityTelemetry } from '../telemetry/spans';
 import { loadShadowPolicy } from './shadow-policy';
 import { formatZodError } from '../zod-error';
-import type { CallModelInput, CallModelResult, CompensateInput, CoreActivities, CurrentPolicy, PrepareRunInput, RecordRunInput, ToolActivity, ToolActivityInput, ToolActivityResult, VerifyDecisionInput, VerifyDecisionResult, VerifyOperatorInput, VerifyOperatorResult } from './types';
+import type { CallModelInput, CallModelResult, CompensateInput, CoreActivities, CurrentPolicy, PrepareAndCallModelInput, PrepareAndCallModelResult, PrepareRunInput, RecordRunInput, ToolActivity, ToolActivityInput, ToolActivityResult, VerifyDecisionInput, VerifyDecisionResult, VerifyOperatorInput, VerifyOperatorResult } from './types';
 
 export type * from './types';
 export { NON_RETRYABLE_ERRORS } from './types';
@@ -313,6 +313,17 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       }
       await store.appendMessages(input.runId, [{ seq: input.upTo, message: answer.message }], 'replace');
       return { calls: proposals(agent, answer.toolCalls, limits), text: cut(answer.text, limits.maxTextBytes), usage: answer.usage };
+    },
+
+    async prepareAndCallModel(input: PrepareAndCallModelInput): Promise<PrepareAndCallModelResult> {
+      // A retry prepares again: the run's trail is still empty (its first events ride in a later activity).
+      const prepared = await core.prepareRun(input.prepare);
+      const { budgets, pricing } = prepared.policy;
+      const price = pricing[prepared.agent.modelId];
+      const unpriced = !price && (budgets.maxCostUsd !== undefined || input.ceiling?.maxCostUsd !== undefined);
+      if (unpriced || checkModelCallBudgets(budgets, input.ceiling, emptyUsage(), Date.now() - input.prepare.startedAtMs)) return { prepared, answer: null };
+      const answer = await core.callModel({ ...input.model, ...(input.withPrice ? { price: price ?? null } : {}) });
+      return { prepared, answer };
     },
 
     async compensateCall(input: CompensateInput): Promise<ToolActivityResult> {

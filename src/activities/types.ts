@@ -1,4 +1,4 @@
-import type { AuditEvent, CallProposal, DecisionAuthority, Policy, Price } from '../governance';
+import type { AuditEvent, Budgets, CallProposal, DecisionAuthority, Policy, Price } from '../governance';
 import type { CallGovernance } from '../telemetry/conventions';
 import type { MessageRow } from '../store/types';
 import type { PendingApproval, PreparedRun, ScriptTurn, ShadowSource } from '../workflows/types';
@@ -68,6 +68,25 @@ export interface CallModelInput {
   price?: Price | null;
 }
 
+/** A new run's preparation and its first model call, in one activity (one round trip fewer for every run). */
+export interface PrepareAndCallModelInput {
+  prepare: PrepareRunInput;
+  /** The first model call; `price` is filled in from the run's policy when `withPrice` is set (the worker traces). */
+  model: Omit<CallModelInput, 'price'>;
+  withPrice?: boolean;
+  /** A delegate's budget ceiling: with the policy's budgets, whether the first call may be made at all. */
+  ceiling?: Budgets;
+}
+
+export interface PrepareAndCallModelResult {
+  prepared: PreparedRun;
+  /**
+   * The first answer; null when the run must not make it (a budget already spent, a cost budget
+   * without a price for the model): the workflow's own checks then end the run, as before.
+   */
+  answer: CallModelResult | null;
+}
+
 export interface CallModelResult {
   /** Each call with the arguments its tool's zod schema made of the model's (or why there are none). */
   calls: CallProposal[];
@@ -133,6 +152,7 @@ export interface CoreActivities {
   /** Verifies who resumes a run the policy paused (a signed operator claim, with the current keyring). */
   verifyOperator(input: VerifyOperatorInput): Promise<VerifyOperatorResult>;
   callModel(input: CallModelInput): Promise<CallModelResult>;
+  prepareAndCallModel(input: PrepareAndCallModelInput): Promise<PrepareAndCallModelResult>;
   compensateCall(input: CompensateInput): Promise<ToolActivityResult>;
   recordRun(input: RecordRunInput): Promise<void>;
 }

@@ -8,6 +8,7 @@ import {
   continueAsNew,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -18,7 +19,7 @@ import {
   type ActivityOptions,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
-import type { CoreActivities, NON_RETRYABLE_ERRORS, ToolActivity, ToolActivityInput } from '../activities/types';
+import type { CallModelResult, CoreActivities, NON_RETRYABLE_ERRORS, ToolActivity, ToolActivityInput } from '../activities/types';
 import {
   type CompiledPolicy,
   admitApproved,
@@ -168,6 +169,9 @@ type Verdict = ApprovalVerdict | { kind: 'approve' };
 
 const MAX_TEXT_IN_AUDIT = 500;
 
+/** Runs started under this patch prepare and make their first model call in one activity (`prepareAndCallModel`). */
+const PREPARE_WITH_FIRST_MODEL_CALL = 'prepare-with-first-model-call';
+
 function errorRow(seq: number, call: CallProposal, message: string): MessageRow {
   return {
     seq,
@@ -226,6 +230,8 @@ class AgentRun {
     writeMemo: (fields) => this.audit.write(fields),
   });
   private inFlight: CallInFlight[] = [];
+  /** The first model call's answer, when the run's preparation made it. */
+  private firstAnswer: CallModelResult | null = null;
   private details = 'starting';
   private reportedStatus = '';
 
@@ -296,7 +302,7 @@ class AgentRun {
           throw ApplicationFailure.nonRetryable('refused: the start input says the run was delegated, which is accepted only from the delegating run itself (as its child workflow)', 'RunInputError');
         }
       }
-      this.prepared = await core.prepareRun({
+      const prepare = {
         runId: this.runId,
         agent: this.input.agent,
         requester: this.input.requester,
@@ -304,7 +310,25 @@ class AgentRun {
         startedAtMs: workflowInfo().startTime.getTime(),
         ...(this.input.policy !== undefined ? { policy: this.input.policy } : {}),
         ...(this.input.requesterProof !== undefined ? { requesterProof: this.input.requesterProof } : {}),
-      });
+      };
+      const goalRow: MessageRow = { seq: 0, message: { role: 'user', content: this.input.goal } };
+      // One activity prepares the run and makes its first model call: a round trip fewer for every
+      // run. Not when an operator has already paused or rolled it back: then nothing is asked first.
+      if (!this.paused && !this.rollbackRequest && patched(PREPARE_WITH_FIRST_MODEL_CALL)) {
+        const script = this.input.script;
+        const first = await model.prepareAndCallModel.executeWithOptions({ summary: 'prepare the run, model turn 1' }, [
+          {
+            prepare,
+            model: { runId: this.runId, agent: this.input.agent, step: 1, upTo: 1, append: [goalRow], audit: [], ...(script ? { scriptTurn: script[0] ?? null } : {}) },
+            ...(this.telemetry.enabled ? { withPrice: true } : {}),
+            ...(delegation ? { ceiling: delegation.ceiling } : {}),
+          },
+        ]);
+        this.prepared = first.prepared;
+        this.firstAnswer = first.answer;
+      } else {
+        this.prepared = await core.prepareRun(prepare);
+      }
       // A delegate works for its delegating run's requester, as that run's worker established them.
       if (delegation) this.prepared = { ...this.prepared, requester: delegation.requester };
       this.policy = this.compile(this.prepared.policy);
@@ -322,8 +346,14 @@ class AgentRun {
         ...this.shadow.startFields(),
         ...(delegation ? { delegatedBy: { runId: delegation.runId, agent: delegation.agent, callId: delegation.callId }, ceiling: delegation.ceiling, depth: delegation.depth } : {}),
       });
-      this.pendingRows.push({ seq: 0, message: { role: 'user', content: this.input.goal } });
+      // With the first model call made, the goal is in the store already, and the answer is the first step's.
       this.messageCount = 1;
+      if (this.firstAnswer) {
+        this.beginStep();
+        this.account(this.firstAnswer);
+      } else {
+        this.pendingRows.push(goalRow);
+      }
     }
     for (const spec of this.prepared.agent.tools) this.tools.set(spec.name, spec);
     const budgets = this.prepared.policy.budgets;
@@ -443,37 +473,9 @@ class AgentRun {
   private async turn(): Promise<void> {
     this.audit.anchor(this.desk.memoChange());
     await this.checkpoint('before the next model call');
-    const exceeded = checkModelCallBudgets(this.prepared.policy.budgets, this.input.delegation?.ceiling, spentOf(this.gov), this.elapsed());
-    if (exceeded) {
-      this.record('budget_exhausted', { ...exceeded });
-      throw new RunEnd('budget_exhausted', exceeded.message, '', exceeded);
-    }
-
-    const usage = this.gov.usage;
-    usage.steps += 1;
-    this.stepsThisExecution += 1;
-    this.phase = 'thinking';
-    this.inFlight = [];
-    this.report('running', `step ${usage.steps}: asking the model`);
-    const audit = this.audit.unflushed();
-    const upTo = this.messageCount;
-    const answer = await model.callModel.executeWithOptions({ summary: `model turn ${usage.steps}` }, [
-      { runId: this.runId, agent: this.input.agent, step: usage.steps, upTo, append: this.takePending(), audit, scriptTurn: this.scriptTurn(), ...(this.telemetry.enabled ? { price: this.prepared.policy.pricing[this.prepared.agent.modelId] ?? null } : {}) },
-    ]);
-    this.audit.markFlushed(audit);
-    this.messageCount = upTo + 1;
-    const cost = costOf(this.prepared.policy.pricing[this.prepared.agent.modelId], answer.usage.inputTokens, answer.usage.outputTokens);
-    usage.inputTokens += answer.usage.inputTokens;
-    usage.outputTokens += answer.usage.outputTokens;
-    usage.costUsd += cost;
-    this.record('model_turn', {
-      step: usage.steps,
-      inputTokens: answer.usage.inputTokens,
-      outputTokens: answer.usage.outputTokens,
-      costUsd: cost,
-      calls: answer.calls.map((c) => c.name),
-      text: answer.text.slice(0, MAX_TEXT_IN_AUDIT),
-    });
+    // The first answer may have come with the run's preparation (it is accounted for already).
+    const answer = this.firstAnswer ?? (await this.askModel());
+    this.firstAnswer = null;
 
     if (answer.calls.length === 0) throw new RunEnd('completed', 'the agent finished', answer.text);
 
@@ -486,6 +488,59 @@ class AgentRun {
     const plans = this.inFlight.map((f) => this.govern(f));
     await Promise.all(this.inFlight.map((f, i) => this.carryOut(f, plans[i])));
     if (this.ending) throw this.ending;
+  }
+
+  /** One model call, within the budgets: the next answer, accounted for. */
+  private async askModel(): Promise<CallModelResult> {
+    const exceeded = checkModelCallBudgets(this.prepared.policy.budgets, this.input.delegation?.ceiling, spentOf(this.gov), this.elapsed());
+    if (exceeded) {
+      this.record('budget_exhausted', { ...exceeded });
+      throw new RunEnd('budget_exhausted', exceeded.message, '', exceeded);
+    }
+    const step = this.beginStep();
+    this.report('running', `step ${step}: asking the model`);
+    const audit = this.audit.unflushed();
+    const answer = await model.callModel.executeWithOptions({ summary: `model turn ${step}` }, [
+      {
+        runId: this.runId,
+        agent: this.input.agent,
+        step,
+        upTo: this.messageCount,
+        append: this.takePending(),
+        audit,
+        scriptTurn: this.scriptTurn(),
+        ...(this.telemetry.enabled ? { price: this.prepared.policy.pricing[this.prepared.agent.modelId] ?? null } : {}),
+      },
+    ]);
+    this.audit.markFlushed(audit);
+    this.account(answer);
+    return answer;
+  }
+
+  private beginStep(): number {
+    this.gov.usage.steps += 1;
+    this.stepsThisExecution += 1;
+    this.phase = 'thinking';
+    this.inFlight = [];
+    return this.gov.usage.steps;
+  }
+
+  /** The answer of the current step: stored at the next message seq, its tokens and cost counted, audited. */
+  private account(answer: CallModelResult): void {
+    const usage = this.gov.usage;
+    this.messageCount += 1;
+    const cost = costOf(this.prepared.policy.pricing[this.prepared.agent.modelId], answer.usage.inputTokens, answer.usage.outputTokens);
+    usage.inputTokens += answer.usage.inputTokens;
+    usage.outputTokens += answer.usage.outputTokens;
+    usage.costUsd += cost;
+    this.record('model_turn', {
+      step: usage.steps,
+      inputTokens: answer.usage.inputTokens,
+      outputTokens: answer.usage.outputTokens,
+      costUsd: cost,
+      calls: answer.calls.map((c) => c.name),
+      text: answer.text.slice(0, MAX_TEXT_IN_AUDIT),
+    });
   }
 
   /** Steps 1–3 of a call through `governCall`: run it, ask people, or refuse it with a message for the model. */
