@@ -244,6 +244,11 @@ describe('budgets', () => {
     const outcome = await bed.client.result(runId);
     expect(outcome).toMatchObject({ status: 'failed' });
     expect(outcome.reason).toContain('pricing has no entry for model "scripted"');
+    // Refused before any model call: the preparation did not make the first one.
+    expect(outcome.steps).toBe(0);
+    expect((await bed.client.auditTrail(runId, bed.store)).map((e) => e.type)).toEqual(['run_started', 'run_finished']);
+    expect(await bed.store.readMessages(runId, 1)).toHaveLength(1);
+    await expect(bed.store.readMessages(runId, 2)).rejects.toThrow('message 1 is missing');
   });
 
   test('the loop breaker fails the run on identical calls', async () => {
