@@ -62,6 +62,7 @@ export function approvalCard(approval: PendingApproval, agent: string, viewer: V
 <h3><code>${approval.tool}</code><span class="muted">by agent ${agent}</span><span class="badge ${left === 'expired' ? 'expired' : 'warn'}">${left}</span>${approval.paused ? html`<span class="badge paused">run paused</span>` : ''}</h3>
 <dl>
 <dt>Run</dt><dd><a href="${runPath(approval.runId)}">${approval.runId}</a></dd>
+${approval.delegatedBy ? html`<dt>Delegated by</dt><dd class="delegated-by">agent ${approval.delegatedBy.agent} · <a href="${runPath(approval.delegatedBy.runId)}">${approval.delegatedBy.runId}</a></dd>` : ''}
 <dt>Requested by</dt><dd>${approval.requester}</dd>
 <dt>Rule</dt><dd><code>${approval.ruleId}</code> — ${approval.reason}</dd>
 <dt>Approvers</dt><dd>${approval.approvers.join(', ')}${approval.quorum > 1 ? ` · ${approval.approvals.length} of ${approval.quorum} approvals so far` : ''}${approval.escalated ? ' · escalated' : ''}</dd>
@@ -119,6 +120,14 @@ function budgetTable(status: RunStatusView): SafeHtml {
   return html`<table class="budgets"><thead><tr><th>Budget</th><th>Used</th><th>Limit</th><th>Left</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
+/** The runs this one handed tasks to; each links to its own page, which lists its own. */
+function delegationTable(status: RunStatusView): SafeHtml {
+  return html`<table class="delegations"><thead><tr><th>Call</th><th>Agent</th><th>Run</th><th>Status</th></tr></thead><tbody>${(status.delegations ?? []).map(
+    (d) =>
+      html`<tr data-delegate-run="${d.runId}"><td><code>${d.callId}</code></td><td>${d.agent}</td><td>${d.status === 'not_started' ? d.runId : html`<a href="${runPath(d.runId)}">${d.runId}</a>`}</td><td><span class="badge ${d.status === 'completed' ? 'ok' : d.status === 'running' ? 'warn' : 'bad'}">${d.status}</span> ${d.reason ?? ''}</td></tr>`,
+  )}</tbody></table>`;
+}
+
 export function auditTable(trail: readonly AuditEvent[]): SafeHtml {
   if (trail.length === 0) return html`<p class="muted">No audit events found.</p>`;
   return html`<table class="audit"><thead><tr><th>#</th><th>Time</th><th>Event</th><th>Details</th></tr></thead><tbody>${trail.map(
@@ -140,6 +149,7 @@ export function runPage(viewer: Viewer, data: RunPageData, now: number): string 
   const summary = status
     ? html`<div class="card"><dl>
 <dt>Agent</dt><dd>${status.agent}</dd>
+${status.delegatedBy ? html`<dt>Delegated by</dt><dd class="delegated-by">agent ${status.delegatedBy.agent} · <a href="${runPath(status.delegatedBy.runId)}">${status.delegatedBy.runId}</a> (call <code>${status.delegatedBy.callId}</code>)</dd>` : ''}
 <dt>Requested by</dt><dd>${status.requester}</dd>
 <dt>Phase</dt><dd>${status.phase}${status.paused ? ' (paused)' : ''}</dd>
 <dt>Step</dt><dd>${status.step}</dd>
@@ -148,7 +158,8 @@ export function runPage(viewer: Viewer, data: RunPageData, now: number): string 
 ${status.shadow ? html`<dt>Shadow policy</dt><dd data-shadow-diffs="${String(status.shadow.diffs)}">${status.shadow.version ? html`<code>${status.shadow.version}</code>: ${String(status.shadow.diffs)} of ${String(status.shadow.calls)} call(s) decided differently` : html`not loaded: ${status.shadow.error ?? ''}`}</dd>` : ''}
 ${outcome ? html`<dt>Outcome</dt><dd><span class="badge ${outcome.status === 'completed' ? 'ok' : 'bad'}">${outcome.status}</span> ${outcome.reason}</dd>` : ''}
 </dl></div>
-<h2>Budgets</h2>${budgetTable(status)}`
+<h2>Budgets</h2>${budgetTable(status)}
+${status.delegations?.length ? html`<h2>Delegations</h2>${delegationTable(status)}` : ''}`
     : html`<p class="note">Status unavailable: ${data.statusError ?? 'unknown'}</p>`;
   return page(
     data.runId,
