@@ -441,7 +441,7 @@ describe('warden demo', () => {
     expect(o).toMatch(/RF-\d+ \$40\.00 reversed/);
     // The hand-off: the refund agent's run, under its own policy, inside the triage run's budgets.
     expect(o).toMatch(/DELEGATE refund-agent → run warden\/refund-agent\/demo-[\w-]+-handoff\.d4/);
-    expect(o).toMatch(/└─ refund-agent warden\/refund-agent\/demo-[\w-]+-handoff\.d4  completed: the agent finished/);
+    expect(o).toMatch(/└─ refund-agent warden\/refund-agent\/demo-[\w-]+-handoff\.d4 {2}completed: the agent finished/);
     expect(o).toMatch(/ALLOW\s+issue_refund \{"amount":30,"orderId":"ORD-1002"/);
     expect(o).toMatch(/ORD-1002 refunds: RF-\d+ \$30\.00 issued/);
     // Eight runs, the delegate's among them; the triage run's check covers its delegate's trail too.

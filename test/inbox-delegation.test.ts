@@ -3,14 +3,14 @@
  * that delegated it, approving it there finishes the tree, and the run pages link parent and child.
  */
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './browser';
 import pino from 'pino';
 import { DecisionSigner, createInboxServer, loadUsersFile, localUsersAuthenticator, type InboxServer } from '../src/approvals';
 import { generateSigningKey, parseKeyring, parsePolicy } from '../src/governance';
 import { delegatingAgent, effects } from './fixtures/test-agents';
 import { createTestBed, eventually, financeApprovalPolicy, type TestBed } from './helpers';
 
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const webKey = { keyId: 'test-web', ...generateSigningKey() };
 
 let bed: TestBed;
@@ -31,7 +31,7 @@ beforeAll(async () => {
     auth: localUsersAuthenticator(loadUsersFile(path.join(__dirname, 'fixtures/approvals/users.yaml'))),
     logger: pino({ level: 'silent' }),
   });
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 afterAll(async () => {
   await browser?.close();

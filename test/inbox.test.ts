@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './browser';
 import pino from 'pino';
 import {
   AuthError,
@@ -19,7 +20,6 @@ import { REDACTED, generateSigningKey, parseKeyring } from '../src/governance';
 import { effects } from './fixtures/test-agents';
 import { createTestBed, financeApprovalPolicy, eventually, type TestBed } from './helpers';
 
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const USERS_FILE = path.join(__dirname, 'fixtures/approvals/users.yaml');
 const webKey = { keyId: 'test-web', ...generateSigningKey() };
 const silent = pino({ level: 'silent' });
@@ -40,7 +40,7 @@ beforeAll(async () => {
     auth: localUsersAuthenticator(loadUsersFile(USERS_FILE)),
     logger: silent,
   });
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 afterAll(async () => {
   await browser?.close();
