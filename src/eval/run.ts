@@ -238,6 +238,8 @@ function stubRegistry(real: AgentRegistry, results: Map<string, GoldenCase['tool
   });
   const tools = new Map<string, AnyTool>([...real.tools()].map(([name, tool]) => [name, stub(tool)]));
   const agents: Agent[] = real.list().map((agent) => ({ ...agent, model: 'scripted', mcpTools: [], tools: agent.tools.map((t) => tools.get(t.name) ?? stub(t)) }));
+  // Delegates are the stubbed agents too (delegating runs are not replayed, but their agents are served).
+  for (const agent of agents) agent.delegates = (agent.delegates ?? []).map((d) => agents.find((a) => a.name === d.name) ?? d);
   const policies = agents.map((a) => real.policyFor(a.name)).filter((p): p is PolicyEntry => p !== undefined);
   return new AgentRegistry(agents, policies);
 }
