@@ -15,7 +15,8 @@
  * `key=value` pairs joined by `,`: cache (maxCachedWorkflows), threads (workflowThreadPoolSize),
  * wft (maxConcurrentWorkflowTaskExecutions), reuse=0 (reuseV8Context off), arena
  * (MALLOC_ARENA_MAX of the worker process), semi (V8 --max-semi-space-size, MB), preload=0 (the
- * bundle without src/workflows/shared-modules.ts preloaded, as bench/run.ts bundles it); an empty configuration is the worker's defaults.
+ * bundle without src/workflows/shared-modules.ts preloaded, as bench/run.ts bundles it), v8=FLAG
+ * (any V8 flag without value, e.g. v8=optimize-for-size); an empty configuration is the worker's defaults.
  * BENCH_ROUNDS (1) repeats the list, alternating. BENCH_APPROVE=0 skips the approve phase (runs
  * are terminated). BENCH_SNAPSHOT_DIR writes heap snapshots of every thread while the runs wait.
  */
@@ -35,7 +36,7 @@ import type { WorkerMemory } from './approval-worker';
 
 const key = generateSigningKey();
 const signer = new DecisionSigner({ keyId: 'bench-web', privateKey: key.privateKey, publicKey: key.publicKey });
-const DEFAULT_CONFIGS = `cache=${DEFAULT_MAX_CACHED_RUNS};cache=25;cache=1000;cache=${DEFAULT_MAX_CACHED_RUNS},arena=2`;
+const DEFAULT_CONFIGS = `cache=${DEFAULT_MAX_CACHED_RUNS};cache=25;cache=${DEFAULT_MAX_CACHED_RUNS},semi=1;cache=${DEFAULT_MAX_CACHED_RUNS},semi=1,arena=2`;
 const ENV_OF: Record<string, string> = { cache: 'BENCH_MAX_CACHED', threads: 'BENCH_THREADS', wft: 'BENCH_MAX_WFT', reuse: 'BENCH_REUSE', arena: 'MALLOC_ARENA_MAX' };
 /** Settings that are Node/V8 flags of the worker process. */
 const FLAG_OF: Record<string, string> = { semi: '--max-semi-space-size' };
@@ -80,9 +81,10 @@ function settingsOf(config: string): { env: NodeJS.ProcessEnv; flags: string[] }
     const variable = ENV_OF[name];
     const flag = FLAG_OF[name];
     if (name === 'preload') continue;
-    if (variable) env[variable] = value;
+    if (name === 'v8') flags.push(`--${value}`);
+    else if (variable) env[variable] = value;
     else if (flag) flags.push(`${flag}=${value}`);
-    else throw new Error(`bench: unknown setting ${name} (one of ${[...Object.keys(ENV_OF), ...Object.keys(FLAG_OF)].join(', ')})`);
+    else throw new Error(`bench: unknown setting ${name} (one of ${[...Object.keys(ENV_OF), ...Object.keys(FLAG_OF), 'v8', 'preload'].join(', ')})`);
   }
   return { env, flags };
 }

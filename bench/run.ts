@@ -23,7 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import pino from 'pino';
 import { z } from 'zod';
 import { Context } from '@temporalio/activity';
@@ -37,7 +37,7 @@ import { startDevServer } from '../src/dev-server';
 import { DecisionSigner } from '../src/approvals/keys';
 import { CompiledPolicy, generateSigningKey, parsePolicy, type Keyring } from '../src/governance';
 import { createSqliteStore } from '../src/store';
-import { DEFAULT_MAX_CACHED_RUNS } from '../src/worker';
+import { DEFAULT_MAX_CACHED_RUNS, bundleWardenWorkflows } from '../src/worker';
 import type { PendingApproval } from '../src/workflows/types';
 
 const APPROVAL_QUEUE = 'bench-approvals';
@@ -256,7 +256,8 @@ async function main(): Promise<void> {
     const connection = await NativeConnection.connect({ address: server.address });
     const registry = new AgentRegistry([benchAgent], [{ policy, source: 'bench' }]);
     const failureConverterPath = require.resolve('../src/codec/failure-converter');
-    const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('./workflows'), failureConverterPath, logger: new DefaultLogger('WARN') });
+    // Bundled the way a Warden worker runs them: the shared modules loaded once per worker thread.
+    const { code } = await bundleWardenWorkflows({ workflowsPath: require.resolve('./workflows'), logger: new DefaultLogger('WARN') });
     // The baselines' activities do what the no-op tool does: nothing, and return a short summary.
     const activities = {
       ...createActivities({ registry, store, logger: pino({ level: 'silent' }), keyring: () => keyring }),
