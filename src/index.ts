@@ -7,7 +7,7 @@ export type { Tool, AnyTool, ToolOptions, ToolContext, ToolRisk, Agent, AgentOpt
 export { defineMcpTools } from './agents';
 export type { McpTools, McpToolsOptions, McpServer, McpStdioServer, McpHttpServer } from './agents';
 export { WardenClient } from './client';
-export type { StartRunOptions, RunSummary, StartSigner, AuditTrailCheck } from './client';
+export type { StartRunOptions, RunSummary, StartSigner, AuditTrailCheck, RunFilter, RunApprovals, PendingApprovalsListing } from './client';
 export { createWardenWorker, connectWorker } from './worker';
 export type { WardenWorkerOptions } from './worker';
 export { createSqliteStore, defaultStorePath, createPostgresStore, openRunStore, redactStoreLocation } from './store';
@@ -18,7 +18,7 @@ export { WardenError } from './errors';
 export { parsePolicy, parsePolicyText, CompiledPolicy, PolicyError, policyVersion, verifyAuditChain, signDecision, verifySignedDecision, parseKeyring, normalizeIdentity } from './governance';
 export type { Policy, Decision, AuditEvent, DecisionClaims, SignedDecision, Keyring, KeyGrant } from './governance';
 export { DecisionSigner, ensureDevKeys, loadSigningKey, createSigningKey, loadKeyring, watchKeyring } from './approvals/keys';
-export type { RunOutcome, RunStatusView, PendingApproval, ScriptTurn, StartRunInput } from './workflows/types';
+export type { RunOutcome, RunStatusView, PendingApproval, ScriptTurn, StartRunInput, DelegatedBy, DelegationView } from './workflows/types';
 export { approveSignal, rejectSignal, pauseSignal, resumeSignal, rollbackSignal, applyPolicySignal, approveUpdate, rejectUpdate, statusQuery, pendingApprovalsQuery, auditTrailQuery, rollbackPlanQuery } from './workflows/messages';
 export { EncryptionCodec, loadPayloadKeys, createPayloadKeyFile, createCodecHandler } from './codec';
 export type { PayloadKeys, CodecEndpointOptions } from './codec';
