@@ -646,9 +646,9 @@ class AgentRun {
         parentClosePolicy: 'REQUEST_CANCEL',
         staticSummary: `${agent}, delegated by ${this.runId} (${call.id})`,
       });
-      this.running.set(call.id, { handle, ceiling });
-      if (this.paused) await this.tell(call.id, pauseSignal, { by: 'the delegating run', reason: `${this.runId} is paused` });
-      if (this.rollbackRequest) await this.tell(call.id, rollbackSignal, { by: 'the delegating run', reason: `${this.runId} is rolling back` });
+      this.running.set(runId, { handle, ceiling });
+      if (this.paused) await this.tell(runId, pauseSignal, { by: 'the delegating run', reason: `${this.runId} is paused` });
+      if (this.rollbackRequest) await this.tell(runId, rollbackSignal, { by: 'the delegating run', reason: `${this.runId} is rolling back` });
       outcome = await handle.result();
     } catch (err) {
       view.status = isCancellation(err) ? 'cancelled' : 'failed';
@@ -658,7 +658,7 @@ class AgentRun {
       this.settle(f, 'failed', `the delegation to ${agent} failed: ${view.reason}`);
       return;
     } finally {
-      this.running.delete(call.id);
+      this.running.delete(runId);
     }
     const used = { steps: outcome.steps, toolCalls: outcome.toolCalls, ...outcome.usage };
     const before = this.gov.delegated ?? { steps: 0, toolCalls: 0, inputTokens: 0, outputTokens: 0, costUsd: 0 };
@@ -687,19 +687,19 @@ class AgentRun {
   }
 
   /** Signals one running delegate (pause, resume, rollback); one that has just ended is no matter. */
-  private async tell(callId: string, signal: typeof pauseSignal, input: OperatorInput): Promise<void> {
-    const delegate = this.running.get(callId);
+  private async tell(runId: string, signal: typeof pauseSignal, input: OperatorInput): Promise<void> {
+    const delegate = this.running.get(runId);
     if (!delegate) return;
     try {
       await delegate.handle.signal(signal, input);
     } catch (err) {
       if (isCancellation(err)) throw err;
-      log.info('delegate not signalled', { callId, error: failureMessage(err) });
+      log.info('delegate not signalled', { delegate: runId, error: failureMessage(err) });
     }
   }
 
   private tellAll(signal: typeof pauseSignal, input: OperatorInput): Promise<void> {
-    return Promise.all([...this.running.keys()].map((callId) => this.tell(callId, signal, input))).then(() => undefined);
+    return Promise.all([...this.running.keys()].map((runId) => this.tell(runId, signal, input))).then(() => undefined);
   }
 
   private async runTool(f: CallInFlight, spec: ToolSpec): Promise<void> {
