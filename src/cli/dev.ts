@@ -21,7 +21,7 @@ import {
   runWorker,
   telemetryFromCliEnv,
 } from './local-stack';
-import { traceContextMixin } from '../telemetry';
+import { traceContextMixin } from '../telemetry/logs';
 
 interface DevOptions {
   agents?: string;

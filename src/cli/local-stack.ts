@@ -9,7 +9,9 @@ import type { TemporalSettings } from '../config';
 import { startDevServer, type DevServer } from '../dev-server';
 import { openRunStore, redactStoreLocation, type RunStore } from '../store';
 import { connectWorker, createWardenWorker } from '../worker';
-import { telemetryFromEnv, traceContextMixin, type WardenTelemetry } from '../telemetry';
+import { traceContextMixin } from '../telemetry/logs';
+import type * as TelemetrySetup from '../telemetry/setup';
+import type { WardenTelemetry } from '../telemetry/setup';
 import { WardenClient } from '../client';
 import { ensureDevPayloadKeys, type EncryptionCodec } from '../codec';
 import { logLevelFromEnv, packageRoot, payloadCodecFromEnv, payloadKeysFile, slackFromEnv, storeLocation, taskQueueFromEnv, wardenHome } from './context';
@@ -47,8 +49,11 @@ export function installRuntime(defaultLevel: LogLevel = 'WARN'): void {
  * is set (`OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_METRIC_EXPORT_INTERVAL` too), none otherwise.
  */
 export function telemetryFromCliEnv(): WardenTelemetry | undefined {
+  // The OpenTelemetry SDK is loaded only when it is asked for.
+  if (!process.env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim()) return undefined;
   try {
-    return telemetryFromEnv(process.env, { serviceName: 'warden-worker' });
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require('../telemetry/setup') as typeof TelemetrySetup).telemetryFromEnv(process.env, { serviceName: 'warden-worker' });
   } catch (err) {
     throw new CliError(err instanceof Error ? err.message : String(err));
   }

@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { OpenTelemetryActivityInboundInterceptor, OpenTelemetryActivityOutboundInterceptor, makeWorkflowExporter } from '@temporalio/interceptors-opentelemetry/lib/worker';
+// Loaded only by a worker that traces: the interceptors bring the OpenTelemetry SDK.
+import type * as TemporalOtel from '@temporalio/interceptors-opentelemetry/lib/worker';
 import type { InjectedSink, InjectedSinks, WorkerOptions } from '@temporalio/worker';
 import type { OpenTelemetryWorkflowExporter } from '@temporalio/interceptors-opentelemetry/lib/workflow';
 import type { WorkflowInfo } from '@temporalio/workflow';
 import type { Logger } from 'pino';
 import { TELEMETRY_SINK } from './conventions';
-import { WORKFLOW_TELEMETRY_SCOPE } from './workflow-interceptors';
+import type * as WorkflowInterceptors from './workflow-interceptors';
 import type { WardenTelemetry } from './setup';
 import type { WardenTelemetrySinks } from './workflow-events';
 
@@ -19,7 +20,14 @@ export const WORKFLOW_TELEMETRY_MODULES: readonly string[] = [require.resolve('.
 /** Whether a prebuilt workflow bundle was built with `WORKFLOW_TELEMETRY_MODULES`. */
 export function bundleHasTelemetry(bundle: { codePath: string } | { code: string }): boolean {
   const code = 'code' in bundle ? bundle.code : readFileSync(bundle.codePath, 'utf8');
-  return code.includes(WORKFLOW_TELEMETRY_SCOPE);
+  // The scope's one definition is in the workflow interceptors' module, loaded only here.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return code.includes((require('./workflow-interceptors') as typeof WorkflowInterceptors).WORKFLOW_TELEMETRY_SCOPE);
+}
+
+function temporalOtel(): typeof TemporalOtel {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('@temporalio/interceptors-opentelemetry/lib/worker') as typeof TemporalOtel;
 }
 
 /** Sinks that drop everything: for a bundle with telemetry on a worker without it. */
@@ -33,7 +41,7 @@ function droppingSinks(): InjectedSinks<WardenTelemetrySinks & { exporter: { exp
  * sizes) into every workflow span's attributes.
  */
 function workflowSpanSink(telemetry: WardenTelemetry): InjectedSink<OpenTelemetryWorkflowExporter> {
-  const temporal = makeWorkflowExporter(telemetry.spanProcessor, telemetry.resource);
+  const temporal = temporalOtel().makeWorkflowExporter(telemetry.spanProcessor, telemetry.resource);
   return {
     export: {
       fn: (info, spans) => {
@@ -60,6 +68,7 @@ export function telemetryWorkerOptions(telemetry: WardenTelemetry | undefined, w
     logger.warn('telemetry: the workflow bundle was built without WORKFLOW_TELEMETRY_MODULES, so runs have no workflow spans (invoke_agent, RunWorkflow) or governance metrics; activity spans are exported');
   }
   const { tracer } = telemetry;
+  const { OpenTelemetryActivityInboundInterceptor, OpenTelemetryActivityOutboundInterceptor } = temporalOtel();
   const sinks: InjectedSinks<WardenTelemetrySinks> = { [TELEMETRY_SINK]: { record: { fn: (_info, fact) => telemetry.metrics.governance(fact) } } };
   return {
     interceptors: {

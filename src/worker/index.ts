@@ -7,8 +7,10 @@ import type { AgentRegistry } from '../agents';
 import { LOCAL_TEMPORAL, TASK_QUEUE, type TemporalSettings } from '../config';
 import type { RunStore } from '../store/types';
 import type { Keyring } from '../governance';
-import { slackNotifyActivity } from '../approvals/slack/notify';
-import { telemetryWorkerOptions, traceContextMixin, type WardenTelemetry } from '../telemetry';
+import type * as SlackNotify from '../approvals/slack/notify';
+import { traceContextMixin } from '../telemetry/logs';
+import type { WardenTelemetry } from '../telemetry/setup';
+import { telemetryWorkerOptions } from '../telemetry/worker';
 
 export interface WardenWorkerOptions {
   registry: AgentRegistry;
@@ -86,7 +88,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       allowUnsignedDecisions: options.allowUnsignedDecisions ?? false,
       acceptRunInputPolicy: options.acceptRunInputPolicy ?? false,
       ...(options.limits ? { limits: options.limits } : {}),
-      notifyApproval: slack ? slackNotifyActivity(slack) : undefined,
+      notifyApproval: slack ? slackNotifier(slack) : undefined,
       ...(options.telemetry ? { telemetry: options.telemetry } : {}),
       ...(options.modelEnv ? { modelEnv: options.modelEnv } : {}),
     }),
@@ -111,3 +113,9 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
 }
 
 export { bundleWardenWorkflows, SHARED_WORKFLOW_MODULES } from './bundle';
+
+/** The Slack notifier, loaded only by a worker configured for Slack (Bolt is several MB of heap). */
+function slackNotifier(slack: { botToken: string; slackApiUrl?: string }): ReturnType<typeof SlackNotify.slackNotifyActivity> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('../approvals/slack/notify') as typeof SlackNotify).slackNotifyActivity(slack);
+}
