@@ -20,7 +20,7 @@
  * BENCH_ROUNDS (1) repeats the list, alternating. BENCH_APPROVE=0 skips the approve phase (runs
  * are terminated). BENCH_SNAPSHOT_DIR writes heap snapshots of every thread while the runs wait.
  */
-import { fork } from 'node:child_process';
+import { forkApprovalWorker, type BenchWorker } from './worker-process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -68,11 +68,6 @@ interface Result {
   after: WorkerMemory;
 }
 
-interface BenchWorker {
-  ask: <T>(message: Record<string, boolean>, key: string) => Promise<T>;
-  stop: () => Promise<void>;
-}
-
 function settingsOf(config: string): { env: NodeJS.ProcessEnv; flags: string[] } {
   const env: NodeJS.ProcessEnv = { ...process.env };
   const flags: string[] = [];
@@ -89,32 +84,9 @@ function settingsOf(config: string): { env: NodeJS.ProcessEnv; flags: string[] }
   return { env, flags };
 }
 
-async function startWorker(config: string, address: string, taskQueue: string, bundlePath: string, storePath: string): Promise<BenchWorker> {
+function startWorker(config: string, address: string, taskQueue: string, bundlePath: string, storePath: string): Promise<BenchWorker> {
   const { env, flags } = settingsOf(config);
-  const child = fork(path.join(__dirname, 'approval-worker.ts'), [address, taskQueue, bundlePath, storePath, key.publicKey], { env, execArgv: ['--expose-gc', ...flags, '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const reply = <T>(name: string) =>
-    new Promise<T>((resolve, reject) => {
-      const onMessage = (m: Record<string, unknown>) => {
-        if (!(name in m)) return;
-        child.off('message', onMessage);
-        resolve(m[name] as T);
-      };
-      child.on('message', onMessage);
-      child.once('exit', (code) => reject(new Error(`bench: the worker exited (${String(code)})`)));
-    });
-  await reply<boolean>('ready');
-  return {
-    ask: <T>(message: Record<string, boolean>, name: string) => {
-      const answer = reply<T>(name);
-      child.send(message);
-      return answer;
-    },
-    stop: async () => {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.disconnect();
-      await exited;
-    },
-  };
+  return forkApprovalWorker({ address, taskQueue, bundlePath, storePath, publicKey: key.publicKey, env, flags });
 }
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 1_200_000): Promise<void> {

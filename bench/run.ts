@@ -17,7 +17,8 @@
  *
  * BENCH_N=100,1000 and BENCH_K=1000 change the sizes; BENCH_SERVER_ARGS adds dev server flags.
  */
-import { fork, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { forkApprovalWorker } from './worker-process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -108,30 +109,8 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60
 
 /** The approval scenario's worker, in its own process (bench/approval-worker.ts). */
 async function approvalWorker(address: string, bundlePath: string, storePath: string): Promise<{ rssMb: () => Promise<number>; stop: () => Promise<void> }> {
-  const child = fork(path.join(__dirname, 'approval-worker.ts'), [address, APPROVAL_QUEUE, bundlePath, storePath, webKey.publicKey], { execArgv: ['--expose-gc', '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const reply = <T>(key: string) =>
-    new Promise<T>((resolve, reject) => {
-      const onMessage = (m: Record<string, unknown>) => {
-        if (!(key in m)) return;
-        child.off('message', onMessage);
-        resolve(m[key] as T);
-      };
-      child.on('message', onMessage);
-      child.once('exit', (code) => reject(new Error(`bench: the approval worker exited (${String(code)})`)));
-    });
-  await reply<boolean>('ready');
-  return {
-    rssMb: () => {
-      const answer = reply<number>('rssMb');
-      child.send({ rss: true });
-      return answer;
-    },
-    stop: async () => {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.disconnect();
-      await exited;
-    },
-  };
+  const worker = await forkApprovalWorker({ address, taskQueue: APPROVAL_QUEUE, bundlePath, storePath, publicKey: webKey.publicKey });
+  return { rssMb: () => worker.ask<number>({ rss: true }, 'rssMb'), stop: worker.stop };
 }
 
 /** K runs that each wait for one approval; then every approval, signed and sent as an Update. The worker is a process of its own. */

@@ -163,10 +163,7 @@ function withDelegates(agents: readonly Agent[]): Agent[] {
     out.set(agent.name, agent);
     for (const delegate of agent.delegates ?? []) visit(delegate, agent.name);
   };
-  for (const agent of agents) {
-    if (out.has(agent.name) && out.get(agent.name) !== agent) throw new DefinitionError(`two agents are named ${agent.name}`);
-    visit(agent, undefined);
-  }
+  for (const agent of agents) visit(agent, undefined);
   return [...out.values()];
 }
 

@@ -76,6 +76,17 @@ export function emptyCeiling(ceiling: Budgets): string | null {
   return null;
 }
 
+/** What delegates used so far, with one more delegate's use added. */
+export function addDelegateUsage(sum: DelegateUsage | undefined, child: DelegateUsage): DelegateUsage {
+  return {
+    steps: (sum?.steps ?? 0) + child.steps,
+    toolCalls: (sum?.toolCalls ?? 0) + child.toolCalls,
+    inputTokens: (sum?.inputTokens ?? 0) + child.inputTokens,
+    outputTokens: (sum?.outputTokens ?? 0) + child.outputTokens,
+    costUsd: (sum?.costUsd ?? 0) + child.costUsd,
+  };
+}
+
 /** The delegating run's usage once a delegate's is added (totals only: per-tool counts stay each run's own). */
 export function chargeDelegate(usage: BudgetUsage, child: DelegateUsage): BudgetUsage {
   return {

@@ -13,7 +13,7 @@ export { PolicyError, parsePolicy, parsePolicyText, policyVersion, CompiledPolic
 export type { Decision, DecisionKind, RunFacts, CallFacts } from './policy';
 export { emptyUsage, checkBeforeModelCall, checkBeforeToolCall, costOf } from './budget';
 export type { BudgetUsage, BudgetExceeded, BudgetLimit } from './budget';
-export { budgetsLeft, chargeDelegate, checkModelCallBudgets, checkToolCallBudgets, delegationCeiling, emptyCeiling } from './delegation';
+export { addDelegateUsage, budgetsLeft, chargeDelegate, checkModelCallBudgets, checkToolCallBudgets, delegationCeiling, emptyCeiling } from './delegation';
 export type { DelegateUsage } from './delegation';
 export { emptyLoopState, observeCall } from './loop-detector';
 export type { LoopState, LoopObservation } from './loop-detector';

@@ -13,7 +13,7 @@ export { durationMs } from './duration';
 export { checkBeforeModelCall, costOf, emptyUsage } from './budget';
 export type { BudgetExceeded, BudgetUsage } from './budget';
 export { emptyLoopState } from './loop-detector';
-export { budgetsLeft, chargeDelegate, checkModelCallBudgets, delegationCeiling, emptyCeiling } from './delegation';
+export { addDelegateUsage, budgetsLeft, chargeDelegate, checkModelCallBudgets, delegationCeiling, emptyCeiling } from './delegation';
 export type { DelegateUsage } from './delegation';
 export type { Budgets } from './policy-schema';
 export { CompiledPolicy } from './policy-compiled';

@@ -23,8 +23,8 @@ import type { CallModelResult, CoreActivities, NON_RETRYABLE_ERRORS, ToolActivit
 import {
   type CompiledPolicy,
   admitApproved,
+  addDelegateUsage,
   budgetsLeft,
-  chargeDelegate,
   checkModelCallBudgets,
   costOf,
   delegationCeiling,
@@ -78,6 +78,7 @@ import { agentSearchAttribute, requesterSearchAttribute, statusSearchAttribute }
 import type {
   AgentRunInput,
   CarriedState,
+  CallRef,
   CompensationStep,
   DelegationInput,
   DelegationView,
@@ -208,7 +209,7 @@ class AgentRun {
   private startedAtMs = Date.now();
   private stepsThisExecution = 0;
   private executedCalls: CompensationStep[] = [];
-  private notUndoable: { callId: string; tool: string; runId?: string }[] = [];
+  private notUndoable: CallRef[] = [];
   /** The runs this one delegated to (status shows them), and those still running (pause, resume and rollback reach them). */
   private delegations: DelegationView[] = [];
   private readonly running = new Map<string, RunningDelegate>();
@@ -344,7 +345,7 @@ class AgentRun {
         policySource: this.prepared.policySource,
         model: this.prepared.agent.modelId,
         ...this.shadow.startFields(),
-        ...(delegation ? { delegatedBy: { runId: delegation.runId, agent: delegation.agent, callId: delegation.callId }, ceiling: delegation.ceiling, depth: delegation.depth } : {}),
+        ...(delegation ? { delegatedBy: this.delegatedBy(), ceiling: delegation.ceiling, depth: delegation.depth } : {}),
       });
       // With the first model call made, the goal is in the store already, and the answer is the first step's.
       this.messageCount = 1;
@@ -661,8 +662,7 @@ class AgentRun {
       this.running.delete(runId);
     }
     const used = { steps: outcome.steps, toolCalls: outcome.toolCalls, ...outcome.usage };
-    const before = this.gov.delegated ?? { steps: 0, toolCalls: 0, inputTokens: 0, outputTokens: 0, costUsd: 0 };
-    this.gov = { ...this.gov, delegated: chargeDelegate({ ...emptyUsage(), ...before }, used) };
+    this.gov = { ...this.gov, delegated: addDelegateUsage(this.gov.delegated, used) };
     view.status = outcome.status;
     view.reason = outcome.reason;
     this.executedCalls.push(...(outcome.undoable ?? []));

@@ -119,7 +119,7 @@ export interface RunOutcome {
    * its delegates', oldest first), and what it did that cannot be undone.
    */
   undoable?: CompensationStep[];
-  notUndoable?: { callId: string; tool: string; runId?: string }[];
+  notUndoable?: CallRef[];
 }
 
 /** Who handed a delegate its task: the delegating run, its agent and the call. */
@@ -182,10 +182,17 @@ export interface CompensationStep {
   shownArgs?: Record<string, unknown>;
 }
 
+/** A call by id and tool; `runId` when it was a delegate's call. */
+export interface CallRef {
+  callId: string;
+  tool: string;
+  runId?: string;
+}
+
 export interface RollbackReport {
-  undone: { callId: string; tool: string; runId?: string }[];
-  failed: { callId: string; tool: string; error: string; runId?: string }[];
-  notUndoable: { callId: string; tool: string; runId?: string }[];
+  undone: CallRef[];
+  failed: (CallRef & { error: string })[];
+  notUndoable: CallRef[];
 }
 
 /** The `status` query's answer. */
@@ -221,7 +228,7 @@ export interface CarriedState {
   startedAtMs: number;
   executions: number;
   executedCalls: CompensationStep[];
-  notUndoable: { callId: string; tool: string; runId?: string }[];
+  notUndoable: CallRef[];
   lastDecision: RunStatusView['lastDecision'];
   paused: boolean;
   delegations?: DelegationView[];

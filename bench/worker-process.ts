@@ -1,0 +1,54 @@
+import { fork } from 'node:child_process';
+import path from 'node:path';
+
+/** A bench worker (bench/approval-worker.ts) in a process of its own, asked over IPC. */
+export interface BenchWorker {
+  /** Sends `message` and resolves with the worker's answer under `key`. */
+  ask: <T>(message: Record<string, boolean>, key: string) => Promise<T>;
+  stop: () => Promise<void>;
+}
+
+export interface BenchWorkerOptions {
+  address: string;
+  taskQueue: string;
+  bundlePath: string;
+  storePath: string;
+  /** The web key the worker trusts for signed approvals. */
+  publicKey: string;
+  env?: NodeJS.ProcessEnv;
+  /** Node/V8 flags of the worker process. */
+  flags?: string[];
+}
+
+/** Forks the approval worker and resolves once it polls. */
+export async function forkApprovalWorker(options: BenchWorkerOptions): Promise<BenchWorker> {
+  const args = [options.address, options.taskQueue, options.bundlePath, options.storePath, options.publicKey];
+  const child = fork(path.join(__dirname, 'approval-worker.ts'), args, {
+    ...(options.env ? { env: options.env } : {}),
+    execArgv: ['--expose-gc', ...(options.flags ?? []), '--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const reply = <T>(key: string) =>
+    new Promise<T>((resolve, reject) => {
+      const onMessage = (m: Record<string, unknown>) => {
+        if (!(key in m)) return;
+        child.off('message', onMessage);
+        resolve(m[key] as T);
+      };
+      child.on('message', onMessage);
+      child.once('exit', (code) => reject(new Error(`bench: the worker exited (${String(code)})`)));
+    });
+  await reply<boolean>('ready');
+  return {
+    ask: <T>(message: Record<string, boolean>, key: string) => {
+      const answer = reply<T>(key);
+      child.send(message);
+      return answer;
+    },
+    stop: async () => {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.disconnect();
+      await exited;
+    },
+  };
+}
