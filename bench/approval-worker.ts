@@ -8,17 +8,19 @@
  * Environment: BENCH_MAX_CACHED (maxCachedWorkflows), BENCH_THREADS (workflowThreadPoolSize),
  * BENCH_MAX_WFT (maxConcurrentWorkflowTaskExecutions), BENCH_REUSE=0 (reuseV8Context off);
  * BENCH_SNAPSHOT_DIR: `{ memory: true }` also writes heap snapshots of the main thread and of
- * every workflow thread there.
+ * every workflow thread there. BENCH_MODE=bare: a plain Temporal worker with the baselines'
+ * activities (bench/bare-activities.ts) instead of a Warden worker, for `bareApproval` runs.
  */
 import path from 'node:path';
 import v8 from 'node:v8';
 import workerThreads, { MessageChannel, type MessagePort } from 'node:worker_threads';
-import { DefaultLogger, NativeConnection, Runtime, type WorkerOptions } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import pino from 'pino';
 import { AgentRegistry } from '../src/agents';
 import { createSqliteStore } from '../src/store';
 import { createWardenWorker, DEFAULT_MAX_CACHED_RUNS } from '../src/worker';
 import { approvalAgent, approvalPolicy } from './agents';
+import { bareActivities } from './bare-activities';
 
 /** One V8 heap: used and total (committed) bytes, and what V8 allocated outside it with malloc. */
 export interface HeapFigures {
@@ -134,18 +136,21 @@ async function main(): Promise<void> {
     ...(maxWft ? { maxConcurrentWorkflowTaskExecutions: maxWft } : {}),
     ...(process.env.BENCH_REUSE === '0' ? { reuseV8Context: false } : {}),
   };
-  const worker = await createWardenWorker({
-    registry: new AgentRegistry([approvalAgent], [{ policy: approvalPolicy, source: 'bench' }]),
-    store,
-    connection,
-    settings: { address, namespace: 'default' },
-    taskQueue,
-    logger: pino({ level: 'silent' }),
-    workflowBundle: { codePath: bundlePath },
-    keyring: { 'bench-web': { publicKey, channel: 'web', people: '*', revoked: false } },
-    slack: null,
-    workerOptions,
-  });
+  const worker =
+    process.env.BENCH_MODE === 'bare'
+      ? await Worker.create({ connection, taskQueue, workflowBundle: { codePath: bundlePath }, activities: bareActivities, ...workerOptions })
+      : await createWardenWorker({
+          registry: new AgentRegistry([approvalAgent], [{ policy: approvalPolicy, source: 'bench' }]),
+          store,
+          connection,
+          settings: { address, namespace: 'default' },
+          taskQueue,
+          logger: pino({ level: 'silent' }),
+          workflowBundle: { codePath: bundlePath },
+          keyring: { 'bench-web': { publicKey, channel: 'web', people: '*', revoked: false } },
+          slack: null,
+          workerOptions,
+        });
   process.on('message', (message: { rss?: boolean; memory?: boolean; peak?: boolean; stop?: boolean }) => {
     if (message.rss) {
       global.gc?.();

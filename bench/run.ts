@@ -27,11 +27,9 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import pino from 'pino';
 import { z } from 'zod';
-import { Context } from '@temporalio/activity';
-import type { LanguageModelV3Message } from '@ai-sdk/provider';
-import { jsonSchema, tool as aiTool } from 'ai';
-import { generate } from '../src/activities/model-call';
-import { createActivities, resolveModel } from '../src/activities';
+import { createActivities } from '../src/activities';
+import { bareActivities } from './bare-activities';
+import { bareApproval, bareApproveUpdate } from './workflows';
 import { AgentRegistry, defineAgent, defineTool } from '../src/agents';
 import { WardenClient } from '../src/client';
 import { startDevServer } from '../src/dev-server';
@@ -42,6 +40,7 @@ import { DEFAULT_MAX_CACHED_RUNS, bundleWardenWorkflows } from '../src/worker';
 import type { PendingApproval } from '../src/workflows/types';
 
 const APPROVAL_QUEUE = 'bench-approvals';
+const BARE_APPROVAL_QUEUE = 'bench-bare-approvals';
 
 const noopTool = defineTool({ name: 'noop', description: 'does nothing', input: z.object({ i: z.int() }), run: () => 'ok' });
 const benchAgent = defineAgent({ name: 'bench-agent', instructions: 'bench', model: 'scripted', tools: [noopTool] });
@@ -58,6 +57,12 @@ interface Measured {
   bytes: number;
   executions: number;
 }
+
+/** BENCH_ROUNDS: how many times each size of scenario 1 is measured (the medians are printed). */
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? '3'));
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+/** The round whose time is the median (its events and bytes with it). */
+const medianRun = (runs: Measured[]): Measured => [...runs].sort((a, b) => a.ms - b.ms)[Math.floor(runs.length / 2)] ?? { ms: 0, events: 0, bytes: 0, executions: 0 };
 
 async function historyOf(client: Client, workflowId: string): Promise<{ events: number; bytes: number; executions: number }> {
   let events = 0;
@@ -108,8 +113,10 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60
 }
 
 /** The approval scenario's worker, in its own process (bench/approval-worker.ts). */
-async function approvalWorker(address: string, bundlePath: string, storePath: string): Promise<{ rssMb: () => Promise<number>; stop: () => Promise<void> }> {
-  const worker = await forkApprovalWorker({ address, taskQueue: APPROVAL_QUEUE, bundlePath, storePath, publicKey: webKey.publicKey });
+async function approvalWorker(address: string, bundlePath: string, storePath: string, mode: 'warden' | 'bare'): Promise<{ rssMb: () => Promise<number>; stop: () => Promise<void> }> {
+  const taskQueue = mode === 'bare' ? BARE_APPROVAL_QUEUE : APPROVAL_QUEUE;
+  const env = mode === 'bare' ? { ...process.env, BENCH_MODE: 'bare' } : undefined;
+  const worker = await forkApprovalWorker({ address, taskQueue, bundlePath, storePath, publicKey: webKey.publicKey, ...(env ? { env } : {}) });
   return { rssMb: () => worker.ask<number>({ rss: true }, 'rssMb'), stop: worker.stop };
 }
 
@@ -158,30 +165,30 @@ async function approvals(warden: WardenClient, worker: { rssMb: () => Promise<nu
 }
 
 /**
- * The ungoverned loop's model activity: the same model call (`generate`, the scripted model) as
- * the governed run's, on a prompt it keeps in memory already converted (no store, no history, no
- * validation), so the ratio isolates what governance adds.
+ * The scenario's floor on Temporal (bench/workflows.ts `bareApproval`): the same K runs started 50
+ * at a time, each waiting for one Update, approved 50 at a time, on a plain worker in its own
+ * process with the same dev server, cache size and bundle; no policy, audit, signature or memo.
  */
-const conversations = new Map<string, LanguageModelV3Message[]>();
-const loopTools = { noop: aiTool({ description: 'does nothing', inputSchema: jsonSchema({ type: 'object', properties: { i: { type: 'integer' } } }) }) };
-async function ungovernedModel({ step, of }: { step: number; of: number }): Promise<{ call: { name: string; args: { i: number } } | null }> {
-  const id = Context.current().info.workflowExecution?.workflowId ?? 'standalone';
-  const prompt = conversations.get(id) ?? [{ role: 'user', content: [{ type: 'text', text: 'bench' }] }];
-  const last = prompt[prompt.length - 1];
-  if (last?.role === 'assistant') {
-    const call = last.content.find((c) => c.type === 'tool-call');
-    if (call?.type === 'tool-call') prompt.push({ role: 'tool', content: [{ type: 'tool-result', toolCallId: call.toolCallId, toolName: call.toolName, output: { type: 'json', value: 'ok' } }] });
+async function bareApprovals(client: Client, worker: { rssMb: () => Promise<number> }, k: number): Promise<{ startMs: number; rssBeforeMb: number; rssWaitingMb: number; approveMs: number }> {
+  const tag = Date.now().toString(36);
+  const prefix = `bench-bare-approval/${tag}-`;
+  const count = async (status: string) => (await client.workflow.count(`WardenAgent = 'bench-bare' AND WardenStatus = '${status}' AND WorkflowId STARTS_WITH '${prefix}'`)).count;
+  const rssBeforeMb = await worker.rssMb();
+  const started = performance.now();
+  const ids: string[] = [];
+  for (let from = 0; from < k; from += 50) {
+    const batch = Array.from({ length: Math.min(50, k - from) }, async (_, i) => (await client.workflow.start(bareApproval, { taskQueue: BARE_APPROVAL_QUEUE, workflowId: `${prefix}${from + i}`, args: ['bench-bare'] })).workflowId);
+    ids.push(...(await Promise.all(batch)));
   }
-  const turn = step < of ? { toolCalls: [{ name: 'noop', args: { i: step } }], usage: { inputTokens: 1, outputTokens: 1 } } : { text: 'done' };
-  const answer = await generate({ model: resolveModel('scripted', turn), system: 'bench', prompt, tools: loopTools });
-  prompt.push({ role: 'assistant', content: answer.message.content.flatMap((c) => (c.type === 'tool-call' ? [{ type: 'tool-call' as const, toolCallId: c.toolCallId, toolName: c.toolName, input: c.input }] : [])) });
-  conversations.set(id, prompt);
-  const proposed = answer.toolCalls[0];
-  if (!proposed) {
-    conversations.delete(id);
-    return { call: null };
+  await until(`${k} bare runs to wait`, async () => (await count('awaiting_approval')) >= k);
+  const startMs = performance.now() - started;
+  const rssWaitingMb = await worker.rssMb();
+  const approveStarted = performance.now();
+  for (let from = 0; from < ids.length; from += 50) {
+    await Promise.all(ids.slice(from, from + 50).map((id) => client.workflow.getHandle(id).executeUpdate(bareApproveUpdate, { args: ['alice'] })));
   }
-  return { call: { name: proposed.toolName, args: proposed.input as { i: number } } };
+  await until(`${k} bare runs to complete`, async () => (await count('completed')) >= k);
+  return { startMs, rssBeforeMb, rssWaitingMb, approveMs: performance.now() - approveStarted };
 }
 
 /** The LangGraph.js harness beside this one, where its dependencies are installed. */
@@ -228,8 +235,9 @@ async function main(): Promise<void> {
   const server = await startDevServer({ headless: true, log: () => {}, extraArgs: (process.env.BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean) });
   const tempDir = mkdtempSync(path.join(os.tmpdir(), 'warden-bench-'));
   const store = createSqliteStore(path.join(tempDir, 'warden.db'));
-  const rows: { n: number; bare: Measured; loop: Measured; governed: Measured }[] = [];
+  const rows: { n: number; bare: Measured; loop: Measured; governed: Measured; ratio: number }[] = [];
   let waiting: Awaited<ReturnType<typeof approvals>> | null = null;
+  let floor: Awaited<ReturnType<typeof bareApprovals>> | null = null;
   try {
     const taskQueue = 'bench';
     const connection = await NativeConnection.connect({ address: server.address });
@@ -240,8 +248,7 @@ async function main(): Promise<void> {
     // The baselines' activities do what the no-op tool does: nothing, and return a short summary.
     const activities = {
       ...createActivities({ registry, store, logger: pino({ level: 'silent' }), keyring: () => keyring }),
-      bareNoop: async () => ({ summary: 'ok' }),
-      bareModel: ungovernedModel,
+      ...bareActivities,
     };
     const worker = await Worker.create({ connection, taskQueue, workflowBundle: { code }, activities, dataConverter: { failureConverterPath }, maxCachedWorkflows: DEFAULT_MAX_CACHED_RUNS });
     const client = new Client({ connection: await Connection.connect({ address: server.address }) });
@@ -252,13 +259,24 @@ async function main(): Promise<void> {
       await bare(client, taskQueue, 5);
       await ungoverned(client, taskQueue, 5);
       await governed(warden, 5);
-      for (const n of sizes) rows.push({ n, bare: await bare(client, taskQueue, n), loop: await ungoverned(client, taskQueue, n), governed: await governed(warden, n) });
+      // Each size measured `rounds` times, the three side by side in each round; the medians are printed.
+      for (const n of sizes) {
+        const rounds: { bare: Measured; loop: Measured; governed: Measured }[] = [];
+        for (let r = 0; r < ROUNDS; r++) rounds.push({ bare: await bare(client, taskQueue, n), loop: await ungoverned(client, taskQueue, n), governed: await governed(warden, n) });
+        rows.push({ n, bare: medianRun(rounds.map((x) => x.bare)), loop: medianRun(rounds.map((x) => x.loop)), governed: medianRun(rounds.map((x) => x.governed)), ratio: median(rounds.map((x) => x.governed.ms / x.loop.ms)) });
+      }
     });
     if (k > 0) {
-      // The workflows run in the worker process started here; this process is only their client.
+      // The workflows run in worker processes started here, one per scenario; this process is only their client.
       const bundlePath = path.join(tempDir, 'workflow-bundle.js');
       writeFileSync(bundlePath, code);
-      const approvalsWorker = await approvalWorker(server.address, bundlePath, path.join(tempDir, 'approvals.db'));
+      const bareWorker = await approvalWorker(server.address, bundlePath, path.join(tempDir, 'bare.db'), 'bare');
+      try {
+        floor = await bareApprovals(client, bareWorker, k);
+      } finally {
+        await bareWorker.stop();
+      }
+      const approvalsWorker = await approvalWorker(server.address, bundlePath, path.join(tempDir, 'approvals.db'), 'warden');
       try {
         waiting = await approvals(new WardenClient(client, APPROVAL_QUEUE), approvalsWorker, k);
       } finally {
@@ -272,11 +290,11 @@ async function main(): Promise<void> {
     await server.stop();
   }
 
-  console.log('\n1. a governed run vs an ungoverned agent loop (model + tool activity) vs a bare activity loop; same server, same worker process\n');
+  console.log(`\n1. a governed run vs an ungoverned agent loop (model + tool activity) vs a bare activity loop; same server, same worker process; medians of ${ROUNDS} rounds (the ratio: of each round's governed ÷ loop)\n`);
   console.log('   N     | ms/call bare / loop / governed | governed ÷ loop | events/call loop / governed | bytes/call loop / governed | executions');
-  for (const { n, bare: b, loop: l, governed: g } of rows) {
+  for (const { n, bare: b, loop: l, governed: g, ratio } of rows) {
     console.log(
-      `   ${String(n).padEnd(5)} | ${`${(b.ms / n).toFixed(1)} / ${(l.ms / n).toFixed(1)} / ${(g.ms / n).toFixed(1)}`.padEnd(30)} | ${(g.ms / l.ms).toFixed(2).padStart(15)} | ` +
+      `   ${String(n).padEnd(5)} | ${`${(b.ms / n).toFixed(1)} / ${(l.ms / n).toFixed(1)} / ${(g.ms / n).toFixed(1)}`.padEnd(30)} | ${ratio.toFixed(2).padStart(15)} | ` +
         `${(l.events / n).toFixed(1)} / ${(g.events / n).toFixed(1)}`.padEnd(27) +
         ` | ${(l.bytes / n).toFixed(0)} / ${(g.bytes / n).toFixed(0)}`.padEnd(27) +
         ` | ${g.executions}`,
@@ -290,6 +308,11 @@ async function main(): Promise<void> {
   const w = waiting;
   if (w) {
     console.log(`\n2. ${k} runs waiting for approval: all waiting after ${(w.startMs / 1000).toFixed(1)} s; worker process RSS ${w.rssBeforeMb.toFixed(0)} MB before, ${w.rssWaitingMb.toFixed(0)} MB while waiting (${(((w.rssWaitingMb - w.rssBeforeMb) * 1024) / k).toFixed(0)} KB per waiting run), ${w.rssDoneMb.toFixed(0)} MB after; reading every approval id ${(w.readMs / 1000).toFixed(1)} s (${process.env.BENCH_READ === 'query' ? 'a query per run' : 'one listing of the memos'}), first approval to all completed ${(w.approveMs / 1000).toFixed(1)} s (worker cache ${process.env.BENCH_MAX_CACHED ?? DEFAULT_MAX_CACHED_RUNS} runs)`);
+  }
+  const f = floor;
+  if (f) {
+    console.log(`   the same on Temporal alone (bare workflow: model activity, one Update, tool and model activities; plain worker, same cache): all waiting after ${(f.startMs / 1000).toFixed(1)} s; RSS ${f.rssBeforeMb.toFixed(0)} MB before, ${f.rssWaitingMb.toFixed(0)} MB while waiting; first approval to all completed ${(f.approveMs / 1000).toFixed(1)} s`);
+    if (w) console.log(`   Warden ÷ Temporal alone: start ${(w.startMs / f.startMs).toFixed(2)}, approve ${(w.approveMs / f.approveMs).toFixed(2)}, RSS growth while waiting ${((w.rssWaitingMb - w.rssBeforeMb) / Math.max(1, f.rssWaitingMb - f.rssBeforeMb)).toFixed(2)}`);
   }
   const d = decisionBench();
   console.log(`\n3. policy decision, 50 rules, last rule matches: p50 ${d.p50.toFixed(1)} µs, p99 ${d.p99.toFixed(1)} µs, mean ${d.mean.toFixed(1)} µs per decision`);

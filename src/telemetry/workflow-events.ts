@@ -9,7 +9,7 @@
  * `wardenTelemetry` sink, and sinks are not called while a worker replays history, so a run
  * evicted from the cache and replayed reports each fact once.
  */
-import { trace, type Attributes } from '@opentelemetry/api';
+import type { Attributes, TraceAPI } from '@opentelemetry/api';
 import { proxySinks, type Sinks } from '@temporalio/workflow';
 import { TELEMETRY_SINK, WARDEN, GEN_AI, type CallGovernance, type GovernanceFact } from './conventions';
 
@@ -30,6 +30,17 @@ interface CallFacts {
 
 const str = (value: unknown): string => (typeof value === 'string' ? value : '');
 
+/**
+ * Where a run finds OpenTelemetry's trace API: the telemetry interceptors module
+ * (src/telemetry/workflow-interceptors.ts) puts its own on the run's global when it builds the
+ * run's interceptors, so only a worker that traces loads the OpenTelemetry API into its runs.
+ * This module does not import it: Warden's workflow modules are shared by every run of a worker
+ * thread and frozen (src/workflows/shared-modules.ts), and the API's singletons must stay each
+ * run's own (the interceptors register a tracer provider in them).
+ */
+export const RUN_TRACE_API = '__wardenTraceApi';
+const traceApi = (): TraceAPI | undefined => (globalThis as { [RUN_TRACE_API]?: TraceAPI })[RUN_TRACE_API];
+
 /** One run's telemetry bookkeeping. Create one per run; call `observe` with every audit event. */
 export class RunTelemetry {
   private readonly calls = new Map<string, CallFacts>();
@@ -40,7 +51,7 @@ export class RunTelemetry {
    * telemetry is on) make a span active around the run, so one is active when the run is
    * created. Without them nothing is reported: no sink calls, nothing extra in history.
    */
-  readonly enabled = trace.getActiveSpan() !== undefined;
+  readonly enabled = traceApi()?.getActiveSpan() !== undefined;
 
   /** Create it while the run starts (inside the workflow function), not in a handler. */
   constructor(private readonly agent: string) {}
@@ -133,6 +144,6 @@ export class RunTelemetry {
   }
 
   private event(name: string, attributes: Attributes): void {
-    trace.getActiveSpan()?.addEvent(name, attributes);
+    traceApi()?.getActiveSpan()?.addEvent(name, attributes);
   }
 }

@@ -17,6 +17,7 @@ import {
 } from '@temporalio/interceptors-opentelemetry/lib/workflow';
 import { ContinueAsNew, workflowInfo, type Next, type WorkflowExecuteInput, type WorkflowInboundCallsInterceptor, type WorkflowInterceptors } from '@temporalio/workflow';
 import { GEN_AI, WARDEN } from './conventions';
+import { RUN_TRACE_API } from './workflow-events';
 
 /**
  * The instrumentation scope of the spans Warden makes in workflow code. Defined here and only
@@ -91,9 +92,13 @@ export class InvokeAgentInterceptor implements WorkflowInboundCallsInterceptor {
   }
 }
 
-export const interceptors = (): WorkflowInterceptors => ({
-  // The first inbound interceptor is the outermost: RunWorkflow, then invoke_agent inside it.
-  inbound: [new OpenTelemetryInboundInterceptor(), new InvokeAgentInterceptor()],
-  outbound: [new OpenTelemetryOutboundInterceptor()],
-  internals: [new OpenTelemetryInternalsInterceptor()],
-});
+export const interceptors = (): WorkflowInterceptors => {
+  // Called once for each run, on the run's own global: its telemetry (workflow-events.ts) reports through this.
+  (globalThis as { [RUN_TRACE_API]?: typeof trace })[RUN_TRACE_API] = trace;
+  return {
+    // The first inbound interceptor is the outermost: RunWorkflow, then invoke_agent inside it.
+    inbound: [new OpenTelemetryInboundInterceptor(), new InvokeAgentInterceptor()],
+    outbound: [new OpenTelemetryOutboundInterceptor()],
+    internals: [new OpenTelemetryInternalsInterceptor()],
+  };
+};
