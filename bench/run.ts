@@ -10,12 +10,15 @@
  * 2. K runs waiting for approval (K=1000 by default): time until all wait, worker process RSS
  *    while they wait, time to read every approval id (one visibility listing of the runs' memos;
  *    BENCH_READ=query: a query per run, as before the memo), time from the first approval
- *    (signed, sent as Updates) until all completed.
+ *    (signed, sent as Updates) until all completed. Beside it the same scenario on Temporal alone
+ *    (`bareApproval`: model activity, an Update, tool and model activities, no governance) on a
+ *    plain worker in its own process, and the ratios: what governance adds to waiting for people.
  * 3. Policy decision time for a 50-rule policy: µs per decision, p50 and p99.
  * 4. Where `../shared/peers/langgraph` has its dependencies (`npm ci` there), the same scenarios
  *    on LangGraph.js, run in child processes on the same machine in the same session.
  *
- * BENCH_N=100,1000 and BENCH_K=1000 change the sizes; BENCH_SERVER_ARGS adds dev server flags.
+ * Scenario 1 measures each size BENCH_ROUNDS times (3), the three loops side by side in each round,
+ * and prints medians. BENCH_N=100,1000 and BENCH_K=1000 change the sizes; BENCH_SERVER_ARGS adds dev server flags.
  */
 import { spawnSync } from 'node:child_process';
 import { forkApprovalWorker } from './worker-process';
