@@ -32,6 +32,7 @@ import { DecisionSigner } from '../src/approvals/keys';
 import { generateSigningKey, parsePolicy } from '../src/governance';
 import { createSqliteStore } from '../src/store';
 import { createWardenWorker } from '../src/worker';
+import { median } from './figures';
 
 const payTool = defineTool({ name: 'pay', description: 'pays', input: z.object({ amount: z.number() }), run: () => 'paid' });
 const agent = defineAgent({ name: 'ab', instructions: 'bench', model: 'scripted', tools: [payTool] });
@@ -39,7 +40,6 @@ const policy = parsePolicy({ agent: 'ab', tools: { pay: {} }, rules: [{ id: 'fin
 const key = generateSigningKey();
 const signer = new DecisionSigner({ keyId: 'web', privateKey: key.privateKey, publicKey: key.publicKey });
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
 /** Every waiting run's approval id: from one listing (the memos), or by a query per run (in batches of 50). */
 async function approvalIds(warden: WardenClient, ids: string[], read: 'memo' | 'query'): Promise<Map<string, string>> {

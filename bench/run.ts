@@ -32,6 +32,7 @@ import pino from 'pino';
 import { z } from 'zod';
 import { createActivities } from '../src/activities';
 import { bareActivities } from './bare-activities';
+import { inBatches, indices, median } from './figures';
 import { bareApproval, bareApproveUpdate } from './workflows';
 import { AgentRegistry, defineAgent, defineTool } from '../src/agents';
 import { WardenClient } from '../src/client';
@@ -63,7 +64,6 @@ interface Measured {
 
 /** BENCH_ROUNDS: how many times each size of scenario 1 is measured (the medians are printed). */
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? '3'));
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 /** The round whose time is the median (its events and bytes with it). */
 const medianRun = (runs: Measured[]): Measured => [...runs].sort((a, b) => a.ms - b.ms)[Math.floor(runs.length / 2)] ?? { ms: 0, events: 0, bytes: 0, executions: 0 };
 
@@ -130,11 +130,7 @@ async function approvals(warden: WardenClient, worker: { rssMb: () => Promise<nu
   const script = [{ toolCalls: [{ name: 'pay', args: { amount: 5 } }] }, { text: 'paid' }];
   const rssBeforeMb = await worker.rssMb();
   const started = performance.now();
-  const runIds: string[] = [];
-  for (let from = 0; from < k; from += 50) {
-    const batch = Array.from({ length: Math.min(50, k - from) }, (_, i) => warden.startRun({ agent: 'bench-approvals', goal: 'pay', requester: 'carol', key: `${tag}-${from + i}`, script }));
-    runIds.push(...(await Promise.all(batch)));
-  }
+  const runIds = await inBatches(indices(k), (i) => warden.startRun({ agent: 'bench-approvals', goal: 'pay', requester: 'carol', key: `${tag}-${i}`, script }));
   await until(`${k} runs to wait`, async () => (await count('awaiting_approval')) >= k);
   const startMs = performance.now() - started;
   const rssWaitingMb = await worker.rssMb();
@@ -142,9 +138,7 @@ async function approvals(warden: WardenClient, worker: { rssMb: () => Promise<nu
   const pending: { runId: string; approval: PendingApproval | undefined }[] = [];
   if (process.env.BENCH_READ === 'query') {
     // As before the approvals memo, in batches: most of the waiting runs are not in the worker's cache, so each query replays one.
-    for (let from = 0; from < runIds.length; from += 50) {
-      pending.push(...(await Promise.all(runIds.slice(from, from + 50).map(async (runId) => ({ runId, approval: (await warden.queryPendingApprovals(runId))[0] })))));
-    }
+    pending.push(...(await inBatches(runIds, async (runId) => ({ runId, approval: (await warden.queryPendingApprovals(runId))[0] }))));
   } else {
     // One visibility listing: every waiting run's approvals are in its memo.
     const listed = new Map((await warden.listPendingApprovals()).approvals.map((a) => [a.runId, a] as const));
@@ -152,16 +146,12 @@ async function approvals(warden: WardenClient, worker: { rssMb: () => Promise<nu
   }
   const readMs = performance.now() - readStarted;
   const approveStarted = performance.now();
-  for (let from = 0; from < pending.length; from += 50) {
-    await Promise.all(
-      pending.slice(from, from + 50).map(async ({ runId, approval }) => {
-        if (!approval) throw new Error(`bench: ${runId} has no pending approval`);
-        const signature = signer.sign({ approvalId: approval.approvalId, runId, decision: 'approve', approver: 'alice', groups: ['finance'], channel: 'web' });
-        const reply = await warden.approve(runId, { approvalId: approval.approvalId, approver: 'alice', signature });
-        if (reply.status !== 'accepted') throw new Error(`bench: approval of ${runId} refused: ${reply.reason}`);
-      }),
-    );
-  }
+  await inBatches(pending, async ({ runId, approval }) => {
+    if (!approval) throw new Error(`bench: ${runId} has no pending approval`);
+    const signature = signer.sign({ approvalId: approval.approvalId, runId, decision: 'approve', approver: 'alice', groups: ['finance'], channel: 'web' });
+    const reply = await warden.approve(runId, { approvalId: approval.approvalId, approver: 'alice', signature });
+    if (reply.status !== 'accepted') throw new Error(`bench: approval of ${runId} refused: ${reply.reason}`);
+  });
   await until(`${k} runs to complete`, async () => (await count('completed')) >= k);
   const approveMs = performance.now() - approveStarted;
   return { startMs, rssBeforeMb, rssWaitingMb, rssDoneMb: await worker.rssMb(), readMs, approveMs };
@@ -178,18 +168,12 @@ async function bareApprovals(client: Client, worker: { rssMb: () => Promise<numb
   const count = async (status: string) => (await client.workflow.count(`WardenAgent = 'bench-bare' AND WardenStatus = '${status}' AND WorkflowId STARTS_WITH '${prefix}'`)).count;
   const rssBeforeMb = await worker.rssMb();
   const started = performance.now();
-  const ids: string[] = [];
-  for (let from = 0; from < k; from += 50) {
-    const batch = Array.from({ length: Math.min(50, k - from) }, async (_, i) => (await client.workflow.start(bareApproval, { taskQueue: BARE_APPROVAL_QUEUE, workflowId: `${prefix}${from + i}`, args: ['bench-bare'] })).workflowId);
-    ids.push(...(await Promise.all(batch)));
-  }
+  const handles = await inBatches(indices(k), (i) => client.workflow.start(bareApproval, { taskQueue: BARE_APPROVAL_QUEUE, workflowId: `${prefix}${i}`, args: ['bench-bare'] }));
   await until(`${k} bare runs to wait`, async () => (await count('awaiting_approval')) >= k);
   const startMs = performance.now() - started;
   const rssWaitingMb = await worker.rssMb();
   const approveStarted = performance.now();
-  for (let from = 0; from < ids.length; from += 50) {
-    await Promise.all(ids.slice(from, from + 50).map((id) => client.workflow.getHandle(id).executeUpdate(bareApproveUpdate, { args: ['alice'] })));
-  }
+  await inBatches(handles, (handle) => handle.executeUpdate(bareApproveUpdate, { args: ['alice'] }));
   await until(`${k} bare runs to complete`, async () => (await count('completed')) >= k);
   return { startMs, rssBeforeMb, rssWaitingMb, approveMs: performance.now() - approveStarted };
 }

@@ -2,9 +2,9 @@
  * The governance the workflow runs: the same pure functions as `./index`, without what only the
  * worker and the CLI need (policy parsing with zod and YAML, keyrings, signature checks).
  *
- * Workflow code imports from here, never from `./index`: the SDK evaluates every module a
- * workflow imports once for each run it starts or replays, so a module here costs time and memory
- * per run (zod alone cost more than the run itself). `test/workflow-bundle.test.ts` holds the line.
+ * Workflow code imports from here, never from `./index`: what is here goes into the workflow
+ * bundle, which each worker thread loads (zod alone, when it was here, cost more per run than the
+ * run itself, before the bundle's modules were shared). `test/workflow-bundle.test.ts` holds the line.
  */
 export { emptyAuditHead, nextAuditEvent } from './audit';
 export type { AuditEvent, AuditEventType, AuditHead } from './audit';

@@ -1,13 +1,12 @@
 import { bundleWorkflowCode, type BundleOptions } from '@temporalio/worker';
 
 /**
- * Libraries the workflow uses that keep no per-run state: each worker thread loads them once and
- * every run shares them, instead of loading them again for each run it starts or replays (the SDK
- * gives each run its own copy of every other module). CEL with its protobuf runtime was most of
- * the cost of starting or replaying a run (about 90 ms of CPU per run on a 2-core machine).
+ * The modules every run uses, loaded once per worker thread and shared by its runs instead of
+ * loaded again for each run it starts or replays (the SDK gives each run its own copy of every
+ * module not preloaded): Warden's workflows, CEL, protobuf and the SDK's workflow API.
  *
- * src/workflows/shared-modules.ts names them. The SDK freezes what they export, so they must
- * never be changed at run time; the whole test suite runs its workflows this way.
+ * src/workflows/shared-modules.ts names them and says what sharing asks of them. The SDK freezes
+ * what they export; the whole test suite runs its workflows this way.
  */
 export const SHARED_WORKFLOW_MODULES: readonly string[] = [require.resolve('../workflows/shared-modules')];
 

@@ -1,13 +1,14 @@
 import { CompiledPolicy, digestOf, type Policy } from '../governance/sandbox';
 
 /**
- * Compiled policies, by content: a run compiles a policy once however often it meets it again
- * (a shadow equal to the enforced policy, `applyPolicy` bringing the version the run has).
+ * Compiled policies, by content: a policy is compiled once however often it is met again (a
+ * shadow equal to the enforced policy, `applyPolicy` bringing the version the run has, another
+ * run of the same agent).
  *
- * The SDK gives each run its own copy of this module (only the modules of
- * src/workflows/shared-modules.ts are shared across runs, and CEL cannot be: it changes its own
- * exported objects), so this map holds one run's policies. An entry is a pure function of its key
- * (the policy's content digest and the agent's tool names) and never changes once built.
+ * This module is shared by every run of a worker thread (src/workflows/shared-modules.ts), so
+ * the map serves them all. An entry is a pure function of its key (the policy's content digest
+ * and the agent's tool names) and never changes once built, so whether a run finds it here or
+ * compiles it makes no difference to what the run does or records.
  */
 const compiled = new Map<string, CompiledPolicy>();
 const MAX_POLICIES = 64;
