@@ -3,7 +3,8 @@
  * is the worker's alone (the bench's client, its run ids and the other scenarios are elsewhere).
  * Started by bench/run.ts and bench/memory.ts with `fork`. Answers `{ rss: true }` with its RSS
  * after a full GC, `{ memory: true }` with where that memory is (`WorkerMemory`), and
- * `{ peak: true }` with the highest RSS sampled (every 50 ms) since the last `peak`.
+ * `{ peak: true }` with the highest RSS sampled (every 50 ms) since the last `peak`, and
+ * `{ cpu: true }` with the CPU time (user + system, ms) the process has used so far.
  * argv: server address, task queue, workflow bundle path, store path, trusted public key (hex).
  * Environment: BENCH_MAX_CACHED (maxCachedWorkflows), BENCH_THREADS (workflowThreadPoolSize),
  * BENCH_MAX_WFT (maxConcurrentWorkflowTaskExecutions), BENCH_REUSE=0 (reuseV8Context off);
@@ -151,7 +152,7 @@ async function main(): Promise<void> {
           slack: null,
           workerOptions,
         });
-  process.on('message', (message: { rss?: boolean; memory?: boolean; peak?: boolean; stop?: boolean }) => {
+  process.on('message', (message: { rss?: boolean; memory?: boolean; peak?: boolean; cpu?: boolean; stop?: boolean }) => {
     if (message.rss) {
       global.gc?.();
       process.send?.({ rssMb: mb(process.memoryUsage().rss) });
@@ -160,6 +161,10 @@ async function main(): Promise<void> {
     if (message.peak) {
       process.send?.({ peakMb: Math.max(peakMb, mb(process.memoryUsage.rss())) });
       peakMb = 0;
+    }
+    if (message.cpu) {
+      const { user, system } = process.cpuUsage();
+      process.send?.({ cpuMs: (user + system) / 1000 });
     }
     if (message.stop) worker.shutdown();
   });

@@ -32,7 +32,7 @@ import pino from 'pino';
 import { z } from 'zod';
 import { createActivities } from '../src/activities';
 import { bareActivities } from './bare-activities';
-import { inBatches, indices, median } from './figures';
+import { inBatches, indices, median, serverCpuMs } from './figures';
 import { bareApproval, bareApproveUpdate } from './workflows';
 import { AgentRegistry, defineAgent, defineTool } from '../src/agents';
 import { WardenClient } from '../src/client';
@@ -116,23 +116,58 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60
 }
 
 /** The approval scenario's worker, in its own process (bench/approval-worker.ts). */
-async function approvalWorker(address: string, bundlePath: string, storePath: string, mode: 'warden' | 'bare'): Promise<{ rssMb: () => Promise<number>; stop: () => Promise<void> }> {
+async function approvalWorker(address: string, bundlePath: string, storePath: string, mode: 'warden' | 'bare'): Promise<ApprovalWorker> {
   const taskQueue = mode === 'bare' ? BARE_APPROVAL_QUEUE : APPROVAL_QUEUE;
   const env = mode === 'bare' ? { ...process.env, BENCH_MODE: 'bare' } : undefined;
   const worker = await forkApprovalWorker({ address, taskQueue, bundlePath, storePath, publicKey: webKey.publicKey, ...(env ? { env } : {}) });
-  return { rssMb: () => worker.ask<number>({ rss: true }, 'rssMb'), stop: worker.stop };
+  return { rssMb: () => worker.ask<number>({ rss: true }, 'rssMb'), cpuMs: () => worker.ask<number>({ cpu: true }, 'cpuMs'), stop: worker.stop };
+}
+
+interface ApprovalWorker {
+  rssMb: () => Promise<number>;
+  cpuMs: () => Promise<number>;
+  stop: () => Promise<void>;
+}
+
+/** CPU ms per run of the worker process and of the dev server, for one phase of the waiting-approvals scenario. */
+interface PhaseCpu {
+  worker: number;
+  server: number | null;
+}
+
+/** Starts measuring a phase's CPU; the returned function ends it (per run of `k`). */
+async function cpuPhase(worker: ApprovalWorker, port: string, k: number): Promise<() => Promise<PhaseCpu>> {
+  const [worker0, server0] = [await worker.cpuMs(), serverCpuMs(port)];
+  return async () => {
+    const server1 = serverCpuMs(port);
+    return { worker: ((await worker.cpuMs()) - worker0) / k, server: server0 === null || server1 === null ? null : (server1 - server0) / k };
+  };
+}
+
+/** What the waiting-approvals scenario measured, for Warden or for Temporal alone. */
+interface WaitingFigures {
+  startMs: number;
+  rssBeforeMb: number;
+  rssWaitingMb: number;
+  approveMs: number;
+  startCpu: PhaseCpu;
+  approveCpu: PhaseCpu;
+  /** The history of one run, once completed. */
+  history: { events: number; bytes: number };
 }
 
 /** K runs that each wait for one approval; then every approval, signed and sent as an Update. The worker is a process of its own. */
-async function approvals(warden: WardenClient, worker: { rssMb: () => Promise<number> }, k: number): Promise<{ startMs: number; rssBeforeMb: number; rssWaitingMb: number; rssDoneMb: number; readMs: number; approveMs: number }> {
+async function approvals(warden: WardenClient, worker: ApprovalWorker, port: string, k: number): Promise<WaitingFigures & { rssDoneMb: number; readMs: number }> {
   const tag = Date.now().toString(36);
   const count = async (status: string) => (await warden.client.workflow.count(`WardenAgent = 'bench-approvals' AND WardenStatus = '${status}' AND WorkflowId STARTS_WITH 'warden/bench-approvals/${tag}-'`)).count;
   const script = [{ toolCalls: [{ name: 'pay', args: { amount: 5 } }] }, { text: 'paid' }];
   const rssBeforeMb = await worker.rssMb();
+  const startPhase = await cpuPhase(worker, port, k);
   const started = performance.now();
   const runIds = await inBatches(indices(k), (i) => warden.startRun({ agent: 'bench-approvals', goal: 'pay', requester: 'carol', key: `${tag}-${i}`, script }));
   await until(`${k} runs to wait`, async () => (await count('awaiting_approval')) >= k);
   const startMs = performance.now() - started;
+  const startCpu = await startPhase();
   const rssWaitingMb = await worker.rssMb();
   const readStarted = performance.now();
   const pending: { runId: string; approval: PendingApproval | undefined }[] = [];
@@ -145,6 +180,7 @@ async function approvals(warden: WardenClient, worker: { rssMb: () => Promise<nu
     pending.push(...runIds.map((runId) => ({ runId, approval: listed.get(runId) })));
   }
   const readMs = performance.now() - readStarted;
+  const approvePhase = await cpuPhase(worker, port, k);
   const approveStarted = performance.now();
   await inBatches(pending, async ({ runId, approval }) => {
     if (!approval) throw new Error(`bench: ${runId} has no pending approval`);
@@ -154,7 +190,9 @@ async function approvals(warden: WardenClient, worker: { rssMb: () => Promise<nu
   });
   await until(`${k} runs to complete`, async () => (await count('completed')) >= k);
   const approveMs = performance.now() - approveStarted;
-  return { startMs, rssBeforeMb, rssWaitingMb, rssDoneMb: await worker.rssMb(), readMs, approveMs };
+  const approveCpu = await approvePhase();
+  const history = await historyOf(warden.client, runIds[0] ?? '');
+  return { startMs, rssBeforeMb, rssWaitingMb, rssDoneMb: await worker.rssMb(), readMs, approveMs, startCpu, approveCpu, history };
 }
 
 /**
@@ -162,20 +200,26 @@ async function approvals(warden: WardenClient, worker: { rssMb: () => Promise<nu
  * at a time, each waiting for one Update, approved 50 at a time, on a plain worker in its own
  * process with the same dev server, cache size and bundle; no policy, audit, signature or memo.
  */
-async function bareApprovals(client: Client, worker: { rssMb: () => Promise<number> }, k: number): Promise<{ startMs: number; rssBeforeMb: number; rssWaitingMb: number; approveMs: number }> {
+async function bareApprovals(client: Client, worker: ApprovalWorker, port: string, k: number): Promise<WaitingFigures> {
   const tag = Date.now().toString(36);
   const prefix = `bench-bare-approval/${tag}-`;
   const count = async (status: string) => (await client.workflow.count(`WardenAgent = 'bench-bare' AND WardenStatus = '${status}' AND WorkflowId STARTS_WITH '${prefix}'`)).count;
   const rssBeforeMb = await worker.rssMb();
+  const startPhase = await cpuPhase(worker, port, k);
   const started = performance.now();
   const handles = await inBatches(indices(k), (i) => client.workflow.start(bareApproval, { taskQueue: BARE_APPROVAL_QUEUE, workflowId: `${prefix}${i}`, args: ['bench-bare'] }));
   await until(`${k} bare runs to wait`, async () => (await count('awaiting_approval')) >= k);
   const startMs = performance.now() - started;
+  const startCpu = await startPhase();
   const rssWaitingMb = await worker.rssMb();
+  const approvePhase = await cpuPhase(worker, port, k);
   const approveStarted = performance.now();
   await inBatches(handles, (handle) => handle.executeUpdate(bareApproveUpdate, { args: ['alice'] }));
   await until(`${k} bare runs to complete`, async () => (await count('completed')) >= k);
-  return { startMs, rssBeforeMb, rssWaitingMb, approveMs: performance.now() - approveStarted };
+  const approveMs = performance.now() - approveStarted;
+  const approveCpu = await approvePhase();
+  const history = await historyOf(client, handles[0]?.workflowId ?? '');
+  return { startMs, rssBeforeMb, rssWaitingMb, approveMs, startCpu, approveCpu, history };
 }
 
 /** The LangGraph.js harness beside this one, where its dependencies are installed. */
@@ -220,6 +264,7 @@ async function main(): Promise<void> {
   const k = Number(process.env.BENCH_K ?? '1000');
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const server = await startDevServer({ headless: true, log: () => {}, extraArgs: (process.env.BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean) });
+  const port = server.address.split(':').pop() ?? '';
   const tempDir = mkdtempSync(path.join(os.tmpdir(), 'warden-bench-'));
   const store = createSqliteStore(path.join(tempDir, 'warden.db'));
   const rows: { n: number; bare: Measured; loop: Measured; governed: Measured; ratio: number }[] = [];
@@ -259,13 +304,13 @@ async function main(): Promise<void> {
       writeFileSync(bundlePath, code);
       const bareWorker = await approvalWorker(server.address, bundlePath, path.join(tempDir, 'bare.db'), 'bare');
       try {
-        floor = await bareApprovals(client, bareWorker, k);
+        floor = await bareApprovals(client, bareWorker, port, k);
       } finally {
         await bareWorker.stop();
       }
       const approvalsWorker = await approvalWorker(server.address, bundlePath, path.join(tempDir, 'approvals.db'), 'warden');
       try {
-        waiting = await approvals(new WardenClient(client, APPROVAL_QUEUE), approvalsWorker, k);
+        waiting = await approvals(new WardenClient(client, APPROVAL_QUEUE), approvalsWorker, port, k);
       } finally {
         await approvalsWorker.stop();
       }
@@ -299,7 +344,15 @@ async function main(): Promise<void> {
   const f = floor;
   if (f) {
     console.log(`   the same on Temporal alone (bare workflow: model activity, one Update, tool and model activities; plain worker, same cache): all waiting after ${(f.startMs / 1000).toFixed(1)} s; RSS ${f.rssBeforeMb.toFixed(0)} MB before, ${f.rssWaitingMb.toFixed(0)} MB while waiting; first approval to all completed ${(f.approveMs / 1000).toFixed(1)} s`);
-    if (w) console.log(`   Warden ÷ Temporal alone: start ${(w.startMs / f.startMs).toFixed(2)}, approve ${(w.approveMs / f.approveMs).toFixed(2)}, RSS growth while waiting ${((w.rssWaitingMb - w.rssBeforeMb) / Math.max(1, f.rssWaitingMb - f.rssBeforeMb)).toFixed(2)}`);
+    if (w) {
+      console.log(`   Warden ÷ Temporal alone: start ${(w.startMs / f.startMs).toFixed(2)}, approve ${(w.approveMs / f.approveMs).toFixed(2)}, RSS growth while waiting ${((w.rssWaitingMb - w.rssBeforeMb) / Math.max(1, f.rssWaitingMb - f.rssBeforeMb)).toFixed(2)}`);
+      // Where the time goes on this machine: both processes share its cores, so CPU per run is what bounds throughput.
+      const cpu = (c: PhaseCpu) => `${c.worker.toFixed(1)} / ${c.server === null ? '?' : c.server.toFixed(1)}`;
+      console.log('\n   per run                  | CPU ms to waiting, worker / server | CPU ms to completed, worker / server | history events | history bytes');
+      for (const [name, x] of [['Warden', w], ['Temporal alone', f]] as const) {
+        console.log(`   ${name.padEnd(24)} | ${cpu(x.startCpu).padEnd(34)} | ${cpu(x.approveCpu).padEnd(36)} | ${String(x.history.events).padEnd(14)} | ${x.history.bytes}`);
+      }
+    }
   }
   const d = decisionBench();
   console.log(`\n3. policy decision, 50 rules, last rule matches: p50 ${d.p50.toFixed(1)} µs, p99 ${d.p99.toFixed(1)} µs, mean ${d.mean.toFixed(1)} µs per decision`);
