@@ -31,10 +31,36 @@ describe('governed agent run', () => {
     // The tool ran as an activity named after it.
     const history = await bed.client.handle(runId).fetchHistory();
     const types = (history.events ?? []).map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
-    expect(types).toEqual(['prepareAndCallModel', 'echo', 'callModel', 'recordRun']);
+    expect(types).toEqual(['prepareAndCallModel', 'echo', 'callModel']);
     // The model saw the tool result: conversation is goal, answer, result, answer.
     const messages = (await bed.store.readMessages(runId, 4)) as { role: string }[];
     expect(messages.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'assistant']);
+  });
+
+  test('a run emits few commands: one patch marker, one upsert of agent, requester and status, its last store write a local activity', async () => {
+    const runId = await bed.client.startRun({
+      agent: 'test-agent',
+      goal: 'say hi',
+      requester: 'carol',
+      policy: testPolicy(),
+      script: [{ toolCalls: [{ name: 'echo', args: { text: 'hi' } }] }, { text: 'said hi' }],
+    });
+    const outcome = await bed.client.result(runId);
+    expect(outcome.status).toBe('completed');
+    const events = (await bed.client.handle(runId).fetchHistory()).events ?? [];
+    const markers = events.flatMap((e) => (e.markerRecordedEventAttributes ? [e.markerRecordedEventAttributes.markerName] : []));
+    // The patch marker (the patches before it implied), then the local activity that wrote the run's end.
+    expect(markers).toEqual(['core_patch', 'core_local_activity']);
+    const upserts = events.flatMap((e) => {
+      const fields = e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields;
+      return fields ? [Object.keys(fields).sort()] : [];
+    });
+    // TemporalChangeVersion (the patch), then the run's identity with its first status in one upsert.
+    expect(upserts.slice(0, 2)).toEqual([['TemporalChangeVersion'], ['WardenAgent', 'WardenRequester', 'WardenStatus']]);
+    // The local activity's write is in the store: the whole trail, run_finished last, chained to the head the run reported.
+    const trail = await bed.store.readAudit(runId);
+    expect(trail[trail.length - 1]).toMatchObject({ type: 'run_finished', seq: outcome.audit.seq, hash: outcome.audit.hash });
+    expect(verifyAuditChain(trail).ok).toBe(true);
   });
 
   test('a denied call runs nothing and the model is told which rule denied it', async () => {

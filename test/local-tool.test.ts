@@ -81,7 +81,7 @@ test('a local tool runs in the worker, governed like any other: allowed calls ru
   // The tool ran in the worker: no activity of its own went through the server.
   expect(scheduled).not.toContain('lookup');
   expect(scheduled).toContain('callModel');
-  expect(markers).toBe(1); // the local activity of the one allowed call
+  expect(markers).toBe(2); // the local activities of the one allowed call and of the run's last store write
   const decisions = (await bed.store.readAudit(runId)).filter((e) => e.type === 'policy_decision').map((e) => [e.data.decision, e.data.ruleId]);
   expect(decisions).toEqual([
     ['allow', 'allow'],

@@ -137,7 +137,7 @@ describe('MCP tools in a governed run', () => {
     expect(stdioCalls().slice(before)).toEqual(['write_note hello']);
     const history = await bed.client.handle(runId).fetchHistory();
     const types = (history.events ?? []).map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
-    expect(types).toEqual(['prepareAndCallModel', 'mcp:notes/write_note', 'callModel', 'recordRun']);
+    expect(types).toEqual(['prepareAndCallModel', 'mcp:notes/write_note', 'callModel']);
     const audit = await auditOf(runId);
     expect(audit.find((e) => e.type === 'policy_decision')?.data).toMatchObject({ tool: 'mcp:notes/write_note', decision: 'allow', ruleId: 'allow-rest' });
     expect(audit.find((e) => e.type === 'tool_succeeded')?.data).toMatchObject({ tool: 'mcp:notes/write_note', summary: 'wrote hello' });

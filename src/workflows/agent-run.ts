@@ -19,6 +19,7 @@ import {
   type ActivityOptions,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { CallModelResult, CoreActivities, NON_RETRYABLE_ERRORS, ToolActivity, ToolActivityInput } from '../activities/types';
 import {
   type CompiledPolicy,
@@ -51,6 +52,7 @@ import {
 } from '../governance/sandbox';
 import type { MessageRow } from '../store/types';
 import { ApprovalDesk, type ApprovalOutcome } from './approval-desk';
+import { APPROVALS_MEMO_PATCH } from './approvals-memo';
 import { AuditLog } from './audit-log';
 import { ShadowDecider } from './shadow';
 import { compiledPolicy } from './shared';
@@ -116,6 +118,16 @@ const verifier = proxyLocalActivities<CoreActivities>({
   retry: { initialInterval: '200ms', maximumAttempts: 3, nonRetryableErrorTypes },
 });
 
+/**
+ * The run's last write to the run store (as it ends or continues as new), under FEWER_COMMANDS: a
+ * local activity, with no task round trip of its own. The write is idempotent (rows are keyed by
+ * seq), so a workflow task retried after it ran does no harm.
+ */
+const recorder = proxyLocalActivities<CoreActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1s', maximumAttempts: 10, nonRetryableErrorTypes },
+});
+
 const notifier = proxyActivities<CoreActivities>({
   startToCloseTimeout: '30 seconds',
   // A retried post may show a second message; its buttons act on the same approval.
@@ -173,6 +185,14 @@ const MAX_TEXT_IN_AUDIT = 500;
 /** Runs started under this patch prepare and make their first model call in one activity (`prepareAndCallModel`). */
 const PREPARE_WITH_FIRST_MODEL_CALL = 'prepare-with-first-model-call';
 
+/**
+ * Executions started under this patch emit fewer commands: the patches before it are implied (no
+ * marker and change-version upsert of their own), the agent, requester and first status are one
+ * search-attribute upsert, and the last write to the run store is a local activity. Asked once,
+ * as the execution starts, so an execution recorded before it keeps its commands throughout.
+ */
+export const FEWER_COMMANDS = 'warden-fewer-commands';
+
 function errorRow(seq: number, call: CallProposal, message: string): MessageRow {
   return {
     seq,
@@ -195,6 +215,8 @@ function retryPolicy(...layers: (RetrySettings | undefined)[]): ActivityOptions[
 /** One governed agent run: the loop, its state, and the handlers people use to steer it. */
 class AgentRun {
   private readonly runId = workflowInfo().workflowId;
+  /** Whether this execution emits fewer commands (FEWER_COMMANDS); set as it starts. */
+  private fewerCommands = false;
   private prepared!: PreparedRun;
   private policy!: CompiledPolicy;
   private shadow = ShadowDecider.none();
@@ -229,6 +251,7 @@ class AgentRun {
     verify: (input) => verifier.verifyDecision(input),
     pending: () => this.pendingApprovals(),
     writeMemo: (fields) => this.audit.write(fields),
+    memoPatched: () => this.fewerCommands || patched(APPROVALS_MEMO_PATCH),
   });
   private inFlight: CallInFlight[] = [];
   /** The first model call's answer, when the run's preparation made it. */
@@ -287,6 +310,7 @@ class AgentRun {
   // ---------------------------------------------------------------- lifecycle
 
   private async start(): Promise<void> {
+    this.fewerCommands = patched(FEWER_COMMANDS);
     const carried = this.input.carried;
     if (carried) {
       // Only Temporal sets continuedFromExecutionRunId: a start input cannot pass itself off as a continuation.
@@ -315,7 +339,7 @@ class AgentRun {
       const goalRow: MessageRow = { seq: 0, message: { role: 'user', content: this.input.goal } };
       // One activity prepares the run and makes its first model call: a round trip fewer for every
       // run. Not when an operator has already paused or rolled it back: then nothing is asked first.
-      if (!this.paused && !this.rollbackRequest && patched(PREPARE_WITH_FIRST_MODEL_CALL)) {
+      if (!this.paused && !this.rollbackRequest && (this.fewerCommands || patched(PREPARE_WITH_FIRST_MODEL_CALL))) {
         const script = this.input.script;
         const first = await model.prepareAndCallModel.executeWithOptions({ summary: 'prepare the run, model turn 1' }, [
           {
@@ -365,11 +389,16 @@ class AgentRun {
       // Unpriced, its spend would be $0 to the delegating run's cost budget.
       throw new RunEnd('failed', `the delegating run has a cost budget, but this agent's policy has no pricing entry for model "${this.prepared.agent.modelId}"`);
     }
-    upsertSearchAttributes([
+    const identity: SearchAttributeUpdatePair[] = [
       { key: agentSearchAttribute, value: this.input.agent },
       { key: requesterSearchAttribute, value: this.prepared.requester.id },
-    ]);
-    this.report('running');
+    ];
+    if (this.fewerCommands) {
+      this.report('running', undefined, identity);
+    } else {
+      upsertSearchAttributes(identity);
+      this.report('running');
+    }
   }
 
   private restore(c: CarriedState): void {
@@ -463,7 +492,7 @@ class AgentRun {
     const audit = this.audit.unflushed();
     const append = this.takePending();
     if (audit.length > 0 || append.length > 0) {
-      await core.recordRun({ runId: this.runId, audit, append });
+      await (this.fewerCommands ? recorder : core).recordRun({ runId: this.runId, audit, append });
       this.audit.markFlushed(audit);
     }
     this.audit.anchor(this.desk.memoChange());
@@ -1023,12 +1052,13 @@ class AgentRun {
   }
 
   /** Keeps the WardenStatus search attribute and the UI's current-details line up to date. */
-  private report(status: string, details?: string): void {
+  /** The run's status search attribute (with `also`, in the same upsert) and its details line in the Temporal UI. */
+  private report(status: string, details?: string, also: SearchAttributeUpdatePair[] = []): void {
     if (details) this.details = details;
     setCurrentDetails(this.details);
-    if (status !== this.reportedStatus) {
+    if (status !== this.reportedStatus || also.length > 0) {
       this.reportedStatus = status;
-      upsertSearchAttributes([{ key: statusSearchAttribute, value: status }]);
+      upsertSearchAttributes([...also, { key: statusSearchAttribute, value: status }]);
     }
   }
 

@@ -1,4 +1,4 @@
-import { condition, patched, workflowInfo } from '@temporalio/workflow';
+import { condition, workflowInfo } from '@temporalio/workflow';
 import type { VerifyDecisionInput, VerifyDecisionResult } from '../activities/types';
 import {
   approvalIdFor,
@@ -12,7 +12,7 @@ import {
   type Decision,
   type DecisionInput,
 } from '../governance/sandbox';
-import { APPROVALS_MEMO, APPROVALS_MEMO_PATCH, approvalsMemo } from './approvals-memo';
+import { APPROVALS_MEMO, approvalsMemo } from './approvals-memo';
 import type { ApproveInput, DecisionReply, RejectInput } from './messages';
 import type { PendingApproval } from './types';
 import { failureMessage, text } from './values';
@@ -32,6 +32,8 @@ export interface DeskHost {
   pending(): PendingApproval[];
   /** Writes memo fields now (with the audit anchor, if it moved, in the same upsert). */
   writeMemo(fields: Record<string, unknown>): void;
+  /** Whether the run writes the approvals memo (`patched(APPROVALS_MEMO_PATCH)`, or implied by a later patch). */
+  memoPatched(): boolean;
 }
 
 /** The call an approval is for, as governance saw it (`args` already redacted). */
@@ -82,7 +84,7 @@ export class ApprovalDesk {
     const memo = approvalsMemo(this.host.pending());
     const json = JSON.stringify(memo);
     if (json === this.memoWritten || (this.memoWritten === null && memo.count === 0)) return {};
-    if (!patched(APPROVALS_MEMO_PATCH)) return {};
+    if (!this.host.memoPatched()) return {};
     this.memoWritten = json;
     return { [APPROVALS_MEMO]: memo };
   }
