@@ -1,5 +1,4 @@
-import { ed25519 } from '@noble/curves/ed25519';
-import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { z } from 'zod';
 import { canonicalJson } from './canonical';
 
@@ -62,24 +61,55 @@ const CLOCK_SKEW_MS = 60_000;
 
 export type DecisionVerification = { ok: true; claims: DecisionClaims } | { ok: false; reason: string };
 
+// Keys travel as the raw 32 bytes in hex (RFC 8032); node:crypto (OpenSSL) takes them wrapped in
+// the fixed DER prefix of an Ed25519 PKCS#8 private key or SPKI public key. Signatures are
+// deterministic: the same key and payload give the same bytes under any conforming implementation.
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+const KEY_HEX = /^[0-9a-f]{64}$/i;
+const SIGNATURE_HEX = /^[0-9a-f]{128}$/i;
+
+function privateKeyFrom(privateKeyHex: string) {
+  if (!KEY_HEX.test(privateKeyHex)) throw new TypeError('an Ed25519 private key is 64 hex characters');
+  return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, Buffer.from(privateKeyHex, 'hex')]), format: 'der', type: 'pkcs8' });
+}
+
+/** The raw public key (hex) of a key object, private or public. */
+function rawPublicKey(key: Parameters<typeof createPublicKey>[0]): string {
+  const { x } = createPublicKey(key).export({ format: 'jwk' });
+  return Buffer.from(x ?? '', 'base64url').toString('hex');
+}
+
+/** Whether `signatureHex` is `publicKeyHex`'s Ed25519 signature of `payload`; false for malformed keys or signatures. */
+function verifies(signatureHex: string, payload: string, publicKeyHex: string): boolean {
+  if (!SIGNATURE_HEX.test(signatureHex) || !KEY_HEX.test(publicKeyHex)) return false;
+  try {
+    const key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, Buffer.from(publicKeyHex, 'hex')]), format: 'der', type: 'spki' });
+    return verify(null, Buffer.from(payload, 'utf8'), key, Buffer.from(signatureHex, 'hex'));
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Signs decision claims with a channel's Ed25519 private key (hex). Use it in channels that
  * authenticated the person (web inbox, Slack app, CLI with a key), never in workflow code.
  */
 export function signDecision(claims: DecisionClaims | StartClaims | OperatorClaims, privateKeyHex: string, keyId: string): SignedDecision {
   const payload = canonicalJson(claims);
-  const signature = bytesToHex(ed25519.sign(utf8ToBytes(payload), hexToBytes(privateKeyHex)));
+  const signature = sign(null, Buffer.from(payload, 'utf8'), privateKeyFrom(privateKeyHex)).toString('hex');
   return { payload, signature, keyId };
 }
 
 /** A new Ed25519 key pair, hex encoded. */
 export function generateSigningKey(): { privateKey: string; publicKey: string } {
-  const secret = ed25519.utils.randomPrivateKey();
-  return { privateKey: bytesToHex(secret), publicKey: bytesToHex(ed25519.getPublicKey(secret)) };
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const { d } = privateKey.export({ format: 'jwk' });
+  return { privateKey: Buffer.from(d ?? '', 'base64url').toString('hex'), publicKey: rawPublicKey(privateKey) };
 }
 
 export function publicKeyOf(privateKeyHex: string): string {
-  return bytesToHex(ed25519.getPublicKey(hexToBytes(privateKeyHex)));
+  return rawPublicKey(privateKeyFrom(privateKeyHex));
 }
 
 // Each kind's fields; a signed payload may carry more (they are signed too, and ignored).
@@ -108,7 +138,7 @@ export type ClaimsVerification = { ok: true; claims: DecisionClaims | StartClaim
 /**
  * Verifies a signed block: a key among `trusted`, a valid signature over the exact payload, a
  * canonical payload of the expected kind, and an issue time within the window of `nowMs`.
- * Pure JS. What the key may assert is `keyring.ts`'s business.
+ * Runs in the worker (node:crypto), never in workflow code. What the key may assert is `keyring.ts`'s business.
  */
 export function verifySignedClaims(signed: unknown, trusted: TrustedKeys, nowMs: number, kind: 'decision' | 'start' | 'operator', maxAgeMs = DECISION_MAX_AGE_MS): ClaimsVerification {
   if (typeof signed !== 'object' || signed === null) return { ok: false, reason: 'signature block is not an object' };
@@ -117,13 +147,7 @@ export function verifySignedClaims(signed: unknown, trusted: TrustedKeys, nowMs:
   const { payload, signature, keyId } = block.data;
   const publicKey = trusted[keyId];
   if (!publicKey) return { ok: false, reason: `unknown signing key "${keyId}"` };
-  let valid = false;
-  try {
-    valid = ed25519.verify(hexToBytes(signature), utf8ToBytes(payload), hexToBytes(publicKey));
-  } catch {
-    valid = false;
-  }
-  if (!valid) return { ok: false, reason: `signature does not verify with key "${keyId}" (forged or altered)` };
+  if (!verifies(signature, payload, publicKey)) return { ok: false, reason: `signature does not verify with key "${keyId}" (forged or altered)` };
   let claims: unknown;
   try {
     claims = JSON.parse(payload);

@@ -1051,8 +1051,7 @@ class AgentRun {
     this.report(this.statusName(), `step ${this.gov.usage.steps}: ${calls}`);
   }
 
-  /** Keeps the WardenStatus search attribute and the UI's current-details line up to date. */
-  /** The run's status search attribute (with `also`, in the same upsert) and its details line in the Temporal UI. */
+  /** Keeps the WardenStatus search attribute (with `also` in the same upsert) and the UI's current-details line up to date. */
   private report(status: string, details?: string, also: SearchAttributeUpdatePair[] = []): void {
     if (details) this.details = details;
     setCurrentDetails(this.details);
