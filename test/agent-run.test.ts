@@ -1,5 +1,5 @@
 import { verifyAuditChain } from '../src/governance';
-import { createTestBed, testPolicy, type TestBed } from './helpers';
+import { createTestBed, eventually, financeApprovalPolicy, testPolicy, type TestBed } from './helpers';
 import { effects } from './fixtures/test-agents';
 
 let bed: TestBed;
@@ -61,6 +61,25 @@ describe('governed agent run', () => {
     const trail = await bed.store.readAudit(runId);
     expect(trail[trail.length - 1]).toMatchObject({ type: 'run_finished', seq: outcome.audit.seq, hash: outcome.audit.hash });
     expect(verifyAuditChain(trail).ok).toBe(true);
+  });
+
+  test('a run whose first call waits for approval lists its agent and requester with its first status: awaiting_approval', async () => {
+    const runId = await bed.client.startRun({ agent: 'test-agent', goal: 'pay', requester: 'carol', policy: financeApprovalPolicy(), script: [{ toolCalls: [{ name: 'transfer', args: { amount: 250, to: 'x' } }] }, { text: 'done' }] });
+    await eventually(async () => (await bed.client.queryPendingApprovals(runId))[0], 20_000, 'a pending approval');
+    const listed = await eventually(
+      async () => (await bed.client.client.workflow.count(`WorkflowId = '${runId}' AND WardenAgent = 'test-agent' AND WardenRequester = 'carol' AND WardenStatus = 'awaiting_approval'`)).count || undefined,
+      20_000,
+      'the run listed by agent, requester and status',
+    );
+    expect(listed).toBe(1);
+    const events = (await bed.client.handle(runId).fetchHistory()).events ?? [];
+    const upserts = events.flatMap((e) => {
+      const fields = e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields;
+      return fields ? [Object.keys(fields).sort()] : [];
+    });
+    // No `running` in between: the patch's TemporalChangeVersion, then identity and status in one upsert.
+    expect(upserts).toEqual([['TemporalChangeVersion'], ['WardenAgent', 'WardenRequester', 'WardenStatus']]);
+    await bed.client.client.workflow.getHandle(runId).terminate('test done');
   });
 
   test('a denied call runs nothing and the model is told which rule denied it', async () => {

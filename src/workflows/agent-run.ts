@@ -187,11 +187,12 @@ const PREPARE_WITH_FIRST_MODEL_CALL = 'prepare-with-first-model-call';
 
 /**
  * Executions started under this patch emit fewer commands: the patches before it are implied (no
- * marker and change-version upsert of their own), the agent, requester and first status are one
- * search-attribute upsert, and the last write to the run store is a local activity. Asked once,
+ * marker and change-version upsert of their own), the agent and requester go in the upsert of the
+ * run's first status (which the first answer may already make awaiting_approval), and the last
+ * write to the run store is a local activity. Asked once,
  * as the execution starts, so an execution recorded before it keeps its commands throughout.
  */
-export const FEWER_COMMANDS = 'warden-fewer-commands';
+const FEWER_COMMANDS = 'warden-fewer-commands';
 
 function errorRow(seq: number, call: CallProposal, message: string): MessageRow {
   return {
@@ -217,6 +218,8 @@ class AgentRun {
   private readonly runId = workflowInfo().workflowId;
   /** Whether this execution emits fewer commands (FEWER_COMMANDS); set as it starts. */
   private fewerCommands = false;
+  /** Agent and requester search attributes not upserted yet (FEWER_COMMANDS): they go with the next status. */
+  private identityPending: SearchAttributeUpdatePair[] = [];
   private prepared!: PreparedRun;
   private policy!: CompiledPolicy;
   private shadow = ShadowDecider.none();
@@ -394,7 +397,9 @@ class AgentRun {
       { key: requesterSearchAttribute, value: this.prepared.requester.id },
     ];
     if (this.fewerCommands) {
-      this.report('running', undefined, identity);
+      // With the run's first status report: the first answer's calls may change the status at once
+      // (to awaiting_approval), and every path reports before the run waits on anything.
+      this.identityPending = identity;
     } else {
       upsertSearchAttributes(identity);
       this.report('running');
@@ -1051,13 +1056,14 @@ class AgentRun {
     this.report(this.statusName(), `step ${this.gov.usage.steps}: ${calls}`);
   }
 
-  /** Keeps the WardenStatus search attribute (with `also` in the same upsert) and the UI's current-details line up to date. */
-  private report(status: string, details?: string, also: SearchAttributeUpdatePair[] = []): void {
+  /** Keeps the WardenStatus search attribute (and a pending agent and requester, in the same upsert) and the UI's current-details line up to date. */
+  private report(status: string, details?: string): void {
     if (details) this.details = details;
     setCurrentDetails(this.details);
-    if (status !== this.reportedStatus || also.length > 0) {
+    if (status !== this.reportedStatus || this.identityPending.length > 0) {
       this.reportedStatus = status;
-      upsertSearchAttributes([...also, { key: statusSearchAttribute, value: status }]);
+      upsertSearchAttributes([...this.identityPending, { key: statusSearchAttribute, value: status }]);
+      this.identityPending = [];
     }
   }
 
