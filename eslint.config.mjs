@@ -5,6 +5,8 @@ import globals from 'globals';
 import { builtinModules } from 'node:module';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
+/** What code the workflow sandbox imports may not reach: the worker's side of the project. */
+const workerOnly = ['../activities', '../activities/*', '../store/*', '../worker/*', '../cli/*', '../client/*'];
 
 export default tseslint.config(
   { ignores: ['node_modules/', '.warden/', 'coverage/', 'dist/', 'bin/', '**/*.mjs', 'jest.config.js'] },
@@ -29,7 +31,7 @@ export default tseslint.config(
     // at worker start, this catches them at lint time. src/governance is imported by workflows.
     files: ['src/workflows/**/*.ts', 'src/governance/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { paths: nodeBuiltins, patterns: ['../activities', '../activities/*', '../store/*', '../worker/*', '../cli/*', '../client/*'] }],
+      'no-restricted-imports': ['error', { paths: nodeBuiltins, patterns: workerOnly }],
     },
   },
   {
@@ -38,7 +40,7 @@ export default tseslint.config(
     // theirs. test/workflow-bundle.test.ts checks the bundle holds neither it nor a JS Ed25519.
     files: ['src/governance/signed-decision.ts'],
     rules: {
-      'no-restricted-imports': ['error', { paths: nodeBuiltins.filter((m) => m !== 'node:crypto'), patterns: ['../activities', '../activities/*', '../store/*', '../worker/*', '../cli/*', '../client/*'] }],
+      'no-restricted-imports': ['error', { paths: nodeBuiltins.filter((m) => m !== 'node:crypto'), patterns: workerOnly }],
     },
   },
   {

@@ -1,3 +1,4 @@
+import type { temporal } from '@temporalio/proto';
 import { verifyAuditChain } from '../src/governance';
 import { createTestBed, eventually, financeApprovalPolicy, testPolicy, type TestBed } from './helpers';
 import { effects } from './fixtures/test-agents';
@@ -13,6 +14,13 @@ beforeEach(() => effects.reset());
 
 const toolResults = async (runId: string) =>
   ((await bed.store.readAudit(runId)).filter((e) => e.type === 'policy_decision' || e.type === 'schema_rejected' || e.type === 'tool_succeeded' || e.type === 'tool_failed'));
+
+/** The search attributes each upsert of a history sets, by key, in order. */
+const upsertedKeys = (events: readonly temporal.api.history.v1.IHistoryEvent[]) =>
+  events.flatMap((e) => {
+    const fields = e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields;
+    return fields ? [Object.keys(fields).sort()] : [];
+  });
 
 describe('governed agent run', () => {
   test('an allowed call runs as an activity and the run completes with the model text', async () => {
@@ -51,10 +59,7 @@ describe('governed agent run', () => {
     const markers = events.flatMap((e) => (e.markerRecordedEventAttributes ? [e.markerRecordedEventAttributes.markerName] : []));
     // The patch marker (the patches before it implied), then the local activity that wrote the run's end.
     expect(markers).toEqual(['core_patch', 'core_local_activity']);
-    const upserts = events.flatMap((e) => {
-      const fields = e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields;
-      return fields ? [Object.keys(fields).sort()] : [];
-    });
+    const upserts = upsertedKeys(events);
     // TemporalChangeVersion (the patch), then the run's identity with its first status in one upsert.
     expect(upserts.slice(0, 2)).toEqual([['TemporalChangeVersion'], ['WardenAgent', 'WardenRequester', 'WardenStatus']]);
     // The local activity's write is in the store: the whole trail, run_finished last, chained to the head the run reported.
@@ -73,10 +78,7 @@ describe('governed agent run', () => {
     );
     expect(listed).toBe(1);
     const events = (await bed.client.handle(runId).fetchHistory()).events ?? [];
-    const upserts = events.flatMap((e) => {
-      const fields = e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields;
-      return fields ? [Object.keys(fields).sort()] : [];
-    });
+    const upserts = upsertedKeys(events);
     // No `running` in between: the patch's TemporalChangeVersion, then identity and status in one upsert.
     expect(upserts).toEqual([['TemporalChangeVersion'], ['WardenAgent', 'WardenRequester', 'WardenStatus']]);
     await bed.client.client.workflow.getHandle(runId).terminate('test done');

@@ -189,8 +189,8 @@ const PREPARE_WITH_FIRST_MODEL_CALL = 'prepare-with-first-model-call';
  * Executions started under this patch emit fewer commands: the patches before it are implied (no
  * marker and change-version upsert of their own), the agent and requester go in the upsert of the
  * run's first status (which the first answer may already make awaiting_approval), and the last
- * write to the run store is a local activity. Asked once,
- * as the execution starts, so an execution recorded before it keeps its commands throughout.
+ * write to the run store is a local activity. Asked once, as the execution starts, so an
+ * execution recorded before it keeps its commands throughout.
  */
 const FEWER_COMMANDS = 'warden-fewer-commands';
 
