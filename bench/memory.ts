@@ -16,7 +16,9 @@
  * wft (maxConcurrentWorkflowTaskExecutions), reuse=0 (reuseV8Context off), arena
  * (MALLOC_ARENA_MAX of the worker process), semi (V8 --max-semi-space-size, MB), preload=0 (the
  * bundle without src/workflows/shared-modules.ts preloaded, as bench/run.ts bundles it), v8=FLAG
- * (any V8 flag without value, e.g. v8=optimize-for-size); an empty configuration is the worker's defaults.
+ * (any V8 flag without value, e.g. v8=optimize-for-size), tuning=off (Node's defaults instead of
+ * the flags and malloc arenas `warden worker` starts its process with, bin/worker-process.js); an
+ * empty configuration is the defaults of `warden worker`.
  * BENCH_ROUNDS (1) repeats the list, alternating. BENCH_APPROVE=0 skips the approve phase (runs
  * are terminated). BENCH_SNAPSHOT_DIR writes heap snapshots of every thread while the runs wait.
  */
@@ -36,7 +38,7 @@ import type { WorkerMemory } from './approval-worker';
 
 const key = generateSigningKey();
 const signer = new DecisionSigner({ keyId: 'bench-web', privateKey: key.privateKey, publicKey: key.publicKey });
-const DEFAULT_CONFIGS = `cache=${DEFAULT_MAX_CACHED_RUNS};cache=25;cache=${DEFAULT_MAX_CACHED_RUNS},semi=1;cache=${DEFAULT_MAX_CACHED_RUNS},semi=1,arena=2`;
+const DEFAULT_CONFIGS = `cache=${DEFAULT_MAX_CACHED_RUNS};cache=25;cache=${DEFAULT_MAX_CACHED_RUNS},tuning=off`;
 const ENV_OF: Record<string, string> = { cache: 'BENCH_MAX_CACHED', threads: 'BENCH_THREADS', wft: 'BENCH_MAX_WFT', reuse: 'BENCH_REUSE', arena: 'MALLOC_ARENA_MAX' };
 /** Settings that are Node/V8 flags of the worker process. */
 const FLAG_OF: Record<string, string> = { semi: '--max-semi-space-size' };
@@ -68,25 +70,27 @@ interface Result {
   after: WorkerMemory;
 }
 
-function settingsOf(config: string): { env: NodeJS.ProcessEnv; flags: string[] } {
+function settingsOf(config: string): { env: NodeJS.ProcessEnv; flags: string[]; tuned: boolean } {
   const env: NodeJS.ProcessEnv = { ...process.env };
   const flags: string[] = [];
+  let tuned = true;
   for (const pair of config.split(',').filter(Boolean)) {
     const [name = '', value = ''] = pair.split('=');
     const variable = ENV_OF[name];
     const flag = FLAG_OF[name];
     if (name === 'preload') continue;
-    if (name === 'v8') flags.push(`--${value}`);
+    if (name === 'tuning') tuned = value !== 'off';
+    else if (name === 'v8') flags.push(`--${value}`);
     else if (variable) env[variable] = value;
     else if (flag) flags.push(`${flag}=${value}`);
-    else throw new Error(`bench: unknown setting ${name} (one of ${[...Object.keys(ENV_OF), ...Object.keys(FLAG_OF), 'v8', 'preload'].join(', ')})`);
+    else throw new Error(`bench: unknown setting ${name} (one of ${[...Object.keys(ENV_OF), ...Object.keys(FLAG_OF), 'v8', 'preload', 'tuning'].join(', ')})`);
   }
-  return { env, flags };
+  return { env, flags, tuned };
 }
 
 function startWorker(config: string, address: string, taskQueue: string, bundlePath: string, storePath: string): Promise<BenchWorker> {
-  const { env, flags } = settingsOf(config);
-  return forkApprovalWorker({ address, taskQueue, bundlePath, storePath, publicKey: key.publicKey, env, flags });
+  const { env, flags, tuned } = settingsOf(config);
+  return forkApprovalWorker({ address, taskQueue, bundlePath, storePath, publicKey: key.publicKey, env, flags, tuned });
 }
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 1_200_000): Promise<void> {

@@ -21,7 +21,7 @@
  * and prints medians. BENCH_N=100,1000 and BENCH_K=1000 change the sizes; BENCH_SERVER_ARGS adds dev server flags.
  */
 import { spawnSync } from 'node:child_process';
-import { forkApprovalWorker } from './worker-process';
+import { forkApprovalWorker, WORKER_TUNING } from './worker-process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -339,7 +339,7 @@ async function main(): Promise<void> {
   }
   const w = waiting;
   if (w) {
-    console.log(`\n2. ${k} runs waiting for approval: all waiting after ${(w.startMs / 1000).toFixed(1)} s; worker process RSS ${w.rssBeforeMb.toFixed(0)} MB before, ${w.rssWaitingMb.toFixed(0)} MB while waiting (${(((w.rssWaitingMb - w.rssBeforeMb) * 1024) / k).toFixed(0)} KB per waiting run), ${w.rssDoneMb.toFixed(0)} MB after; reading every approval id ${(w.readMs / 1000).toFixed(1)} s (${process.env.BENCH_READ === 'query' ? 'a query per run' : 'one listing of the memos'}), first approval to all completed ${(w.approveMs / 1000).toFixed(1)} s (worker cache ${process.env.BENCH_MAX_CACHED ?? DEFAULT_MAX_CACHED_RUNS} runs)`);
+    console.log(`\n2. ${k} runs waiting for approval: all waiting after ${(w.startMs / 1000).toFixed(1)} s; worker process RSS ${w.rssBeforeMb.toFixed(0)} MB before, ${w.rssWaitingMb.toFixed(0)} MB while waiting (${(((w.rssWaitingMb - w.rssBeforeMb) * 1024) / k).toFixed(0)} KB per waiting run), ${w.rssDoneMb.toFixed(0)} MB after; reading every approval id ${(w.readMs / 1000).toFixed(1)} s (${process.env.BENCH_READ === 'query' ? 'a query per run' : 'one listing of the memos'}), first approval to all completed ${(w.approveMs / 1000).toFixed(1)} s (worker cache ${process.env.BENCH_MAX_CACHED ?? DEFAULT_MAX_CACHED_RUNS} runs; both worker processes started as \`warden worker\` starts its own: ${WORKER_TUNING})`);
   }
   const f = floor;
   if (f) {

@@ -16,16 +16,27 @@ export interface BenchWorkerOptions {
   /** The web key the worker trusts for signed approvals. */
   publicKey: string;
   env?: NodeJS.ProcessEnv;
-  /** Node/V8 flags of the worker process. */
+  /** Node/V8 flags of the worker process, after those of `warden worker`. */
   flags?: string[];
+  /** false: Node's defaults instead of the flags and malloc arenas `warden worker` runs with (bin/worker-process.js). */
+  tuned?: boolean;
 }
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const workerProcess = require('../bin/worker-process.js') as { NODE_FLAGS: readonly string[]; NODE_ENV: Readonly<Record<string, string>> };
+
+/** What a tuned bench worker process is started with, for the bench's output. */
+export const WORKER_TUNING = `node ${workerProcess.NODE_FLAGS.join(' ')}, ${Object.entries(workerProcess.NODE_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}`;
 
 /** Forks the approval worker and resolves once it polls. */
 export async function forkApprovalWorker(options: BenchWorkerOptions): Promise<BenchWorker> {
   const args = [options.address, options.taskQueue, options.bundlePath, options.storePath, options.publicKey];
+  const tuned = options.tuned ?? true;
+  const env = options.env ?? process.env;
   const child = fork(path.join(__dirname, 'approval-worker.ts'), args, {
-    ...(options.env ? { env: options.env } : {}),
-    execArgv: ['--expose-gc', ...(options.flags ?? []), '--import', 'tsx'],
+    // The settings `warden worker` starts its process with, for Warden and Temporal alone alike.
+    env: tuned ? { ...workerProcess.NODE_ENV, ...env } : env,
+    execArgv: ['--expose-gc', ...(tuned ? workerProcess.NODE_FLAGS : []), ...(options.flags ?? []), '--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const reply = <T>(key: string) =>

@@ -14,8 +14,12 @@ if (typeof nodeModule.enableCompileCache === 'function') nodeModule.enableCompil
 
 const root = path.join(__dirname, '..');
 const sources = path.join(root, 'src', 'cli', 'main.ts');
+const workerProcess = require('./worker-process');
 
-if (fs.existsSync(sources)) {
+if (workerProcess.wantsTunedProcess()) {
+  // `warden worker` in a Node process set up for many waiting runs (bin/worker-process.js).
+  workerProcess.runTuned(__filename);
+} else if (fs.existsSync(sources)) {
   require('tsx/cjs');
   require(sources);
 } else {

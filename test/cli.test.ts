@@ -54,6 +54,7 @@ const notesEnv = { TEMPORAL_ADDRESS: address, WARDEN_HOME: notesHome, WARDEN_TAS
 
 let bed: TestBed;
 let notesWorker: ChildProcess | null = null;
+let notesWorkerOutput = '';
 
 function writeJson(name: string, value: unknown): string {
   const file = path.join(tmp, name);
@@ -81,6 +82,45 @@ function printedGrant(r: Result): Record<string, unknown> {
   return JSON.parse(line) as Record<string, unknown>;
 }
 
+/** Starts `warden worker` with the notes agent on `taskQueue` and resolves once it says it is ready. */
+async function startNotesWorker(taskQueue: string): Promise<{ child: ChildProcess; output: string }> {
+  const bundle = process.env.WARDEN_TEST_WORKFLOW_BUNDLE ?? '';
+  const child = spawn(process.execPath, [bin, 'worker', '--agents', path.join(fixture, 'index.ts'), '--policies', path.join(fixture, 'policies'), '--workflow-bundle', bundle], {
+    cwd: root,
+    env: { ...process.env, ...notesEnv, WARDEN_TASK_QUEUE: taskQueue, NOTES_DIR: notesDir, WARDEN_TRUSTED_KEYS: trustedFile, WARDEN_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`warden worker did not start: ${output}`)), 60_000);
+    const onData = (c: Buffer) => {
+      output += c.toString();
+      if (output.includes('worker ready')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.on('exit', (code) => reject(new Error(`warden worker exited with ${code}: ${output}`)));
+  });
+  return { child, output };
+}
+
+/** The processes `pid` started (Linux). */
+function childrenOf(pid: number): number[] {
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+}
+
+/** Whether `pid` still runs (an exited process nobody has reaped yet is a zombie, state Z). */
+function processRuns(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
 beforeAll(async () => {
   // A test desk that may assert anyone (the tests play several approvers), and erin's own key, which speaks only for her.
   const tester = printedGrant(await cli(['keys', 'generate', '--id', 'tester', '--out', keyFile, '--any-identity'], {}));
@@ -98,27 +138,9 @@ beforeAll(async () => {
     keyring,
   });
 
-  const bundle = process.env.WARDEN_TEST_WORKFLOW_BUNDLE ?? '';
-  const child = spawn(process.execPath, [bin, 'worker', '--agents', path.join(fixture, 'index.ts'), '--policies', path.join(fixture, 'policies'), '--workflow-bundle', bundle], {
-    cwd: root,
-    env: { ...process.env, ...notesEnv, NOTES_DIR: notesDir, WARDEN_TRUSTED_KEYS: trustedFile, WARDEN_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  notesWorker = child;
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`warden worker did not start: ${output}`)), 60_000);
-    const onData = (c: Buffer) => {
-      output += c.toString();
-      if (output.includes('worker ready')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`warden worker exited with ${code}: ${output}`)));
-  });
+  const started = await startNotesWorker(notesQueue);
+  notesWorker = started.child;
+  const output = (notesWorkerOutput = started.output);
   expect(output).toContain('agents: notes-agent');
   expect(output).toContain(`2 trusted key(s) from ${trustedFile}, re-read when it changes`);
 }, 120_000);
@@ -220,6 +242,48 @@ describe('a custom agent loaded with --agents', () => {
     expect(r.code).toBe(11);
     const { outcome } = JSON.parse(r.stdout) as { outcome: RunOutcome };
     expect(outcome.status).toBe('budget_exhausted');
+  });
+});
+
+describe('the warden worker process', () => {
+  const tuning = ['--max-semi-space-size=1', '--optimize-for-size'];
+
+  test('runs in a Node process started with the memory settings, which SIGTERM reaches through the command', () => {
+    const pid = notesWorker?.pid ?? 0;
+    const [tuned, ...others] = childrenOf(pid);
+    expect(others).toEqual([]);
+    const argv = readFileSync(`/proc/${tuned}/cmdline`, 'utf8').split('\0');
+    expect(argv.slice(0, 3)).toEqual([process.execPath, ...tuning]);
+    expect(argv).toContain('worker');
+    const environ = readFileSync(`/proc/${tuned}/environ`, 'utf8').split('\0');
+    expect(environ).toEqual(expect.arrayContaining(['MALLOC_ARENA_MAX=2', 'WARDEN_WORKER_TUNED=1']));
+    expect(notesWorkerOutput).toContain(`; node ${tuning.join(' ')}, MALLOC_ARENA_MAX 2`);
+    // afterAll sends SIGTERM to the command and expects exit code 0 from the drained worker.
+  });
+
+  test('drains and exits when the command that started it is killed', async () => {
+    const { child } = await startNotesWorker(`${notesQueue}-orphan`);
+    const [tuned] = childrenOf(child.pid ?? 0);
+    expect(tuned).toBeDefined();
+    child.kill('SIGKILL');
+    await eventually(async () => !processRuns(tuned ?? 0), 30_000, 'the orphaned worker to exit');
+  });
+
+  test('WARDEN_WORKER_TUNING=off runs it in the process as started', async () => {
+    const previous = process.env.WARDEN_WORKER_TUNING;
+    process.env.WARDEN_WORKER_TUNING = 'off';
+    const started = await startNotesWorker(`${notesQueue}-untuned`).finally(() => {
+      if (previous === undefined) delete process.env.WARDEN_WORKER_TUNING;
+      else process.env.WARDEN_WORKER_TUNING = previous;
+    });
+    try {
+      expect(childrenOf(started.child.pid ?? 0)).toEqual([]);
+      expect(started.output).toContain('; node no flags, MALLOC_ARENA_MAX');
+    } finally {
+      const exited = new Promise<number | null>((resolve) => started.child.once('exit', resolve));
+      started.child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    }
   });
 });
 

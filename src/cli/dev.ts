@@ -44,6 +44,12 @@ function exitWhenWorkerDies(done: Promise<void>, cleanup: () => Promise<void>): 
   );
 }
 
+/** The worker process's Node flags and malloc arenas, for its ready line (bin/worker-process.js sets them). */
+function nodeSettings(): string {
+  const flags = process.execArgv.length > 0 ? process.execArgv.join(' ') : 'no flags';
+  return `node ${flags}, MALLOC_ARENA_MAX ${process.env.MALLOC_ARENA_MAX ?? 'unset'}`;
+}
+
 /** `--agents` and `--policies`, the same for every command that runs a worker. */
 function withAgentOptions(command: Command): Command {
   return command
@@ -154,9 +160,14 @@ export function registerDev(program: Command): void {
       };
       onShutdownSignal(cleanup, 'draining the worker');
       exitWhenWorkerDies(worker.done, cleanup);
+      if (process.env.WARDEN_WORKER_TUNED === '1' && process.connected) {
+        // Started by bin/worker-process.js: should that process die, drain as on SIGTERM.
+        process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+        process.channel?.unref();
+      }
       out(
         `worker ready: task queue ${taskQueueFromEnv()} at ${settings.address} (namespace ${settings.namespace}); ` +
-          `agents: ${registry.list().map((a) => a.name).join(', ')}; run store ${redactStoreLocation(storePath)}; ${keyCount} trusted key(s)${process.env.WARDEN_TRUSTED_KEYS ? ` from ${process.env.WARDEN_TRUSTED_KEYS}, re-read when it changes` : ''}; ${payloads}${telemetry ? `; traces and metrics to ${process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? ''} (OTLP/HTTP)` : ''}`,
+          `agents: ${registry.list().map((a) => a.name).join(', ')}; run store ${redactStoreLocation(storePath)}; ${keyCount} trusted key(s)${process.env.WARDEN_TRUSTED_KEYS ? ` from ${process.env.WARDEN_TRUSTED_KEYS}, re-read when it changes` : ''}; ${payloads}${telemetry ? `; traces and metrics to ${process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? ''} (OTLP/HTTP)` : ''}; ${nodeSettings()}`,
       );
       await worker.done.catch(() => undefined);
     });
