@@ -51,4 +51,4 @@ function runTuned(script) {
   });
 }
 
-module.exports = { NODE_FLAGS, NODE_ENV, TUNED, wantsTunedProcess, runTuned };
+module.exports = { NODE_FLAGS, NODE_ENV, wantsTunedProcess, runTuned };

@@ -83,11 +83,11 @@ function printedGrant(r: Result): Record<string, unknown> {
 }
 
 /** Starts `warden worker` with the notes agent on `taskQueue` and resolves once it says it is ready. */
-async function startNotesWorker(taskQueue: string): Promise<{ child: ChildProcess; output: string }> {
+async function startNotesWorker(taskQueue: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; output: string }> {
   const bundle = process.env.WARDEN_TEST_WORKFLOW_BUNDLE ?? '';
   const child = spawn(process.execPath, [bin, 'worker', '--agents', path.join(fixture, 'index.ts'), '--policies', path.join(fixture, 'policies'), '--workflow-bundle', bundle], {
     cwd: root,
-    env: { ...process.env, ...notesEnv, WARDEN_TASK_QUEUE: taskQueue, NOTES_DIR: notesDir, WARDEN_TRUSTED_KEYS: trustedFile, WARDEN_LOG_LEVEL: 'warn' },
+    env: { ...process.env, ...notesEnv, WARDEN_TASK_QUEUE: taskQueue, NOTES_DIR: notesDir, WARDEN_TRUSTED_KEYS: trustedFile, WARDEN_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -270,12 +270,7 @@ describe('the warden worker process', () => {
   });
 
   test('WARDEN_WORKER_TUNING=off runs it in the process as started', async () => {
-    const previous = process.env.WARDEN_WORKER_TUNING;
-    process.env.WARDEN_WORKER_TUNING = 'off';
-    const started = await startNotesWorker(`${notesQueue}-untuned`).finally(() => {
-      if (previous === undefined) delete process.env.WARDEN_WORKER_TUNING;
-      else process.env.WARDEN_WORKER_TUNING = previous;
-    });
+    const started = await startNotesWorker(`${notesQueue}-untuned`, { WARDEN_WORKER_TUNING: 'off' });
     try {
       expect(childrenOf(started.child.pid ?? 0)).toEqual([]);
       expect(started.output).toContain('; node no flags, MALLOC_ARENA_MAX');
