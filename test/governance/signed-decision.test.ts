@@ -39,3 +39,18 @@ test('a new key pair signs what its public key verifies', () => {
   expect(publicKeyOf(pair.privateKey)).toBe(pair.publicKey);
   expect(verifySignedDecision(signDecision(claims, pair.privateKey, 'k'), { k: pair.publicKey }, now).ok).toBe(true);
 });
+
+test('keys imported once are told apart: each signature verifies under its own key only, also past the bound', () => {
+  // More keys than the worker keeps imported (64), used twice in turn: the second pass finds the first keys evicted.
+  const pairs = Array.from({ length: 70 }, () => generateSigningKey());
+  for (let pass = 0; pass < 2; pass++) {
+    pairs.forEach((pair, i) => {
+      const signed = signDecision(claims, pair.privateKey, 'k');
+      const next = pairs[(i + 1) % pairs.length]?.publicKey ?? '';
+      expect(verifySignedDecision(signed, { k: pair.publicKey }, now).ok).toBe(true);
+      expect(verifySignedDecision(signed, { k: next }, now)).toMatchObject({ ok: false, reason: expect.stringContaining('forged or altered') });
+    });
+  }
+  // The same key in upper case is the same key.
+  expect(verifySignedDecision(signDecision(claims, SECRET.toUpperCase(), 'web'), { web: PUBLIC.toUpperCase() }, now)).toEqual({ ok: true, claims });
+});
