@@ -206,6 +206,16 @@ describe('warden run and status', () => {
     expect(status).toMatchObject({ runId, agent: 'refund-agent', phase: 'finished', outcome: { status: 'completed' } });
   });
 
+  test('status into a reader that stopped reading (| head) stops quietly, with the status of a closed pipe', async () => {
+    // The reading end is closed before the command writes, as `warden status <run> | head -0` does.
+    const child = spawn(process.execPath, [bin, 'status', runId], { cwd: root, env: { ...process.env, ...refundEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect({ code, stderr }).toEqual({ code: 141, stderr: '' });
+  });
+
   test('a script that is not an array of turns is refused before anything starts', async () => {
     const bad = writeJson('bad-script.json', [{ toolCalls: [{ args: {} }] }, { txet: 'typo' }]);
     const r = await cli(['run', 'refund-agent', '--goal', 'x', '--script', bad], refundEnv);
