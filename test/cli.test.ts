@@ -268,6 +268,7 @@ describe('the warden worker process', () => {
     const environ = readFileSync(`/proc/${tuned}/environ`, 'utf8').split('\0');
     expect(environ).toEqual(expect.arrayContaining(['MALLOC_ARENA_MAX=2', 'WARDEN_WORKER_TUNED=1']));
     expect(notesWorkerOutput).toContain(`; node ${tuning.join(' ')}, MALLOC_ARENA_MAX 2`);
+    expect(notesWorkerOutput).toContain('; up to 100 runs in memory;');
     // afterAll sends SIGTERM to the command and expects exit code 0 from the drained worker.
   });
 
@@ -280,15 +281,26 @@ describe('the warden worker process', () => {
   });
 
   test('WARDEN_WORKER_TUNING=off runs it in the process as started', async () => {
-    const started = await startNotesWorker(`${notesQueue}-untuned`, { WARDEN_WORKER_TUNING: 'off' });
+    const started = await startNotesWorker(`${notesQueue}-untuned`, { WARDEN_WORKER_TUNING: 'off', WARDEN_MAX_CACHED_RUNS: '250' });
     try {
       expect(childrenOf(started.child.pid ?? 0)).toEqual([]);
       expect(started.output).toContain('; node no flags, MALLOC_ARENA_MAX');
+      expect(started.output).toContain('; up to 250 runs in memory;');
     } finally {
       const exited = new Promise<number | null>((resolve) => started.child.once('exit', resolve));
       started.child.kill('SIGTERM');
       expect(await exited).toBe(0);
     }
+  });
+
+  test('a cache smaller than the workflow-task slots, or not a number, is refused before anything starts', async () => {
+    const flag = await cli(['worker', '--max-cached-runs', '10'], notesEnv);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toContain("option '--max-cached-runs <n>' argument '10' is invalid. must be a whole number of runs, at least 40");
+    const env = await cli(['worker'], { ...notesEnv, WARDEN_MAX_CACHED_RUNS: '1e3' });
+    expect(env.code).toBe(2);
+    expect(env.stderr).toContain("value '1e3' from env 'WARDEN_MAX_CACHED_RUNS' is invalid");
+    expect(`${flag.stdout}${env.stdout}`).not.toContain('worker ready');
   });
 });
 

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import pino from 'pino';
 import { openRunStore, redactStoreLocation } from '../store';
-import { connectWorker, createWardenWorker } from '../worker';
+import { DEFAULT_MAX_CACHED_RUNS, connectWorker, createWardenWorker } from '../worker';
 import { logLevelFromEnv, packageRoot, payloadCodecFromEnv, payloadKeysFile, settingsFromEnv, slackFromEnv, storeLocation, taskQueueFromEnv, trustedKeysFromEnv } from './context';
 import { startDevEnvironment } from './dev-channels';
 import { CliError, describeError } from './errors';
@@ -48,6 +48,18 @@ function exitWhenWorkerDies(done: Promise<void>, cleanup: () => Promise<void>): 
 function nodeSettings(): string {
   const flags = process.execArgv.length > 0 ? process.execArgv.join(' ') : 'no flags';
   return `node ${flags}, MALLOC_ARENA_MAX ${process.env.MALLOC_ARENA_MAX ?? 'unset'}`;
+}
+
+/** The SDK's workflow-task slots (40): a smaller cache would evict runs while their tasks are in progress. */
+const MIN_CACHED_RUNS = 40;
+
+/** `--max-cached-runs` / `WARDEN_MAX_CACHED_RUNS`: a whole number of runs, from the worker's task slots up. */
+function parseCachedRuns(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < MIN_CACHED_RUNS) {
+    throw new InvalidArgumentError(`must be a whole number of runs, at least ${MIN_CACHED_RUNS} (the worker's workflow-task slots)`);
+  }
+  return n;
 }
 
 /** `--agents` and `--policies`, the same for every command that runs a worker. */
@@ -106,7 +118,12 @@ export function registerDev(program: Command): void {
   withAgentOptions(program.command('worker'))
     .description('Run a worker against TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE (trusted keys and what each may assert from WARDEN_TRUSTED_KEYS, re-read when it changes)')
     .option('--workflow-bundle <file>', 'a prebuilt workflow bundle (bundleWorkflowCode output) instead of bundling at start')
-    .action(async (opts: { agents: string; policies: string; workflowBundle?: string }) => {
+    .addOption(
+      new Option('--max-cached-runs <n>', `runs kept in memory (default ${DEFAULT_MAX_CACHED_RUNS}); past it the least recently used are replayed from history when they next have work: more is faster approvals for more memory`)
+        .env('WARDEN_MAX_CACHED_RUNS')
+        .argParser(parseCachedRuns),
+    )
+    .action(async (opts: { agents: string; policies: string; workflowBundle?: string; maxCachedRuns?: number }) => {
       installRuntime('INFO');
       const registry = loadRegistry(opts.agents, opts.policies);
       const settings = settingsFromEnv();
@@ -146,6 +163,7 @@ export function registerDev(program: Command): void {
           logger: pino({ name: 'warden-worker', level: logLevelFromEnv('info'), mixin: traceContextMixin }),
           ...(telemetry ? { telemetry } : {}),
           ...(opts.workflowBundle ? { workflowBundle: { codePath: path.resolve(opts.workflowBundle) } } : {}),
+          ...(opts.maxCachedRuns !== undefined ? { workerOptions: { maxCachedWorkflows: opts.maxCachedRuns } } : {}),
           // The one place model keys are read: the library itself reads no environment variables.
           modelEnv: process.env,
         }),
@@ -167,7 +185,7 @@ export function registerDev(program: Command): void {
       }
       out(
         `worker ready: task queue ${taskQueueFromEnv()} at ${settings.address} (namespace ${settings.namespace}); ` +
-          `agents: ${registry.list().map((a) => a.name).join(', ')}; run store ${redactStoreLocation(storePath)}; ${keyCount} trusted key(s)${process.env.WARDEN_TRUSTED_KEYS ? ` from ${process.env.WARDEN_TRUSTED_KEYS}, re-read when it changes` : ''}; ${payloads}${telemetry ? `; traces and metrics to ${process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? ''} (OTLP/HTTP)` : ''}; ${nodeSettings()}`,
+          `agents: ${registry.list().map((a) => a.name).join(', ')}; run store ${redactStoreLocation(storePath)}; ${keyCount} trusted key(s)${process.env.WARDEN_TRUSTED_KEYS ? ` from ${process.env.WARDEN_TRUSTED_KEYS}, re-read when it changes` : ''}; ${payloads}${telemetry ? `; traces and metrics to ${process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? ''} (OTLP/HTTP)` : ''}; up to ${opts.maxCachedRuns ?? DEFAULT_MAX_CACHED_RUNS} runs in memory; ${nodeSettings()}`,
       );
       await worker.done.catch(() => undefined);
     });
