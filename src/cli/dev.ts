@@ -55,8 +55,9 @@ const MIN_CACHED_RUNS = 40;
 
 /** `--max-cached-runs` / `WARDEN_MAX_CACHED_RUNS`: a whole number of runs, from the worker's task slots up. */
 function parseCachedRuns(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < MIN_CACHED_RUNS) {
+  // Digits only: `Number` would also take "1e3" or "0x40".
+  const n = /^\d+$/.test(value.trim()) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < MIN_CACHED_RUNS) {
     throw new InvalidArgumentError(`must be a whole number of runs, at least ${MIN_CACHED_RUNS} (the worker's workflow-task slots)`);
   }
   return n;
@@ -125,6 +126,7 @@ export function registerDev(program: Command): void {
     )
     .action(async (opts: { agents: string; policies: string; workflowBundle?: string; maxCachedRuns?: number }) => {
       installRuntime('INFO');
+      const maxCachedRuns = opts.maxCachedRuns ?? DEFAULT_MAX_CACHED_RUNS;
       const registry = loadRegistry(opts.agents, opts.policies);
       const settings = settingsFromEnv();
       let keyring: ReturnType<typeof trustedKeysFromEnv>;
@@ -163,7 +165,7 @@ export function registerDev(program: Command): void {
           logger: pino({ name: 'warden-worker', level: logLevelFromEnv('info'), mixin: traceContextMixin }),
           ...(telemetry ? { telemetry } : {}),
           ...(opts.workflowBundle ? { workflowBundle: { codePath: path.resolve(opts.workflowBundle) } } : {}),
-          ...(opts.maxCachedRuns !== undefined ? { workerOptions: { maxCachedWorkflows: opts.maxCachedRuns } } : {}),
+          workerOptions: { maxCachedWorkflows: maxCachedRuns },
           // The one place model keys are read: the library itself reads no environment variables.
           modelEnv: process.env,
         }),
@@ -185,7 +187,7 @@ export function registerDev(program: Command): void {
       }
       out(
         `worker ready: task queue ${taskQueueFromEnv()} at ${settings.address} (namespace ${settings.namespace}); ` +
-          `agents: ${registry.list().map((a) => a.name).join(', ')}; run store ${redactStoreLocation(storePath)}; ${keyCount} trusted key(s)${process.env.WARDEN_TRUSTED_KEYS ? ` from ${process.env.WARDEN_TRUSTED_KEYS}, re-read when it changes` : ''}; ${payloads}${telemetry ? `; traces and metrics to ${process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? ''} (OTLP/HTTP)` : ''}; up to ${opts.maxCachedRuns ?? DEFAULT_MAX_CACHED_RUNS} runs in memory; ${nodeSettings()}`,
+          `agents: ${registry.list().map((a) => a.name).join(', ')}; run store ${redactStoreLocation(storePath)}; ${keyCount} trusted key(s)${process.env.WARDEN_TRUSTED_KEYS ? ` from ${process.env.WARDEN_TRUSTED_KEYS}, re-read when it changes` : ''}; ${payloads}${telemetry ? `; traces and metrics to ${process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? ''} (OTLP/HTTP)` : ''}; up to ${maxCachedRuns} runs in memory; ${nodeSettings()}`,
       );
       await worker.done.catch(() => undefined);
     });
