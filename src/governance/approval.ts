@@ -1,5 +1,5 @@
 import { durationMs } from './duration';
-import { isEligible, normalizeIdentity } from './identity';
+import { identityKey, isEligible, lookalikeApprover, normalizeIdentity, spellOut } from './identity';
 import type { VerifiedIdentity } from './keyring';
 import type { ApprovalRequirement } from './policy-schema';
 import type { DecisionClaims } from './signed-decision';
@@ -87,9 +87,19 @@ export function judgeDecision(approval: ApprovalState | undefined, input: Decisi
   }
   const who = identity.id;
   if (!who) return { verdict: 'refused', reason: 'the decision names no approver' };
-  if (who === normalizeIdentity(approval.requester)) return { verdict: 'refused', reason: `four-eyes: ${who} requested this run and cannot decide its approvals` };
-  if (!isEligible(who, identity.groups, approval.approvers)) return { verdict: 'refused', reason: `${who} is not among the approvers (${approval.approvers.join(', ')})` };
-  if (approval.votes.some((v) => v.approver === who)) return { verdict: 'refused', reason: `${who} has already approved ${approval.approvalId}` };
+  // Look-alikes are one person where that takes a right away (four-eyes, one vote each), never where it gives one (eligibility).
+  const key = identityKey(who);
+  if (key === identityKey(approval.requester)) {
+    const requester = normalizeIdentity(approval.requester);
+    return { verdict: 'refused', reason: who === requester ? `four-eyes: ${who} requested this run and cannot decide its approvals` : `four-eyes: ${spellOut(who)} looks like ${spellOut(requester)}, who requested this run, and cannot decide its approvals` };
+  }
+  if (!isEligible(who, identity.groups, approval.approvers)) {
+    const imitated = lookalikeApprover(who, approval.approvers);
+    const lookalike = imitated === undefined ? '' : `; ${spellOut(who)} looks like ${spellOut(imitated)} but is spelled with other characters`;
+    return { verdict: 'refused', reason: `${who} is not among the approvers (${approval.approvers.join(', ')})${lookalike}` };
+  }
+  const earlier = approval.votes.find((v) => identityKey(v.approver) === key);
+  if (earlier) return { verdict: 'refused', reason: earlier.approver === who ? `${who} has already approved ${approval.approvalId}` : `${spellOut(who)} looks like ${spellOut(earlier.approver)}, who has already approved ${approval.approvalId}` };
 
   const at = new Date(nowMs).toISOString();
   if (input.kind === 'reject') {

@@ -20,7 +20,7 @@ export type { LoopState, LoopObservation } from './loop-detector';
 export { sensitivePaths, redactArgs, REDACTED } from './redact';
 export { signDecision, verifySignedDecision, generateSigningKey, publicKeyOf, DECISION_MAX_AGE_MS } from './signed-decision';
 export type { DecisionClaims, SignedDecision, TrustedKeys, DecisionVerification } from './signed-decision';
-export { normalizeIdentity, sameIdentity, isEligible } from './identity';
+export { identityKey, isEligible, lookalikeApprover, normalizeIdentity, sameIdentity, spellOut } from './identity';
 export { parseKeyring, authorizeDecision, authorizeStart, authorizeOperator, goalDigest, keyGrantSchema, KeyringError } from './keyring';
 export type { Keyring, KeyGrant, VerifiedIdentity, Authorization } from './keyring';
 export { verifySignedClaims } from './signed-decision';

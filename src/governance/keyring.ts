@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { normalizeIdentity } from './identity';
+import { identityKey, normalizeIdentity, spellOut } from './identity';
 import { verifySignedClaims, type DecisionClaims, type OperatorClaims, type SignedDecision, type StartClaims } from './signed-decision';
 import { digestOf } from './digest';
 import { WardenError } from '../errors';
@@ -42,9 +42,26 @@ export function parseKeyring(doc: unknown, source: string): Keyring {
     }
     const parsed = keyGrantSchema.safeParse(entry);
     if (!parsed.success) throw new KeyringError(`${source}: key "${keyId}": ${formatZodError(parsed.error)}`);
+    if (parsed.data.people !== '*') refuseLookalikes(Object.keys(parsed.data.people), `${source}: key "${keyId}"`);
     out[keyId] = parsed.data;
   }
   return out;
+}
+
+/**
+ * A directory that lists two people who look alike (`alice` and `аlice` with a Cyrillic а) is
+ * refused: four-eyes and quorum count them as one person, so one of the entries is a mistake or a
+ * trap, and the worker operator should say which.
+ */
+function refuseLookalikes(people: readonly string[], where: string): void {
+  const seen = new Map<string, string>();
+  for (const person of people) {
+    const id = normalizeIdentity(person);
+    const key = identityKey(person);
+    const other = seen.get(key);
+    if (other !== undefined && other !== id) throw new KeyringError(`${where} lists ${spellOut(other)} and ${spellOut(id)}, which look alike and count as one person; keep the one that is meant`);
+    seen.set(key, id);
+  }
 }
 
 /** The person a verified claim speaks for: normalised id, the groups it may assert, the channel, the key. */
