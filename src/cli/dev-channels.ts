@@ -11,6 +11,13 @@ import { DEFAULT_INBOX_PORT, listenInbox, serverLogger, usersAuthenticator } fro
 import { choosePort, startLocalStack, type LocalStack, type LocalStackOptions } from './local-stack';
 import { DEFAULT_SLACK_PORT, defaultIdentitiesFile, readIdentities, slackEnv, startSlack } from './slack';
 
+/**
+ * Who may use the dev UI's codec: operators, and the demo's approvers (alice in finance, bob in
+ * finance-leads), who also encode so that the UI's pause works for them; carol (support) may not.
+ * A production inbox lets only operators encode (`warden inbox --codec-encode-groups`).
+ */
+const DEV_CODEC_GROUPS: readonly string[] = ['operators', 'finance', 'finance-leads'];
+
 /** The people's channels `warden dev` and `warden demo` run next to their worker. */
 export interface DevChannels {
   inbox: InboxServer;
@@ -43,7 +50,7 @@ export async function startDevChannels(stack: LocalStack, client: WardenClient, 
       port,
       logger: serverLogger('warden-inbox', quiet),
       // The dev UI decodes payloads through the inbox, as the person signed in to it.
-      ...(stack.server.uiUrl ? { codec: { codec: stack.payloadCodec, uiOrigin: new URL(stack.server.uiUrl).origin } } : {}),
+      ...(stack.server.uiUrl ? { codec: { codec: stack.payloadCodec, uiOrigin: new URL(stack.server.uiUrl).origin, decodeGroups: DEV_CODEC_GROUPS, encodeGroups: DEV_CODEC_GROUPS } } : {}),
     },
     '--inbox-port',
   );

@@ -7,6 +7,7 @@ import { loadUsersFile, localUsersAuthenticator } from '../approvals/auth/local-
 import { oidcBearerAuthenticator } from '../approvals/auth/oidc';
 import { InboxConfigError, createInboxServer, type InboxServer, type InboxServerOptions } from '../approvals/inbox/server';
 import { isLoopbackHost } from '../approvals/listen';
+import { DEFAULT_CODEC_DECODE_GROUPS, DEFAULT_CODEC_ENCODE_GROUPS } from '../codec/endpoint';
 import { resolveSigningKey } from './approvals';
 import { serveWithClientAndStore } from './serve';
 import { payloadCodecFromEnv, wardenHome } from './context';
@@ -61,6 +62,16 @@ interface InboxOptions {
   tlsKey?: string;
   insecureHttp?: boolean;
   codecUiOrigin?: string;
+  codecDecodeGroups?: string[];
+  codecEncodeGroups?: string[];
+}
+
+/** A comma-separated list of group names; empty (`""`) is no group at all. */
+function parseGroups(value: string): string[] {
+  const groups = value.split(',').map((g) => g.trim()).filter((g) => g !== '');
+  const bad = groups.find((g) => /\s/.test(g));
+  if (bad !== undefined) throw new InvalidArgumentError(`"${bad}" is not a group name (no spaces; separate groups with commas)`);
+  return groups;
 }
 
 /**
@@ -143,6 +154,8 @@ export function registerInbox(program: Command): void {
     .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
     .option('--insecure-http', 'serve plain HTTP on a non-loopback --host anyway (only behind a TLS-terminating proxy on a trusted network)')
     .option('--codec-ui-origin <origin>', "serve the payload codec endpoint (<inbox>/codec) to the Temporal UI at this origin, for signed-in people (keys: $WARDEN_PAYLOAD_KEYS)")
+    .option('--codec-decode-groups <groups>', `groups whose members may decode payloads there, comma-separated (default: ${DEFAULT_CODEC_DECODE_GROUPS.join(',')})`, parseGroups)
+    .option('--codec-encode-groups <groups>', `groups whose members may encode there, as the UI does for the signals it sends (default: ${DEFAULT_CODEC_ENCODE_GROUPS.join(',')}; "" for nobody)`, parseGroups)
     .action(async (opts: InboxOptions) => {
       const { tls, insecureHttp } = transportFrom(opts);
       const { auth, description } = signInFrom(opts);
@@ -151,6 +164,9 @@ export function registerInbox(program: Command): void {
       if (opts.codecUiOrigin !== undefined && !URL.canParse(opts.codecUiOrigin)) throw new UsageError(`--codec-ui-origin ${opts.codecUiOrigin} is not a URL`);
       const payloadCodec = opts.codecUiOrigin !== undefined ? payloadCodecFromEnv() : undefined;
       if (opts.codecUiOrigin !== undefined && !payloadCodec) throw new UsageError('--codec-ui-origin needs the payload keys: set WARDEN_PAYLOAD_KEYS to the key file the workers use');
+      if (opts.codecUiOrigin === undefined && (opts.codecDecodeGroups ?? opts.codecEncodeGroups) !== undefined) throw new UsageError('--codec-decode-groups and --codec-encode-groups go with --codec-ui-origin');
+      const decodeGroups = opts.codecDecodeGroups ?? DEFAULT_CODEC_DECODE_GROUPS;
+      const encodeGroups = opts.codecEncodeGroups ?? DEFAULT_CODEC_ENCODE_GROUPS;
       const { server: inbox, settings, storePath } = await serveWithClientAndStore('stopping the web inbox', ({ client, store }) =>
         listenInbox({
           client,
@@ -162,7 +178,7 @@ export function registerInbox(program: Command): void {
           publicOrigin: opts.publicOrigin ? new URL(opts.publicOrigin).origin : undefined,
           tls,
           insecureHttp,
-          ...(payloadCodec && opts.codecUiOrigin ? { codec: { codec: payloadCodec, uiOrigin: new URL(opts.codecUiOrigin).origin } } : {}),
+          ...(payloadCodec && opts.codecUiOrigin ? { codec: { codec: payloadCodec, uiOrigin: new URL(opts.codecUiOrigin).origin, decodeGroups, encodeGroups } } : {}),
           logger: serverLogger('warden-inbox', 'info'),
         }),
       );
@@ -170,7 +186,9 @@ export function registerInbox(program: Command): void {
       out(`  Temporal    ${settings.address} (namespace ${settings.namespace}); run store ${storePath}`);
       out(`  sign-in     ${description}`);
       out(`  signing     key ${signer.keyId} from ${keyFile}: workers must trust it (WARDEN_TRUSTED_KEYS)`);
-      if (payloadCodec) out(`  codec       ${inbox.url}/codec for the Temporal UI at ${opts.codecUiOrigin ?? ''} (signed-in people only)`);
+      if (payloadCodec) {
+        out(`  codec       ${inbox.url}/codec for the Temporal UI at ${opts.codecUiOrigin ?? ''}: decode for group(s) ${decodeGroups.join(', ') || '(none)'}, encode for ${encodeGroups.join(', ') || '(none)'}`);
+      }
       if (!tls && !isLoopbackHost(opts.host)) {
         process.stderr.write(`WARNING: --insecure-http: the inbox serves ${opts.host} over plain HTTP; passwords and session cookies cross the network in clear unless a TLS proxy is in front (pass it --public-origin)\n`);
       }

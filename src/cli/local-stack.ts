@@ -257,7 +257,7 @@ function payloadLines(stack: LocalStack): string[] {
   if (stack.uiCodecEndpoint) {
     // The dev server's --ui-codec-endpoint cannot ask the UI to send cookies; the browser-level setting can.
     lines.push(
-      `              the UI decrypts them through ${stack.uiCodecEndpoint} for people signed in to the inbox: in the UI's Codec Server`,
+      `              the UI decrypts them through ${stack.uiCodecEndpoint} for operators and approvers signed in to the inbox: in the UI's Codec Server`,
       `              settings choose the browser setting, enter that endpoint and turn on "Include cross-origin credentials"`,
     );
   }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Identity } from '../approvals/identity';
 import { readBodyWithin } from '../approvals/read-body';
+import { normalizeIdentity } from '../governance/identity';
 import { PayloadCodecError } from './errors';
 import { WardenError } from '../errors';
 import { formatZodError } from '../zod-error';
@@ -22,8 +23,25 @@ export interface CodecEndpointOptions {
   basePath?: string;
   /** Largest request body, counted on the bytes read. Default 8 MiB (Temporal refuses payloads over 2 MB; base64 adds a third). */
   maxBodyBytes?: number;
+  /**
+   * The groups whose members may decode: a decode shows clear run data (tool arguments, results,
+   * decisions). Default `DEFAULT_CODEC_DECODE_GROUPS`. Names compare normalised (`Operators` is
+   * `operators`); an empty list lets nobody decode.
+   */
+  decodeGroups?: readonly string[];
+  /**
+   * The groups whose members may encode: an encode makes ciphertext the workers take as coming from
+   * a key holder (the Temporal UI encodes the input of a signal it sends, a pause say). Default
+   * `DEFAULT_CODEC_ENCODE_GROUPS`; an empty list lets nobody encode.
+   */
+  encodeGroups?: readonly string[];
   logger?: Logger;
 }
+
+/** Who may decode when the deployment does not say: the people who operate runs or decide approvals. */
+export const DEFAULT_CODEC_DECODE_GROUPS: readonly string[] = ['operators', 'approvers'];
+/** Who may encode when the deployment does not say: operators only (an encode is an encryption oracle). */
+export const DEFAULT_CODEC_ENCODE_GROUPS: readonly string[] = ['operators'];
 
 /** Handles one request under `basePath`; answers every request itself and never rejects. */
 export type CodecRequestHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
@@ -49,9 +67,20 @@ class CodecHttpError extends WardenError {
   constructor(
     readonly status: number,
     message: string,
+    /** More fields of the JSON answer, beside `error`. */
+    readonly fields: Record<string, unknown> = {},
   ) {
     super(message);
   }
+}
+
+/** Why `identity` may not `op`, or null when one of its groups is in `allowed` (normalised names). */
+function refusal(identity: Identity, op: 'encode' | 'decode', allowed: readonly string[]): string | null {
+  const wanted = new Set(allowed.map(normalizeIdentity));
+  if (identity.groups.some((g) => wanted.has(normalizeIdentity(g)))) return null;
+  const doing = op === 'encode' ? 'encoding' : 'decoding';
+  if (wanted.size === 0) return `${identity.id} may not ${op} payloads: ${doing} is turned off here (no group may ${op})`;
+  return `${identity.id} may not ${op} payloads: ${doing} needs a group of ${allowed.join(', ')} (${identity.id} is in ${identity.groups.join(', ') || 'no group'})`;
 }
 
 function fromJson(p: JsonPayload): Payload {
@@ -74,12 +103,15 @@ function toJson(p: Payload): { metadata: Record<string, string>; data: string } 
  * The Temporal UI calls it to show decrypted payloads (and to encrypt what people send from it);
  * the Temporal CLI calls it with `--codec-endpoint`. Mount it on a server that already knows who
  * people are (the web inbox does) and pass that check as `authenticate`: a decode hands out clear
- * payloads, so no request is answered without a person.
+ * payloads, so no request is answered without a person, and only to the members of `decodeGroups`;
+ * an encode only to those of `encodeGroups`. Every use and every refusal is logged with who and
+ * which route.
  */
 export function createCodecHandler(options: CodecEndpointOptions): CodecRequestHandler {
   const base = (options.basePath ?? '/codec').replace(/\/+$/, '');
   const max = options.maxBodyBytes ?? DEFAULT_MAX_BODY;
   const { codec, logger } = options;
+  const allowed = { decode: options.decodeGroups ?? DEFAULT_CODEC_DECODE_GROUPS, encode: options.encodeGroups ?? DEFAULT_CODEC_ENCODE_GROUPS };
   // Browsers send an origin as scheme://host[:port]; `http://127.0.0.1:8233/` as configured would never match it.
   let uiOrigin: string | undefined;
   if (options.uiOrigin !== undefined) {
@@ -115,7 +147,16 @@ export function createCodecHandler(options: CodecEndpointOptions): CodecRequestH
     if (origin !== undefined && !cors['access-control-allow-origin']) throw new CodecHttpError(403, `origin ${origin} may not call the codec endpoint`);
 
     const identity = await options.authenticate(req);
-    if (!identity) throw new CodecHttpError(401, 'sign in first: this request carries no valid inbox session or bearer token');
+    if (!identity) {
+      logger?.info({ op, refused: 'not signed in', namespace: req.headers['x-namespace'] }, 'codec request refused');
+      throw new CodecHttpError(401, 'sign in first: this request carries no valid inbox session or bearer token');
+    }
+    // Before the body is read: a person who may not use the route costs no parsing.
+    const refused = refusal(identity, op, allowed[op]);
+    if (refused) {
+      logger?.warn({ user: identity.id, op, refused, namespace: req.headers['x-namespace'] }, 'codec request refused');
+      throw new CodecHttpError(403, refused, { requiredGroups: [...allowed[op]] });
+    }
     // A JSON content type also makes browsers preflight, so another site cannot post here unasked.
     if (!(req.headers['content-type'] ?? '').toLowerCase().startsWith('application/json')) throw new CodecHttpError(415, 'send the payloads as application/json');
 
@@ -156,7 +197,7 @@ export function createCodecHandler(options: CodecEndpointOptions): CodecRequestH
         // After a refused body the rest of the upload is not worth reading.
         const close: Record<string, string> = err.status === 413 ? { connection: 'close' } : {};
         const auth: Record<string, string> = err.status === 401 ? { 'www-authenticate': 'Bearer realm="warden"' } : {};
-        answer(res, err.status, { error: err.message }, { ...cors, ...close, ...auth });
+        answer(res, err.status, { error: err.message, ...err.fields }, { ...cors, ...close, ...auth });
         return;
       }
       logger?.error({ err, url: req.url }, 'codec request failed');

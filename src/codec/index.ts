@@ -6,5 +6,5 @@ export { EncryptionCodec, ENCRYPTED_ENCODING, ENCRYPTION_KEY_ID_METADATA } from 
 export { PayloadCodecError, PayloadKeyError } from './errors';
 export { createPayloadKeyFile, devPayloadKeysFile, ensureDevPayloadKeys, loadPayloadKeys, parsePayloadKeys, payloadKeysSchema } from './keys';
 export type { PayloadKeys } from './keys';
-export { createCodecHandler } from './endpoint';
+export { createCodecHandler, DEFAULT_CODEC_DECODE_GROUPS, DEFAULT_CODEC_ENCODE_GROUPS } from './endpoint';
 export type { CodecEndpointOptions, CodecRequestHandler } from './endpoint';

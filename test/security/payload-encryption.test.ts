@@ -305,7 +305,8 @@ describe('codec endpoint in the web inbox', () => {
       signer: new DecisionSigner(webKey),
       auth: localUsersAuthenticator(loadUsersFile(USERS_FILE)),
       logger: pino({ level: 'silent' }),
-      codec: { codec, uiOrigin, maxBodyBytes: MAX },
+      // alice (finance) stands for a person allowed both: who may is codec-roles.test.ts's subject.
+      codec: { codec, uiOrigin, maxBodyBytes: MAX, decodeGroups: ['finance'], encodeGroups: ['finance'] },
     });
     const login = await fetch(`${inbox.url}/login`, { method: 'POST', body: new URLSearchParams({ username: 'alice', password: 'alice-pw-123', next: '/' }), redirect: 'manual' });
     expect(login.status).toBe(303);

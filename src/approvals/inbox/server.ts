@@ -64,8 +64,10 @@ export interface InboxServerOptions {
   /**
    * Serve Temporal's remote codec protocol at `/codec/encode` and `/codec/decode` for people signed
    * in here, so the Temporal UI at `uiOrigin` shows decrypted payloads (`createCodecHandler`).
+   * Decoding is for the members of `decodeGroups` (default operators, approvers), encoding for those
+   * of `encodeGroups` (default operators: the UI encodes the signals it sends, a pause say).
    */
-  codec?: { codec: PayloadCodec; uiOrigin: string; maxBodyBytes?: number };
+  codec?: { codec: PayloadCodec; uiOrigin: string; maxBodyBytes?: number; decodeGroups?: readonly string[]; encodeGroups?: readonly string[] };
 }
 
 export interface InboxServer {
@@ -355,7 +357,7 @@ export async function createInboxServer(options: InboxServerOptions): Promise<In
     redirect(res, '/login', { 'set-cookie': sessionCookie('', 0) });
   }
 
-  // Decoding hands out clear payloads: only to the people the pages would show, by the same session cookie or bearer token.
+  // Decoding hands out clear payloads: only to people signed in here (the same session cookie or bearer token) whose groups may.
   const codecHandler = options.codec
     ? createCodecHandler({
         ...options.codec,
