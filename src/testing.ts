@@ -33,6 +33,8 @@ export interface TestEnvironmentOptions {
   keyring?: Keyring | (() => Keyring);
   /** Count unsigned approve/reject messages (the usual choice in tests). Default true. */
   allowUnsignedDecisions?: boolean;
+  /** Count unsigned resume, rollback and applyPolicy signals (the usual choice in tests). Default true. */
+  allowUnsignedOperators?: boolean;
   /** What the worker and the client encrypt payloads with; default none (payloads in clear). */
   payloadCodec?: PayloadCodec;
   /** Anything else the worker takes. */
@@ -77,6 +79,7 @@ export async function startTestEnvironment(options: TestEnvironmentOptions): Pro
     const worker = await createWardenWorker({
       logger: pino({ name: 'warden-worker', level: 'warn' }),
       allowUnsignedDecisions: options.allowUnsignedDecisions ?? true,
+      allowUnsignedOperators: options.allowUnsignedOperators ?? true,
       ...options.worker,
       ...(options.keyring ? { keyring: options.keyring } : {}),
       ...(options.payloadCodec ? { payloadCodec: options.payloadCodec } : {}),

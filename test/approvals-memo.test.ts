@@ -23,6 +23,7 @@ let inbox: InboxServer;
 beforeAll(async () => {
   bed = await createTestBed({
     allowUnsignedDecisions: true,
+    allowUnsignedOperators: true,
     keyring: parseKeyring({ [webKey.keyId]: { publicKey: webKey.publicKey, channel: 'web', people: '*' } }, 'approvals memo keyring'),
   });
   inbox = await createInboxServer({ client: bed.client, store: bed.store, signer: new DecisionSigner(webKey), auth: localUsersAuthenticator(loadUsersFile(USERS_FILE)), logger: pino({ level: 'silent' }) });

@@ -79,7 +79,7 @@ let n = 0;
 const key = () => `t${Date.now().toString(36)}-${++n}`;
 
 beforeAll(async () => {
-  bed = await createTestBed({ agents: [triage], policies: [paymentsPolicy, triagePolicy()], allowUnsignedDecisions: true });
+  bed = await createTestBed({ agents: [triage], policies: [paymentsPolicy, triagePolicy()], allowUnsignedDecisions: true, allowUnsignedOperators: true });
 });
 afterAll(() => bed.close());
 beforeEach(() => effects.reset());

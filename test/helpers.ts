@@ -67,6 +67,8 @@ export interface TestBedOptions {
   keyring?: Keyring | (() => Keyring);
   /** Count unsigned decisions (as typed into the Temporal UI). Off unless a test says so. */
   allowUnsignedDecisions?: boolean;
+  /** Count resume, rollback and applyPolicy without a signed operator command. Off unless a test says so. */
+  allowUnsignedOperators?: boolean;
   /** Let start inputs bring their own policy, as most tests do. Default on; security tests turn it off. */
   acceptRunInputPolicy?: boolean;
   limits?: WardenWorkerOptions['limits'];
@@ -118,6 +120,7 @@ export async function createTestBed(options: TestBedOptions = {}): Promise<TestB
         workflowBundle,
         keyring: options.keyring ?? {},
         allowUnsignedDecisions: options.allowUnsignedDecisions ?? false,
+        allowUnsignedOperators: options.allowUnsignedOperators ?? false,
         acceptRunInputPolicy: options.acceptRunInputPolicy ?? true,
         ...(options.limits ? { limits: options.limits } : {}),
         slack: options.slack ?? null,

@@ -17,7 +17,7 @@ const keyring = { 'test-web': { publicKey: key.publicKey, channel: 'web', people
 let bed: TestBed;
 let strict: TestBed;
 beforeAll(async () => {
-  [bed, strict] = await Promise.all([createTestBed({ keyring, allowUnsignedDecisions: true }), createTestBed({ keyring })]);
+  [bed, strict] = await Promise.all([createTestBed({ keyring, allowUnsignedDecisions: true, allowUnsignedOperators: true }), createTestBed({ keyring })]);
 });
 afterAll(async () => {
   await Promise.all([bed?.close(), strict?.close()]);
@@ -353,7 +353,7 @@ describe('audit trail and live policy', () => {
 
   test('applyPolicy takes up the worker\'s current policy from the next decision; a policy inside the signal is never used', async () => {
     // A bed of its own: an applied policy in the store is what every new run of the agent gets.
-    const own = await createTestBed({ acceptRunInputPolicy: false, policies: [testPolicy()] });
+    const own = await createTestBed({ acceptRunInputPolicy: false, policies: [testPolicy()], allowUnsignedOperators: true });
     try {
       // The pause is in history before any worker sees the run: it holds before the first call.
       await own.stopWorker();
@@ -373,7 +373,7 @@ describe('audit trail and live policy', () => {
       await eventually(async () => (await own.client.auditTrail(runId, own.store)).some((e) => e.type === 'policy_applied'), 10_000, "mallory's signal to be audited");
       const tightened = testPolicy({ rules: [{ id: 'no-echo', tools: ['echo'], decision: 'deny', reason: 'incident' }] });
       await own.store.setAppliedPolicy('test-agent', { policy: tightened, version: 'test', source: 'test' });
-      await own.client.applyPolicy(runId, 'ops');
+      await own.client.applyPolicy(runId, { by: 'ops' });
       await own.client.resume(runId);
       const outcome = await own.client.result(runId);
       expect(outcome.status).toBe('completed');

@@ -36,7 +36,7 @@ async function record(bed: TestBed, name: string, runId: string): Promise<void> 
   let bed: TestBed;
   beforeAll(async () => {
     // Unsigned decisions on purpose: the approval history holds a signal and an Update, both verified by the worker.
-    bed = await createTestBed({ allowUnsignedDecisions: true });
+    bed = await createTestBed({ allowUnsignedDecisions: true, allowUnsignedOperators: true });
   });
   afterAll(async () => bed?.close());
 
@@ -84,7 +84,7 @@ async function record(bed: TestBed, name: string, runId: string): Promise<void> 
     await eventually(async () => (await bed.client.pendingApprovals(runId)).length === 1);
     await bed.store.setAppliedPolicy('test-agent', { policy: testPolicy({ rules: [{ id: 'freeze', tools: ['transfer'], decision: 'deny', reason: 'change freeze' }, { id: 'allow-rest', decision: 'allow' }] }), version: 'freeze', source: 'recording' });
     try {
-      await bed.client.applyPolicy(runId, 'ops');
+      await bed.client.applyPolicy(runId, { by: 'ops' });
       await record(bed, 'policy-change-run', runId);
     } finally {
       await bed.store.removeAppliedPolicy('test-agent');

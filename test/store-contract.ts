@@ -158,6 +158,26 @@ export function runStoreContract(subject: StoreContractSubject): StoreContractHa
     expect((await store.listAppliedPolicies()).map((p) => p.agent)).toEqual(['Refund-agent', 'refund-agent']);
   });
 
+  it('gives a run id to the first execution that claims it, and to that execution only', async () => {
+    expect(await store.claimRun('warden/a/1', 'exec-1')).toBe('exec-1');
+    // A retried activity of the same execution claims again: still its own.
+    expect(await store.claimRun('warden/a/1', 'exec-1')).toBe('exec-1');
+    expect(await store.claimRun('warden/a/1', 'exec-2')).toBe('exec-1');
+    expect(await store.claimRun('warden/a/2', 'exec-2')).toBe('exec-2');
+  });
+
+  it('makes one seal key and gives every opener of the store the same one', async () => {
+    const key = await store.sealKey();
+    expect(key).toMatch(/^[0-9a-f]{64}$/);
+    expect(await store.sealKey()).toBe(key);
+    const other = await subject.open(location);
+    try {
+      expect(await other.sealKey()).toBe(key);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('keeps every kind of row after the file is closed and reopened', async () => {
     const event = nextAuditEvent(emptyAuditHead(), 'run_started', { agent: 'a' }, '2025-01-01T00:00:00.000Z');
     await store.appendMessages('run-1', [{ seq: 0, message: { role: 'user', content: 'hi' } }]);

@@ -5,7 +5,7 @@ import { jsonSchema, tool as aiTool, type ToolSet } from 'ai';
 import type { Logger } from 'pino';
 import type { ZodType } from 'zod';
 import { ToolError, type Agent, type AgentRegistry, type ToolContext } from '../agents';
-import { authorizeDecision, authorizeOperator, authorizeStart, checkModelCallBudgets, emptyUsage, goalDigest, normalizeIdentity, parsePolicy, type CallProposal, type Keyring, type Policy } from '../governance';
+import { ROLE_FOR_ACTION, authorizeDecision, authorizeOperator, authorizeStart, checkModelCallBudgets, emptyUsage, goalDigest, normalizeIdentity, parsePolicy, type CallProposal, type Keyring, type Policy } from '../governance';
 import type { PreparedRun, Requester } from '../workflows/types';
 import type { RunStore } from '../store/types';
 import { ConversationCache, generate, type ProposedCall } from './model-call';
@@ -13,7 +13,9 @@ import { createModelResolver, ModelConfigError, resolveModel, type ModelEnv } fr
 import { traceActivities, type ActivityTelemetry } from '../telemetry/spans';
 import { loadShadowPolicy } from './shadow-policy';
 import { formatZodError } from '../zod-error';
-import type { CallModelInput, CallModelResult, CompensateInput, CoreActivities, CurrentPolicy, PrepareAndCallModelInput, PrepareAndCallModelResult, PrepareRunInput, RecordRunInput, ToolActivity, ToolActivityInput, ToolActivityResult, VerifyDecisionInput, VerifyDecisionResult, VerifyOperatorInput, VerifyOperatorResult } from './types';
+import type { CallModelInput, CallModelResult, CompensateInput, CoreActivities, CurrentPolicy, PrepareAndCallModelInput, PrepareAndCallModelResult, PrepareRunInput, RecordRunInput, SealStateInput, ToolActivity, ToolActivityInput, ToolActivityResult, VerifyDecisionInput, VerifyDecisionResult, VerifyOperatorInput, VerifyOperatorResult, VerifySealInput, VerifySealResult } from './types';
+import { ExecutionGuard, activityRefused } from './execution-guard';
+import { sealMatches, sealOf } from './seals';
 
 export type * from './types';
 export { NON_RETRYABLE_ERRORS } from './types';
@@ -42,6 +44,8 @@ export interface ActivityDeps {
   keyring?: () => Keyring;
   /** Development only: count approve/reject messages that carry no signature (typed into the Temporal UI). */
   allowUnsignedDecisions?: boolean;
+  /** Development only: count resume, rollback and applyPolicy signals that carry no signed operator command. */
+  allowUnsignedOperators?: boolean;
   /** Tests only: let a start input bring its own policy. */
   acceptRunInputPolicy?: boolean;
   limits?: Partial<RunLimits>;
@@ -202,6 +206,19 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
   const keyring = deps.keyring ?? (() => ({}));
   if (deps.allowUnsignedDecisions) logger.warn('allowUnsignedDecisions is on: approvals without a signature count (development only)');
   if (deps.acceptRunInputPolicy) logger.warn('acceptRunInputPolicy is on: a start input may bring its own policy (tests only)');
+  if (deps.allowUnsignedOperators) logger.warn('allowUnsignedOperators is on: resume, rollback and applyPolicy without a signed operator command count (development only)');
+  const guard = new ExecutionGuard(logger);
+  let sealKey: Promise<string> | undefined;
+  const seals = (): Promise<string> => (sealKey ??= store.sealKey().catch((err: unknown) => {
+    sealKey = undefined;
+    throw err;
+  }));
+  /** The execution this activity runs for, as Temporal tells the worker (never as an input says). */
+  const execution = (): { workflowId: string; runId: string } => {
+    const of = Context.current().info.workflowExecution;
+    if (!of) throw activityRefused('refused: activity input not made for this run: no workflow scheduled it');
+    return of;
+  };
 
   // The shadow a policy names is loaded here, from the worker's own sources, never from a run's input.
   const withShadow = (found: { policy: Policy; source: string }, file: string): CurrentPolicy => {
@@ -251,8 +268,18 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       } catch (err) {
         throw nonRetryable('DefinitionError', err instanceof Error ? err.message : String(err));
       }
-      // A workflow id reused by whoever can start workflows would mix two runs in one trail.
+      // A workflow id reused by whoever can start workflows would mix two runs in one trail, and a
+      // terminated run started again with its signed start copied from history is not that run.
+      const own = execution();
+      const holder = await store.claimRun(input.runId, own.runId);
+      if (holder !== own.runId) throw nonRetryable('RunInputError', `refused: run id ${input.runId} was used by an earlier execution (${holder}); a run id is never reused, and its signed start counts for that execution only`);
       if ((await store.readAudit(input.runId)).length > 0) throw nonRetryable('RunInputError', `run ${input.runId} already has an audit trail in the run store: a run id is never reused`);
+      if (input.delegation !== undefined) {
+        const { parent, digest, seal } = input.delegation;
+        if (!sealMatches(await seals(), { kind: 'delegation', by: parent, to: own.workflowId, digest }, seal)) {
+          throw nonRetryable('RunInputError', `refused: the start input says the run was delegated by ${parent.workflowId}, but it carries no seal of that run (a delegation is accepted only as the delegating run made it)`);
+        }
+      }
       const requester = requesterOf(input);
       if (input.policy !== undefined) {
         if (!deps.acceptRunInputPolicy) {
@@ -285,17 +312,34 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
     },
 
     async verifyOperator(input: VerifyOperatorInput): Promise<VerifyOperatorResult> {
+      const action = input.action;
       if (input.signature === undefined) {
-        if (!deps.allowUnsignedDecisions) return { refused: 'unsigned resume refused: the policy paused this run, and only a signed operator may let it go on' };
+        if (!deps.allowUnsignedOperators) return { refused: `unsigned ${action} refused: this worker counts only operator commands signed by a trusted key with the ${ROLE_FOR_ACTION[action] ?? 'operator'} role` };
         const by = typeof input.by === 'string' ? normalizeIdentity(input.by) : '';
-        return by ? { operator: by, signed: false } : { refused: 'malformed resume: no operator' };
+        return by ? { operator: by, signed: false } : { refused: `malformed ${action}: no operator` };
       }
       const ring = currentKeyring();
       if (unreadable(ring)) return ring;
-      const auth = authorizeOperator(input.signature, ring, input.nowMs);
-      if (!auth.ok) return { refused: `signed resume refused: ${auth.reason}` };
-      if (auth.claims.runId !== input.runId) return { refused: `signed resume is for run ${auth.claims.runId}, not this one` };
+      const auth = authorizeOperator(input.signature, ring, input.nowMs, { action, runId: input.runId });
+      if (!auth.ok) return { refused: `signed ${action} refused: ${auth.reason}` };
       return { operator: auth.identity.id, signed: true };
+    },
+
+    async sealState(input: SealStateInput): Promise<string> {
+      // A regular activity can be scheduled by any workflow: only a run's own worker seals its state.
+      if (!Context.current().info.isLocal) throw activityRefused('refused: state is sealed only by the worker running the run (a local activity)');
+      const by = execution();
+      if (input.kind === 'carry' && input.to !== by.workflowId) throw activityRefused(`refused: carried state is sealed only for the run itself (${by.workflowId}), not ${input.to}`);
+      return sealOf(await seals(), { kind: input.kind, by: { workflowId: by.workflowId, runId: by.runId }, to: input.to, digest: input.digest });
+    },
+
+    async verifySeal(input: VerifySealInput): Promise<VerifySealResult> {
+      const own = execution();
+      if (input.from.workflowId !== own.workflowId) return { refused: `carried state is accepted only from the same run, not from ${input.from.workflowId}` };
+      if (!sealMatches(await seals(), { kind: 'carry', by: input.from, to: own.workflowId, digest: input.digest }, input.seal)) {
+        return { refused: `the carried state has no seal of this run's execution ${input.from.runId} (it was not made by Warden's continue-as-new of this run, or was altered)` };
+      }
+      return { ok: true };
     },
 
     async callModel(input: CallModelInput): Promise<CallModelResult> {
@@ -373,5 +417,16 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
     };
   }
   if (deps.telemetry) traceActivities(deps.telemetry, registry, core, tools);
+  // Every activity is an entry point: it does nothing for an execution that is not one of this worker's runs.
+  const guarded = <F extends (input: never) => Promise<unknown>>(name: string, fn: F): F =>
+    (async (input: never) => {
+      await guard.check(name, input);
+      return fn(input);
+    }) as F;
+  for (const [name, fn] of Object.entries(tools)) tools[name] = guarded(name, fn);
+  for (const name of Object.keys(core) as (keyof typeof core)[]) {
+    const fn = core[name];
+    if (fn) (core as Record<string, unknown>)[name] = guarded(name, fn as (input: never) => Promise<unknown>);
+  }
   return { ...tools, ...core };
 }

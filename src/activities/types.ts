@@ -1,4 +1,4 @@
-import type { AuditEvent, Budgets, CallProposal, DecisionAuthority, Policy, Price } from '../governance';
+import type { AuditEvent, Budgets, CallProposal, DecisionAuthority, OperatorAction, Policy, Price } from '../governance';
 import type { CallGovernance } from '../telemetry/conventions';
 import type { MessageRow } from '../store/types';
 import type { PendingApproval, PreparedRun, ScriptTurn, ShadowSource } from '../workflows/types';
@@ -18,7 +18,41 @@ export interface PrepareRunInput {
   policy?: unknown;
   /** A signed run start (`StartClaims`) making the requester verified. */
   requesterProof?: unknown;
+  /**
+   * A delegate's run: the delegating run's seal over this run's start input (`sealState`), the
+   * digest of that input as this run received it, and the delegating execution as Temporal names
+   * it. A delegation is accepted only with a seal the worker verifies.
+   */
+  delegation?: { parent: ExecutionRef; digest: string; seal: unknown };
 }
+
+/** One execution of a workflow. */
+export interface ExecutionRef {
+  workflowId: string;
+  runId: string;
+}
+
+/**
+ * What an execution hands another one: its run state at continue-as-new (`carry`, to the same
+ * workflow id), or a delegate's start input (`delegation`, to the delegate's run). `digest` is the
+ * digest of the input the next execution receives.
+ */
+export interface SealStateInput {
+  kind: 'carry' | 'delegation';
+  to: string;
+  digest: string;
+}
+
+/** A continued execution's check of the seal its input came with. */
+export interface VerifySealInput {
+  kind: 'carry';
+  /** The execution the input says it came from (Temporal's `continuedFromExecutionRunId`). */
+  from: ExecutionRef;
+  digest: string;
+  seal: unknown;
+}
+
+export type VerifySealResult = { ok: true } | { refused: string };
 
 /** A decision as it reached the run; the worker verifies it against its current keyring. */
 export interface VerifyDecisionInput {
@@ -33,10 +67,11 @@ export interface VerifyDecisionInput {
 
 export type VerifyDecisionResult = DecisionAuthority | { refused: string };
 
-/** An operator's resume of a run its policy paused; the worker verifies who it is. */
+/** An operator command to a run; the worker verifies who sent it and that their key may assert the role it needs. */
 export interface VerifyOperatorInput {
   runId: string;
   nowMs: number;
+  action: OperatorAction;
   by: unknown;
   signature?: unknown;
 }
@@ -149,8 +184,12 @@ export interface CoreActivities {
   /** Verifies who decided: signature, revocation and what the key may assert, with the worker's current keyring. */
   verifyDecision(input: VerifyDecisionInput): Promise<VerifyDecisionResult>;
   currentPolicy(input: { agent: string }): Promise<CurrentPolicy>;
-  /** Verifies who resumes a run the policy paused (a signed operator claim, with the current keyring). */
+  /** Verifies an operator command (a signed operator claim, with the current keyring and its roles). */
   verifyOperator(input: VerifyOperatorInput): Promise<VerifyOperatorResult>;
+  /** Seals state for another execution (local activity only): a MAC with the store's seal key, bound to this execution. */
+  sealState(input: SealStateInput): Promise<string>;
+  /** Verifies the seal of a continued execution's carried state (local activity only). */
+  verifySeal(input: VerifySealInput): Promise<VerifySealResult>;
   callModel(input: CallModelInput): Promise<CallModelResult>;
   prepareAndCallModel(input: PrepareAndCallModelInput): Promise<PrepareAndCallModelResult>;
   compensateCall(input: CompensateInput): Promise<ToolActivityResult>;
@@ -160,4 +199,4 @@ export interface CoreActivities {
 export type ToolActivity = (input: ToolActivityInput) => Promise<ToolActivityResult>;
 
 /** Error types the workflow never retries. */
-export const NON_RETRYABLE_ERRORS = ['SlackNotifyError', 'ToolError', 'ToolInputError', 'ModelConfigError', 'DefinitionError', 'PolicyError', 'ModelCallError', 'RunInputError'] as const;
+export const NON_RETRYABLE_ERRORS = ['SlackNotifyError', 'ToolError', 'ToolInputError', 'ModelConfigError', 'DefinitionError', 'PolicyError', 'ModelCallError', 'RunInputError', 'ActivityRefused'] as const;

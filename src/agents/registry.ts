@@ -8,7 +8,7 @@ import type { AgentSpec, ToolSpec } from '../workflows/types';
 import { DefinitionError, isAgent, modelIdOf, type Agent, type AnyTool } from './define';
 
 /** Names the worker's own activities use; a tool may not take one. */
-export const RESERVED_ACTIVITY_NAMES = new Set(['prepareRun', 'prepareAndCallModel', 'callModel', 'recordRun', 'compensateCall', 'notifyApproval', 'verifyDecision', 'verifyOperator', 'currentPolicy']);
+export const RESERVED_ACTIVITY_NAMES = new Set(['prepareRun', 'prepareAndCallModel', 'callModel', 'recordRun', 'compensateCall', 'notifyApproval', 'verifyDecision', 'verifyOperator', 'currentPolicy', 'sealState', 'verifySeal']);
 
 /** A policy as a registry holds it; `text` (the file's content) lets problems be reported with their line. */
 export interface PolicyEntry {

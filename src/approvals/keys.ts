@@ -1,11 +1,12 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { writePrivateFile } from '../private-files';
 import { formatZodError } from '../zod-error';
 // The governance modules themselves, not its index: the index loads the policy engine (CEL), which
 // a command that only signs or reads keys never uses, and every CLI command pays for its load.
 import { KeyringError, parseKeyring, type KeyGrant, type Keyring } from '../governance/keyring';
-import { generateSigningKey, publicKeyOf, signDecision, type DecisionClaims, type OperatorClaims, type SignedDecision, type StartClaims } from '../governance/signed-decision';
+import { generateSigningKey, publicKeyOf, signDecision, type DecisionClaims, type OperatorAction, type OperatorClaims, type SignedDecision, type StartClaims } from '../governance/signed-decision';
 
 // `publicKey` in the file is informative only; a file without it (or with another) still loads.
 const signingKeyFileSchema = z.object({
@@ -50,10 +51,14 @@ export class DecisionSigner {
     return signDecision(start, this.key.privateKey, this.key.keyId);
   }
 
-  /** Signs an operator's resume of a run the policy paused, on behalf of the person the channel authenticated. */
-  signResume(claims: { runId: string; by: string; channel: string; issuedAt?: string }): SignedDecision {
-    const resume: OperatorClaims = { kind: 'operator', action: 'resume', runId: claims.runId, by: claims.by, channel: claims.channel, issuedAt: claims.issuedAt ?? new Date().toISOString() };
-    return signDecision(resume, this.key.privateKey, this.key.keyId);
+  /**
+   * Signs one operator command (pause, resume, rollback, applyPolicy) to one run, on behalf of the
+   * person the channel authenticated. Workers count it only if their trusted-keys file lets this
+   * key assert that person and the role the action needs (`roles`).
+   */
+  signOperator(claims: { action: OperatorAction; runId: string; by: string; channel: string; issuedAt?: string }): SignedDecision {
+    const command: OperatorClaims = { kind: 'operator', action: claims.action, runId: claims.runId, by: claims.by, channel: claims.channel, issuedAt: claims.issuedAt ?? new Date().toISOString() };
+    return signDecision(command, this.key.privateKey, this.key.keyId);
   }
 }
 
@@ -75,11 +80,10 @@ export function loadSigningKey(file: string): SigningKeyFile {
 /** Creates a new signing key file (refuses to overwrite one). */
 export function createSigningKey(file: string, keyId: string): SigningKeyFile {
   if (existsSync(file)) throw new Error(`${file} exists already; remove it to make a new key`);
-  mkdirSync(path.dirname(file), { recursive: true });
   const pair = generateSigningKey();
   const key = { keyId, privateKey: pair.privateKey, publicKey: pair.publicKey };
-  writeFileSync(file, JSON.stringify(key, null, 2) + '\n', { mode: 0o600 });
-  chmodSync(file, 0o600);
+  // New directories on the way 0700, the file 0600, whatever the umask.
+  writePrivateFile(file, JSON.stringify(key, null, 2) + '\n', 'wx');
   return key;
 }
 
@@ -173,11 +177,11 @@ export function ensureDevKeys(home: string, cliPeople: Record<string, string[]>)
     const file = path.join(dir, `${channel}.json`);
     const key = existsSync(file) ? loadSigningKey(file) : createSigningKey(file, `dev-${channel}`);
     const people: KeyGrant['people'] = channel === 'cli' ? cliPeople : '*';
+    // The development CLI key operates runs too (pause, resume, rollback, policy apply) for the dev users.
+    const roles: KeyGrant['roles'] = channel === 'cli' ? ['operator', 'policy-admin'] : undefined;
     const revoked = previous[key.keyId]?.publicKey === key.publicKey && previous[key.keyId]?.revoked === true;
-    trusted[key.keyId] = { publicKey: key.publicKey, channel, people, ...(revoked ? { revoked: true as const } : {}) };
+    trusted[key.keyId] = { publicKey: key.publicKey, channel, people, ...(roles ? { roles } : {}), ...(revoked ? { revoked: true as const } : {}) };
   }
-  mkdirSync(home, { recursive: true });
-  writeFileSync(trustedKeysFile, JSON.stringify(trusted, null, 2) + '\n', { mode: 0o600 });
-  chmodSync(trustedKeysFile, 0o600);
+  writePrivateFile(trustedKeysFile, JSON.stringify(trusted, null, 2) + '\n');
   return { trustedKeysFile, keyFile: (channel) => path.join(dir, `${channel}.json`) };
 }

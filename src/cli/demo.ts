@@ -44,7 +44,8 @@ function exampleShop(): ExampleShop {
  * the requester never may (four-eyes).
  */
 const REQUESTER = 'carol';
-const OPERATOR = 'demo-operator';
+/** Operator commands are signed with the development CLI key, whose grant has the operator role. */
+const OPERATOR = 'bob';
 
 /**
  * The rollback scene's model: a $40 refund that is allowed and runs, then a $300 one on the same
@@ -228,7 +229,7 @@ class Demo {
   async pauseResume(): Promise<void> {
     heading('4. Pause and resume a run');
     const runId = await this.start('refund, paused and resumed', 'refund-agent', 'pause', 'Order ORD-1001 arrived late; refund what is fair.', this.script('refund-out-of-scope.json'));
-    await this.client.pause(runId, { by: OPERATOR, reason: 'checking the customer history first' });
+    await this.client.pause(runId, { by: OPERATOR, reason: 'checking the customer history first', signer: this.signer });
     out(`  $ warden pause ${runId} --reason "checking the customer history first"`);
     const paused = await until('the run to pause', async () => {
       const s = await this.client.status(runId);
@@ -238,7 +239,7 @@ class Demo {
     await sleep(1000);
     const still = await this.client.status(runId);
     out(`  a second later: phase ${still.phase}, step ${still.step}`);
-    await this.client.resume(runId, { by: OPERATOR });
+    await this.client.resume(runId, { by: OPERATOR, signer: this.signer });
     out(`  $ warden resume ${runId}`);
     await this.finish(runId);
   }
@@ -251,7 +252,7 @@ class Demo {
     const plan = await this.client.rollbackPlan(runId);
     out(`  shop: ORD-1006 refunds: ${exampleShop().refundsFor('ORD-1006').map((r) => `${r.id} ${exampleShop().formatUsd(r.amount)} ${r.status}`).join(', ')}`);
     out(`  rollback plan (newest first): ${plan.map((s) => `${s.tool} ${compact(s.args, 70)}`).join('; ') || 'nothing to undo'}`);
-    await this.client.rollback(runId, { by: OPERATOR, reason: 'duplicate ticket, customer already compensated' });
+    await this.client.rollback(runId, { by: OPERATOR, reason: 'duplicate ticket, customer already compensated', signer: this.signer });
     out(`  $ warden rollback ${runId} --reason "duplicate ticket, customer already compensated"`);
     await this.finish(runId);
     out(`  shop: ORD-1006 refunds: ${exampleShop().refundsFor('ORD-1006').map((r) => `${r.id} ${exampleShop().formatUsd(r.amount)} ${r.status}`).join(', ')}`);

@@ -11,17 +11,18 @@ type Operation = 'pause' | 'resume' | 'rollback';
 
 const DESCRIPTIONS: Record<Operation, string> = {
   pause: 'Pause a run before its next model or tool call (or every running run of an agent with --agent)',
-  resume: 'Resume a paused run (or every running run of an agent with --agent); a run its policy paused needs the CLI key to vouch for --by',
-  rollback: 'Undo what a run did (its compensations, newest first) and end it as rolled_back',
+  resume: 'Resume a paused run (or every running run of an agent with --agent), signed with the CLI key: workers count it only from a key with the operator role that may assert --by',
+  rollback: 'Undo what a run did (its compensations, newest first) and end it as rolled_back, signed with the CLI key (operator role)',
 };
 
 const PAST: Record<Operation, string> = { pause: 'paused', resume: 'resumed', rollback: 'rollback requested for' };
 
+/** Sends one command, signed with the CLI key when there is one: the workers count resume and rollback only from a key with the operator role. */
 function send(client: WardenClient, op: Operation, runId: string, input: OperatorInput, signer: DecisionSigner | null): Promise<void> {
-  if (op === 'pause') return client.pause(runId, input);
-  // A run its policy paused resumes only for a verified operator: the CLI key vouches for --by.
-  if (op === 'resume') return client.resume(runId, signer ? { ...input, signature: signer.signResume({ runId, by: input.by ?? currentUser(), channel: 'cli' }) } : input);
-  return client.rollback(runId, input);
+  const command = { ...input, ...(signer ? { signer, channel: 'cli' } : {}) };
+  if (op === 'pause') return client.pause(runId, command);
+  if (op === 'resume') return client.resume(runId, command);
+  return client.rollback(runId, command);
 }
 
 interface OperateOptions {
@@ -42,7 +43,7 @@ function register(program: Command, op: Operation): void {
     if (runId && opts.agent) throw new UsageError(`${op}: give a run id or --agent, not both`);
     if (!runId && !opts.agent) throw new UsageError(`${op}: give a run id or --agent <name>`);
     const input: OperatorInput = { by: opts.by ?? currentUser(), ...(opts.reason ? { reason: opts.reason } : {}) };
-    const signer = op === 'resume' ? optionalSigner() : null;
+    const signer = optionalSigner();
     await withClient(async (client) => {
       if (runId) {
         await send(client, op, runId, input, signer);

@@ -14,6 +14,7 @@ import { throwPolicyProblems } from '../governance/policy';
 import { runIdFor } from '../config';
 import type { RunStore } from '../store';
 import type { ToolSpec } from '../workflows/types';
+import { optionalSigner } from './approvals';
 import { currentUser, withClient, withClientAndStore, withStore } from './context';
 import { CliError, describeError, UsageError } from './errors';
 import { out, outJson, printable, table } from './format';
@@ -288,7 +289,9 @@ async function applyPolicyFile(file: string, by: string): Promise<{ version: str
   const sent = await withClient(async (client) => {
     await withStore((store) => store.setAppliedPolicy(policy.agent, { policy, version, source: path.resolve(file) }));
     const runs = await client.listRuns({ agent: policy.agent });
-    const results = await Promise.allSettled(runs.map((r) => client.applyPolicy(r.runId, by)));
+    // Signed with the CLI key when there is one: workers count applyPolicy only from a key with the policy-admin role.
+    const signer = optionalSigner();
+    const results = await Promise.allSettled(runs.map((r) => client.applyPolicy(r.runId, { by, ...(signer ? { signer, channel: 'cli' } : {}) })));
     return results.filter((r) => r.status === 'fulfilled').length;
   });
   return { version, agent: policy.agent, sent };

@@ -14,7 +14,8 @@ import { verifyAuditChain, type AuditEvent, type AuditHead } from '../governance
 import { goalDigest } from '../governance/keyring';
 import type * as PolicyModule from '../governance/policy';
 import type { Policy } from '../governance/policy-schema';
-import type { SignedDecision } from '../governance/signed-decision';
+import type { OperatorAction, SignedDecision } from '../governance/signed-decision';
+import { WardenError } from '../errors';
 import { AGENT_RUN_WORKFLOW, LOCAL_TEMPORAL, TASK_QUEUE, runIdFor, type TemporalSettings } from '../config';
 import type { RunStore } from '../store/types';
 import {
@@ -63,6 +64,34 @@ export interface StartRunOptions {
 /** What signs a run start: a channel key (`DecisionSigner`). */
 export interface StartSigner {
   signStart(claims: { runId: string; agent: string; requester: string; goal: string; channel: string }): SignedDecision;
+}
+
+/** What signs an operator command: a channel key (`DecisionSigner`) whose grant has the role the action needs. */
+export interface OperatorSigner {
+  signOperator(claims: { action: OperatorAction; runId: string; by: string; channel: string }): SignedDecision;
+}
+
+/** An operator command: who and why (both in the audit trail), signed by `signer` when given. */
+export interface OperatorCommand {
+  by?: string;
+  reason?: string;
+  signer?: OperatorSigner;
+  /** The channel `signer` signs for (default `cli`). */
+  channel?: string;
+  /** A command signed already (`OperatorSigner.signOperator`); `signer` is not asked then. */
+  signature?: SignedDecision;
+}
+
+/** An operator command the client cannot send as asked (a signed command without `by`). */
+export class OperatorCommandError extends WardenError {
+  override name = 'OperatorCommandError';
+}
+
+function operatorInput(action: OperatorAction, runId: string, command: OperatorCommand): OperatorInput {
+  const { signer, channel, ...input } = command;
+  if (!signer || input.signature) return input;
+  if (!input.by) throw new OperatorCommandError(`a signed ${action} needs "by": the operator the key vouches for`);
+  return { ...input, signature: signer.signOperator({ action, runId, by: input.by, channel: channel ?? 'cli' }) };
 }
 
 /** What `verifyAuditTrail` found: the events, and whether they hold together and match Temporal's anchor. */
@@ -404,16 +433,22 @@ export class WardenClient {
     return this.handle(runId).signal(rejectSignal, decision);
   }
 
-  pause(runId: string, input: OperatorInput = {}): Promise<void> {
-    return this.handle(runId).signal(pauseSignal, input);
+  /**
+   * Pauses a run before its next model or tool call. Anyone may pause (a safer state); with a
+   * `signer`, the command is signed so the trail names the verified operator.
+   */
+  pause(runId: string, input: OperatorCommand = {}): Promise<void> {
+    return this.handle(runId).signal(pauseSignal, operatorInput('pause', runId, input));
   }
 
-  resume(runId: string, input: OperatorInput = {}): Promise<void> {
-    return this.handle(runId).signal(resumeSignal, input);
+  /** Resumes a paused run. Counts only signed by a key with the `operator` role (`signer`), unless the workers allow unsigned operators. */
+  resume(runId: string, input: OperatorCommand = {}): Promise<void> {
+    return this.handle(runId).signal(resumeSignal, operatorInput('resume', runId, input));
   }
 
-  rollback(runId: string, input: OperatorInput = {}): Promise<void> {
-    return this.handle(runId).signal(rollbackSignal, input);
+  /** Rolls a run back (its compensations, newest first). Counts only signed by a key with the `operator` role (`signer`). */
+  rollback(runId: string, input: OperatorCommand = {}): Promise<void> {
+    return this.handle(runId).signal(rollbackSignal, operatorInput('rollback', runId, input));
   }
 
   async cancel(runId: string): Promise<void> {
@@ -424,8 +459,9 @@ export class WardenClient {
    * Tells a run to take up its agent's current policy from the worker (after `setAppliedPolicy`
    * or a changed policy file). The run re-decides its pending approvals under it.
    */
-  applyPolicy(runId: string, by?: string): Promise<void> {
-    return this.handle(runId).signal(applyPolicySignal, by === undefined ? {} : { by });
+  applyPolicy(runId: string, input: Omit<OperatorCommand, 'reason'> = {}): Promise<void> {
+    const { reason: _none, ...command } = operatorInput('applyPolicy', runId, input);
+    return this.handle(runId).signal(applyPolicySignal, command);
   }
 
   /** Runs found through visibility: by agent and Warden status (open runs only by default), as `RunFilter` says. */

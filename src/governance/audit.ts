@@ -26,6 +26,7 @@ export type AuditEventType =
   | 'paused'
   | 'resumed'
   | 'resume_refused'
+  | 'operator_refused'
   | 'policy_applied'
   | 'policy_shadow_diff'
   | 'budget_exhausted'

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { identityKey, normalizeIdentity, spellOut } from './identity';
-import { verifySignedClaims, type DecisionClaims, type OperatorClaims, type SignedDecision, type StartClaims } from './signed-decision';
+import { verifySignedClaims, type DecisionClaims, type OperatorAction, type OperatorClaims, type SignedDecision, type StartClaims } from './signed-decision';
 import { digestOf } from './digest';
 import { WardenError } from '../errors';
 import { formatZodError } from '../zod-error';
@@ -17,9 +17,21 @@ export const keyGrantSchema = z.strictObject({
   publicKey: hexKey,
   channel: z.string().min(1, 'must name the channel the key signs for (web, slack, cli)'),
   people: z.union([z.literal('*'), z.record(z.string().min(1), z.array(z.string().min(1)))]),
+  /**
+   * The roles the key may assert for the people it speaks for: `operator` (resume, roll back,
+   * pause with a verified name), `policy-admin` (make running runs take up a new policy). Default
+   * none: a key that signs approvals or run starts commands no run.
+   */
+  roles: z.array(z.enum(['operator', 'policy-admin'])).optional(),
   /** A revoked key stays listed (so its earlier decisions can be explained) but signs nothing more. */
   revoked: z.boolean().default(false),
 });
+
+/** A role a trusted key may assert (`KeyGrant.roles`). */
+export type OperatorRole = 'operator' | 'policy-admin';
+
+/** The role each operator command needs. */
+export const ROLE_FOR_ACTION: Readonly<Record<OperatorAction, OperatorRole>> = { pause: 'operator', resume: 'operator', rollback: 'operator', applyPolicy: 'policy-admin' };
 
 export type KeyGrant = z.output<typeof keyGrantSchema>;
 /** The keys a worker trusts, by key id. Worker configuration only: never from a policy or a message. */
@@ -140,9 +152,21 @@ export function authorizeStart(signed: unknown, keyring: Keyring, nowMs: number)
   return authorize('start', signed, keyring, nowMs, (c) => ({ id: c.requester, groups: [] }));
 }
 
-/** Verifies a signed operator resume: signature, age, revocation, and that the key may assert the operator. */
-export function authorizeOperator(signed: unknown, keyring: Keyring, nowMs: number): Authorization<OperatorClaims> {
-  return authorize('operator', signed, keyring, nowMs, (c) => ({ id: c.by, groups: [] }));
+/**
+ * Verifies a signed operator command for one run: signature, age, revocation, that the key may
+ * assert the operator, that the claims are for `expected.action` on `expected.runId`, and that the
+ * key may assert the role the action needs (`ROLE_FOR_ACTION`).
+ */
+export function authorizeOperator(signed: unknown, keyring: Keyring, nowMs: number, expected: { action: OperatorAction; runId: string }): Authorization<OperatorClaims> {
+  const auth = authorize('operator', signed, keyring, nowMs, (c) => ({ id: c.by, groups: [] }));
+  if (!auth.ok) return auth;
+  const { claims, identity } = auth;
+  if (claims.action !== expected.action) return { ok: false, reason: `the signed command is a ${claims.action}, not a ${expected.action}` };
+  if (claims.runId !== expected.runId) return { ok: false, reason: `the signed ${claims.action} is for run ${claims.runId}, not this one` };
+  const role = ROLE_FOR_ACTION[expected.action];
+  const roles = keyring[identity.keyId]?.roles ?? [];
+  if (!roles.includes(role)) return { ok: false, reason: `operator key "${identity.keyId}" may not assert role ${role} (its roles: ${roles.join(', ') || 'none'})` };
+  return auth;
 }
 
 function revokedOr(reason: string, signed: unknown, keyring: Keyring): { ok: false; reason: string } {

@@ -26,4 +26,4 @@ export { escalateApproval, judgeDecision, precheckDecision, sameRequirement } fr
 export type { ApprovalState, ApprovalVote, DecisionInput } from './approval';
 export { shadowDiffOf } from './shadow';
 export type { ShadowDiff } from './shadow';
-export type { SignedDecision } from './signed-decision';
+export type { OperatorAction, SignedDecision } from './signed-decision';

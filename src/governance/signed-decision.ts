@@ -29,13 +29,18 @@ export interface StartClaims {
   issuedAt: string;
 }
 
+/** What an operator may do to a run; each is a signal of the same name. */
+export const OPERATOR_ACTIONS = ['pause', 'resume', 'rollback', 'applyPolicy'] as const;
+export type OperatorAction = (typeof OPERATOR_ACTIONS)[number];
+
 /**
- * What an operator's channel signs to let a run the policy paused go on (the loop breaker's
- * `pause`): resuming widens what runs, so it takes a verified person.
+ * What an operator's channel signs for one command to one run (resume, rollback, applyPolicy, and
+ * a pause that should carry who asked): each widens what runs or causes effects, so it takes a
+ * verified person whose key may assert the role the action needs.
  */
 export interface OperatorClaims {
   kind: 'operator';
-  action: 'resume';
+  action: OperatorAction;
   runId: string;
   by: string;
   channel: string;
@@ -152,13 +157,13 @@ const decisionClaimsSchema = z.object({
   note: z.string().optional(),
 });
 const startClaimsSchema = z.object({ kind: z.literal('start'), runId: z.string(), agent: z.string(), requester: z.string(), goal: z.string(), channel: z.string(), issuedAt: z.string() });
-const operatorClaimsSchema = z.object({ kind: z.literal('operator'), action: z.literal('resume'), runId: z.string(), by: z.string(), channel: z.string(), issuedAt: z.string() });
+const operatorClaimsSchema = z.object({ kind: z.literal('operator'), action: z.enum(OPERATOR_ACTIONS), runId: z.string(), by: z.string(), channel: z.string(), issuedAt: z.string() });
 const signedBlockSchema = z.object({ payload: z.string(), signature: z.string(), keyId: z.string() });
 
 const claimsOf = {
   decision: { schema: decisionClaimsSchema, lacks: 'signed payload lacks approvalId, runId, decision, approver, groups, channel or issuedAt' },
   start: { schema: startClaimsSchema, lacks: 'signed payload is not a run start (kind, runId, agent, requester, goal, channel, issuedAt)' },
-  operator: { schema: operatorClaimsSchema, lacks: 'signed payload is not an operator resume (kind, action, runId, by, channel, issuedAt)' },
+  operator: { schema: operatorClaimsSchema, lacks: `signed payload is not an operator command (kind, action: one of ${OPERATOR_ACTIONS.join(', ')}, runId, by, channel, issuedAt)` },
 } as const;
 
 export type ClaimsVerification = { ok: true; claims: DecisionClaims | StartClaims | OperatorClaims; keyId: string } | { ok: false; reason: string };

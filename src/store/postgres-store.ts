@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { AuditEvent, AuditEventType } from '../governance';
 import { checkSeq, StoreError, toJson } from './rows';
@@ -68,6 +69,19 @@ const MIGRATIONS: readonly { description: string; sql: (schema: string) => strin
         version text NOT NULL,
         applied_at text NOT NULL,
         source text NOT NULL
+      );`,
+  },
+  {
+    description: 'run claims and the seal key',
+    sql: (s) => `
+      CREATE TABLE ${s}.run_claims (
+        run_id text PRIMARY KEY,
+        execution text NOT NULL,
+        claimed_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE ${s}.secrets (
+        name text PRIMARY KEY,
+        value text NOT NULL
       );`,
   },
 ];
@@ -173,6 +187,7 @@ export async function createPostgresStore(target: string | pg.PoolConfig, option
 
   const s = `"${schema}"`;
   let closed: Promise<void> | null = null;
+  let sealKey: string | undefined;
 
   async function query<R extends pg.QueryResultRow>(doing: string, text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
     if (closed) throw new StoreError(`run store ${where} is closed: cannot ${doing}`);
@@ -285,6 +300,27 @@ export async function createPostgresStore(target: string | pg.PoolConfig, option
     async removeAppliedPolicy(agent: string): Promise<boolean> {
       const result = await query(`remove the applied policy of agent ${agent}`, `DELETE FROM ${s}.applied_policies WHERE agent = $1`, [agent]);
       return (result.rowCount ?? 0) > 0;
+    },
+
+    async claimRun(runId: string, execution: string): Promise<string> {
+      // One statement: of two workers claiming at once, one inserts and both read the winner.
+      const { rows } = await query<{ execution: string }>(
+        `claim run ${runId}`,
+        `WITH ins AS (INSERT INTO ${s}.run_claims (run_id, execution) VALUES ($1, $2) ON CONFLICT (run_id) DO NOTHING RETURNING execution)
+         SELECT execution FROM ins UNION ALL SELECT execution FROM ${s}.run_claims WHERE run_id = $1 LIMIT 1`,
+        [runId, execution],
+      );
+      return rows[0]?.execution ?? execution;
+    },
+
+    async sealKey(): Promise<string> {
+      if (sealKey === undefined) {
+        await query('make the seal key', `INSERT INTO ${s}.secrets (name, value) VALUES ('seal-key', $1) ON CONFLICT (name) DO NOTHING`, [randomBytes(32).toString('hex')]);
+        const { rows } = await query<{ value: string }>('read the seal key', `SELECT value FROM ${s}.secrets WHERE name = 'seal-key'`, []);
+        sealKey = rows[0]?.value;
+        if (!sealKey) throw new StoreError(`run store ${where} has no seal key and could not make one`);
+      }
+      return sealKey;
     },
 
     async close(): Promise<void> {

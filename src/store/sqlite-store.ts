@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -42,6 +43,15 @@ CREATE TABLE IF NOT EXISTS applied_policies (
   version TEXT NOT NULL,
   applied_at TEXT NOT NULL,
   source TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run_claims (
+  run_id TEXT PRIMARY KEY NOT NULL,
+  execution TEXT NOT NULL,
+  claimed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS secrets (
+  name TEXT PRIMARY KEY NOT NULL,
+  value TEXT NOT NULL
 );
 `;
 
@@ -135,6 +145,11 @@ export function createSqliteStore(file: string): RunStore {
   );
   const selectPolicies = db.prepare<[], PolicyDbRow & { agent: string }>('SELECT agent, policy, version, applied_at, source FROM applied_policies ORDER BY agent');
   const deletePolicy = db.prepare<[string]>('DELETE FROM applied_policies WHERE agent = ?');
+  const insertClaim = db.prepare<[string, string, string]>('INSERT OR IGNORE INTO run_claims (run_id, execution, claimed_at) VALUES (?, ?, ?)');
+  const selectClaim = db.prepare<[string], { execution: string }>('SELECT execution FROM run_claims WHERE run_id = ?');
+  const insertSecret = db.prepare<[string, string]>('INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)');
+  const selectSecret = db.prepare<[string], { value: string }>('SELECT value FROM secrets WHERE name = ?');
+  let sealKey: string | undefined;
 
   // One transaction per batch: a crash mid-append leaves none of the batch, never a prefix with a gap after it.
   const appendMessagesTx = db.transaction((runId: string, rows: readonly { seq: number; body: string }[], replace: boolean) => {
@@ -202,6 +217,21 @@ export function createSqliteStore(file: string): RunStore {
 
     async removeAppliedPolicy(agent: string): Promise<boolean> {
       return deletePolicy.run(agent).changes > 0;
+    },
+
+    async claimRun(runId: string, execution: string): Promise<string> {
+      insertClaim.run(runId, execution, new Date().toISOString());
+      return selectClaim.get(runId)?.execution ?? execution;
+    },
+
+    async sealKey(): Promise<string> {
+      if (sealKey === undefined) {
+        // Whoever inserts first wins; every worker then reads the same key.
+        insertSecret.run('seal-key', randomBytes(32).toString('hex'));
+        sealKey = selectSecret.get('seal-key')?.value;
+        if (!sealKey) throw new StoreError('the run store has no seal key and could not make one');
+      }
+      return sealKey;
     },
 
     async close(): Promise<void> {

@@ -31,5 +31,19 @@ export interface RunStore {
    * going keep the policy they have. Resolves whether there was one.
    */
   removeAppliedPolicy(agent: string): Promise<boolean>;
+  /**
+   * Claims a run id for the execution that starts it (its first execution's Temporal run id).
+   * Resolves the execution holding the id: `execution` itself when the id was free (or already
+   * its own), another one when the id was used before. A run id is used once: a terminated run
+   * started again under its id, with its signed start copied from history, is not the same run.
+   */
+  claimRun(runId: string, execution: string): Promise<string>;
+  /**
+   * The store's secret for sealing state a worker hands to another execution (continue-as-new,
+   * delegation): 32 random bytes in hex, made on first use and the same for every worker of the
+   * store. Whoever reads the store's secrets table can forge seals; its credentials are a worker
+   * secret.
+   */
+  sealKey(): Promise<string>;
   close(): Promise<void>;
 }

@@ -30,6 +30,11 @@ export interface WardenWorkerOptions {
   keyring?: Keyring | (() => Keyring);
   /** Development only: count approve/reject messages without a signature (typed into the Temporal UI). Loud in the log. */
   allowUnsignedDecisions?: boolean;
+  /**
+   * Development only: count resume, rollback and applyPolicy signals that carry no signed operator
+   * command (a pause never needs one). Loud in the log. Off: only a key with the role counts.
+   */
+  allowUnsignedOperators?: boolean;
   /** Tests only: let a start input bring its own policy. Loud in the log. */
   acceptRunInputPolicy?: boolean;
   /** Size limits on what a model may propose (see `RunLimits`). */
@@ -86,6 +91,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       logger,
       keyring: typeof options.keyring === 'function' ? options.keyring : constant(options.keyring ?? {}),
       allowUnsignedDecisions: options.allowUnsignedDecisions ?? false,
+      allowUnsignedOperators: options.allowUnsignedOperators ?? false,
       acceptRunInputPolicy: options.acceptRunInputPolicy ?? false,
       ...(options.limits ? { limits: options.limits } : {}),
       notifyApproval: slack ? slackNotifier(slack) : undefined,

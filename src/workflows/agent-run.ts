@@ -20,7 +20,7 @@ import {
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import type { CallModelResult, CoreActivities, NON_RETRYABLE_ERRORS, ToolActivity, ToolActivityInput } from '../activities/types';
+import type { CallModelResult, CoreActivities, NON_RETRYABLE_ERRORS, ToolActivity, ToolActivityInput, VerifyOperatorResult } from '../activities/types';
 import {
   type CompiledPolicy,
   admitApproved,
@@ -47,6 +47,7 @@ import {
   type Decision,
   type GovernEvent,
   type GovernState,
+  type OperatorAction,
   type Policy,
   type RetrySettings,
 } from '../governance/sandbox';
@@ -194,6 +195,27 @@ const PREPARE_WITH_FIRST_MODEL_CALL = 'prepare-with-first-model-call';
  */
 const FEWER_COMMANDS = 'warden-fewer-commands';
 
+/**
+ * Executions under this patch seal the state they hand to another execution (continue-as-new,
+ * a delegate's start) and accept carried state only with a seal the worker verifies.
+ */
+const SEALED_STATE = 'warden-sealed-state';
+
+/**
+ * Executions under this patch count resume, rollback and applyPolicy only as signed operator
+ * commands the worker verifies (a pause stays open to anyone: it asks for a safer state).
+ */
+const OPERATOR_AUTHORITY = 'warden-operator-authority';
+
+/** How many signed operator commands a run remembers, so none counts twice. */
+const MAX_USED_COMMANDS = 200;
+
+/** The input as the next execution receives it (JSON), without its seal: what a seal covers. */
+function sealedDigest(input: AgentRunInput): string {
+  const { seal: _seal, ...rest } = JSON.parse(JSON.stringify(input)) as AgentRunInput;
+  return digestOf(rest);
+}
+
 function errorRow(seq: number, call: CallProposal, message: string): MessageRow {
   return {
     seq,
@@ -244,6 +266,8 @@ class AgentRun {
   private paused = false;
   /** The policy paused the run (the loop breaker): only a verified operator may let it go on. */
   private pausedByPolicy = false;
+  /** Digests of the signed operator commands counted so far (each counts once). */
+  private usedCommands: string[] = [];
   private rollbackRequest: OperatorInput | null = null;
   private ending: RunEnd | null = null;
   private outcome: RunOutcome | null = null;
@@ -317,8 +341,15 @@ class AgentRun {
     const carried = this.input.carried;
     if (carried) {
       // Only Temporal sets continuedFromExecutionRunId: a start input cannot pass itself off as a continuation.
-      if (!workflowInfo().continuedFromExecutionRunId) {
+      const from = workflowInfo().continuedFromExecutionRunId;
+      if (!from) {
         throw ApplicationFailure.nonRetryable('refused: the start input carries run state, which is accepted only from a continue-as-new of the same run', 'RunInputError');
+      }
+      // Cron and retry runs are continued too, with the first input again: only a seal of the
+      // execution before this one, made by its worker as it continued as new, proves where the state came from.
+      if (patched(SEALED_STATE)) {
+        const verdict = await verifier.verifySeal({ kind: 'carry', from: { workflowId: this.runId, runId: from }, digest: sealedDigest(this.input), seal: this.input.seal });
+        if ('refused' in verdict) throw ApplicationFailure.nonRetryable(`refused: ${verdict.refused}`, 'RunInputError');
       }
       this.restore(carried);
       this.record('run_continued', { execution: carried.executions + 1, messageCount: carried.messageCount });
@@ -338,6 +369,8 @@ class AgentRun {
         startedAtMs: workflowInfo().startTime.getTime(),
         ...(this.input.policy !== undefined ? { policy: this.input.policy } : {}),
         ...(this.input.requesterProof !== undefined ? { requesterProof: this.input.requesterProof } : {}),
+        // A delegate's start input is checked by the worker against the delegating run's seal.
+        ...(delegation !== undefined ? { delegation: { parent: { workflowId: workflowInfo().parent?.workflowId ?? '', runId: workflowInfo().parent?.runId ?? '' }, digest: sealedDigest(this.input), seal: this.input.seal } } : {}),
       };
       const goalRow: MessageRow = { seq: 0, message: { role: 'user', content: this.input.goal } };
       // One activity prepares the run and makes its first model call: a round trip fewer for every
@@ -419,6 +452,7 @@ class AgentRun {
     this.lastDecision = c.lastDecision;
     this.paused = c.paused;
     this.pausedByPolicy = c.pausedByPolicy ?? false;
+    this.usedCommands = c.usedCommands ?? [];
     this.shadow = ShadowDecider.from(c.shadow?.source, c.prepared.agent.tools.map((t) => t.name), c.shadow);
   }
 
@@ -449,9 +483,13 @@ class AgentRun {
       paused: this.paused,
       ...(this.delegations.length > 0 ? { delegations: this.delegations } : {}),
       pausedByPolicy: this.pausedByPolicy,
+      ...(this.usedCommands.length > 0 ? { usedCommands: this.usedCommands } : {}),
       ...(this.shadow.carry() ? { shadow: this.shadow.carry() } : {}),
     };
-    return continueAsNew<typeof agentRun>({ ...this.input, carried });
+    const { seal: _previous, ...start } = this.input;
+    const next: AgentRunInput = { ...start, carried };
+    if (patched(SEALED_STATE)) next.seal = await verifier.sealState({ kind: 'carry', to: this.runId, digest: sealedDigest(next) });
+    return continueAsNew<typeof agentRun>(next);
   }
 
   private async finish(end: RunEnd): Promise<RunOutcome> {
@@ -666,6 +704,7 @@ class AgentRun {
       requester: this.prepared.requester,
       ceiling,
       depth: (this.input.delegation?.depth ?? 0) + 1,
+      lineage: this.lineage(),
     };
     const script = this.scriptTurn()?.toolCalls?.[f.index]?.script;
     const view: DelegationView = { callId: call.id, agent, runId, status: 'running' };
@@ -674,16 +713,19 @@ class AgentRun {
     this.setLine(f, `delegated to ${runId}`);
     let outcome: RunOutcome;
     try {
+      const childInput: AgentRunInput = { agent, goal: typeof call.args.goal === 'string' ? call.args.goal : '', requester: this.prepared.requester.id, delegation, ...(script ? { script } : {}) };
+      // The delegate's worker accepts the delegation only with this run's seal over its start input.
+      if (patched(SEALED_STATE)) childInput.seal = await verifier.sealState({ kind: 'delegation', to: runId, digest: sealedDigest(childInput) });
       const handle = await startChild(agentRun, {
         workflowId: runId,
-        args: [{ agent, goal: typeof call.args.goal === 'string' ? call.args.goal : '', requester: this.prepared.requester.id, delegation, ...(script ? { script } : {}) }],
+        args: [childInput],
         // A delegating run that ends any other way (terminated, timed out) asks its delegates to stop too.
         parentClosePolicy: 'REQUEST_CANCEL',
         staticSummary: `${agent}, delegated by ${this.runId} (${call.id})`,
       });
       this.running.set(runId, { handle, ceiling });
       if (this.paused) await this.tell(runId, pauseSignal, { by: 'the delegating run', reason: `${this.runId} is paused` });
-      if (this.rollbackRequest) await this.tell(runId, rollbackSignal, { by: 'the delegating run', reason: `${this.runId} is rolling back` });
+      if (this.rollbackRequest) await this.tell(runId, rollbackSignal, { ...this.rollbackRequest, reason: `${this.runId} is rolling back` });
       outcome = await handle.result();
     } catch (err) {
       view.status = isCancellation(err) ? 'cancelled' : 'failed';
@@ -859,33 +901,75 @@ class AgentRun {
 
   // ---------------------------------------------------------------- operators
 
+  /**
+   * Who sent an operator command, as the worker verified it (a signed command whose key may assert
+   * the role the action needs), or null when it does not count (audited). Commands signed for a
+   * delegating run reach its delegates too. Each signed command counts once.
+   */
+  private async authorize(action: OperatorAction, input: OperatorInput | undefined): Promise<{ by: string; signed: boolean } | null> {
+    const claimed = text(input?.by);
+    const refuse = (reason: string): null => {
+      this.record(action === 'resume' ? 'resume_refused' : 'operator_refused', { action, by: claimed, reason });
+      return null;
+    };
+    const signature = input?.signature;
+    const used = typeof signature?.signature === 'string' ? digestOf(signature.signature).slice(0, 32) : null;
+    if (used && this.usedCommands.includes(used)) return refuse(`this signed ${action} was counted already (a signed command counts once)`);
+    let verdict: VerifyOperatorResult | null = null;
+    for (const runId of [this.runId, ...this.lineage()]) {
+      try {
+        verdict = await verifier.verifyOperator({ runId, nowMs: Date.now(), action, by: input?.by, signature });
+      } catch (err) {
+        return refuse(`the worker could not verify the ${action}: ${failureMessage(err)}`);
+      }
+      // Only a command signed for another run of the lineage is worth asking about again.
+      if (!('refused' in verdict) || signature === undefined || !verdict.refused.includes('is for run')) break;
+    }
+    if (!verdict || 'refused' in verdict) return refuse(verdict?.refused ?? 'not verified');
+    if (used) this.usedCommands = [...this.usedCommands, used].slice(-MAX_USED_COMMANDS);
+    return { by: verdict.operator, signed: verdict.signed };
+  }
+
+  /** The delegating runs of this run, nearest first. */
+  private lineage(): string[] {
+    const d = this.input.delegation;
+    return d ? (d.lineage ?? [d.runId]) : [];
+  }
+
+  /** Anyone may pause a run (a safer state); a signed pause is verified so the trail names who asked. */
   private async onPause(input?: OperatorInput): Promise<void> {
     if (this.outcome) return;
-    this.setPaused(true, input);
+    let by = text(input?.by) ?? 'an operator';
+    let verified: boolean | undefined;
+    if (patched(OPERATOR_AUTHORITY)) {
+      verified = false;
+      if (input?.signature !== undefined) {
+        const who = await this.authorize('pause', input);
+        if (who) ({ by, signed: verified } = who);
+      }
+      if (this.outcome) return;
+    }
+    this.setPaused(true, { ...input, by }, verified);
     // A paused run's delegates pause too: nothing of the tree goes on while people look.
-    await this.tellAll(pauseSignal, { by: text(input?.by) ?? 'an operator', reason: `the delegating run ${this.runId} was paused` });
+    await this.tellAll(pauseSignal, { by, reason: `the delegating run ${this.runId} was paused` });
   }
 
   /**
-   * Resumes a paused run. Anyone may ask for a pause (a safer state); letting a run go on that its
-   * policy paused widens what runs, so the worker must verify a signed operator first.
+   * Resumes a paused run. Anyone may ask for a pause (a safer state); letting a run go on widens
+   * what runs, so the worker must verify a signed operator first. A run its policy paused (the
+   * loop breaker) is not let go by its own requester.
    */
   private async onResume(input?: OperatorInput): Promise<void> {
     if (this.outcome || !this.paused) return;
     let by = text(input?.by) ?? 'an operator';
-    if (this.pausedByPolicy) {
-      let verdict;
-      try {
-        verdict = await verifier.verifyOperator({ runId: this.runId, nowMs: Date.now(), by: input?.by, signature: input?.signature });
-      } catch (err) {
-        verdict = { refused: `the worker could not verify the resume: ${failureMessage(err)}` };
-      }
-      if ('refused' in verdict) {
-        this.record('resume_refused', { by: text(input?.by), reason: verdict.refused });
+    if (this.pausedByPolicy || patched(OPERATOR_AUTHORITY)) {
+      const who = await this.authorize('resume', input);
+      if (!who || this.outcome || !this.paused) return;
+      if (this.pausedByPolicy && who.by === this.prepared?.requester.id && patched(OPERATOR_AUTHORITY)) {
+        this.record('resume_refused', { action: 'resume', by: who.by, reason: `the run's own requester may not let a run its policy paused go on` });
         return;
       }
-      if (this.outcome || !this.paused) return;
-      by = verdict.operator;
+      by = who.by;
       this.pausedByPolicy = false;
     }
     // A person looked at the run and let it go on: the loop breaker starts counting afresh,
@@ -893,25 +977,33 @@ class AgentRun {
     this.gov = { ...this.gov, loop: emptyLoopState() };
     this.setPaused(false, { ...input, by });
     // A delegate its own policy paused still needs its own signed resume.
-    await this.tellAll(resumeSignal, { by, reason: `the delegating run ${this.runId} was resumed` });
+    await this.tellAll(resumeSignal, { by, reason: `the delegating run ${this.runId} was resumed`, ...(input?.signature ? { signature: input.signature } : {}) });
   }
 
-  private setPaused(paused: boolean, input?: OperatorInput): void {
+  private setPaused(paused: boolean, input?: OperatorInput, verified?: boolean): void {
     if (this.paused === paused) return;
     this.paused = paused;
     const by = text(input?.by) ?? 'an operator';
-    this.record(paused ? 'paused' : 'resumed', { by, reason: text(input?.reason) });
+    this.record(paused ? 'paused' : 'resumed', { by, reason: text(input?.reason), ...(verified !== undefined ? { verified } : {}) });
     this.report(this.statusName(), paused ? `paused by ${by}` : `resumed by ${by}`);
     // Pending approvals show whether the run is paused.
     this.desk.publish();
   }
 
+  /** Rolling back runs compensations (effects): it takes a verified operator. */
   private async onRollback(input?: OperatorInput): Promise<void> {
     if (this.outcome || this.rollbackRequest) return;
-    this.rollbackRequest = { by: text(input?.by) ?? 'an operator', ...(text(input?.reason) ? { reason: text(input?.reason) ?? '' } : {}) };
-    this.record('rollback_requested', { by: this.rollbackRequest.by ?? null, reason: this.rollbackRequest.reason ?? null });
+    let by = text(input?.by) ?? 'an operator';
+    if (patched(OPERATOR_AUTHORITY)) {
+      const who = await this.authorize('rollback', input);
+      if (!who || this.outcome || this.rollbackRequest) return;
+      by = who.by;
+    }
+    const reason = text(input?.reason);
+    this.rollbackRequest = { by, ...(reason ? { reason } : {}), ...(input?.signature ? { signature: input.signature } : {}) };
+    this.record('rollback_requested', { by, reason: reason ?? null });
     // A running delegate undoes its own calls and ends; those of finished delegates are in this run's plan.
-    await this.tellAll(rollbackSignal, { by: this.rollbackRequest.by ?? 'an operator', reason: `the delegating run ${this.runId} is rolling back` });
+    await this.tellAll(rollbackSignal, { ...this.rollbackRequest, reason: `the delegating run ${this.runId} is rolling back` });
   }
 
   /**
@@ -920,8 +1012,13 @@ class AgentRun {
    * under the new policy.
    */
   private async onApplyPolicy(input?: ApplyPolicyInput): Promise<void> {
-    const by = text(input?.by) ?? 'an operator';
+    let by = text(input?.by) ?? 'an operator';
     if (this.outcome) return;
+    if (patched(OPERATOR_AUTHORITY)) {
+      const who = await this.authorize('applyPolicy', input);
+      if (!who || this.outcome) return;
+      by = who.by;
+    }
     let fresh;
     try {
       fresh = await core.currentPolicy({ agent: this.input.agent });

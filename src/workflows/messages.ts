@@ -28,7 +28,10 @@ export interface RejectInput {
 export interface OperatorInput {
   by?: string;
   reason?: string;
-  /** A signed operator claim (`DecisionSigner.signResume`): needed to resume a run its policy paused. */
+  /**
+   * A signed operator command (`DecisionSigner.signOperator`) for this action and run, by a key
+   * with the `operator` role: needed to resume and roll back; a signed pause names who paused.
+   */
   signature?: SignedDecision;
 }
 
@@ -38,6 +41,8 @@ export interface OperatorInput {
  */
 export interface ApplyPolicyInput {
   by?: string;
+  /** A signed operator command (`DecisionSigner.signOperator`, action `applyPolicy`) by a key with the `policy-admin` role. */
+  signature?: SignedDecision;
 }
 
 /** The answer of the `approve`/`reject` Updates: whether the run counted the decision, and why not. */

@@ -140,6 +140,11 @@ export interface DelegationInput extends DelegatedBy {
   ceiling: Budgets;
   /** 1 for a delegate of a run nobody delegated. */
   depth: number;
+  /**
+   * The delegating runs, nearest first: a signed operator command for any of them reaches this
+   * run too (a rollback of the delegating run rolls back its running delegates).
+   */
+  lineage?: string[];
 }
 
 /** A delegation as the delegating run's `status` shows it. */
@@ -234,6 +239,8 @@ export interface CarriedState {
   delegations?: DelegationView[];
   /** Paused by the policy (the loop breaker): resuming then takes a signed operator. */
   pausedByPolicy?: boolean;
+  /** Signed operator commands this run has counted (signature digests): each counts once. */
+  usedCommands?: string[];
   /** The shadow policy and its counters. */
   shadow?: { source: ShadowSource; calls: number; diffs: number };
 }
@@ -246,6 +253,11 @@ export interface AgentRunInput extends StartRunInput {
   carried?: CarriedState;
   /** Set by a delegating run on its delegate's run (a child workflow); refused on any other run. */
   delegation?: DelegationInput;
+  /**
+   * The worker's seal over the rest of this input (`sealState`): made by the execution that
+   * continued as new into this one (with `carried`), or by the delegating run (with `delegation`).
+   */
+  seal?: string;
 }
 
 export type { AuditEvent, ApprovalVote };

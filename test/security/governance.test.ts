@@ -25,7 +25,7 @@ const attackerKey = generateSigningKey();
 
 const keyring: Keyring = {
   'sec-web': { publicKey: webKey.publicKey, channel: 'web', people: '*', revoked: false },
-  'cli-alice': { publicKey: aliceKey.publicKey, channel: 'cli', people: { alice: ['finance'] }, revoked: false },
+  'cli-alice': { publicKey: aliceKey.publicKey, channel: 'cli', people: { alice: ['finance'] }, roles: ['operator', 'policy-admin'], revoked: false },
 };
 
 /** Lower-cases and trims its payee: the value the policy must judge is the one the tool gets. */
@@ -172,7 +172,8 @@ describe('a shadow policy comes only from the worker', () => {
     await bed.client.handle(runId).signal('applyPolicy', { by: 'mallory', shadow, policy: { ...financeApprovalPolicy(), shadow } } as never);
     const status = await eventually(async () => {
       const trail = await bed.client.auditTrail(runId, bed.store);
-      return trail.some((e) => e.type === 'policy_applied') ? bed.client.status(runId) : undefined;
+      // An unsigned applyPolicy does not count at all now; either way the signal's policy and shadow are never used.
+      return trail.some((e) => e.type === 'policy_applied' || (e.type === 'operator_refused' && e.data.action === 'applyPolicy')) ? bed.client.status(runId) : undefined;
     }, 20_000, 'the applyPolicy signal handled');
     expect(status.shadow).toBeNull();
     expect(status.pendingApprovals).toBe(1);
@@ -237,12 +238,12 @@ describe('what widens a run needs a verified person', () => {
       await eventually(async () => (await own.client.status(runId)).paused, 20_000, 'the policy pause');
       await own.client.resume(runId, { by: 'mallory' });
       const refusedResume = await eventually(async () => (await own.client.auditTrail(runId, own.store)).find((e) => e.type === 'resume_refused'), 10_000, 'resume_refused');
-      expect(String(refusedResume.data.reason)).toContain('only a signed operator');
+      expect(String(refusedResume.data.reason)).toContain('signed by a trusted key with the operator role');
       expect((await own.client.status(runId)).paused).toBe(true);
       // A signature by a key that may not assert the operator is refused too.
-      await own.client.resume(runId, { by: 'bob', signature: aliceCli.signResume({ runId, by: 'bob', channel: 'cli' }) });
+      await own.client.resume(runId, { by: 'bob', signature: aliceCli.signOperator({ action: 'resume', runId, by: 'bob', channel: 'cli' }) });
       await eventually(async () => (await own.client.auditTrail(runId, own.store)).filter((e) => e.type === 'resume_refused').length === 2, 10_000, 'a second refusal');
-      await own.client.resume(runId, { by: 'alice', signature: aliceCli.signResume({ runId, by: 'alice', channel: 'cli' }) });
+      await own.client.resume(runId, { by: 'alice', signature: aliceCli.signOperator({ action: 'resume', runId, by: 'alice', channel: 'cli' }) });
       expect(await own.client.result(runId)).toMatchObject({ status: 'completed' });
       const resumed = (await own.client.auditTrail(runId, own.store)).find((e) => e.type === 'resumed');
       expect(resumed?.data).toMatchObject({ by: 'alice' });
@@ -295,7 +296,7 @@ describe('approvals are bound to one call, one deadline, one signed text', () =>
       // A change freeze: the waiting transfer is cancelled and the model told why.
       const frozen = await waitingRun({ on: own });
       await own.store.setAppliedPolicy('test-agent', { policy: testPolicy({ rules: [{ id: 'change-freeze', tools: ['transfer'], decision: 'deny', reason: 'change freeze' }, { id: 'allow-rest', decision: 'allow' }] }), version: 'freeze', source: 'test' });
-      await own.client.applyPolicy(frozen.runId, 'ops');
+      await own.client.applyPolicy(frozen.runId, { by: 'alice', signer: aliceCli });
       expect(await own.client.result(frozen.runId)).toMatchObject({ status: 'completed', toolCalls: 0 });
       expect(await toolMessage(frozen.runId, 2, own)).toContain('change freeze');
       expect(await toolMessage(frozen.runId, 2, own)).toContain('the policy changed while the call waited');
@@ -305,7 +306,7 @@ describe('approvals are bound to one call, one deadline, one signed text', () =>
       await own.store.setAppliedPolicy('test-agent', { policy: financeApprovalPolicy({ approvers: ['user:bob'] }), version: 'bob', source: 'test' });
       const moved = await waitingRun({ on: own });
       await own.store.setAppliedPolicy('test-agent', { policy: financeApprovalPolicy({ approvers: ['user:dana'] }), version: 'dana', source: 'test' });
-      await own.client.applyPolicy(moved.runId, 'ops');
+      await own.client.applyPolicy(moved.runId, { by: 'alice', signer: aliceCli });
       const asked = await eventually(async () => (await own.client.pendingApprovals(moved.runId)).find((a) => a.approvalId !== moved.approval.approvalId), 10_000, 'the new approval');
       expect(asked.approvers).toEqual(['user:dana']);
       expect(refused(await own.client.approve(moved.runId, { approvalId: moved.approval.approvalId, approver: 'bob', signature: signedBy(web, moved.runId, moved.approval, 'bob') }))).toContain('superseded');
