@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { hashPassword } from '../approvals/auth/password';
+import { writePrivateFile } from '../private-files';
 
 /** The people of the demo's policies: alice approves refunds, bob gets the escalations, carol may not approve. */
 const DEV_USERS = [
@@ -53,7 +54,6 @@ export async function ensureDevUsers(home: string): Promise<DevUsers> {
 
   const users = DEV_USERS.map((u) => ({ ...u, groups: [...u.groups], password: newPassword() }));
   const hashes = await Promise.all(users.map((u) => hashPassword(u.password)));
-  mkdirSync(home, { recursive: true });
   // The passwords first: a users file without them would lock everyone out.
   const passwords = [
     '# Passwords of the development users in users.yaml (made by `warden dev` / `warden demo`).',
@@ -61,10 +61,10 @@ export async function ensureDevUsers(home: string): Promise<DevUsers> {
     ...users.map((u) => `${u.id}\t${u.password}`),
     '',
   ].join('\n');
-  writeFileSync(passwordsFile, passwords, { mode: 0o600 });
-  chmodSync(passwordsFile, 0o600);
+  // Both 0600 exactly, in a home made 0700 if it is new, whatever the umask.
+  writePrivateFile(passwordsFile, passwords);
   const yaml = toYaml({ users: users.map((u, i) => ({ id: u.id, name: u.name, password: hashes[i], groups: u.groups })) });
   const header = '# Development users of the web inbox (warden dev / warden demo). Passwords: dev-passwords.txt.\n# Format: examples/users.example.yaml. Hash a new password with: echo -n \'pw\' | npx tsx src/approvals/auth/password.ts\n';
-  writeFileSync(usersFile, header + yaml, { mode: 0o600 });
+  writePrivateFile(usersFile, header + yaml);
   return { usersFile, passwordsFile, created: users.map(({ id, groups, password }) => ({ id, groups, password })) };
 }

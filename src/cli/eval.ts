@@ -6,7 +6,7 @@ import pino from 'pino';
 import type { AgentRegistry } from '../agents';
 import type { TemporalSettings } from '../config';
 import { startDevServer, type DevServer } from '../dev-server';
-import { EvalCaseError, readGoldenCase, type GoldenCase } from '../eval/case-schema';
+import { EvalCaseError, readGoldenCase, writeGoldenCase, type GoldenCase } from '../eval/case-schema';
 import { junitXml } from '../eval/junit';
 import { recordCase } from '../eval/record';
 import { ReplayBench, type CaseReport } from '../eval/run';
@@ -138,8 +138,7 @@ export function registerEval(program: Command): void {
       const file = path.join(opts.dir, `${opts.as}.json`);
       if (existsSync(file) && !opts.force) throw new CliError(`${file} exists already; pass --force to overwrite it`);
       const golden = await recordedCase(runId);
-      mkdirSync(opts.dir, { recursive: true });
-      writeFileSync(file, JSON.stringify(golden, null, 2) + '\n');
+      writeGoldenCase(file, golden);
       out(`recorded ${printable(runId)} as ${file}: ${golden.turns.length} model answer(s), ${golden.toolResults.length} tool result(s), ${golden.decisions.length} decision(s), outcome ${golden.outcome.status}`);
     });
 

@@ -14,6 +14,7 @@ import type * as TelemetrySetup from '../telemetry/setup';
 import type { WardenTelemetry } from '../telemetry/setup';
 import { WardenClient } from '../client';
 import { ensureDevPayloadKeys, type EncryptionCodec } from '../codec';
+import { ensureWardenHome } from '../private-files';
 import { logLevelFromEnv, packageRoot, payloadCodecFromEnv, payloadKeysFile, slackFromEnv, storeLocation, taskQueueFromEnv, wardenHome } from './context';
 import { CliError, describeError } from './errors';
 import { prepareToLoad } from './typescript';
@@ -171,6 +172,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   // Agents and policies first: a typo in a policy should not cost a server start.
   const registry = loadRegistry(opts.agents, opts.policies);
   const home = wardenHome();
+  // Keys, passwords, the run store and temporal.db live here: 0700, narrowed (and said) if older and looser.
+  ensureWardenHome(home);
   const keys = ensureDevKeys(home, devUserDirectory());
   // Followed, not read once: `warden keys revoke` on this file takes effect in the running worker.
   const keyring = watchKeyring(keys.trustedKeysFile);

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { PayloadKeyError } from './errors';
+import { writePrivateFile } from '../private-files';
 import { formatZodError } from '../zod-error';
 
 // Key ids travel in clear in every payload's metadata: short and plain, so they never need escaping.
@@ -58,16 +59,14 @@ export function loadPayloadKeys(file: string): PayloadKeys {
  */
 export function createPayloadKeyFile(file: string, keyId = `key-${new Date().toISOString().slice(0, 10)}-${randomBytes(3).toString('hex')}`): PayloadKeys {
   const keys = parsePayloadKeys({ current: keyId, keys: { [keyId]: randomBytes(32).toString('hex') } }, `new payload key file ${file}`);
-  mkdirSync(path.dirname(file), { recursive: true });
   try {
     // `wx` fails if the file exists, also when another process creates it at the same moment.
-    writeFileSync(file, JSON.stringify(keys, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+    // New directories on the way are 0700 and the file exactly 0600, whatever the umask.
+    writePrivateFile(file, JSON.stringify(keys, null, 2) + '\n', 'wx');
   } catch (err) {
     if ((err as { code?: unknown }).code === 'EEXIST') throw new PayloadKeyError(`payload key file ${file} exists already; it is not overwritten (payloads written with its keys would become unreadable)`);
     throw new PayloadKeyError(`cannot write payload key file ${file}: ${err instanceof Error ? err.message : String(err)}`);
   }
-  // The umask can only narrow the mode given above (to 0400, say); chmod makes it exactly 0600.
-  chmodSync(file, 0o600);
   return keys;
 }
 

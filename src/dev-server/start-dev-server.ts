@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import type { SearchAttributeType } from '@temporalio/common';
+import { makePrivateDir, narrowToPrivate, withPrivateUmask } from '../private-files';
 import { wardenSearchAttributes } from '../workflows/search-attributes';
 import { DevServerError, TemporalBinaryNotFoundError } from './errors';
 import { freePorts } from './free-port';
@@ -19,7 +19,10 @@ export interface DevServer {
 }
 
 export interface DevServerOptions {
-  /** SQLite file that keeps runs across restarts (parent dirs are created). Omit for in-memory. */
+  /**
+   * SQLite file that keeps runs across restarts: new parent dirs are made 0700, the file and its
+   * journal are 0600 (an older, more open file is narrowed). Omit for in-memory.
+   */
   dbFile?: string;
   /** gRPC port; default: a free one. */
   port?: number;
@@ -169,7 +172,7 @@ async function spawnDevServer(binary: string, opts: DevServerOptions, log: (msg:
   if (uiPort !== null && opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
   if (headless) args.push('--headless');
   if (opts.dbFile !== undefined) {
-    mkdirSync(path.dirname(path.resolve(opts.dbFile)), { recursive: true });
+    makePrivateDir(path.dirname(path.resolve(opts.dbFile)));
     args.push('--db-filename', opts.dbFile);
   }
   for (const key of wardenSearchAttributes) args.push('--search-attribute', `${key.name}=${cliTypeName[key.type]}`);
@@ -179,7 +182,8 @@ async function spawnDevServer(binary: string, opts: DevServerOptions, log: (msg:
   for (const setting of QUEUE_PROCESSOR_SETTINGS) args.push('--dynamic-config-value', setting);
   args.push(...(opts.extraArgs ?? []));
 
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Under the umask 077 the server creates its database and journal 0600 from their first byte.
+  const child = withPrivateUmask(() => spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
   const untie = tieToParent(child);
   // Keep reading both pipes for the server's whole life: a full pipe would block it.
   let stderrTail = '';
@@ -213,6 +217,7 @@ async function spawnDevServer(binary: string, opts: DevServerOptions, log: (msg:
     }
     throw err;
   }
+  if (opts.dbFile !== undefined) narrowToPrivate(sqliteFiles(opts.dbFile));
   const uiUrl = uiPort === null ? null : `http://${connectHost(ip)}:${uiPort}`;
   log(`Temporal dev server ready at ${address} (namespace ${namespace}${uiUrl ? `, UI ${uiUrl}` : ''})`);
 
@@ -241,6 +246,9 @@ async function downloadDevServer(opts: DevServerOptions, log: (msg: string) => v
   const uiPort = opts.uiPort ?? freeUiPort!;
   // Loaded only here: the testing package pulls in the worker's native runtime.
   const { TestWorkflowEnvironment } = await import('@temporalio/testing');
+  // The SDK spawns the server out of reach of our umask: a private directory keeps the database
+  // from others while it is new, and its files are narrowed once the server is up.
+  if (opts.dbFile !== undefined) makePrivateDir(path.dirname(path.resolve(opts.dbFile)));
   const env = await TestWorkflowEnvironment.createLocal({
     server: {
       executable: { type: 'cached-download' },
@@ -261,10 +269,16 @@ async function downloadDevServer(opts: DevServerOptions, log: (msg: string) => v
     await env.teardown();
     throw err;
   }
+  if (opts.dbFile !== undefined) narrowToPrivate(sqliteFiles(opts.dbFile));
   const uiUrl = headless ? null : `http://${connectHost(ip)}:${uiPort}`;
   log(`Temporal dev server (SDK download) ready at ${env.address}`);
   let stopping: Promise<void> | null = null;
   return { address: env.address, namespace, uiUrl, stop: () => (stopping ??= env.teardown()) };
+}
+
+/** A SQLite database and the journal files SQLite keeps beside it. */
+function sqliteFiles(dbFile: string): string[] {
+  return ['', '-journal', '-wal', '-shm'].map((suffix) => dbFile + suffix);
 }
 
 /**

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { WardenError } from '../errors';
+import { writePrivateFile } from '../private-files';
 
 /** A golden case file that cannot be read or does not have the shape below. The message names the file and the field. */
 export class EvalCaseError extends WardenError {
@@ -112,4 +113,16 @@ export function readGoldenCase(file: string): GoldenCase {
     throw new EvalCaseError(`golden case ${file} is not valid JSON: ${(err as Error).message}`);
   }
   return parseGoldenCase(doc, file);
+}
+
+/**
+ * Writes a golden case file (replacing one that exists). A case holds a run's goal, model answers
+ * and tool results, so it is written like the run store: mode 0600, new directories 0700.
+ */
+export function writeGoldenCase(file: string, golden: GoldenCase): void {
+  try {
+    writePrivateFile(file, JSON.stringify(golden, null, 2) + '\n');
+  } catch (err) {
+    throw new EvalCaseError(`cannot write golden case ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
 }
