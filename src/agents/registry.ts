@@ -5,6 +5,7 @@ import { parsePolicyText, PolicyError, type Policy } from '../governance';
 import { checkPolicy } from '../governance/policy-check';
 import { throwPolicyProblems } from '../governance/policy';
 import type { AgentSpec, ToolSpec } from '../workflows/types';
+import { argsJsonSchema } from './args-schema';
 import { DefinitionError, isAgent, modelIdOf, type Agent, type AnyTool } from './define';
 
 /** Names the worker's own activities use; a tool may not take one. */
@@ -141,6 +142,9 @@ export function toolSpec(tool: AnyTool): ToolSpec {
     risk: tool.risk ?? 'low',
     compensable: typeof tool.compensate === 'function',
   };
+  // Only a tool that reshapes its arguments needs a second schema: the run redacts by it.
+  const args = tool.inputJsonSchema ? null : argsJsonSchema(tool.input as z.ZodType);
+  if (args) spec.argsSchema = args;
   if (tool.modelName !== undefined) spec.modelName = tool.modelName;
   if (tool.schemaDigest !== undefined) spec.schemaDigest = tool.schemaDigest;
   if (tool.retry) spec.retry = tool.retry;

@@ -5,7 +5,7 @@ import { digestOf } from './digest';
 import { observeCall, type LoopState } from './loop-detector';
 import type { CompiledPolicy, Decision, RunFacts } from './policy';
 import type { ApprovalRequirement, Budgets } from './policy-schema';
-import { redactBySchema } from './redact';
+import { argsSchemaOf, redactBySchema } from './redact';
 
 /** The governance part of a run's state: what budgets and the loop breaker remember. Plain JSON. */
 export interface GovernState {
@@ -35,10 +35,11 @@ export interface CallProposal {
   refused?: string;
 }
 
-/** What governance needs to know of a tool: its name, input JSON Schema (for redaction) and risk. */
+/** What governance needs to know of a tool: its name, JSON Schemas (for redaction: `argsSchemaOf`) and risk. */
 export interface GovernedTool {
   name: string;
   inputSchema: Record<string, unknown>;
+  argsSchema?: Record<string, unknown>;
   risk: 'low' | 'medium' | 'high';
 }
 
@@ -103,7 +104,7 @@ function decisionEvent(call: CallProposal, decision: Decision): GovernEvent {
  * so the workflow, `warden policy check` and unit tests decide exactly alike.
  */
 export function governCall(state: GovernState, call: CallProposal, ctx: GovernContext): GovernResult {
-  const events: GovernEvent[] = [{ type: 'call_proposed', data: { callId: call.id, tool: call.name, args: redactBySchema(call.args, ctx.tool?.inputSchema) } }];
+  const events: GovernEvent[] = [{ type: 'call_proposed', data: { callId: call.id, tool: call.name, args: redactBySchema(call.args, argsSchemaOf(ctx.tool)) } }];
   const refuse = (message: string, extra: Partial<GovernResult> = {}): GovernResult => ({ plan: { kind: 'refuse', message }, state, events, ...extra });
   const version = ctx.policy.version;
 

@@ -32,7 +32,7 @@ export { governCall, admitApproved, denialMessage, spentOf } from './govern-call
 export type { GovernState, CallProposal, GovernedTool, GovernContext, CallPlan, GovernEvent, GovernResult } from './govern-call';
 export { precheckDecision, judgeDecision, escalateApproval, sameRequirement } from './approval';
 export type { ApprovalState, ApprovalStateName, ApprovalVote, DecisionInput, DecisionAuthority, Judgement } from './approval';
-export { redactBySchema } from './redact';
+export { argsSchemaOf, redactBySchema } from './redact';
 export { checkPolicy } from './policy-check';
 export type { ToolSchemaInfo } from './policy-check';
 export { formatPolicyProblem } from './policy-problem';

@@ -53,6 +53,15 @@ function redactPath(target: unknown, parts: string[]): void {
 }
 
 /**
+ * The schema to redact a tool's parsed arguments by: the output side (`argsSchema`) when the tool
+ * reshapes its arguments with a pipe or transform, else its input schema; undefined for no tool,
+ * which `redactBySchema` answers by redacting everything.
+ */
+export function argsSchemaOf(tool: { inputSchema: Record<string, unknown>; argsSchema?: Record<string, unknown> } | undefined): Record<string, unknown> | undefined {
+  return tool === undefined ? undefined : (tool.argsSchema ?? tool.inputSchema);
+}
+
+/**
  * A deep copy of `value` in which every value that `schema` marks `sensitive: true` (zod:
  * `.meta({ sensitive: true })`, converted with `z.toJSONSchema`) is replaced by {@link REDACTED}.
  * Use it wherever tool arguments leave the run for people: approval requests, notifications,

@@ -19,7 +19,7 @@ export type { Budgets } from './policy-schema';
 export { CompiledPolicy } from './policy-compiled';
 export type { Decision } from './policy-compiled';
 export type { ApprovalRequirement, Policy, RetrySettings } from './policy-schema';
-export { redactBySchema } from './redact';
+export { argsSchemaOf, redactBySchema } from './redact';
 export { admitApproved, denialMessage, governCall, spentOf } from './govern-call';
 export type { CallProposal, GovernContext, GovernEvent, GovernResult, GovernState } from './govern-call';
 export { escalateApproval, judgeDecision, precheckDecision, sameRequirement } from './approval';

@@ -36,6 +36,7 @@ import {
   durationMs,
   emptyLoopState,
   emptyUsage,
+  argsSchemaOf,
   governCall,
   redactBySchema,
   sameRequirement,
@@ -1117,7 +1118,7 @@ class AgentRun {
   }
 
   private redact(tool: string, args: Record<string, unknown>): Record<string, unknown> {
-    const redacted = redactBySchema(args, this.tools.get(tool)?.inputSchema);
+    const redacted = redactBySchema(args, argsSchemaOf(this.tools.get(tool)));
     return typeof redacted === 'object' && redacted !== null && !Array.isArray(redacted) ? (redacted as Record<string, unknown>) : { arguments: redacted };
   }
 

@@ -33,6 +33,11 @@ export interface ToolSpec {
   description: string;
   /** JSON Schema of the arguments (from the tool's zod schema). */
   inputSchema: Record<string, unknown>;
+  /**
+   * JSON Schema of the arguments as the tool's schema makes them (its output side), when a pipe or
+   * transform reshapes them: what redaction walks (`argsSchemaOf`). Absent: `inputSchema` serves.
+   */
+  argsSchema?: Record<string, unknown>;
   risk: 'low' | 'medium' | 'high';
   retry?: RetrySettings;
   timeout?: string;

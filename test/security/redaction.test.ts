@@ -1,5 +1,7 @@
 import { z } from 'zod';
-import { REDACTED, redactArgs, redactBySchema, sensitivePaths } from '../../src/governance';
+import { defineTool } from '../../src/agents';
+import { toolSpec } from '../../src/agents/registry';
+import { REDACTED, argsSchemaOf, redactArgs, redactBySchema, sensitivePaths } from '../../src/governance';
 
 /** Converts exactly as the agent registry does for a tool's input schema. */
 function jsonSchemaOf(schema: z.ZodType): Record<string, unknown> {
@@ -175,5 +177,49 @@ describe('sensitivePaths + redactArgs (the old path-based redaction)', () => {
     expect(old).toEqual(value); // every secret still in clear
 
     expect(redactBySchema(value, schema)).toEqual({ tokens: { github: REDACTED }, login: ['alice', REDACTED], card: { number: REDACTED } });
+  });
+});
+
+describe('a tool that reshapes its arguments: redaction by the output side (toolSpec + argsSchemaOf)', () => {
+  /** What the workflow redacts a call's parsed arguments with, for a tool defined with this input schema. */
+  function shown<S extends z.ZodType>(input: S, raw: unknown): unknown {
+    const tool = defineTool({ name: 't', description: 't', input, run: () => null });
+    return redactBySchema(input.parse(raw), argsSchemaOf(toolSpec(tool)));
+  }
+
+  it('an object-level transform that renames a sensitive field hides the whole result (its output is not described)', () => {
+    const input = z.object({ card: secret(), amount: z.number() }).transform(({ card, amount }) => ({ cardNumber: card, amount }));
+    expect(shown(input, { card: '4242', amount: 3 })).toBe(REDACTED);
+  });
+
+  it('a transform whose output is described with .pipe hides what the output marks, and only that', () => {
+    const input = z
+      .object({ card: secret(), amount: z.number() })
+      .transform(({ card, amount }) => ({ cardNumber: card, amount }))
+      .pipe(z.object({ cardNumber: secret(), amount: z.number() }));
+    expect(shown(input, { card: '4242', amount: 3 })).toEqual({ cardNumber: REDACTED, amount: 3 });
+  });
+
+  it('a described output that marks nothing, from an input that marks something, is hidden whole', () => {
+    const input = z.object({ card: secret() }).transform(({ card }) => ({ last4: card.slice(-4) })).pipe(z.object({ last4: z.string() }));
+    expect(shown(input, { card: '4242424242424242' })).toBe(REDACTED);
+  });
+
+  it('a transform of one sensitive field keeps that field hidden and the others shown', () => {
+    const input = z.object({ card: secret().transform((c) => c.replace(/ /g, '')), amount: z.number() });
+    expect(shown(input, { card: '4242 4242', amount: 3 })).toEqual({ card: REDACTED, amount: 3 });
+    const markedOutside = z.object({ card: z.string().transform((c) => c.trim()).meta({ sensitive: true }), amount: z.number() });
+    expect(shown(markedOutside, { card: ' 4242 ', amount: 3 })).toEqual({ card: REDACTED, amount: 3 });
+  });
+
+  it('a preprocess step is judged by the schema after it', () => {
+    const input = z.preprocess((v) => v, z.object({ pin: secret(), to: z.string() }));
+    expect(shown(input, { pin: '1234', to: 'acct' })).toEqual({ pin: REDACTED, to: 'acct' });
+  });
+
+  it('a tool that does not reshape its arguments keeps the spec it had (no argsSchema in history)', () => {
+    const tool = defineTool({ name: 't', description: 't', input: z.object({ pin: secret().default('0000'), to: z.string().trim().toLowerCase() }), run: () => null });
+    expect(toolSpec(tool).argsSchema).toBeUndefined();
+    expect(redactBySchema({ pin: '1234', to: 'acct' }, argsSchemaOf(toolSpec(tool)))).toEqual({ pin: REDACTED, to: 'acct' });
   });
 });
