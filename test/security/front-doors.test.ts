@@ -49,10 +49,11 @@ interface Answer {
 }
 
 /** One request with node:http(s), headers exactly as sent and received (fetch would normalise them). */
-function send(url: string, options: { method?: string; headers?: Record<string, string>; body?: string; ca?: Buffer } = {}): Promise<Answer> {
+function send(url: string, options: { method?: string; headers?: Record<string, string>; body?: string; ca?: Buffer; from?: string } = {}): Promise<Answer> {
   const request = url.startsWith('https:') ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: options.method ?? 'GET', headers: options.headers, ...(options.ca ? { ca: options.ca } : {}) }, (res) => {
+    // `from`: another loopback address (127.0.0.0/8) as the client's, so a test can be two people on two machines.
+    const req = request(url, { method: options.method ?? 'GET', headers: options.headers, ...(options.ca ? { ca: options.ca } : {}), ...(options.from ? { localAddress: options.from } : {}) }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
@@ -67,13 +68,21 @@ function inboxOptions(extra: Partial<InboxServerOptions> = {}): InboxServerOptio
   return { client, signer: new DecisionSigner(webKey), auth: localUsersAuthenticator(loadUsersFile(USERS_FILE)), logger: silent, ...extra };
 }
 
-function login(url: string, username: string, password: string, next = '/', extra: { headers?: Record<string, string>; ca?: Buffer } = {}): Promise<Answer> {
+function login(url: string, username: string, password: string, next = '/', extra: { headers?: Record<string, string>; ca?: Buffer; from?: string } = {}): Promise<Answer> {
   return send(`${url}/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...extra.headers },
     body: new URLSearchParams({ username, password, next }).toString(),
     ca: extra.ca,
+    ...(extra.from ? { from: extra.from } : {}),
   });
+}
+
+/** The `warden_device` cookie an answer sets (name=value), to send back as a browser would. */
+function deviceCookie(answer: Answer): string {
+  const set = (answer.headers['set-cookie'] ?? []).find((c) => c.startsWith('warden_device='));
+  if (!set) throw new Error(`no device cookie in ${JSON.stringify(answer.headers['set-cookie'])}`);
+  return set.split(';')[0] ?? '';
 }
 
 const rightPassword = (user: string) => `${user}-pw-123`;
@@ -154,7 +163,7 @@ describe('Slack endpoint: the body limit counts bytes read', () => {
 });
 
 describe('inbox login: failed logins are limited', () => {
-  test('five wrong passwords lock that username out: 429, Retry-After, a page saying when; even the right password waits', async () => {
+  test('five wrong passwords for alice from one address lock alice there: 429, Retry-After, a page saying when; even the right password waits there', async () => {
     const inbox = await createInboxServer(inboxOptions());
     try {
       for (let i = 0; i < 5; i += 1) expect((await login(inbox.url, 'alice', `guess-${i}`)).status).toBe(401);
@@ -164,11 +173,67 @@ describe('inbox login: failed logins are limited', () => {
       const retryAfter = Number(locked.headers['retry-after']);
       expect(retryAfter).toBeGreaterThan(14 * 60);
       expect(retryAfter).toBeLessThanOrEqual(15 * 60);
-      expect(locked.body).toContain('Too many failed sign-ins for this user. Try again in 15 minutes (after ');
-      // The lock is on the username, not on everyone: bob (same address, few failures) signs in.
+      expect(locked.body).toContain('Too many failed sign-ins for this user from your address. Try again in 15 minutes (after ');
+      // The lock is on alice from there, not on everyone: bob (same address, few failures) signs in.
       expect((await login(inbox.url, 'bob', rightPassword('bob'))).status).toBe(303);
-      // Case and spacing do not make a fresh count.
+      // Case and spacing do not make a fresh count, and neither does a look-alike spelling.
       expect((await login(inbox.url, ' ALICE ', rightPassword('alice'))).status).toBe(429);
+      expect((await login(inbox.url, '\u0430lice', 'guess-x')).status).toBe(429);
+    } finally {
+      await inbox.close();
+    }
+  });
+
+  test("someone else's failed guesses do not lock alice out: the right password from her own address signs her in", async () => {
+    const inbox = await createInboxServer(inboxOptions());
+    try {
+      for (let i = 0; i < 5; i += 1) expect((await login(inbox.url, 'alice', `guess-${i}`, '/', { from: '127.0.0.2' })).status).toBe(401);
+      expect((await login(inbox.url, 'alice', rightPassword('alice'), '/', { from: '127.0.0.2' })).status).toBe(429);
+      const alice = await login(inbox.url, 'alice', rightPassword('alice'), '/', { from: '127.0.0.3' });
+      expect(alice.status).toBe(303);
+      expect(alice.headers['set-cookie']?.some((c) => c.startsWith('warden_session='))).toBe(true);
+      // The guesser is still held where it is.
+      expect((await login(inbox.url, 'alice', 'guess-5', '/', { from: '127.0.0.2' })).status).toBe(429);
+    } finally {
+      await inbox.close();
+    }
+  });
+
+  test('a browser alice signed in with before gets her in even behind the locked address; a fresh one there waits', async () => {
+    const inbox = await createInboxServer(inboxOptions());
+    try {
+      const earlier = await login(inbox.url, 'alice', rightPassword('alice'), '/', { from: '127.0.0.4' });
+      expect(earlier.status).toBe(303);
+      const device = deviceCookie(earlier);
+      expect(earlier.headers['set-cookie']?.find((c) => c.startsWith('warden_device='))).toMatch(/; HttpOnly; SameSite=Strict; Max-Age=\d+/);
+      // Someone behind the same address (one office, one NAT) guesses.
+      for (let i = 0; i < 5; i += 1) expect((await login(inbox.url, 'alice', `guess-${i}`, '/', { from: '127.0.0.4' })).status).toBe(401);
+      expect((await login(inbox.url, 'alice', rightPassword('alice'), '/', { from: '127.0.0.4' })).status).toBe(429);
+      expect((await login(inbox.url, 'alice', rightPassword('alice'), '/', { from: '127.0.0.4', headers: { cookie: device } })).status).toBe(303);
+      // Alice's success in her browser does not reopen the address for the others there, and an altered token counts for nothing.
+      expect((await login(inbox.url, 'alice', rightPassword('alice'), '/', { from: '127.0.0.4' })).status).toBe(429);
+      const forged = device.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'));
+      expect((await login(inbox.url, 'alice', rightPassword('alice'), '/', { from: '127.0.0.4', headers: { cookie: forged } })).status).toBe(429);
+    } finally {
+      await inbox.close();
+    }
+  });
+
+  test('guessing stays limited: many addresses together lock the account for fresh browsers, not for the browser alice uses', async () => {
+    const inbox = await createInboxServer(inboxOptions({ loginLimits: { perUserAndAddress: 5, perUser: 10 } }));
+    try {
+      const usual = await login(inbox.url, 'alice', rightPassword('alice'), '/', { from: '127.0.0.5' });
+      const device = deviceCookie(usual);
+      for (const from of ['127.0.0.6', '127.0.0.7']) for (let i = 0; i < 5; i += 1) expect((await login(inbox.url, 'alice', `guess-${from}-${i}`, '/', { from })).status).toBe(401);
+      const fresh = await login(inbox.url, 'alice', rightPassword('alice'), '/', { from: '127.0.0.8' });
+      expect(fresh.status).toBe(429);
+      expect(fresh.body).toContain('Too many failed sign-ins for this user from new browsers.');
+      // A guess from a new address is refused before any password check, so the count stops there.
+      expect((await login(inbox.url, 'alice', 'guess-new', '/', { from: '127.0.0.9' })).status).toBe(429);
+      expect((await login(inbox.url, 'alice', rightPassword('alice'), '/', { from: '127.0.0.8', headers: { cookie: device } })).status).toBe(303);
+      // Wrong passwords in alice's own browser are limited too.
+      for (let i = 0; i < 5; i += 1) expect((await login(inbox.url, 'alice', `oops-${i}`, '/', { from: '127.0.0.5', headers: { cookie: device } })).status).toBe(401);
+      expect((await login(inbox.url, 'alice', rightPassword('alice'), '/', { from: '127.0.0.5', headers: { cookie: device } })).status).toBe(429);
     } finally {
       await inbox.close();
     }
@@ -200,23 +265,34 @@ describe('inbox login: failed logins are limited', () => {
 
   test('the limiter forgets failures after the window, keys usernames as identities and IPv6 per /64, and stays bounded', () => {
     let now = 1_000_000;
-    const limiter = new LoginLimiter({ perUser: 2, perAddress: 3, windowMs: 60_000, maxTracked: 4 }, () => now);
-    limiter.recordFailure('alice', '10.0.0.1');
+    const limiter = new LoginLimiter({ perUserAndAddress: 2, perUser: 3, perAddress: 3, windowMs: 60_000, maxTracked: 8 }, () => now);
+    limiter.recordFailure('alice', '10.0.0.1', null);
     now += 10_000;
-    limiter.recordFailure('Alice', '10.0.0.1');
-    expect(limiter.check('alice', '10.0.0.2')).toEqual({ allowed: false, retryAt: 1_000_000 + 60_000, scope: 'user' });
+    limiter.recordFailure('Alice', '10.0.0.1', null);
+    expect(limiter.check('alice', '10.0.0.1', null)).toEqual({ allowed: false, retryAt: 1_000_000 + 60_000, scope: 'user-address' });
+    // From another address alice may still try: two failures are under the account's three.
+    expect(limiter.check('alice', '10.0.0.2', null)).toEqual({ allowed: true });
+    limiter.recordFailure('alice', '10.0.0.3', null);
+    expect(limiter.check('alice', '10.0.0.2', null)).toEqual({ allowed: false, retryAt: 1_000_000 + 60_000, scope: 'user' });
+    // A browser alice signed in with before is judged by its own failures only.
+    const device = limiter.deviceOf(limiter.issueDevice('alice'), ' ALICE');
+    expect(device).not.toBeNull();
+    expect(limiter.check('alice', '10.0.0.1', device)).toEqual({ allowed: true });
+    expect(limiter.deviceOf(limiter.issueDevice('alice'), 'bob')).toBeNull();
+    expect(limiter.deviceOf('forged.token', 'alice')).toBeNull();
     now = 1_000_000 + 60_000;
-    // The first failure has expired; one remains.
-    expect(limiter.check('alice', '10.0.0.2')).toEqual({ allowed: true });
+    // The first failure has expired; the others remain, under both limits.
+    expect(limiter.check('alice', '10.0.0.1', null)).toEqual({ allowed: true });
+    expect(limiter.check('alice', '10.0.0.2', null)).toEqual({ allowed: true });
 
-    limiter.recordFailure('u1', '2001:db8:1:2::1');
-    limiter.recordFailure('u2', '2001:db8:1:2:ffff::9');
-    limiter.recordFailure('u3', '2001:0db8:0001:0002:0:0:0:5');
-    expect(limiter.check('someone', '2001:db8:1:2::77')).toMatchObject({ allowed: false, scope: 'address' });
-    expect(limiter.check('someone', '2001:db8:1:3::77')).toEqual({ allowed: true });
+    limiter.recordFailure('u1', '2001:db8:1:2::1', null);
+    limiter.recordFailure('u2', '2001:db8:1:2:ffff::9', null);
+    limiter.recordFailure('u3', '2001:0db8:0001:0002:0:0:0:5', null);
+    expect(limiter.check('someone', '2001:db8:1:2::77', null)).toMatchObject({ allowed: false, scope: 'address' });
+    expect(limiter.check('someone', '2001:db8:1:3::77', null)).toEqual({ allowed: true });
 
-    for (let i = 0; i < 50; i += 1) limiter.recordFailure(`flood-${i}`, `192.0.2.${i}`);
-    expect(limiter.size).toBeLessThanOrEqual(4);
+    for (let i = 0; i < 50; i += 1) limiter.recordFailure(`flood-${i}`, `192.0.2.${i}`, null);
+    expect(limiter.size).toBeLessThanOrEqual(8);
   });
 
   test('a refused login logs no username, only the client and a count', async () => {

@@ -54,7 +54,7 @@ export interface InboxServerOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Serve plain HTTP on a non-loopback `host` anyway (a TLS proxy in front); logged as a warning at start. */
   insecureHttp?: boolean;
-  /** Failed password logins allowed per username and per client address (`LoginLimiter`). */
+  /** Failed password logins allowed per username and address, per address, per username from new browsers and per browser (`LoginLimiter`). */
   loginLimits?: LoginLimits;
   /** How many recent runs `/history` reads. Default 50. */
   historyRuns?: number;
@@ -77,6 +77,9 @@ export interface InboxServer {
 }
 
 const COOKIE = 'warden_session';
+/** A browser that signed in as someone holds a device token for them: their own failed guesses aside, it is never locked out (`LoginLimiter`). */
+const DEVICE_COOKIE = 'warden_device';
+const DEVICE_COOKIE_MAX_AGE_SEC = 30 * 24 * 3600;
 const MAX_BODY = 64 * 1024;
 /** Listing runs through visibility can take longer than one query on a busy server. */
 const LIST_TIMEOUT_MS = 10_000;
@@ -140,10 +143,11 @@ function safeNext(next: string | null): string {
 
 /** What a refused login is told: who is locked out, and when to come back. */
 function tooManyFailures(check: Extract<LoginCheck, { allowed: false }>, seconds: number): string {
-  const who = check.scope === 'user' ? 'for this user' : 'from your address';
+  const who = { 'user-address': 'for this user from your address', address: 'from your address', user: 'for this user from new browsers', device: 'for this user in this browser' }[check.scope];
   const minutes = Math.ceil(seconds / 60);
   const at = new Date(check.retryAt).toISOString().slice(11, 16);
-  return `Too many failed sign-ins ${who}. Try again in ${minutes} minute${minutes === 1 ? '' : 's'} (after ${at} UTC).`;
+  const elsewhere = check.scope === 'user' ? ' A browser you have signed in with before still gets you in.' : '';
+  return `Too many failed sign-ins ${who}. Try again in ${minutes} minute${minutes === 1 ? '' : 's'} (after ${at} UTC).${elsewhere}`;
 }
 
 /**
@@ -192,6 +196,11 @@ export async function createInboxServer(options: InboxServerOptions): Promise<In
 
   function sessionCookie(value: string, maxAgeSec: number): string {
     return `${COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSec}${secure ? '; Secure' : ''}`;
+  }
+
+  /** Sent with sign-ins only (Path=/login): it matters to the limiter and to nothing else. */
+  function deviceCookie(token: string): string {
+    return `${DEVICE_COOKIE}=${token}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=${DEVICE_COOKIE_MAX_AGE_SEC}${secure ? '; Secure' : ''}`;
   }
 
   async function viewerOf(req: IncomingMessage): Promise<{ viewer: Viewer; sessionId?: string } | { refused: string }> {
@@ -326,8 +335,9 @@ export async function createInboxServer(options: InboxServerOptions): Promise<In
     const next = safeNext(form.get('next'));
     const username = (form.get('username') ?? '').trim();
     const client = req.socket.remoteAddress ?? 'unknown';
+    const device = limiter.deviceOf(cookies(req).get(DEVICE_COOKIE), username);
     // Checked before the password: a locked-out attempt costs no hash and tells nothing.
-    const gate = limiter.check(username, client);
+    const gate = limiter.check(username, client, device);
     if (!gate.allowed) {
       const seconds = Math.max(1, Math.ceil((gate.retryAt - Date.now()) / 1000));
       logger.warn({ client, scope: gate.scope, retryAfterSec: seconds }, 'login refused: too many failed logins');
@@ -336,19 +346,19 @@ export async function createInboxServer(options: InboxServerOptions): Promise<In
     }
     const identity = username ? await auth.verify(username, form.get('password') ?? '') : null;
     if (!identity) {
-      const failures = limiter.recordFailure(username, client);
+      const failures = limiter.recordFailure(username, client, device);
       // No username in the log: people type their password into it by mistake.
       logger.info({ client, failuresForUser: failures }, 'login refused');
       send(res, 401, loginPage({ next, bearer: false, error: 'Wrong user or password.' }));
       return;
     }
-    limiter.recordSuccess(username);
+    limiter.recordSuccess(username, client, device);
     // A fresh id at every login: a session id planted before login is worth nothing.
     const old = cookies(req).get(COOKIE);
     if (old) sessions.delete(old);
     const session = sessions.create(identity);
     logger.info({ user: identity.id }, 'signed in');
-    redirect(res, next, { 'set-cookie': sessionCookie(session.id, Math.floor((options.sessionTtlMs ?? 8 * 3600_000) / 1000)) });
+    redirect(res, next, { 'set-cookie': [sessionCookie(session.id, Math.floor((options.sessionTtlMs ?? 8 * 3600_000) / 1000)), deviceCookie(limiter.issueDevice(username))] });
   }
 
   async function logout(req: IncomingMessage, res: ServerResponse): Promise<void> {
