@@ -75,6 +75,8 @@ export interface TestBedOptions {
   taskQueue?: string;
   slack?: { botToken: string; slackApiUrl?: string };
   payloadCodec?: PayloadCodec | null;
+  /** Take unencrypted payloads although the worker holds a payload key (the migration setting). Off unless a test says so. */
+  acceptPlaintextPayloads?: boolean;
   /** Traces and metrics of the bed's worker and client. */
   telemetry?: WardenTelemetry;
   /** A workflow bundle instead of the suite's (`WARDEN_TEST_WORKFLOW_BUNDLE`); `null`: the worker bundles the workflows itself. */
@@ -126,6 +128,7 @@ export async function createTestBed(options: TestBedOptions = {}): Promise<TestB
         slack: options.slack ?? null,
         workerOptions: { shutdownGraceTime: '1s', ...options.workerOptions },
         payloadCodec,
+        ...(options.acceptPlaintextPayloads ? { acceptPlaintextPayloads: true } : {}),
         ...(options.telemetry ? { telemetry: options.telemetry } : {}),
       });
       running = bed.worker.run();

@@ -96,6 +96,17 @@ export function payloadCodecFromEnv(): EncryptionCodec | undefined {
   }
 }
 
+/**
+ * `WARDEN_ACCEPT_PLAINTEXT_PAYLOADS=1`: a worker with payload keys takes unencrypted payloads too
+ * (a migration from payloads in clear; loud in the log). Unset or `0`: it refuses them.
+ */
+export function acceptPlaintextFromEnv(): boolean {
+  const value = process.env.WARDEN_ACCEPT_PLAINTEXT_PAYLOADS ?? '';
+  if (value === '' || value === '0') return false;
+  if (value === '1') return true;
+  throw new CliError(`WARDEN_ACCEPT_PLAINTEXT_PAYLOADS is "${value}": set it to 1 to take unencrypted payloads (migration only), or unset it`);
+}
+
 /** Connects a client for a command that keeps it open (a server); the error names the address. The caller closes it. */
 export async function connectClient(settings: TemporalSettings): Promise<WardenClient> {
   const payloadCodec = payloadCodecFromEnv();

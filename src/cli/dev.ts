@@ -4,7 +4,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import pino from 'pino';
 import { openRunStore, redactStoreLocation } from '../store';
 import { DEFAULT_MAX_CACHED_RUNS, connectWorker, createWardenWorker } from '../worker';
-import { logLevelFromEnv, packageRoot, payloadCodecFromEnv, payloadKeysFile, settingsFromEnv, slackFromEnv, storeLocation, taskQueueFromEnv, trustedKeysFromEnv } from './context';
+import { acceptPlaintextFromEnv, logLevelFromEnv, packageRoot, payloadCodecFromEnv, payloadKeysFile, settingsFromEnv, slackFromEnv, storeLocation, taskQueueFromEnv, trustedKeysFromEnv } from './context';
 import { startDevEnvironment } from './dev-channels';
 import { CliError, describeError } from './errors';
 import { out } from './format';
@@ -140,7 +140,10 @@ export function registerDev(program: Command): void {
       if (opts.workflowBundle && !existsSync(opts.workflowBundle)) throw new CliError(`workflow bundle ${opts.workflowBundle} does not exist`);
       // Resolved as every CLI client resolves it, so runs started with `warden run` here can be read.
       const payloadCodec = payloadCodecFromEnv();
-      const payloads = payloadCodec ? `payloads encrypted with key ${payloadCodec.currentKeyId} of ${payloadKeysFile()?.file ?? ''}` : 'payloads NOT encrypted (set WARDEN_PAYLOAD_KEYS to a payload key file)';
+      const acceptPlaintextPayloads = acceptPlaintextFromEnv();
+      const payloads = payloadCodec
+        ? `payloads encrypted with key ${payloadCodec.currentKeyId} of ${payloadKeysFile()?.file ?? ''}, ${acceptPlaintextPayloads ? 'PLAINTEXT ACCEPTED too (WARDEN_ACCEPT_PLAINTEXT_PAYLOADS=1)' : 'plaintext refused'}`
+        : 'payloads NOT encrypted (set WARDEN_PAYLOAD_KEYS to a payload key file)';
       const telemetry = telemetryFromCliEnv();
       const storePath = storeLocation();
       const store = await openRunStore(storePath);
@@ -160,6 +163,7 @@ export function registerDev(program: Command): void {
           settings,
           keyring,
           payloadCodec,
+          acceptPlaintextPayloads,
           taskQueue: taskQueueFromEnv(),
           slack: slackFromEnv(),
           logger: pino({ name: 'warden-worker', level: logLevelFromEnv('info'), mixin: traceContextMixin }),

@@ -15,7 +15,7 @@ import type { WardenTelemetry } from '../telemetry/setup';
 import { WardenClient } from '../client';
 import { ensureDevPayloadKeys, type EncryptionCodec } from '../codec';
 import { ensureWardenHome } from '../private-files';
-import { logLevelFromEnv, packageRoot, payloadCodecFromEnv, payloadKeysFile, slackFromEnv, storeLocation, taskQueueFromEnv, wardenHome } from './context';
+import { acceptPlaintextFromEnv, logLevelFromEnv, packageRoot, payloadCodecFromEnv, payloadKeysFile, slackFromEnv, storeLocation, taskQueueFromEnv, wardenHome } from './context';
 import { CliError, describeError } from './errors';
 import { prepareToLoad } from './typescript';
 import { devUserDirectory } from './dev-users';
@@ -208,6 +208,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       settings,
       keyring,
       payloadCodec,
+      acceptPlaintextPayloads: acceptPlaintextFromEnv(),
       logger: pino({ name: 'warden-worker', level: logLevelFromEnv('warn'), mixin: traceContextMixin }),
       taskQueue: taskQueueFromEnv(),
       slack: slackFromEnv(),

@@ -24,7 +24,8 @@ const text = (bytes: Uint8Array | null | undefined): string | undefined => (byte
  * Give the same codec (the same keyset) to every worker and client of a namespace: a worker that
  * cannot decrypt fails its tasks until it gets the key. Encodes with `keys.current`, decodes with
  * any key of the set, and passes through payloads that are not encrypted (histories written
- * before encryption was turned on, search attributes). Codecs run outside the workflow sandbox.
+ * before encryption was turned on, search attributes); a worker refuses those through
+ * `PlaintextMarkingCodec` instead. Codecs run outside the workflow sandbox.
  */
 export class EncryptionCodec implements PayloadCodec {
   private readonly keys: ReadonlyMap<string, Buffer>;

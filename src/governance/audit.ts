@@ -34,6 +34,7 @@ export type AuditEventType =
   | 'rollback_requested'
   | 'delegation_started'
   | 'delegation_finished'
+  | 'unencrypted_message'
   | 'run_finished';
 
 /** One link of a run's audit chain. `hash` covers every other field, `prevHash` links it to the one before. */

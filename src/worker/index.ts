@@ -11,6 +11,7 @@ import type * as SlackNotify from '../approvals/slack/notify';
 import { traceContextMixin } from '../telemetry/logs';
 import type { WardenTelemetry } from '../telemetry/setup';
 import { telemetryWorkerOptions } from '../telemetry/worker';
+import { plaintextGuard } from './plaintext-guard';
 
 export interface WardenWorkerOptions {
   registry: AgentRegistry;
@@ -45,6 +46,13 @@ export interface WardenWorkerOptions {
   workerOptions?: Partial<WorkerOptions>;
   /** Encrypts every payload the worker writes and decrypts what it reads (`EncryptionCodec`); clients need the same keys. None: payloads are stored in clear. */
   payloadCodec?: PayloadCodec;
+  /**
+   * Migration only: with a payload key (`EncryptionCodec`), take payloads that arrive unencrypted
+   * too (runs started before encryption was turned on). Loud in the log. Off (default): they are
+   * refused wherever Warden would act on them (start and carried state, activity inputs, decisions,
+   * operator signals); an unencrypted pause is taken, and audited as such. CLI: WARDEN_ACCEPT_PLAINTEXT_PAYLOADS=1.
+   */
+  acceptPlaintextPayloads?: boolean;
   /**
    * Export traces (client → workflow → activities, with `invoke_agent`, `chat` and `execute_tool`
    * spans) and metrics (`createTelemetry`). None: nothing is exported. A prebuilt
@@ -81,6 +89,8 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
   const bundle = options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: { preloadModules: [...SHARED_WORKFLOW_MODULES] } };
   // MCP servers are listed now, once: their tools become activities, and runs pin these schemas.
   await options.registry.resolveTools();
+  const plaintext = plaintextGuard(options.payloadCodec, options.acceptPlaintextPayloads ?? false, logger);
+  const tracing = telemetryWorkerOptions(options.telemetry, options.workflowBundle, logger);
   const worker = await Worker.create({
     connection,
     namespace: settings.namespace,
@@ -99,12 +109,18 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       ...(options.modelEnv ? { modelEnv: options.modelEnv } : {}),
     }),
     ...bundle,
-    dataConverter: { failureConverterPath: FAILURE_CONVERTER_PATH, ...(options.payloadCodec ? { payloadCodecs: [options.payloadCodec] } : {}) },
+    dataConverter: { failureConverterPath: FAILURE_CONVERTER_PATH, ...(plaintext.payloadCodecs.length > 0 ? { payloadCodecs: plaintext.payloadCodecs } : {}) },
     // Runs that wait for people (hours, days) should not sit in memory: past this many, the least
     // recently used are evicted and replayed from history when a decision arrives.
     maxCachedWorkflows: DEFAULT_MAX_CACHED_RUNS,
-    ...telemetryWorkerOptions(options.telemetry, options.workflowBundle, logger),
+    ...tracing,
     ...options.workerOptions,
+    // Added to, never replaced by, the caller's interceptors: the plaintext refusal comes first.
+    interceptors: {
+      ...tracing.interceptors,
+      ...options.workerOptions?.interceptors,
+      activity: [...plaintext.activityInterceptors, ...(tracing.interceptors?.activity ?? []), ...(options.workerOptions?.interceptors?.activity ?? [])],
+    },
   });
   // The worker's MCP connections end with it (stdio servers' processes too); they reconnect if the registry is used again.
   const run = worker.run.bind(worker);

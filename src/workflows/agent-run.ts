@@ -97,6 +97,7 @@ import type {
   ToolSpec,
 } from './types';
 import { delegateRunId } from './delegation';
+import { openSignal, refusePlaintextStart, sealedSignal, sealedValidator } from './plaintext';
 
 const nonRetryableErrorTypes: (typeof NON_RETRYABLE_ERRORS)[number][] = [
   'SlackNotifyError',
@@ -295,24 +296,26 @@ class AgentRun {
     setHandler(pendingApprovalsQuery, () => this.pendingApprovals(), { description: 'Calls waiting for a human decision: id, tool, redacted args, rule, approvers, expiry.' });
     setHandler(auditTrailQuery, () => this.audit.view(), { description: 'The hash-chained audit events of this run (earlier executions are in the run store).' });
     setHandler(rollbackPlanQuery, () => this.rollbackPlan(), { description: 'The compensations a rollback would run, newest first (arguments redacted).' });
-    setHandler(approveSignal, (decision) => this.desk.decide('approve', decision).then(() => undefined), {
+    // Messages that act need encrypted input where the worker holds a payload key; a pause does not (./plaintext.ts).
+    const record = (type: AuditEventType, data: Record<string, unknown>) => this.record(type, data);
+    setHandler(approveSignal, sealedSignal('approve', record, (decision: ApproveInput) => this.desk.decide('approve', decision).then(() => undefined)), {
       description: 'Approve a pending call: {"approvalId": "apr_…", "approver": "alice", "comment": "ok"} (counts only when signed, unless the worker accepts unsigned decisions)',
     });
-    setHandler(rejectSignal, (decision) => this.desk.decide('reject', decision).then(() => undefined), {
+    setHandler(rejectSignal, sealedSignal('reject', record, (decision: RejectInput) => this.desk.decide('reject', decision).then(() => undefined)), {
       description: 'Reject a pending call: {"approvalId": "apr_…", "approver": "alice", "reason": "too much"}',
     });
     setHandler(approveUpdate, (decision) => this.desk.decide('approve', decision), {
-      validator: (decision: ApproveInput) => this.desk.validate('approve', decision),
+      validator: sealedValidator('approve', (decision: ApproveInput) => this.desk.validate('approve', decision)),
       description: 'Approve a pending call and learn at once whether it counted: {"approvalId", "approver", "comment", "signature"}',
     });
     setHandler(rejectUpdate, (decision) => this.desk.decide('reject', decision), {
-      validator: (decision: RejectInput) => this.desk.validate('reject', decision),
+      validator: sealedValidator('reject', (decision: RejectInput) => this.desk.validate('reject', decision)),
       description: 'Reject a pending call and learn at once whether it counted: {"approvalId", "approver", "reason", "signature"}',
     });
-    setHandler(pauseSignal, (by) => this.onPause(by), { description: 'Pause before the next model or tool call: {"by": "you", "reason": "…"}' });
-    setHandler(resumeSignal, (by) => this.onResume(by), { description: 'Resume a paused run: {"by": "you"}' });
-    setHandler(rollbackSignal, (by) => this.onRollback(by), { description: 'Undo what the run did (compensations, newest first) and end it: {"by": "you", "reason": "…"}' });
-    setHandler(applyPolicySignal, (input) => this.onApplyPolicy(input), {
+    setHandler(pauseSignal, openSignal('pause', record, (by?: OperatorInput) => this.onPause(by)), { description: 'Pause before the next model or tool call: {"by": "you", "reason": "…"}' });
+    setHandler(resumeSignal, sealedSignal('resume', record, (by?: OperatorInput) => this.onResume(by)), { description: 'Resume a paused run: {"by": "you"}' });
+    setHandler(rollbackSignal, sealedSignal('rollback', record, (by?: OperatorInput) => this.onRollback(by)), { description: 'Undo what the run did (compensations, newest first) and end it: {"by": "you", "reason": "…"}' });
+    setHandler(applyPolicySignal, sealedSignal('applyPolicy', record, (input?: ApplyPolicyInput) => this.onApplyPolicy(input)), {
       description: "Take up the agent's current policy from the worker (policy directory or `warden policy apply`): {\"by\": \"you\"}",
     });
   }
@@ -1220,6 +1223,7 @@ class AgentRun {
  * Start it through `WardenClient.startRun` or `warden run`; workflow id `warden/<agent>/<key>`.
  */
 export async function agentRun(input: AgentRunInput): Promise<RunOutcome> {
+  refusePlaintextStart(input, 'agentRun');
   log.info('agent run', { agent: input.agent, continued: input.carried !== undefined });
   return new AgentRun(input).execute();
 }
