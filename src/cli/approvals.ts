@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { decideApproval, type DecisionKind, type DecisionResult } from '../approvals/decide';
 import { DecisionSigner, loadSigningKey } from '../approvals/keys';
 import type { WardenClient } from '../client';
+import { ignoredApprovalsLines } from '../client/run-memo';
 import type { RunStore } from '../store';
 import type { PendingApproval } from '../workflows/types';
 import { QUERY_MS, currentUser, wardenHome, withClient, withClientAndStore } from './context';
@@ -109,12 +110,15 @@ function parseGroups(value?: string): string[] {
 /**
  * Every approval waiting in an open run (awaiting_approval or paused), from one visibility
  * listing: each run's memo holds its pending approvals, so no run is queried (and replayed)
- * unless it predates that memo.
+ * unless it predates that memo. Runs whose approvals are not their own are left out, and a note
+ * on stderr counts them by reason.
  */
 export async function allPendingApprovals(client: WardenClient): Promise<PendingApproval[]> {
   const listing = await client.listPendingApprovals({ queryTimeoutMs: QUERY_MS });
   // One run that cannot be read (its worker is down, it just finished) must not hide the others.
   for (const { runId, error } of listing.failures) process.stderr.write(`note: ${printable(runId)} did not list its approvals: ${printable(describeError(error))}\n`);
+  // Counted, not named: a forged run's id is the forger's words.
+  for (const line of ignoredApprovalsLines(listing.refused)) process.stderr.write(`note: ${line}\n`);
   return listing.approvals;
 }
 

@@ -12,6 +12,8 @@ export interface AuditCheck {
   events: AuditEvent[];
   /** Whether the trail was checked against the head Temporal anchored (absent for a run that never flushed). */
   anchored: boolean;
+  /** Stored events after the anchor that nothing in Temporal vouches for yet (a run still going whose worker did not answer). */
+  unanchored: number;
   result: { ok: true; count: number; head: string } | { ok: false; seq: number; reason: string };
   /** The runs it delegated to, each checked the same way and against the chain head this trail recorded for it. */
   delegates: { runId: string; check: AuditCheck }[];
@@ -38,7 +40,7 @@ export async function checkAudit(client: WardenClient, store: RunStore, runId: s
   if (events.length === 0) {
     throw new CliError(`no audit events for run ${printable(runId)}: not in the run store (${describeStore()}) and the run did not answer (is a worker running?)`);
   }
-  const base = { events, anchored: check.anchor !== null, delegates: [] as AuditCheck['delegates'] };
+  const base = { events, anchored: check.anchor !== null, unanchored: check.unanchored, delegates: [] as AuditCheck['delegates'] };
   if (!check.ok) return { ...base, result: { ok: false, seq: check.problemSeq ?? 0, reason: check.problem ?? 'verification failed' } };
   // Each delegate's trail must hold, and must be the one this trail recorded when the delegate ended.
   for (const e of events) {
@@ -49,6 +51,7 @@ export async function checkAudit(client: WardenClient, store: RunStore, runId: s
     const sub = await checkAudit(client, store, delegate, depth + 1).catch((err: unknown): AuditCheck => ({
       events: [],
       anchored: false,
+      unanchored: 0,
       delegates: [],
       result: { ok: false, seq: 0, reason: err instanceof Error ? err.message : String(err) },
     }));
@@ -72,7 +75,8 @@ export function verifiedLine(check: AuditCheck): string {
   const source = check.anchored ? 'matches the head Temporal anchored' : 'nothing flushed yet: checked against the run itself';
   const delegates = countDelegates(check);
   const tree = delegates > 0 ? `; ${delegates} delegate run(s) verified against the heads recorded here` : '';
-  return `chain verified: ${check.result.count} events, head ${printable(check.result.head.slice(0, 12))} (${source})${tree}`;
+  const pending = check.unanchored > 0 ? `; the last ${check.unanchored} not anchored yet (the run is still going and no worker answered for it)` : '';
+  return `chain verified: ${check.result.count} events, head ${printable(check.result.head.slice(0, 12))} (${source})${pending}${tree}`;
 }
 
 function countDelegates(check: AuditCheck): number {

@@ -1,13 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import type { PayloadCodec } from '@temporalio/common';
 import { decodeTypedSearchAttributes } from '@temporalio/common/lib/converter/payload-search-attributes';
-import { decodeOptionalSinglePayload } from '@temporalio/common/lib/internal-non-workflow/codec-helpers';
+import { encodeToPayloads } from '@temporalio/common/lib/internal-non-workflow/codec-helpers';
 import { optionalTsToDate } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import { failureConverter } from '../codec/failure-converter';
 import type * as TelemetryInterceptors from '@temporalio/interceptors-opentelemetry/lib/client';
 import type { WardenTelemetry } from '../telemetry';
-import { Client, Connection, WorkflowFailedError, WorkflowIdReusePolicy, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  WorkflowFailedError,
+  WorkflowIdReusePolicy,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  isGrpcServiceError,
+  type WorkflowHandle,
+} from '@temporalio/client';
 // The governance modules themselves, not its index (which loads the policy engine, CEL): a client
 // that never passes a policy to `startRun` never loads it, and the CLI starts faster.
 import { verifyAuditChain, type AuditEvent, type AuditHead } from '../governance/audit';
@@ -38,6 +47,8 @@ import {
 } from '../workflows/messages';
 import { AUDIT_ANCHOR_MEMO } from '../workflows/audit-log';
 import { APPROVALS_MEMO, readApprovalsMemo } from '../workflows/approvals-memo';
+import { UntrustedRunError } from './errors';
+import { auditHeadOf, foreignApprovals, readRunMemoField, readRunPayload, type RunWords } from './run-memo';
 import { agentSearchAttribute, replayOfSearchAttribute, requesterSearchAttribute, statusSearchAttribute } from '../workflows/search-attributes';
 import type { agentRun } from '../workflows/agent-run';
 import type { CompensationStep, PendingApproval, RunOutcome, RunStatusView, ScriptTurn } from '../workflows/types';
@@ -104,10 +115,29 @@ export interface AuditTrailCheck {
   /** The head anchored in the run's memo (Temporal's copy, which the run store cannot rewrite), if any. */
   anchor: AuditHead | null;
   head: AuditHead | null;
+  /**
+   * Events after the anchor that nothing in Temporal vouches for yet. Only a run still going whose
+   * worker did not answer has any: the events of its current turn, stored but not anchored yet.
+   */
+  unanchored: number;
 }
 
 /** How long reading a trail waits for the run's own copy before going on with the store's. */
 const LIVE_QUERY_MS = 5_000;
+
+/** gRPC's NOT_FOUND status code, as a raw describe of an unknown workflow id fails. */
+const GRPC_NOT_FOUND = 5;
+
+const { WorkflowExecutionStatus } = temporal.api.enums.v1;
+
+/** How a closed execution ended, in words, for what Warden's own end (`finish`) did not get to do. */
+const CUT_OFF: ReadonlyMap<number, string> = new Map([
+  [WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED, 'terminated'],
+  [WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TIMED_OUT, 'timed out'],
+  [WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_FAILED, 'failed'],
+]);
+
+const countEvents = (n: number) => `${n} ${n === 1 ? 'event' : 'events'}`;
 
 /**
  * Which runs `listRuns` lists. `query` is a Temporal list query ANDed with the rest (the caller's
@@ -146,6 +176,11 @@ export interface PendingApprovalsListing {
   /** The runs with approvals pending, each with its own, the most urgent run first. */
   runs: RunApprovals[];
   failures: { runId: string; error: unknown }[];
+  /**
+   * The runs whose approvals were left out as not the run's own (see `pendingApprovals`), with the
+   * short reason (`memo not encrypted`): what a forged run says it waits for is never listed.
+   */
+  refused: { runId: string; reason: string }[];
   /** The runs asked by query: no complete list in their memo (started before it existed, never asked for approval, or too many to fit). */
   queried: string[];
 }
@@ -258,7 +293,7 @@ export class WardenClient {
         toolCalls: 0,
         usage: { inputTokens: 0, outputTokens: 0, costUsd: 0 },
         policyVersion: '',
-        audit: this.anchorOf(desc.memo) ?? { seq: 0, hash: '' },
+        audit: (await this.anchorIn(runId, desc.raw.workflowExecutionInfo ?? {})) ?? { seq: 0, hash: '' },
       } as unknown as RunOutcome;
       return {
         runId,
@@ -278,9 +313,28 @@ export class WardenClient {
     }
   }
 
-  private anchorOf(memo: Record<string, unknown> | undefined): AuditHead | null {
-    const anchor = memo?.[AUDIT_ANCHOR_MEMO] as Partial<AuditHead> | undefined;
-    return typeof anchor?.seq === 'number' && typeof anchor.hash === 'string' ? { seq: anchor.seq, hash: anchor.hash } : null;
+  /** The audit head the execution's memo anchors, if the run wrote it (`readRunMemoField`); null otherwise. */
+  private async anchorIn(runId: string, info: RawExecution): Promise<AuditHead | null> {
+    const field = await this.runMemoField(runId, info, AUDIT_ANCHOR_MEMO).catch(() => null);
+    return field?.ok ? auditHeadOf(field.value) : null;
+  }
+
+  private runMemoField(runId: string, info: RawExecution, field: string): Promise<RunWords> {
+    return readRunMemoField(this.client.options.loadedDataConverter, this.client.options.namespace, runId, info.memo?.fields, field);
+  }
+
+  /**
+   * The latest execution under `runId` as Temporal holds it, memo undecoded: one field under a key
+   * this client lacks must not hide the rest, and a field in clear must be seen to be in clear.
+   */
+  private async describeRaw(runId: string): Promise<RawExecution> {
+    try {
+      const { workflowExecutionInfo } = await this.client.workflowService.describeWorkflowExecution({ namespace: this.client.options.namespace, execution: { workflowId: runId } });
+      return workflowExecutionInfo ?? {};
+    } catch (err) {
+      if (isGrpcServiceError(err) && (err.code as number) === GRPC_NOT_FOUND) throw new WorkflowNotFoundError(err.details || `no workflow ${runId}`, runId, undefined);
+      throw err;
+    }
   }
 
   /**
@@ -289,17 +343,58 @@ export class WardenClient {
    * has none. A run with no complete list in its memo (started before the memo existed, or more
    * approvals than fit) is asked by its `pendingApprovals` query. To list many runs' approvals,
    * `listPendingApprovals` reads them all in one visibility listing.
+   *
+   * Only the run's own approvals count, since anyone may start a workflow under any id with any
+   * memo: the latest execution under `runId` must be an `agentRun`, its memo field encrypted under
+   * this client's payload key (when it holds one), and every approval must name this run and be
+   * asked for in this execution. Otherwise it throws `UntrustedRunError`, and nothing is shown.
    */
   async pendingApprovals(runId: string): Promise<PendingApproval[]> {
-    const desc = await this.handle(runId).describe();
-    const fromMemo = readApprovalsMemo(desc.memo?.[APPROVALS_MEMO]);
-    if (desc.status.name !== 'RUNNING') return fromMemo ? [] : this.queryPendingApprovals(runId);
-    return fromMemo ?? this.queryPendingApprovals(runId);
+    const info = await this.describeRaw(runId);
+    const type = info.type?.name ?? '';
+    if (type !== AGENT_RUN_WORKFLOW) {
+      throw new UntrustedRunError(`the latest execution under run id ${runId} is a "${type}" workflow, not an ${AGENT_RUN_WORKFLOW}: it holds no Warden approvals`, `not an ${AGENT_RUN_WORKFLOW}`);
+    }
+    const field = await this.runMemoField(runId, info, APPROVALS_MEMO);
+    if (!field.ok) throw new UntrustedRunError(field.detail, field.reason);
+    const fromMemo = readApprovalsMemo(field.value);
+    if (fromMemo && info.status !== WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING) return [];
+    let approvals = fromMemo;
+    if (!approvals) {
+      const answer = await this.askPendingApprovals(runId);
+      if (!answer.ok) throw new UntrustedRunError(answer.detail, answer.reason);
+      approvals = answer.approvals;
+    }
+    const foreign = foreignApprovals(approvals, runId, optionalTsToDate(info.startTime) ?? undefined);
+    if (foreign) throw new UntrustedRunError(foreign.detail, foreign.reason);
+    return approvals;
   }
 
-  /** The run's own answer (`pendingApprovals` query): a workflow task, which replays the run if it is out of the worker's cache. */
+  /**
+   * The run's own answer (`pendingApprovals` query): a workflow task, which replays the run if it is
+   * out of the worker's cache. Whoever serves the run's task queue answers, so this answer is not
+   * checked: `pendingApprovals` is.
+   */
   queryPendingApprovals(runId: string): Promise<PendingApproval[]> {
     return this.handle(runId).query(pendingApprovalsQuery);
+  }
+
+  /**
+   * The `pendingApprovals` query, its answer read as the run's own words (`readRunPayload`): a
+   * forged run's own worker answers in clear. Raw, since the SDK's `query` decodes the answer
+   * before anyone can see whether it was encrypted.
+   */
+  private async askPendingApprovals(runId: string): Promise<{ ok: true; approvals: PendingApproval[] } | { ok: false; reason: string; detail: string }> {
+    const converter = this.client.options.loadedDataConverter;
+    const { namespace } = this.client.options;
+    const { queryResult } = await this.client.workflowService.queryWorkflow({
+      namespace,
+      execution: { workflowId: runId },
+      query: { queryType: pendingApprovalsQuery.name, queryArgs: { payloads: (await encodeToPayloads(converter)) ?? [] } },
+    });
+    const answer = await readRunPayload(converter, namespace, runId, queryResult?.payloads?.[0], { short: 'answer', long: `the answer to the ${pendingApprovalsQuery.name} query` });
+    if (!answer.ok) return answer;
+    return { ok: true, approvals: Array.isArray(answer.value) ? (answer.value as PendingApproval[]) : [] };
   }
 
   /**
@@ -307,35 +402,40 @@ export class WardenClient {
    * or paused: a paused run's approvals still count), read from the memos that one visibility
    * listing returns: no query per run. A run without a complete list in its memo is asked by
    * query (within `queryTimeoutMs` each); a run that cannot be read is reported in `failures`,
-   * never hides the others. Runs with nothing pending are left out.
+   * never hides the others. Runs with nothing pending are left out, and so are runs whose
+   * approvals are not their own (`refused`, as `pendingApprovals` tells them).
    */
   async listPendingApprovals(options: { queryTimeoutMs?: number } = {}): Promise<PendingApprovalsListing> {
-    const listing: PendingApprovalsListing = { approvals: [], runs: [], failures: [], queried: [] };
+    const listing: PendingApprovalsListing = { approvals: [], runs: [], failures: [], refused: [], queried: [] };
     const asked: Promise<void>[] = [];
     const add = (run: RunSummary, approvals: PendingApproval[]) => {
-      if (approvals.length > 0) listing.runs.push({ run, approvals });
+      const foreign = foreignApprovals(approvals, run.runId, run.startTime);
+      if (foreign) listing.refused.push({ runId: run.runId, reason: foreign.reason });
+      else if (approvals.length > 0) listing.runs.push({ run, approvals });
     };
     const ask = (run: RunSummary) => {
       listing.queried.push(run.runId);
-      const query = () => this.queryPendingApprovals(run.runId);
+      const query = () => this.askPendingApprovals(run.runId);
       const answer = options.queryTimeoutMs === undefined ? query() : this.client.connection.withDeadline(Date.now() + options.queryTimeoutMs, query);
-      asked.push(answer.then((approvals) => add(run, approvals), (error: unknown) => void listing.failures.push({ runId: run.runId, error })));
+      const take = (read: Awaited<typeof answer>) => (read.ok ? add(run, read.approvals) : void listing.refused.push({ runId: run.runId, reason: read.reason }));
+      asked.push(answer.then(take, (error: unknown) => void listing.failures.push({ runId: run.runId, error })));
     };
+    // `listRaw` lists agentRun executions only.
     for await (const raw of this.listRaw({ status: 'awaiting_approval,paused' })) {
       const run = this.summaryOf(raw);
-      const field = raw.memo?.fields?.[APPROVALS_MEMO];
-      if (!field) {
-        ask(run);
-        continue;
-      }
-      let approvals: PendingApproval[] | null;
+      let field: RunWords;
       try {
         // This field alone: another field under a key this client lacks must not hide the approvals.
-        approvals = readApprovalsMemo(await decodeOptionalSinglePayload(this.client.options.loadedDataConverter, field, { type: 'workflow', namespace: this.client.options.namespace, workflowId: run.runId }));
+        field = await this.runMemoField(run.runId, raw, APPROVALS_MEMO);
       } catch (error) {
         listing.failures.push({ runId: run.runId, error });
         continue;
       }
+      if (!field.ok) {
+        listing.refused.push({ runId: run.runId, reason: field.reason });
+        continue;
+      }
+      const approvals = readApprovalsMemo(field.value);
       if (approvals) add(run, approvals);
       else ask(run);
     }
@@ -354,14 +454,15 @@ export class WardenClient {
   /**
    * The whole audit trail: the events in the run store, then the run's own events the store does
    * not have yet. Stored rows win; a live event that differs from the stored one of the same seq
-   * is left out (`verifyAuditTrail` reports it).
+   * is left out (`verifyAuditTrail` reports it). Unverified: show a trail to people only through
+   * `verifyAuditTrail`.
    */
   async auditTrail(runId: string, store?: RunStore): Promise<AuditEvent[]> {
-    return (await this.readTrail(runId, store)).events;
+    return (await this.readTrail(runId, store ? await store.readAudit(runId) : [])).events;
   }
 
-  private async readTrail(runId: string, store?: RunStore): Promise<{ events: AuditEvent[]; mismatch: number | null }> {
-    const fromStore = store ? await store.readAudit(runId) : [];
+  /** The stored events with the run's own (`auditTrail` query) merged in; `liveHead`: the run's head, when it answered. */
+  private async readTrail(runId: string, fromStore: AuditEvent[]): Promise<{ events: AuditEvent[]; mismatch: number | null; liveHead: number | null }> {
     // A run whose worker is down never answers: the store alone is the trail then (and is checked against the anchor).
     const live = await this.client.connection
       .withDeadline(Date.now() + LIVE_QUERY_MS, () => this.handle(runId).query(auditTrailQuery))
@@ -374,20 +475,36 @@ export class WardenClient {
       if (!stored) bySeq.set(e.seq, e);
       else if (stored.hash !== e.hash) mismatch ??= e.seq;
     }
-    return { events: [...bySeq.values()].sort((a, b) => a.seq - b.seq), mismatch };
+    return { events: [...bySeq.values()].sort((a, b) => a.seq - b.seq), mismatch, liveHead: live ? live.headSeq : null };
   }
 
   /**
    * Reads and verifies a run's trail: every hash and link, and the head Temporal holds in the
    * run's memo (written each time the store confirmed events), so a store rewritten with
    * recomputed hashes fails even with no worker running. Use it before showing a trail to anyone.
+   *
+   * Only the run's own execution vouches: the latest execution under `runId` must be an
+   * `agentRun` of the chain of executions that began the run (a Warden run id is never reused),
+   * with its anchor encrypted under this client's payload key (when it holds one). Past the
+   * anchor: a run Warden ended (completed, cancelled) anchored its last event, so any event after
+   * it fails; a run that answers (running, or replayed by a worker) vouches for the events up to
+   * its own head, and any event past that fails; a run cut off by Temporal (terminated, timed out,
+   * failed) with no worker answering fails on events past the anchor; a run still going with no
+   * worker answering passes with them counted as `unanchored`, since its current turn's events
+   * are stored before they are anchored.
    */
   async verifyAuditTrail(runId: string, store?: RunStore): Promise<AuditTrailCheck> {
-    const [{ events, mismatch }, desc] = await Promise.all([this.readTrail(runId, store), this.handle(runId).describe()]);
-    const anchor = this.anchorOf(desc.memo);
+    const [info, fromStore] = await Promise.all([this.describeRaw(runId), store ? store.readAudit(runId) : Promise.resolve([])]);
+    const execution = await this.ownExecution(runId, info);
+    if (!execution.ok) {
+      const last = fromStore[fromStore.length - 1];
+      return { events: fromStore, ok: false, problem: execution.problem, problemSeq: 0, anchor: null, head: last ? { seq: last.seq, hash: last.hash } : null, unanchored: 0 };
+    }
+    const { anchor } = execution;
+    const { events, mismatch, liveHead } = await this.readTrail(runId, fromStore);
     const last = events[events.length - 1];
     const head = last ? { seq: last.seq, hash: last.hash } : null;
-    const fail = (problemSeq: number, problem: string): AuditTrailCheck => ({ events, ok: false, problem, problemSeq, anchor, head });
+    const fail = (problemSeq: number, problem: string): AuditTrailCheck => ({ events, ok: false, problem, problemSeq, anchor, head, unanchored: 0 });
     const chain = verifyAuditChain(events);
     if (!chain.ok) return fail(chain.seq, chain.reason);
     if (mismatch !== null) return fail(mismatch, "the run store's copy differs from the run's own record of it");
@@ -395,10 +512,67 @@ export class WardenClient {
       const anchored = events.find((e) => e.seq === anchor.seq);
       if (!anchored) return fail(anchor.seq, `the trail ends before event ${anchor.seq}, which Temporal anchored`);
       if (anchored.hash !== anchor.hash) return fail(anchor.seq, 'the event differs from the head Temporal anchored: the run store was rewritten');
-    } else if (events.length > 0 && store) {
-      return fail(0, 'Temporal holds no anchor for this trail (a run from before anchoring, or not a Warden run)');
     }
-    return { events, ok: true, anchor, head };
+    const after = events.filter((e) => e.seq > (anchor?.seq ?? 0));
+    const first = after[0];
+    if (first && execution.end === 'finished') {
+      if (!anchor) return fail(0, 'Temporal holds no anchor for this trail (a run from before anchoring, or not a Warden run)');
+      return fail(first.seq, `${countEvents(after.length)} after the anchored head (seq ${anchor.seq}): appended after the run ended`);
+    }
+    if (liveHead !== null) {
+      const beyond = events.filter((e) => e.seq > liveHead);
+      if (beyond[0]) return fail(beyond[0].seq, `${countEvents(beyond.length)} after the run's own head (seq ${liveHead}): the run never recorded ${beyond.length === 1 ? 'it' : 'them'}`);
+      return { events, ok: true, anchor, head, unanchored: 0 };
+    }
+    // No answer: the trail is the store's alone.
+    if (first && execution.end !== null) {
+      return fail(first.seq, `${countEvents(after.length)} after the anchored head (seq ${anchor?.seq ?? 0}): the run was ${execution.end} before it anchored them, and no worker answered to vouch for them (start a worker and verify again)`);
+    }
+    return { events, ok: true, anchor, head, unanchored: after.length };
+  }
+
+  /**
+   * Whether the latest execution under `runId` is the run's own, and the anchor it holds: an
+   * `agentRun`, its anchor readable as the run wrote it (`readRunMemoField`), and no earlier run
+   * under the same id (`earlierRunUnder`). `end`: `finished` when Warden's own end ran (completed,
+   * cancelled: the last events stored and anchored in one workflow task), the way Temporal cut it
+   * off (`terminated`, `timed out`, `failed`), or null while it runs.
+   */
+  private async ownExecution(runId: string, info: RawExecution): Promise<{ ok: true; anchor: AuditHead | null; end: string | null } | { ok: false; problem: string }> {
+    const execution = `Temporal run ${info.execution?.runId ?? 'unknown'}`;
+    const type = info.type?.name ?? '';
+    if (type !== AGENT_RUN_WORKFLOW) {
+      return { ok: false, problem: `the latest execution under this run id (${execution}) is a "${type}" workflow, not an ${AGENT_RUN_WORKFLOW}: it was started under the run's id by someone else, and holds no anchor of the run's` };
+    }
+    let field: RunWords;
+    try {
+      field = await this.runMemoField(runId, info, AUDIT_ANCHOR_MEMO);
+    } catch (err) {
+      return { ok: false, problem: `the audit anchor of the latest execution (${execution}) does not decrypt with this client's payload keys: ${err instanceof Error ? err.message : String(err)}` };
+    }
+    if (!field.ok) return { ok: false, problem: `${field.detail} (${execution})` };
+    const earlier = await this.earlierRunUnder(runId, info);
+    if (earlier) return { ok: false, problem: earlier };
+    const status = info.status ?? WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED;
+    const end = status === WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING ? null : (CUT_OFF.get(status) ?? 'finished');
+    return { ok: true, anchor: auditHeadOf(field.value), end };
+  }
+
+  /**
+   * Says so when an earlier run under `runId` ended before the latest execution: in one run's
+   * chain every execution but the latest ended by continue-as-new, so any other end means the id
+   * was used again, and the latest execution is not the run's (its anchor, even encrypted, may be
+   * a copy). An execution still listed as running is visibility catching up and is not counted.
+   */
+  private async earlierRunUnder(runId: string, info: RawExecution): Promise<string | null> {
+    const latest = info.execution?.runId;
+    const query = `WorkflowId = '${runId.replace(/'/g, "''")}' AND ExecutionStatus != 'ContinuedAsNew' AND ExecutionStatus != 'Running'`;
+    const page = await this.client.workflowService.listWorkflowExecutions({ namespace: this.client.options.namespace, query, pageSize: 10 });
+    const earlier = page.executions.find((e) => e.execution?.workflowId === runId && e.execution.runId !== latest);
+    if (!earlier) return null;
+    const ended = CUT_OFF.get(earlier.status ?? 0) ?? 'ended';
+    const when = optionalTsToDate(earlier.closeTime)?.toISOString() ?? 'an unknown time';
+    return `the run id was used again: an earlier execution under it (Temporal run ${earlier.execution?.runId ?? 'unknown'}) ${ended} at ${when}, and the latest (Temporal run ${latest ?? 'unknown'}) began after it; a Warden run never reuses its id, so the latest execution is not this run's and its anchor proves nothing`;
   }
 
   /**
@@ -506,4 +680,5 @@ export class WardenClient {
   }
 }
 
+export { UntrustedRunError } from './errors';
 export type { RunOutcome, RunStatusView, PendingApproval, CompensationStep };

@@ -5,6 +5,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { PayloadCodec } from '@temporalio/common';
 import pino, { type Logger } from 'pino';
 import type { PendingApprovalsListing, WardenClient } from '../../client';
+import { ignoredApprovalsLines } from '../../client/run-memo';
 import type { RunStore } from '../../store/types';
 import { createCodecHandler } from '../../codec/endpoint';
 import { AuthError, type Authenticator } from '../auth/authenticator';
@@ -264,6 +265,8 @@ export async function createInboxServer(options: InboxServerOptions): Promise<In
     // The most urgent first, as the listing orders them.
     const items: InboxItem[] = listing.runs.map(({ run, approvals }) => ({ run, approvals }));
     const failures = listing.failures.map(({ runId, error }) => ({ runId, message: describeFailure(error) }));
+    // Counted, not linked: a forged run's id is the forger's words.
+    for (const message of ignoredApprovalsLines(listing.refused)) failures.push({ runId: '', message: `${message}.` });
     send(res, 200, inboxPage(viewer, items, failures, Date.now()));
   }
 
