@@ -1,5 +1,6 @@
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import type { TLSConfig } from '@temporalio/client';
+import { errorMarker, WardenError } from './errors';
 
 /** The task queue Warden workers poll unless told otherwise (`taskQueue`; the CLI reads `WARDEN_TASK_QUEUE`). */
 export const TASK_QUEUE = 'warden';
@@ -26,6 +27,12 @@ export interface TemporalSettings {
 /** What the library connects to when given no settings: a local dev server, as `warden dev` starts it. */
 export const LOCAL_TEMPORAL: Readonly<TemporalSettings> = Object.freeze({ address: '127.0.0.1:7233', namespace: 'default' });
 
+/** The environment's Temporal settings contradict each other; the message names the variables. */
+export class TemporalSettingsError extends WardenError {
+  static override readonly marker = errorMarker('TemporalSettingsError');
+  override name = 'TemporalSettingsError';
+}
+
 /** The environment, as `temporalSettingsFromEnv` reads it; pass `process.env` or a literal. */
 export type Environment = Readonly<Record<string, string | undefined>>;
 
@@ -41,7 +48,7 @@ export type Environment = Readonly<Record<string, string | undefined>>;
  * functions never read the environment themselves.
  */
 export function temporalSettingsFromEnv(env: Environment): TemporalSettings {
-  if (Boolean(env.TEMPORAL_TLS_CERT) !== Boolean(env.TEMPORAL_TLS_KEY)) throw new Error('TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together');
+  if (Boolean(env.TEMPORAL_TLS_CERT) !== Boolean(env.TEMPORAL_TLS_KEY)) throw new TemporalSettingsError('TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together: set both or neither');
   const vars: Record<string, string> = {};
   for (const [name, value] of Object.entries(env)) if (name.startsWith('TEMPORAL_') && value !== undefined && value !== '') vars[name] = value;
   const aliases = { TEMPORAL_TLS_CERT: 'TEMPORAL_TLS_CLIENT_CERT_PATH', TEMPORAL_TLS_KEY: 'TEMPORAL_TLS_CLIENT_KEY_PATH', TEMPORAL_TLS_CA: 'TEMPORAL_TLS_SERVER_CA_CERT_PATH' } as const;

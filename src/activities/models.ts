@@ -5,10 +5,11 @@ import { NoSuchModelError, type LanguageModelV3, type LanguageModelV3CallOptions
 import { createProviderRegistry, NoSuchProviderError, type ProviderRegistryProvider } from 'ai';
 import type { ModelSpec } from '../agents';
 import type { ScriptTurn } from '../workflows/types';
-import { WardenError } from '../errors';
+import { errorMarker, WardenError } from '../errors';
 
 /** A model the configuration asks for cannot be built (no key, bad spec). Not retryable. */
 export class ModelConfigError extends WardenError {
+  static override readonly marker = errorMarker('ModelConfigError');
   override name = 'ModelConfigError';
 }
 

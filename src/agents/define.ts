@@ -5,7 +5,7 @@ import { delegationToolName } from '../governance/policy-tools';
 import { DURATION_PATTERN, type RetrySettings } from '../governance';
 import type { ScriptTurn } from '../workflows/types';
 import type { McpTools } from './mcp';
-import { WardenError } from '../errors';
+import { errorMarker, WardenError } from '../errors';
 
 /** What a tool's `run` and `compensate` receive besides the arguments. */
 export interface ToolContext {
@@ -78,6 +78,7 @@ export type AnyTool = Tool<any, any>;
  * Temporal does not retry it; the model is told the message.
  */
 export class ToolError extends WardenError {
+  static override readonly marker = errorMarker('ToolError');
   override name = 'ToolError';
   constructor(
     message: string,
@@ -89,6 +90,7 @@ export class ToolError extends WardenError {
 
 /** Whether an agent definition should be rejected; the message names the field. */
 export class DefinitionError extends WardenError {
+  static override readonly marker = errorMarker('DefinitionError');
   override name = 'DefinitionError';
 }
 

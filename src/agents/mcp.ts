@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { digestOf, DURATION_PATTERN, durationMs, sha256Hex, type RetrySettings } from '../governance';
 import { MCP_SERVER_NAME, MCP_TOOL_NAME, toolMatches } from '../governance/policy-tools';
 import { DefinitionError, ToolError, type AnyTool, type ToolContext, type ToolRisk } from './define';
+import { errorMarker, WardenError } from '../errors';
 
 /** An MCP server the worker starts as a child process and talks to over stdin/stdout. */
 export interface McpStdioServer {
@@ -102,6 +103,15 @@ const messageOf = (err: unknown): string => {
   return code && !err.message.includes(code) ? `${err.message} (${code})` : err.message;
 };
 
+/**
+ * An MCP server could not be reached, or the connection broke during a call. The message names the
+ * server and what it last wrote. Not a `ToolError`: Temporal retries the call, on a new connection.
+ */
+export class McpUnreachableError extends WardenError {
+  static override readonly marker = errorMarker('McpUnreachableError');
+  override name = 'McpUnreachableError';
+}
+
 /** One client per server per worker: connected on first use, connected again after the server went away. */
 class McpConnection {
   private client: Promise<Client> | undefined;
@@ -125,7 +135,7 @@ class McpConnection {
   async connected(): Promise<Client> {
     this.client ??= this.connect().catch(async (err: unknown) => {
       this.client = undefined;
-      throw new Error(`${this.description} is unreachable: ${messageOf(err)}${await this.lastWords()}`);
+      throw new McpUnreachableError(`${this.description} is unreachable: ${messageOf(err)}${await this.lastWords()}`);
     });
     return this.client;
   }
@@ -331,12 +341,12 @@ export function defineMcpTools(options: McpToolsOptions): McpTools {
             onprogress: (progress) => ctx.heartbeat(progress),
           })) as CallToolResult;
         } catch (err) {
-          if (err instanceof ToolError || ctx.signal.aborted) throw err;
+          if (ToolError.isInstance(err) || ctx.signal.aborted) throw err;
           if (isAnswer(err)) throw new ToolError(`${connection.description} refused the call: ${err.message}`);
           // The server is gone or the connection broke: connect anew on the next attempt (Temporal retries).
           const words = await connection.lastWords();
           await connection.reset();
-          throw new Error(err instanceof Error && err.message.startsWith(connection.description) ? err.message : `${connection.description} is unreachable: ${messageOf(err)}${words}`);
+          throw McpUnreachableError.isInstance(err) ? err : new McpUnreachableError(`${connection.description} is unreachable: ${messageOf(err)}${words}`);
         }
         if (result.isError) throw new ToolError(`the server reported an error: ${textOf(result) || 'no details'}`);
         return resultValue(result);
@@ -370,7 +380,7 @@ export function defineMcpTools(options: McpToolsOptions): McpTools {
       listing ??= list().catch(async (err: unknown) => {
         listing = undefined;
         await connection.close();
-        throw err instanceof DefinitionError ? err : new DefinitionError(`cannot list the tools of ${connection.description}: ${messageOf(err)}`);
+        throw DefinitionError.isInstance(err) ? err : new DefinitionError(`cannot list the tools of ${connection.description}: ${messageOf(err)}`);
       });
       return listing;
     },

@@ -8,7 +8,7 @@ export type { InboxServer, InboxServerOptions } from './inbox/server';
 
 export { AuthError } from './auth/authenticator';
 export type { Authenticator, BearerAuthenticator, PasswordAuthenticator } from './auth/authenticator';
-export { localUsersAuthenticator, loadUsersFile } from './auth/local-users';
+export { localUsersAuthenticator, loadUsersFile, UsersFileError } from './auth/local-users';
 export type { LocalUser } from './auth/local-users';
 export { oidcBearerAuthenticator } from './auth/oidc';
 export type { OidcBearerOptions } from './auth/oidc';
@@ -16,9 +16,10 @@ export { hashPassword, verifyPassword } from './auth/password';
 
 export { createSlackApp } from './slack/app';
 export type { SlackApp, SlackAppOptions } from './slack/app';
-export { notifyApprovalSlack, slackNotifyActivity } from './slack/notify';
+export { notifyApprovalSlack, slackNotifyActivity, SlackReplyError } from './slack/notify';
 export type { SlackApprovalNotice, SlackMessageRef, SlackNotifyOptions } from './slack/notify';
 export { loadSlackIdentities, parseSlackIdentities } from './slack/identities';
+export { SlackConfigError } from './slack/slack-config-error';
 export type { SlackIdentityMap } from './slack/identities';
 export { APPROVE_ACTION, REJECT_ACTION } from './slack/blocks';
 export type { ApprovalForSlack } from './slack/blocks';

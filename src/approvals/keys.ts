@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { errorMarker, WardenError } from '../errors';
 import { writePrivateFile } from '../private-files';
 import { formatZodError } from '../zod-error';
 // The governance modules themselves, not its index: the index loads the policy engine (CEL), which
@@ -13,6 +14,12 @@ const signingKeyFileSchema = z.object({
   keyId: z.string().min(1, 'must name the key (its id in trusted-keys files)'),
   privateKey: z.string().regex(/^[0-9a-f]{64}$/, 'must be a 32-byte Ed25519 private key in lowercase hex'),
 });
+
+/** A signing key file cannot be read, is malformed, or is in the way of a new one; the message names the file. */
+export class SigningKeyError extends WardenError {
+  static override readonly marker = errorMarker('SigningKeyError');
+  override name = 'SigningKeyError';
+}
 
 /** A channel's signing key as stored on disk (mode 0600). */
 export interface SigningKeyFile {
@@ -68,18 +75,18 @@ export function loadSigningKey(file: string): SigningKeyFile {
   try {
     doc = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new Error(`cannot read signing key ${file}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new SigningKeyError(`cannot read signing key ${file}: ${err instanceof Error ? err.message : String(err)}`);
   }
   const parsed = signingKeyFileSchema.safeParse(doc);
   // The issues name the field, never its value: a private key must not reach a log.
-  if (!parsed.success) throw new Error(`signing key ${file} needs "keyId" and a hex "privateKey": ${formatZodError(parsed.error)}`);
+  if (!parsed.success) throw new SigningKeyError(`signing key ${file} needs "keyId" and a hex "privateKey": ${formatZodError(parsed.error)}`);
   // The public key is derived, never trusted from the file.
   return { keyId: parsed.data.keyId, privateKey: parsed.data.privateKey, publicKey: publicKeyOf(parsed.data.privateKey) };
 }
 
 /** Creates a new signing key file (refuses to overwrite one). */
 export function createSigningKey(file: string, keyId: string): SigningKeyFile {
-  if (existsSync(file)) throw new Error(`${file} exists already; remove it to make a new key`);
+  if (existsSync(file)) throw new SigningKeyError(`${file} exists already; remove it to make a new key`);
   const pair = generateSigningKey();
   const key = { keyId, privateKey: pair.privateKey, publicKey: pair.publicKey };
   // New directories on the way 0700, the file 0600, whatever the umask.

@@ -1,5 +1,5 @@
 import type * as TemporalClient from '@temporalio/client';
-import { WardenError } from '../errors';
+import { errorMarker, WardenError } from '../errors';
 import type * as PolicyModule from '../governance/policy';
 
 /**
@@ -7,6 +7,7 @@ import type * as PolicyModule from '../governance/policy';
  * Exit code 1 unless said otherwise.
  */
 export class CliError extends WardenError {
+  static override readonly marker = errorMarker('CliError');
   override name = 'CliError';
   constructor(
     message: string,
@@ -18,6 +19,7 @@ export class CliError extends WardenError {
 
 /** A command typed wrongly (a missing or malformed flag): exit code 2, like commander's own. */
 export class UsageError extends CliError {
+  static override readonly marker = errorMarker('UsageError');
   override name = 'UsageError';
   constructor(message: string) {
     super(message, 2);
@@ -48,13 +50,13 @@ function isUnreachable(err: Error): boolean {
  * `WARDEN_DEBUG=1`.
  */
 export function describeError(err: unknown, context: { address?: string } = {}): string {
-  if (err instanceof CliError) return oneLine(err.message);
+  if (CliError.isInstance(err)) return oneLine(err.message);
   // Required when an error is described, not at start: every command pays for what this module imports.
   /* eslint-disable @typescript-eslint/no-require-imports */
   const { PolicyError } = require('../governance/policy') as typeof PolicyModule;
   const { NamespaceNotFoundError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } = require('@temporalio/client') as typeof TemporalClient;
   /* eslint-enable @typescript-eslint/no-require-imports */
-  if (err instanceof PolicyError) {
+  if (PolicyError.isInstance(err)) {
     const head = err.message.split('\n')[0] ?? err.message;
     // Schema errors list one issue per path; a YAML error's first line already says where, the rest is a code frame.
     return head.endsWith('invalid policy') && err.issues.length > 0 ? `${head}: ${err.issues.join('; ')}` : head.replace(/:\s*$/, '');
@@ -64,7 +66,7 @@ export function describeError(err: unknown, context: { address?: string } = {}):
   if (err instanceof NamespaceNotFoundError) return `namespace ${err.namespace} does not exist on this Temporal server (TEMPORAL_NAMESPACE)`;
   if (err instanceof WorkflowExecutionAlreadyStartedError) return `a run with id ${err.workflowId} exists already; run keys are never reused`;
   // Every error Warden throws carries a message written for people (it names the file, the field, the run).
-  if (err instanceof WardenError) return oneLine(err.message) || err.name;
+  if (WardenError.isInstance(err)) return oneLine(err.message) || err.name;
   if (err instanceof Error) {
     if (/Unknown encoding: binary\/encrypted/.test(err.message)) {
       return 'the runs\' payloads are encrypted and this command has no payload keys: set WARDEN_PAYLOAD_KEYS to the key file the workers use';
@@ -83,5 +85,5 @@ export function describeError(err: unknown, context: { address?: string } = {}):
 
 /** The exit code for an error: 2 for usage errors, 1 for everything else. */
 export function exitCodeOf(err: unknown): number {
-  return err instanceof CliError ? err.exitCode : 1;
+  return CliError.isInstance(err) ? err.exitCode : 1;
 }

@@ -80,7 +80,7 @@ export function recordedCase(runId: string): Promise<GoldenCase> {
     try {
       return await recordCase(store, runId, await store.readAudit(runId));
     } catch (err) {
-      if (err instanceof EvalCaseError) throw new CliError(err.message);
+      if (EvalCaseError.isInstance(err)) throw new CliError(err.message);
       throw err;
     }
   });
@@ -103,7 +103,7 @@ export function readCases(dir: string): { name: string; file: string; golden: Go
     try {
       return { name: f.replace(/\.json$/, ''), file, golden: readGoldenCase(file) };
     } catch (err) {
-      if (err instanceof EvalCaseError) throw new CliError(err.message);
+      if (EvalCaseError.isInstance(err)) throw new CliError(err.message);
       throw err;
     }
   });

@@ -132,7 +132,7 @@ export async function listenInbox(options: InboxServerOptions, flag = '--port'):
     const code = (err as { code?: unknown }).code;
     if (code === 'EADDRINUSE') throw new CliError(`port ${options.port ?? 0} on ${options.host ?? '127.0.0.1'} is in use; pick another with ${flag}`);
     if (code === 'EADDRNOTAVAIL') throw new CliError(`cannot listen on ${options.host ?? '127.0.0.1'}: no such address on this machine`);
-    if (err instanceof InboxConfigError) throw new CliError(err.message);
+    if (InboxConfigError.isInstance(err)) throw new CliError(err.message);
     throw err;
   }
 }

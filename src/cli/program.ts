@@ -1,5 +1,6 @@
 /* eslint-disable @typescript-eslint/no-require-imports -- command modules are required on demand: see COMMAND_MODULES */
 import { Command, Help } from 'commander';
+import { CliError } from './errors';
 import type * as DevModule from './dev';
 import type * as DemoModule from './demo';
 import type * as RunsModule from './runs';
@@ -139,7 +140,7 @@ function registerSummaries(program: Command, summaries: readonly CommandSummary[
     const name = term.split(' ')[0] ?? term;
     const stub = program.command(name).description(description);
     stub.action(() => {
-      throw new Error(`internal: the stand-in for '${name}' ran; createProgram loads a command's module when the command line names it`);
+      throw new CliError(`internal: the stand-in for '${name}' ran; createProgram loads a command's module when the command line names it`);
     });
     terms.set(stub, term);
   }

@@ -43,7 +43,7 @@ function withPolicyFile(registry: AgentRegistry, agent: string, file: string): A
     const others = agents.map((a) => registry.policyFor(a.name)).filter((p): p is PolicyEntry => p !== undefined && p.policy.agent !== agent);
     return new AgentRegistry(agents, [...others, { policy, source: file }]);
   } catch (err) {
-    if (err instanceof CliError) throw err;
+    if (CliError.isInstance(err)) throw err;
     throw new CliError(describeError(err));
   }
 }

@@ -3,10 +3,10 @@ import type { Payload, PayloadCodec } from '@temporalio/common';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Identity } from '../approvals/identity';
+import { HttpError } from '../approvals/http-error';
 import { readBodyWithin } from '../approvals/read-body';
 import { normalizeIdentity } from '../governance/identity';
 import { PayloadCodecError } from './errors';
-import { WardenError } from '../errors';
 import { formatZodError } from '../zod-error';
 
 export interface CodecEndpointOptions {
@@ -61,18 +61,6 @@ const bodySchema = z.strictObject({
 });
 
 type JsonPayload = z.output<typeof bodySchema>['payloads'][number];
-
-class CodecHttpError extends WardenError {
-  override name = 'CodecHttpError';
-  constructor(
-    readonly status: number,
-    message: string,
-    /** More fields of the JSON answer, beside `error`. */
-    readonly fields: Record<string, unknown> = {},
-  ) {
-    super(message);
-  }
-}
 
 /** Why `identity` may not `op`, or null when one of its groups is in `allowed` (normalised names). */
 function refusal(identity: Identity, op: 'encode' | 'decode', allowed: readonly string[]): string | null {
@@ -134,49 +122,49 @@ export function createCodecHandler(options: CodecEndpointOptions): CodecRequestH
     const cors = corsHeaders(origin);
     const pathname = new URL(req.url ?? '/', 'http://codec.invalid').pathname;
     const op = pathname === `${base}/encode` ? 'encode' : pathname === `${base}/decode` ? 'decode' : null;
-    if (!op) throw new CodecHttpError(404, `no such codec route; use POST ${base}/encode or ${base}/decode`);
+    if (!op) throw new HttpError(404, `no such codec route; use POST ${base}/encode or ${base}/decode`);
 
     // Browsers ask before a cross-origin JSON POST; only the configured UI gets a yes.
     if (req.method === 'OPTIONS') {
-      if (!cors['access-control-allow-origin']) throw new CodecHttpError(403, `origin ${origin ?? '(none)'} may not call the codec endpoint`);
+      if (!cors['access-control-allow-origin']) throw new HttpError(403, `origin ${origin ?? '(none)'} may not call the codec endpoint`);
       res.writeHead(204, { ...cors, 'access-control-allow-methods': 'POST', 'access-control-allow-headers': ALLOWED_HEADERS, 'access-control-max-age': '600' });
       res.end();
       return;
     }
-    if (req.method !== 'POST') throw new CodecHttpError(405, `${req.method ?? 'this method'} is not allowed; use POST`);
-    if (origin !== undefined && !cors['access-control-allow-origin']) throw new CodecHttpError(403, `origin ${origin} may not call the codec endpoint`);
+    if (req.method !== 'POST') throw new HttpError(405, `${req.method ?? 'this method'} is not allowed; use POST`);
+    if (origin !== undefined && !cors['access-control-allow-origin']) throw new HttpError(403, `origin ${origin} may not call the codec endpoint`);
 
     const identity = await options.authenticate(req);
     if (!identity) {
       logger?.info({ op, refused: 'not signed in', namespace: req.headers['x-namespace'] }, 'codec request refused');
-      throw new CodecHttpError(401, 'sign in first: this request carries no valid inbox session or bearer token');
+      throw new HttpError(401, 'sign in first: this request carries no valid inbox session or bearer token');
     }
     // Before the body is read: a person who may not use the route costs no parsing.
     const refused = refusal(identity, op, allowed[op]);
     if (refused) {
       logger?.warn({ user: identity.id, op, refused, namespace: req.headers['x-namespace'] }, 'codec request refused');
-      throw new CodecHttpError(403, refused, { requiredGroups: [...allowed[op]] });
+      throw new HttpError(403, refused, { requiredGroups: [...allowed[op]] });
     }
     // A JSON content type also makes browsers preflight, so another site cannot post here unasked.
-    if (!(req.headers['content-type'] ?? '').toLowerCase().startsWith('application/json')) throw new CodecHttpError(415, 'send the payloads as application/json');
+    if (!(req.headers['content-type'] ?? '').toLowerCase().startsWith('application/json')) throw new HttpError(415, 'send the payloads as application/json');
 
     const raw = await readBodyWithin(req, max);
-    if (!raw) throw new CodecHttpError(413, `the request body is over ${max} bytes`);
+    if (!raw) throw new HttpError(413, `the request body is over ${max} bytes`);
     let doc: unknown;
     try {
       doc = JSON.parse(raw.toString('utf8'));
     } catch {
-      throw new CodecHttpError(400, 'the body is not JSON');
+      throw new HttpError(400, 'the body is not JSON');
     }
     const parsed = bodySchema.safeParse(doc);
-    if (!parsed.success) throw new CodecHttpError(400, `the body must be {"payloads": [{"metadata": {…}, "data": "<base64>"}]}: ${formatZodError(parsed.error)}`);
+    if (!parsed.success) throw new HttpError(400, `the body must be {"payloads": [{"metadata": {…}, "data": "<base64>"}]}: ${formatZodError(parsed.error)}`);
     const payloads = parsed.data.payloads.map(fromJson);
     let out: Payload[];
     try {
       out = op === 'encode' ? await codec.encode(payloads) : await codec.decode(payloads);
     } catch (err) {
       // Codec errors name a key id and what is wrong, never key material or payload contents.
-      if (err instanceof PayloadCodecError) throw new CodecHttpError(422, err.message);
+      if (PayloadCodecError.isInstance(err)) throw new HttpError(422, err.message);
       throw err;
     }
     // Decoding shows people clear data: log who asked, never what.
@@ -193,7 +181,7 @@ export function createCodecHandler(options: CodecEndpointOptions): CodecRequestH
         return;
       }
       const cors = corsHeaders(req.headers.origin);
-      if (err instanceof CodecHttpError) {
+      if (HttpError.isInstance(err)) {
         // After a refused body the rest of the upload is not worth reading.
         const close: Record<string, string> = err.status === 413 ? { connection: 'close' } : {};
         const auth: Record<string, string> = err.status === 401 ? { 'www-authenticate': 'Bearer realm="warden"' } : {};

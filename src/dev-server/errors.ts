@@ -1,7 +1,8 @@
-import { WardenError } from '../errors';
+import { errorMarker, WardenError } from '../errors';
 
 /** The dev server could not be found, built, started or stopped; the message says which and why. */
 export class DevServerError extends WardenError {
+  static override readonly marker = errorMarker('DevServerError');
   override name = 'DevServerError';
 }
 
@@ -10,6 +11,7 @@ export class DevServerError extends WardenError {
  * did not work, so a caller can fall back to the SDK's download or print the list.
  */
 export class TemporalBinaryNotFoundError extends DevServerError {
+  static override readonly marker = errorMarker('TemporalBinaryNotFoundError');
   override name = 'TemporalBinaryNotFoundError';
 
   constructor(readonly tried: readonly string[]) {

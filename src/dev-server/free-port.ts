@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { DevServerError } from './errors';
 
 /**
  * Ports the OS reports free on `host`, all distinct. All sockets stay open until every port is
@@ -17,7 +18,7 @@ export async function freePorts(count: number, host = '127.0.0.1'): Promise<numb
         server.listen(0, host, () => resolve());
       });
       const address = server.address();
-      if (address === null || typeof address === 'string') throw new Error(`cannot read the port bound on ${host}`);
+      if (address === null || typeof address === 'string') throw new DevServerError(`cannot read the port bound on ${host}`);
       ports.push(address.port);
     }
     return ports;

@@ -212,7 +212,7 @@ async function spawnDevServer(binary: string, opts: DevServerOptions, log: (msg:
     await exited;
     // A timeout message is more useful with whatever the server said.
     const output = lastLines(stderrTail);
-    if (err instanceof DevServerError && output && !err.message.includes(output)) {
+    if (DevServerError.isInstance(err) && output && !err.message.includes(output)) {
       throw new DevServerError(`${err.message}\nCommand: ${command}\nServer stderr (tail):\n${output}`);
     }
     throw err;
@@ -309,7 +309,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     try {
       binary = await resolveTemporalBinary({ allowBuild: opts.allowBuild ?? true, log });
     } catch (err) {
-      if (!(err instanceof TemporalBinaryNotFoundError) || opts.allowDownload === false) throw err;
+      if (!TemporalBinaryNotFoundError.isInstance(err) || opts.allowDownload === false) throw err;
       log('No local Temporal CLI; asking the Temporal SDK to download one.');
       try {
         return await downloadDevServer(opts, log);

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { WardenError } from '../errors';
+import { errorMarker, WardenError } from '../errors';
 import { writePrivateFile } from '../private-files';
 
 /** A golden case file that cannot be read or does not have the shape below. The message names the file and the field. */
 export class EvalCaseError extends WardenError {
+  static override readonly marker = errorMarker('EvalCaseError');
   override name = 'EvalCaseError';
 }
 

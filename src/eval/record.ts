@@ -32,7 +32,7 @@ async function readConversation(store: RunStore, runId: string, trail: readonly 
       const [row] = await store.readMessages(runId, seq + 1, seq);
       if (row && typeof row === 'object') rows.push(row);
     } catch (err) {
-      if (!(err instanceof StoreError)) throw err;
+      if (!StoreError.isInstance(err)) throw err;
     }
   }
   return rows;

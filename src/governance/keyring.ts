@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { identityKey, normalizeIdentity, spellOut } from './identity';
 import { verifySignedClaims, type DecisionClaims, type OperatorAction, type OperatorClaims, type SignedDecision, type StartClaims } from './signed-decision';
 import { digestOf } from './digest';
-import { WardenError } from '../errors';
+import { errorMarker, WardenError } from '../errors';
 import { formatZodError } from '../zod-error';
 
 const hexKey = z.string().regex(/^[0-9a-f]{64}$/, 'must be a 32-byte Ed25519 public key in hex');
@@ -39,6 +39,7 @@ export type Keyring = Record<string, KeyGrant>;
 
 /** A keyring file that does not say what its keys may assert. The message names the file and the key. */
 export class KeyringError extends WardenError {
+  static override readonly marker = errorMarker('KeyringError');
   override name = 'KeyringError';
 }
 

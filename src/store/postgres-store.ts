@@ -176,7 +176,7 @@ export async function createPostgresStore(target: string | pg.PoolConfig, option
   // The pool discards that connection and the next query opens another, failing there if the server is gone.
   pool.on('error', () => undefined);
   const fail = (err: unknown, doing: string): StoreError =>
-    err instanceof StoreError ? err : new StoreError(`run store ${where}: ${doing}: ${(err as Error).message}`, { cause: err });
+    StoreError.isInstance(err) ? err : new StoreError(`run store ${where}: ${doing}: ${(err as Error).message}`, { cause: err });
 
   try {
     await migrate(pool, schema);

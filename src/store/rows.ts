@@ -1,7 +1,8 @@
-import { WardenError } from '../errors';
+import { errorMarker, WardenError } from '../errors';
 
 /** A run store failure: a missing row, an unreadable file, a value that cannot be stored. */
 export class StoreError extends WardenError {
+  static override readonly marker = errorMarker('StoreError');
   override name = 'StoreError';
 }
 

@@ -5,12 +5,13 @@ import { Resource } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type MetricReader } from '@opentelemetry/sdk-metrics';
 import { BatchSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import { WardenError } from '../errors';
+import { errorMarker, WardenError } from '../errors';
 import { WORKER_TELEMETRY_SCOPE } from './conventions';
 import { WardenMetrics } from './metrics';
 
 /** A telemetry setting that cannot work (an endpoint that is no URL, nowhere to export to). */
 export class TelemetryError extends WardenError {
+  static override readonly marker = errorMarker('TelemetryError');
   override name = 'TelemetryError';
 }
 

@@ -1,5 +1,5 @@
 import type { Identity } from '../identity';
-import { WardenError } from '../../errors';
+import { errorMarker, WardenError } from '../../errors';
 
 /** Checks a user name and password (form login with a server-side session). */
 export interface PasswordAuthenticator {
@@ -20,5 +20,6 @@ export type Authenticator = PasswordAuthenticator | BearerAuthenticator;
 
 /** A credential was refused. The message is safe to log; the inbox shows people only "not signed in". */
 export class AuthError extends WardenError {
+  static override readonly marker = errorMarker('AuthError');
   override name = 'AuthError';
 }

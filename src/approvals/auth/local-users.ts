@@ -4,7 +4,14 @@ import { z } from 'zod';
 import type { Identity } from '../identity';
 import type { PasswordAuthenticator } from './authenticator';
 import { hashPassword, isPasswordHash, verifyPassword } from './password';
+import { errorMarker, WardenError } from '../../errors';
 import { formatZodError } from '../../zod-error';
+
+/** A users file cannot be read or is malformed; the message names the file and the path inside it. */
+export class UsersFileError extends WardenError {
+  static override readonly marker = errorMarker('UsersFileError');
+  override name = 'UsersFileError';
+}
 
 /** One person of a local users file. */
 export interface LocalUser {
@@ -35,15 +42,15 @@ export function loadUsersFile(file: string): LocalUser[] {
   try {
     raw = parseYaml(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new Error(`cannot read users file ${file}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new UsersFileError(`cannot read users file ${file}: ${err instanceof Error ? err.message : String(err)}`);
   }
   const parsed = usersFileSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new Error(`users file ${file}: ${formatZodError(parsed.error)}`);
+    throw new UsersFileError(`users file ${file}: ${formatZodError(parsed.error)}`);
   }
   const seen = new Set<string>();
   for (const user of parsed.data.users) {
-    if (seen.has(user.id)) throw new Error(`users file ${file}: user "${user.id}" is listed twice`);
+    if (seen.has(user.id)) throw new UsersFileError(`users file ${file}: user "${user.id}" is listed twice`);
     seen.add(user.id);
   }
   return parsed.data.users;

@@ -1,4 +1,5 @@
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { AuthError } from './authenticator';
 
 /** scrypt cost parameters of new hashes: 32 MiB and a few tens of milliseconds per check. */
 const DEFAULT_PARAMS = { N: 2 ** 15, r: 8, p: 1 };
@@ -18,7 +19,7 @@ function derive(password: string, salt: Buffer, params: { N: number; r: number; 
  * Without Warden installed: `echo -n 'the password' | npx tsx src/approvals/auth/password.ts`.
  */
 export async function hashPassword(password: string): Promise<string> {
-  if (password.length === 0) throw new Error('a password cannot be empty');
+  if (password.length === 0) throw new AuthError('a password cannot be empty');
   const salt = randomBytes(16);
   const key = await derive(password, salt, DEFAULT_PARAMS, KEY_LENGTH);
   const { N, r, p } = DEFAULT_PARAMS;

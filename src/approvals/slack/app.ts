@@ -11,6 +11,7 @@ import type { Identity } from '../identity';
 import type { DecisionSigner } from '../keys';
 import { APPROVE_ACTION, REJECT_ACTION, decodeButtonValue, escapeMrkdwn, withStatus } from './blocks';
 import type { SlackIdentityMap } from './identities';
+import { SlackConfigError } from './slack-config-error';
 
 export interface SlackAppOptions {
   /** The app's signing secret: every request's `X-Slack-Signature` is checked with it. */
@@ -151,7 +152,7 @@ export async function createSlackApp(options: SlackAppOptions): Promise<SlackApp
   const clientOptions = { ...(base ? { slackApiUrl: base } : {}), retryConfig: { retries: 2, maxRetryTime: 10_000 } };
 
   if (options.socketMode) {
-    if (!options.appToken) throw new Error('Socket Mode needs an app-level token (appToken, xapp-…)');
+    if (!options.appToken) throw new SlackConfigError('Socket Mode needs an app-level token (appToken, xapp-…)');
     const app = new App({ token: options.botToken, appToken: options.appToken, socketMode: true, logger, clientOptions, deferInitialization: true });
     registerApprovalActions(app, options, log);
     await app.init();

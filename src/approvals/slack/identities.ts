@@ -3,6 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { Identity } from '../identity';
 import { formatZodError } from '../../zod-error';
+import { SlackConfigError } from './slack-config-error';
 
 /** Slack user id → the Warden identity that person decides as. */
 export type SlackIdentityMap = ReadonlyMap<string, Identity>;
@@ -17,7 +18,7 @@ const mapSchema = z.record(z.string().regex(/^[A-Z0-9]+$/, 'must be a Slack user
 /** Validates a mapping object `{ "U123": { "id": "alice", "groups": ["finance"] } }`; `source` names it in errors. */
 export function parseSlackIdentities(value: unknown, source = 'slack identities'): SlackIdentityMap {
   const parsed = mapSchema.safeParse(value);
-  if (!parsed.success) throw new Error(`${source}: ${formatZodError(parsed.error)}`);
+  if (!parsed.success) throw new SlackConfigError(`${source}: ${formatZodError(parsed.error)}`);
   // A Map, so a Slack id such as "constructor" can never reach an object's prototype.
   return new Map(Object.entries(parsed.data).map(([slackId, v]) => [slackId, { id: v.id, ...(v.name ? { name: v.name } : {}), groups: v.groups }]));
 }
@@ -28,7 +29,7 @@ export function loadSlackIdentities(file: string): SlackIdentityMap {
   try {
     raw = parseYaml(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new Error(`cannot read Slack identities ${file}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new SlackConfigError(`cannot read Slack identities ${file}: ${err instanceof Error ? err.message : String(err)}`);
   }
   return parseSlackIdentities(raw, file);
 }

@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { webApi } from '@slack/bolt';
+import { errorMarker, WardenError } from '../../errors';
 import { approvalMessage, type ApprovalForSlack } from './blocks';
 
 // The Web API client as Bolt re-exports it: one copy of @slack/web-api, the one Bolt uses.
@@ -28,6 +29,15 @@ export interface SlackNotifyOptions {
   client?: WebClient;
 }
 
+/**
+ * Slack answered in a way Warden cannot use (a posted message without its channel or ts). Not a
+ * `SlackNotifyError`: Temporal retries the activity.
+ */
+export class SlackReplyError extends WardenError {
+  static override readonly marker = errorMarker('SlackReplyError');
+  override name = 'SlackReplyError';
+}
+
 /** Slack errors that a retry cannot fix: the activity fails at once instead of retrying. */
 const PERMANENT = new Set(['channel_not_found', 'not_in_channel', 'is_archived', 'invalid_auth', 'not_authed', 'account_inactive', 'token_revoked', 'missing_scope', 'invalid_blocks', 'msg_too_long']);
 
@@ -54,7 +64,7 @@ export async function notifyApprovalSlack(notice: SlackApprovalNotice, options: 
       unfurl_media: false,
       metadata: { event_type: 'warden_approval_requested', event_payload: { runId: notice.approval.runId, approvalId: notice.approval.approvalId } },
     });
-    if (!posted.ts || !posted.channel) throw new Error('chat.postMessage answered without channel or ts');
+    if (!posted.ts || !posted.channel) throw new SlackReplyError(`chat.postMessage to ${notice.channel} answered without channel or ts`);
     return { channel: posted.channel, ts: posted.ts };
   } catch (err) {
     const code = (err as { code?: unknown }).code;
