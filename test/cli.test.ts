@@ -49,6 +49,7 @@ const notesQueue = `cli-notes-${unique}`;
 const notesDir = path.join(tmp, 'notes');
 const keyFile = path.join(tmp, 'keys', 'tester.json');
 const erinKeyFile = path.join(tmp, 'keys', 'cli-erin.json');
+const opsKeyFile = path.join(tmp, 'keys', 'cli-ops.json');
 const trustedFile = path.join(tmp, 'trusted-keys.json');
 const notesEnv = { TEMPORAL_ADDRESS: address, WARDEN_HOME: notesHome, WARDEN_TASK_QUEUE: notesQueue };
 
@@ -126,7 +127,10 @@ beforeAll(async () => {
   const tester = printedGrant(await cli(['keys', 'generate', '--id', 'tester', '--out', keyFile, '--any-identity'], {}));
   const erin = printedGrant(await cli(['keys', 'generate', '--id', 'cli-erin', '--out', erinKeyFile, '--person', 'erin', '--groups', 'editors'], {}));
   expect(erin).toEqual({ 'cli-erin': { publicKey: expect.stringMatching(/^[0-9a-f]{64}$/) as string, channel: 'cli', people: { erin: ['editors'] } } });
-  writeFileSync(trustedFile, JSON.stringify({ ...tester, ...erin }, null, 2));
+  // The operators' key: resume, rollback and policy apply count only signed by a key with the role.
+  const ops = printedGrant(await cli(['keys', 'generate', '--id', 'cli-ops', '--out', opsKeyFile, '--person', 'ops', '--roles', 'operator,policy-admin'], {}));
+  expect(ops['cli-ops']).toMatchObject({ people: { ops: [] }, roles: ['operator', 'policy-admin'] });
+  writeFileSync(trustedFile, JSON.stringify({ ...tester, ...erin, ...ops }, null, 2));
   const keyring = loadKeyring(trustedFile);
 
   const policyFile = path.join(root, 'policies', 'refund-agent.yaml');
@@ -142,7 +146,7 @@ beforeAll(async () => {
   notesWorker = started.child;
   const output = (notesWorkerOutput = started.output);
   expect(output).toContain('agents: notes-agent');
-  expect(output).toContain(`2 trusted key(s) from ${trustedFile}, re-read when it changes`);
+  expect(output).toContain(`3 trusted key(s) from ${trustedFile}, re-read when it changes`);
 }, 120_000);
 
 afterAll(async () => {
@@ -418,7 +422,15 @@ describe('operators: pause and resume by agent, policy apply, cancel', () => {
     expect(paused.stdout).toMatch(/signalled [1-9]\d* running run\(s\) of notes-agent/);
     await eventually(async () => (await statusOf(runId, notesEnv)).paused, 10_000, 'paused');
 
-    const resumed = await cli(['resume', '--agent', 'notes-agent', '--by', 'ops'], notesEnv);
+    // Unsigned (no CLI key in notesEnv's home): the run refuses it and stays paused.
+    const unsigned = await cli(['resume', '--agent', 'notes-agent', '--by', 'ops'], notesEnv);
+    expect(unsigned.code).toBe(0);
+    await eventually(async () => {
+      const events = json<{ events: { type: string; data: Record<string, unknown> }[] }>(await cli(['audit', runId, '--json'], notesEnv)).events;
+      return events.find((e) => e.type === 'resume_refused');
+    }, 10_000, 'the unsigned resume refused');
+    expect((await statusOf(runId, notesEnv)).paused).toBe(true);
+    const resumed = await cli(['resume', '--agent', 'notes-agent', '--by', 'ops'], { ...notesEnv, WARDEN_SIGNING_KEY: opsKeyFile });
     expect(resumed.code).toBe(0);
     expect(resumed.stdout).toContain(`resumed ${runId}`);
     await eventually(async () => !(await statusOf(runId, notesEnv)).paused, 10_000, 'resumed');
@@ -446,7 +458,7 @@ describe('operators: pause and resume by agent, policy apply, cancel', () => {
   test('policy apply of a valid file stores it and sends it to the running runs', async () => {
     const good = path.join(tmp, 'notes-good.yaml');
     writeFileSync(good, readFileSync(path.join(fixture, 'policies', 'notes-agent.yaml'), 'utf8').replace('timeout: 1h', 'timeout: 2h'));
-    const r = await cli(['policy', 'apply', good, '--by', 'ops'], notesEnv);
+    const r = await cli(['policy', 'apply', good, '--by', 'ops'], { ...notesEnv, WARDEN_SIGNING_KEY: opsKeyFile });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/applied pv_\w+ to notes-agent: new runs start with it; sent to [1-9]\d* running run\(s\)/);
     const store = createSqliteStore(path.join(notesHome, 'warden.db'));

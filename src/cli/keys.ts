@@ -13,6 +13,18 @@ interface GenerateOptions {
   person?: string;
   groups?: string;
   anyIdentity?: boolean;
+  roles?: string;
+}
+
+const ROLES = ['operator', 'policy-admin'] as const;
+
+/** The roles the key may assert (`--roles operator,policy-admin`); none unless asked. */
+function rolesOf(opts: GenerateOptions): NonNullable<KeyGrant['roles']> | undefined {
+  if (opts.roles === undefined) return undefined;
+  const roles = parseList(opts.roles);
+  const unknown = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
+  if (unknown.length > 0) throw new UsageError(`--roles: unknown role(s) ${unknown.join(', ')}; a key may assert ${ROLES.join(', ')}`);
+  return roles as NonNullable<KeyGrant['roles']>;
 }
 
 function parseList(value?: string): string[] {
@@ -71,8 +83,10 @@ export function registerKeys(program: Command): void {
     .option('--person <id>', 'the one person this key speaks for (a person\'s own CLI key)')
     .option('--groups <list>', 'with --person: the groups that person may assert, comma-separated')
     .option('--any-identity', 'the key may assert any person and groups: only for a channel that authenticates people itself (an inbox behind OIDC)')
+    .option('--roles <list>', 'roles the key may assert for its people, comma-separated: operator (resume, rollback), policy-admin (policy apply)')
     .action((opts: GenerateOptions) => {
       const people = peopleOf(opts);
+      const roles = rolesOf(opts);
       const channel = opts.channel.trim();
       if (!channel) throw new UsageError('--channel must name a channel (cli, web, slack)');
       let key;
@@ -81,7 +95,7 @@ export function registerKeys(program: Command): void {
       } catch (err) {
         throw new CliError(err instanceof Error ? err.message : String(err));
       }
-      const grant = { [key.keyId]: { publicKey: key.publicKey, channel, people } };
+      const grant = { [key.keyId]: { publicKey: key.publicKey, channel, people, ...(roles && roles.length > 0 ? { roles } : {}) } };
       // The line printed must be one the workers accept as it is.
       parseKeyring(grant, 'the printed grant');
       out(`wrote ${opts.out} (key id ${key.keyId}); keep it private`);
@@ -92,6 +106,7 @@ export function registerKeys(program: Command): void {
           ? `it may assert any person on channel ${channel}: give it only to a channel that authenticates people itself`
           : `it may assert only ${person} (${groups.length > 0 ? `groups ${groups.join(', ')}` : 'no groups'}), on channel ${channel}`,
       );
+      if (roles && roles.length > 0) out(`in the role(s) ${roles.join(', ')}: warden resume, rollback${roles.includes('policy-admin') ? ' and policy apply' : ''} count when signed with it`);
       out('add this grant to the trusted-keys file workers read (WARDEN_TRUSTED_KEYS):');
       out(`  ${JSON.stringify(grant)}`);
       if (channel === 'cli') out(`then sign with: warden approve <run> <approval> --as ${person} --key ${opts.out}`);

@@ -1,0 +1,34 @@
+import { digestOf } from '../../governance/sandbox';
+import type { AgentRunInput } from '../types';
+
+// Patch ids are part of recorded histories: never rename one.
+
+/** Runs started under this patch prepare and make their first model call in one activity (`prepareAndCallModel`). */
+export const PREPARE_WITH_FIRST_MODEL_CALL = 'prepare-with-first-model-call';
+
+/**
+ * Executions started under this patch emit fewer commands: the patches before it are implied (no
+ * marker and change-version upsert of their own), the agent and requester go in the upsert of the
+ * run's first status (which the first answer may already make awaiting_approval), and the last
+ * write to the run store is a local activity. Asked once, as the execution starts, so an
+ * execution recorded before it keeps its commands throughout.
+ */
+export const FEWER_COMMANDS = 'warden-fewer-commands';
+
+/**
+ * Executions under this patch seal the state they hand to another execution (continue-as-new,
+ * a delegate's start) and accept carried state only with a seal the worker verifies.
+ */
+export const SEALED_STATE = 'warden-sealed-state';
+
+/**
+ * Executions under this patch count resume, rollback and applyPolicy only as signed operator
+ * commands the worker verifies (a pause stays open to anyone: it asks for a safer state).
+ */
+export const OPERATOR_AUTHORITY = 'warden-operator-authority';
+
+/** The input as the next execution receives it (JSON), without its seal: what a seal covers. */
+export function sealedDigest(input: AgentRunInput): string {
+  const { seal: _seal, ...rest } = JSON.parse(JSON.stringify(input)) as AgentRunInput;
+  return digestOf(rest);
+}

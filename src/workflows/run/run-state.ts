@@ -1,0 +1,245 @@
+import { patched, setCurrentDetails, upsertSearchAttributes, workflowInfo, type ChildWorkflowHandle } from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
+import type { CallModelResult } from '../../activities/types';
+import {
+  argsSchemaOf,
+  digestOf,
+  emptyLoopState,
+  emptyUsage,
+  redactBySchema,
+  spentOf,
+  type ApprovalRequirement,
+  type AuditEventType,
+  type Budgets,
+  type CallProposal,
+  type CompiledPolicy,
+  type GovernEvent,
+  type GovernState,
+  type Policy,
+} from '../../governance/sandbox';
+import type { MessageRow } from '../../store/types';
+import { RunTelemetry } from '../../telemetry/workflow-events';
+import { ApprovalDesk } from '../approval-desk';
+import { APPROVALS_MEMO_PATCH } from '../approvals-memo';
+import { AuditLog } from '../audit-log';
+import type { OperatorInput } from '../messages';
+import { compiledPolicy } from '../shared';
+import { ShadowDecider } from '../shadow';
+import { statusSearchAttribute } from '../search-attributes';
+import { text } from '../values';
+import type { AgentRunInput, CallRef, CompensationStep, DelegatedBy, DelegationView, PendingApproval, PreparedRun, RunOutcome, RunPhase, RunStatusView, ScriptTurn, ToolSpec } from '../types';
+import { verifier } from './activities';
+import type { RunEnd } from './run-end';
+import type { agentRun } from '../agent-run';
+
+/** One proposed call of the current turn and where it stands (shown in status and the UI's details). */
+export interface CallInFlight {
+  call: CallProposal;
+  /** Its place in the model's answer. */
+  index: number;
+  seq: number;
+  spec: ToolSpec | undefined;
+  line: string;
+  /** The approval the call waits for, and the requirement that asked for it. */
+  approvalId?: string;
+  requirement?: ApprovalRequirement;
+  /** A delegation that may still start this turn: its share of the budgets is kept for it. */
+  delegationWaiting?: boolean;
+}
+
+function errorRow(seq: number, call: CallProposal, message: string): MessageRow {
+  return {
+    seq,
+    message: { role: 'tool', content: [{ type: 'tool-result', toolCallId: call.id, toolName: call.name, output: { type: 'error-text', value: message } }] },
+  };
+}
+
+/** A delegate's run this run started and waits for. */
+export interface RunningDelegate {
+  handle: ChildWorkflowHandle<typeof agentRun>;
+  ceiling: Budgets;
+}
+
+/**
+ * What one execution of a run knows: its governance state, its audit log and the views people
+ * read (status, details, search attributes). The run's roles (lifecycle, tool calls, delegation,
+ * operator controls, compensation) share it and change it; it records every event through one
+ * `record`, so the audit log and the run's telemetry never disagree.
+ */
+export class RunState {
+  readonly runId = workflowInfo().workflowId;
+  /** Whether this execution emits fewer commands (FEWER_COMMANDS); set as it starts. */
+  fewerCommands = false;
+  /** Agent and requester search attributes not upserted yet (FEWER_COMMANDS): they go with the next status. */
+  identityPending: SearchAttributeUpdatePair[] = [];
+  prepared!: PreparedRun;
+  policy!: CompiledPolicy;
+  shadow = ShadowDecider.none();
+  readonly tools = new Map<string, ToolSpec>();
+
+  gov: GovernState = { usage: emptyUsage(), loop: emptyLoopState(), stoppedTools: [] };
+  audit = new AuditLog();
+  /** Governance facts for traces and metrics; reports nothing unless the worker traces. */
+  readonly telemetry: RunTelemetry;
+  messageCount = 0;
+  pendingRows: MessageRow[] = [];
+  startedAtMs = Date.now();
+  stepsThisExecution = 0;
+  executedCalls: CompensationStep[] = [];
+  notUndoable: CallRef[] = [];
+  /** The runs this one delegated to (status shows them), and those still running (pause, resume and rollback reach them). */
+  delegations: DelegationView[] = [];
+  readonly running = new Map<string, RunningDelegate>();
+  lastDecision: RunStatusView['lastDecision'] = null;
+
+  phase: RunPhase = 'starting';
+  paused = false;
+  /** The policy paused the run (the loop breaker): only a verified operator may let it go on. */
+  pausedByPolicy = false;
+  /** Digests of the signed operator commands counted so far (each counts once). */
+  usedCommands: string[] = [];
+  rollbackRequest: OperatorInput | null = null;
+  ending: RunEnd | null = null;
+  outcome: RunOutcome | null = null;
+  inFlight: CallInFlight[] = [];
+  /** The first model call's answer, when the run's preparation made it. */
+  firstAnswer: CallModelResult | null = null;
+  private details = 'starting';
+  private reportedStatus = '';
+
+  readonly desk: ApprovalDesk;
+
+  constructor(readonly input: AgentRunInput) {
+    this.telemetry = new RunTelemetry(input.agent);
+    this.desk = new ApprovalDesk({
+      runId: this.runId,
+      record: (type, data) => this.record(type, data),
+      rollingBack: () => this.rollbackRequest !== null,
+      verify: (decision) => verifier.verifyDecision(decision),
+      pending: () => this.pendingApprovals(),
+      writeMemo: (fields) => this.audit.write(fields),
+      memoPatched: () => this.fewerCommands || patched(APPROVALS_MEMO_PATCH),
+    });
+  }
+
+  /** Appends one event to the run's audit chain and tells the run's telemetry. */
+  record(type: AuditEventType, data: Record<string, unknown>): void {
+    this.audit.record(type, data);
+    this.telemetry.observe(type, data);
+  }
+
+  recordAll(events: readonly GovernEvent[]): void {
+    for (const e of events) this.record(e.type, e.data);
+  }
+
+  /** The conversation rows not stored yet, in order; the next activity appends them. */
+  takePending(): MessageRow[] {
+    const rows = this.pendingRows.sort((a, b) => a.seq - b.seq);
+    this.pendingRows = [];
+    return rows;
+  }
+
+  /** A call's arguments as people may see them: sensitive fields hidden by the tool's schema. */
+  redact(tool: string, args: Record<string, unknown>): Record<string, unknown> {
+    const redacted = redactBySchema(args, argsSchemaOf(this.tools.get(tool)));
+    return typeof redacted === 'object' && redacted !== null && !Array.isArray(redacted) ? (redacted as Record<string, unknown>) : { arguments: redacted };
+  }
+
+  elapsed(): number {
+    return Date.now() - this.startedAtMs;
+  }
+
+  /** The policy, knowing which tools the agent really has: a listed tool the agent lacks is denied. */
+  compile(policy: Policy): CompiledPolicy {
+    return compiledPolicy(policy, this.prepared.agent.tools.map((t) => t.name));
+  }
+
+  runFacts() {
+    // The run's own step; tool calls, cost and tokens with its delegates' (what its budgets count).
+    const usage = { ...spentOf(this.gov), steps: this.gov.usage.steps };
+    return {
+      id: this.runId,
+      requester: this.prepared.requester.id,
+      requesterVerified: this.prepared.requester.verified,
+      step: usage.steps,
+      toolCalls: usage.toolCalls,
+      costUsd: usage.costUsd,
+      inputTokens: usage.inputTokens,
+      outputTokens: usage.outputTokens,
+    };
+  }
+
+  statusName(): string {
+    if (this.outcome) return this.outcome.status;
+    if (this.paused) return 'paused';
+    if (this.desk.hasPending()) return 'awaiting_approval';
+    return 'running';
+  }
+
+  setLine(f: CallInFlight, line: string): void {
+    f.line = line;
+    const calls = this.inFlight.map((c) => `${c.call.name} ${c.line}`).join('; ');
+    this.report(this.statusName(), `step ${this.gov.usage.steps}: ${calls}`);
+  }
+
+  /** Keeps the WardenStatus search attribute (and a pending agent and requester, in the same upsert) and the UI's current-details line up to date. */
+  report(status: string, details?: string): void {
+    if (details) this.details = details;
+    setCurrentDetails(this.details);
+    if (status !== this.reportedStatus || this.identityPending.length > 0) {
+      this.reportedStatus = status;
+      upsertSearchAttributes([...this.identityPending, { key: statusSearchAttribute, value: status }]);
+      this.identityPending = [];
+    }
+  }
+
+  get currentDetails(): string {
+    return this.details;
+  }
+
+  /** Pauses or resumes the run: audited, reported, and shown on its pending approvals. */
+  setPaused(paused: boolean, input?: OperatorInput, verified?: boolean): void {
+    if (this.paused === paused) return;
+    this.paused = paused;
+    const by = text(input?.by) ?? 'an operator';
+    this.record(paused ? 'paused' : 'resumed', { by, reason: text(input?.reason), ...(verified !== undefined ? { verified } : {}) });
+    this.report(this.statusName(), paused ? `paused by ${by}` : `resumed by ${by}`);
+    // Pending approvals show whether the run is paused.
+    this.desk.publish();
+  }
+
+  pendingApprovals(): PendingApproval[] {
+    const delegatedBy = this.delegatedBy();
+    const pending = this.desk.view(this.paused);
+    return delegatedBy ? pending.map((a) => ({ ...a, delegatedBy })) : pending;
+  }
+
+  delegatedBy(): DelegatedBy | undefined {
+    const d = this.input.delegation;
+    return d && { runId: d.runId, agent: d.agent, callId: d.callId };
+  }
+
+  /** The delegating runs of this run, nearest first. */
+  lineage(): string[] {
+    const d = this.input.delegation;
+    return d ? (d.lineage ?? [d.runId]) : [];
+  }
+
+  /** A call that does not run: the model is told why (an error result at its seq), the status line says so. */
+  settle(f: CallInFlight, line: string, message: string): void {
+    f.delegationWaiting = false;
+    this.pendingRows.push(errorRow(f.seq, f.call, message));
+    this.setLine(f, line);
+  }
+
+  /** Bound to the call's position and arguments: two calls sharing a model call id never share a key. */
+  idempotencyKey(callId: string, seq: number, args: unknown): string {
+    return 'idk_' + digestOf({ run: this.runId, first: workflowInfo().firstExecutionRunId, callId, seq, args }).slice(0, 32);
+  }
+
+  /** The run's own script turn for the current model call: turn i answers the i-th call. */
+  scriptTurn(): ScriptTurn | null | undefined {
+    const script = this.input.script;
+    return script ? (script[this.gov.usage.steps - 1] ?? null) : undefined;
+  }
+}
