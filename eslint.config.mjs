@@ -8,6 +8,17 @@ const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}
 /** What code the workflow sandbox imports may not reach: the worker's side of the project. */
 const workerOnly = ['../activities', '../activities/*', '../store/*', '../worker/*', '../cli/*', '../client/*'];
 
+const plainErrorMessage = 'Throw a WardenError subclass (src/errors.ts) whose message names what was wrong, not a plain Error.';
+const plainErrorThrows = [
+  { selector: "ThrowStatement > NewExpression[callee.name='Error']", message: plainErrorMessage },
+  { selector: "ThrowStatement > CallExpression[callee.name='Error']", message: plainErrorMessage },
+];
+/** A WardenError subclass without its own marker is recognised by instanceof only, which fails across copies of the package. */
+const errorClassMarker = {
+  selector: "ClassDeclaration[superClass.name=/Error$/][superClass.name!='Error']:not(:has(ClassBody > PropertyDefinition[static=true][key.name='marker']))",
+  message: "Declare the class's own marker (static override readonly marker = errorMarker('<name>')), so isInstance tells it apart in any copy of Warden.",
+};
+
 export default tseslint.config(
   { ignores: ['node_modules/', '.warden/', 'coverage/', 'dist/', 'bin/', '**/*.mjs', 'jest.config.js'] },
   js.configs.recommended,
@@ -25,6 +36,17 @@ export default tseslint.config(
       '@typescript-eslint/require-await': 'off',
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
     },
+  },
+  {
+    // Every error Warden throws on purpose is a WardenError subclass (src/errors.ts) whose message
+    // names what was wrong; callers branch on it with isInstance. Tests and benches may throw plain Errors.
+    files: ['src/**/*.ts'],
+    rules: { 'no-restricted-syntax': ['error', ...plainErrorThrows, errorClassMarker] },
+  },
+  {
+    // Update validators that reject with a plain Error, until the workflow modules give them a WardenError subclass.
+    files: ['src/workflows/plaintext.ts', 'src/workflows/approval-desk.ts'],
+    rules: { 'no-restricted-syntax': ['error', errorClassMarker] },
   },
   {
     // Workflow code runs in Temporal's deterministic sandbox; the bundler rejects Node built-ins

@@ -1,4 +1,10 @@
-import { WardenError } from '../errors';
+import { errorMarker, WardenError } from '../errors';
+
+/** A run cannot start as asked (no goal, no requester); the message names the field. */
+export class RunInputError extends WardenError {
+  static override readonly marker = errorMarker('RunInputError');
+  override name = 'RunInputError';
+}
 
 /**
  * What Temporal holds under a run id was not written by a Warden run: the latest execution is not
@@ -7,6 +13,7 @@ import { WardenError } from '../errors';
  * run's. `reason` is the short form a listing counts (`memo not encrypted`).
  */
 export class UntrustedRunError extends WardenError {
+  static override readonly marker = errorMarker('UntrustedRunError');
   override name = 'UntrustedRunError';
 
   constructor(

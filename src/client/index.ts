@@ -24,7 +24,7 @@ import { goalDigest } from '../governance/keyring';
 import type * as PolicyModule from '../governance/policy';
 import type { Policy } from '../governance/policy-schema';
 import type { OperatorAction, SignedDecision } from '../governance/signed-decision';
-import { WardenError } from '../errors';
+import { errorMarker, WardenError } from '../errors';
 import { AGENT_RUN_WORKFLOW, LOCAL_TEMPORAL, TASK_QUEUE, runIdFor, type TemporalSettings } from '../config';
 import type { RunStore } from '../store/types';
 import {
@@ -47,7 +47,7 @@ import {
 } from '../workflows/messages';
 import { AUDIT_ANCHOR_MEMO } from '../workflows/audit-log';
 import { APPROVALS_MEMO, readApprovalsMemo } from '../workflows/approvals-memo';
-import { UntrustedRunError } from './errors';
+import { RunInputError, UntrustedRunError } from './errors';
 import { auditHeadOf, foreignApprovals, readRunMemoField, readRunPayload, type RunWords } from './run-memo';
 import { agentSearchAttribute, replayOfSearchAttribute, requesterSearchAttribute, statusSearchAttribute } from '../workflows/search-attributes';
 import type { agentRun } from '../workflows/agent-run';
@@ -95,6 +95,7 @@ export interface OperatorCommand {
 
 /** An operator command the client cannot send as asked (a signed command without `by`). */
 export class OperatorCommandError extends WardenError {
+  static override readonly marker = errorMarker('OperatorCommandError');
   override name = 'OperatorCommandError';
 }
 
@@ -219,8 +220,8 @@ export class WardenClient {
 
   /** Starts a run and returns its id without waiting. A policy given here is validated first. */
   async startRun(options: StartRunOptions): Promise<string> {
-    if (!options.goal.trim()) throw new Error('a run needs a goal');
-    if (!options.requester.trim()) throw new Error('a run needs a requester');
+    if (!options.goal.trim()) throw new RunInputError(`a run of agent ${options.agent} needs a goal`);
+    if (!options.requester.trim()) throw new RunInputError(`a run of agent ${options.agent} needs a requester`);
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- required only when a policy is given: see the imports
     const policy = options.policy ? (require('../governance/policy') as typeof PolicyModule).parsePolicy(options.policy, 'startRun policy') : undefined;
     const runId = runIdFor(options.agent, options.key ?? randomUUID());
@@ -680,5 +681,5 @@ export class WardenClient {
   }
 }
 
-export { UntrustedRunError } from './errors';
+export { RunInputError, UntrustedRunError } from './errors';
 export type { RunOutcome, RunStatusView, PendingApproval, CompensationStep };

@@ -28,8 +28,9 @@ import {
 } from './pages';
 import { SessionStore, sameSecret } from './sessions';
 import { LoginLimiter, type LoginCheck, type LoginLimits } from './login-limiter';
+import { HttpError } from '../http-error';
 import { readBodyWithin } from '../read-body';
-import { WardenError } from '../../errors';
+import { errorMarker, WardenError } from '../../errors';
 
 export interface InboxServerOptions {
   client: WardenClient;
@@ -87,17 +88,8 @@ const LIST_TIMEOUT_MS = 10_000;
 
 /** The inbox's options cannot be served as given; the message says what to change. */
 export class InboxConfigError extends WardenError {
+  static override readonly marker = errorMarker('InboxConfigError');
   override name = 'InboxConfigError';
-}
-
-class HttpError extends WardenError {
-  override name = 'HttpError';
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 function cookies(req: IncomingMessage): Map<string, string> {
@@ -216,7 +208,7 @@ export async function createInboxServer(options: InboxServerOptions): Promise<In
       const identity = await auth.verify(m[1]);
       return { viewer: { identity, csrf: bearerCsrf(identity.id), session: false } };
     } catch (err) {
-      if (err instanceof AuthError) {
+      if (AuthError.isInstance(err)) {
         logger.info({ reason: err.message }, 'bearer token refused');
         return { refused: err.message };
       }
@@ -423,7 +415,7 @@ export async function createInboxServer(options: InboxServerOptions): Promise<In
         res.end();
         return;
       }
-      if (err instanceof HttpError) {
+      if (HttpError.isInstance(err)) {
         // The rest of a body over the limit is never read, so the connection cannot carry another request.
         const close: Record<string, string> = err.status === 413 ? { connection: 'close' } : {};
         send(res, err.status, messagePage(err.status === 401 ? 'Not signed in' : err.status === 403 ? 'Refused' : 'Cannot do that', err.message), close);
