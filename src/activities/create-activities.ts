@@ -1,0 +1,341 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { APICallError, InvalidPromptError } from '@ai-sdk/provider';
+import { jsonSchema, tool as aiTool, type ToolSet } from 'ai';
+import type { Logger } from 'pino';
+import { ToolError, type AgentRegistry, type ToolContext } from '../agents';
+import { ROLE_FOR_ACTION, authorizeDecision, authorizeOperator, authorizeStart, checkModelCallBudgets, emptyUsage, goalDigest, normalizeIdentity, parsePolicy, type Keyring, type Policy } from '../governance';
+import type { PreparedRun, Requester } from '../workflows/types';
+import type { RunStore } from '../store/types';
+import { ConversationCache, generate } from './model-call';
+import { createModelResolver, ModelConfigError, resolveModel, type ModelEnv } from './models';
+import { traceActivities, type ActivityTelemetry } from '../telemetry/spans';
+import { loadShadowPolicy } from './shadow-policy';
+import type { CallModelInput, CallModelResult, CompensateInput, CoreActivities, CurrentPolicy, PrepareAndCallModelInput, PrepareAndCallModelResult, PrepareRunInput, RecordRunInput, SealStateInput, ToolActivity, ToolActivityInput, ToolActivityResult, VerifyDecisionInput, VerifyDecisionResult, VerifyOperatorInput, VerifyOperatorResult, VerifySealInput, VerifySealResult } from './types';
+import { ExecutionGuard, activityRefused } from './execution-guard';
+import { sealMatches, sealOf } from './seals';
+import { DEFAULT_LIMITS, cut, proposals, type RunLimits } from './proposals';
+
+export interface ActivityDeps {
+  registry: AgentRegistry;
+  store: RunStore;
+  logger: Logger;
+  /** The keys whose signatures count, read on every decision (so a revoked key stops counting at once). */
+  keyring?: () => Keyring;
+  /** Development only: count approve/reject messages that carry no signature (typed into the Temporal UI). */
+  allowUnsignedDecisions?: boolean;
+  /** Development only: count resume, rollback and applyPolicy signals that carry no signed operator command. */
+  allowUnsignedOperators?: boolean;
+  /** Tests only: let a start input bring its own policy. */
+  acceptRunInputPolicy?: boolean;
+  limits?: Partial<RunLimits>;
+  /** Posts approval requests to Slack; absent when the worker has no Slack configuration. */
+  notifyApproval?: CoreActivities['notifyApproval'];
+  /** Puts model calls and tool calls in `chat` and `execute_tool` spans and reports their metrics. */
+  telemetry?: Pick<ActivityTelemetry, 'tracer' | 'metrics'>;
+  /** Model API keys and base URLs (`OPENAI_API_KEY`, an agent's `apiKeyEnv`, … see `ModelEnv`). Default none: such models fail with `ModelConfigError`. */
+  modelEnv?: ModelEnv;
+}
+
+const SUMMARY_CHARS = 200;
+
+function summarize(value: unknown): string {
+  const text = value === undefined ? 'done' : typeof value === 'string' ? value : JSON.stringify(value);
+  return text.length > SUMMARY_CHARS ? `${text.slice(0, SUMMARY_CHARS - 1)}…` : text;
+}
+
+function nonRetryable(type: string, message: string, cause?: unknown): ApplicationFailure {
+  return ApplicationFailure.create({ type, message, nonRetryable: true, cause: cause instanceof Error ? cause : undefined });
+}
+
+/** Rethrows an error so Temporal retries only what can succeed on a retry. */
+function classify(err: unknown): never {
+  if (err instanceof ApplicationFailure) throw err;
+  if (ToolError.isInstance(err)) {
+    // Its own type: 'ToolError' is in every retry policy's non-retryable list.
+    if (err.options.retryable) throw ApplicationFailure.create({ type: 'RetryableToolError', message: err.message, nonRetryable: false });
+    throw nonRetryable('ToolError', err.message);
+  }
+  if (ModelConfigError.isInstance(err)) throw nonRetryable('ModelConfigError', err.message);
+  // A stored conversation the SDK refuses stays refused on every retry.
+  if (InvalidPromptError.isInstance(err)) throw nonRetryable('ModelCallError', `the run's conversation cannot be sent to the model: ${err.message}`);
+  if (APICallError.isInstance(err) && !err.isRetryable) throw nonRetryable('ModelCallError', `${err.message} (HTTP ${err.statusCode ?? '?'})`);
+  throw err;
+}
+
+function toolsForModel(registry: AgentRegistry, agent: string): ToolSet {
+  const spec = registry.spec(agent);
+  const set: ToolSet = {};
+  for (const t of spec.tools) {
+    // No validate function: the workflow does the schema check, so a bad call reaches
+    // governance (and the audit trail) instead of being dropped inside the SDK.
+    // An MCP tool is offered under a provider-safe name (`mcp__github__create_issue`); governance knows it as `mcp:github/create_issue`.
+    set[t.modelName ?? t.name] = aiTool({ description: t.description, inputSchema: jsonSchema(t.inputSchema) });
+  }
+  return set;
+}
+
+function toolResultRow(seq: number, callId: string, toolName: string, value: unknown) {
+  return { seq, message: { role: 'tool', content: [{ type: 'tool-result', toolCallId: callId, toolName, output: { type: 'json', value: value ?? null } }] } };
+}
+
+function toolContext(input: ToolActivityInput, logger: Logger): ToolContext {
+  const ctx = Context.current();
+  return {
+    idempotencyKey: input.idempotencyKey,
+    runId: input.runId,
+    callId: input.callId,
+    agent: input.agent,
+    requester: input.requester,
+    attempt: ctx.info.attempt,
+    log: logger.child({ runId: input.runId, callId: input.callId, tool: ctx.info.activityType }),
+    signal: ctx.cancellationSignal,
+    heartbeat: (details?: unknown) => ctx.heartbeat(details),
+  };
+}
+
+/**
+ * The activities a worker registers: Warden's own (prepare, model call, compensation, record)
+ * and one per tool, under the tool's name, so the Temporal UI shows which tool ran.
+ */
+export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & Record<string, ToolActivity | CoreActivities[keyof CoreActivities]> {
+  const { registry, store, logger } = deps;
+  const notifications = { slack: deps.notifyApproval !== undefined };
+  // The tool set an agent offers its model never changes while the worker runs: build it once.
+  const toolSets = new Map<string, ToolSet>();
+  const modelTools = (agent: string): ToolSet => {
+    let set = toolSets.get(agent);
+    if (!set) toolSets.set(agent, (set = toolsForModel(registry, agent)));
+    return set;
+  };
+
+  const limits: RunLimits = { ...DEFAULT_LIMITS, ...deps.limits };
+  const models = createModelResolver(deps.modelEnv);
+  const conversations = new ConversationCache((runId, toSeq, fromSeq) => store.readMessages(runId, toSeq, fromSeq));
+  const keyring = deps.keyring ?? (() => ({}));
+  if (deps.allowUnsignedDecisions) logger.warn('allowUnsignedDecisions is on: approvals without a signature count (development only)');
+  if (deps.acceptRunInputPolicy) logger.warn('acceptRunInputPolicy is on: a start input may bring its own policy (tests only)');
+  if (deps.allowUnsignedOperators) logger.warn('allowUnsignedOperators is on: resume, rollback and applyPolicy without a signed operator command count (development only)');
+  const guard = new ExecutionGuard(logger);
+  let sealKey: Promise<string> | undefined;
+  const seals = (): Promise<string> => (sealKey ??= store.sealKey().catch((err: unknown) => {
+    sealKey = undefined;
+    throw err;
+  }));
+  /** The execution this activity runs for, as Temporal tells the worker (never as an input says). */
+  const execution = (): { workflowId: string; runId: string } => {
+    const of = Context.current().info.workflowExecution;
+    if (!of) throw activityRefused('refused: activity input not made for this run: no workflow scheduled it');
+    return of;
+  };
+
+  // The shadow a policy names is loaded here, from the worker's own sources, never from a run's input.
+  const withShadow = (found: { policy: Policy; source: string }, file: string): CurrentPolicy => {
+    const shadow = loadShadowPolicy(found.policy, file);
+    return shadow ? { ...found, shadow } : found;
+  };
+
+  async function currentPolicy(agent: string): Promise<CurrentPolicy> {
+    const applied = await store.getAppliedPolicy(agent);
+    if (applied) return withShadow({ policy: parsePolicy(applied.policy, `policy applied to ${agent}`, { dropMovedFields: true }), source: `${applied.source} (applied ${applied.appliedAt})` }, applied.source);
+    const fromFile = registry.policyFor(agent);
+    if (!fromFile) throw nonRetryable('PolicyError', `no policy for agent ${agent}: add policies/${agent}.yaml (every tool call is denied without one)`);
+    return withShadow(fromFile, fromFile.source);
+  }
+
+  /** The worker's keyring as it is now; a file that cannot be read refuses whatever needed it. */
+  function currentKeyring(): Keyring | { refused: string } {
+    try {
+      return keyring();
+    } catch (err) {
+      return { refused: `the worker's keyring cannot be read: ${err instanceof Error ? err.message : String(err)}` };
+    }
+  }
+  const unreadable = (ring: Keyring | { refused: string }): ring is { refused: string } => typeof ring.refused === 'string';
+
+  /** The requester as the start input names it, verified when a trusted channel signed the start. */
+  function requesterOf(input: PrepareRunInput): Requester {
+    const id = normalizeIdentity(typeof input.requester === 'string' ? input.requester : '');
+    if (!id) throw nonRetryable('RunInputError', 'a run needs a requester');
+    if (input.requesterProof === undefined) return { id, verified: false };
+    const ring = currentKeyring();
+    if (unreadable(ring)) return { id, verified: false, unverified: ring.refused };
+    const proof = authorizeStart(input.requesterProof, ring, input.startedAtMs);
+    if (!proof.ok) return { id, verified: false, unverified: proof.reason };
+    const c = proof.claims;
+    const mismatch =
+      c.runId !== input.runId ? `it is for run ${c.runId}` : c.agent !== input.agent ? `it is for agent ${c.agent}` : c.goal !== goalDigest(input.goal) ? 'it is for another goal' : proof.identity.id !== id ? `it names ${proof.identity.id}` : null;
+    if (mismatch) return { id, verified: false, unverified: `the signed start does not match this run: ${mismatch}` };
+    return { id, verified: true, channel: proof.identity.channel };
+  }
+
+  const core: Omit<CoreActivities, 'notifyApproval'> & Partial<Pick<CoreActivities, 'notifyApproval'>> = {
+    async prepareRun(input: PrepareRunInput): Promise<PreparedRun> {
+      let agent;
+      try {
+        agent = registry.spec(input.agent);
+      } catch (err) {
+        throw nonRetryable('DefinitionError', err instanceof Error ? err.message : String(err));
+      }
+      // A workflow id reused by whoever can start workflows would mix two runs in one trail, and a
+      // terminated run started again with its signed start copied from history is not that run.
+      const own = execution();
+      const holder = await store.claimRun(input.runId, own.runId);
+      if (holder !== own.runId) throw nonRetryable('RunInputError', `refused: run id ${input.runId} was used by an earlier execution (${holder}); a run id is never reused, and its signed start counts for that execution only`);
+      if ((await store.readAudit(input.runId)).length > 0) throw nonRetryable('RunInputError', `run ${input.runId} already has an audit trail in the run store: a run id is never reused`);
+      if (input.delegation !== undefined) {
+        const { parent, digest, seal } = input.delegation;
+        if (!sealMatches(await seals(), { kind: 'delegation', by: parent, to: own.workflowId, digest }, seal)) {
+          throw nonRetryable('RunInputError', `refused: the start input says the run was delegated by ${parent.workflowId}, but it carries no seal of that run (a delegation is accepted only as the delegating run made it)`);
+        }
+      }
+      const requester = requesterOf(input);
+      if (input.policy !== undefined) {
+        if (!deps.acceptRunInputPolicy) {
+          throw nonRetryable('PolicyError', "refused: the start input brings a policy; policies come only from the worker (its policy directory or 'warden policy apply')");
+        }
+        logger.warn({ runId: input.runId }, 'run uses the policy of its start input (acceptRunInputPolicy)');
+        return { agent, requester, notifications, policy: parsePolicy(input.policy, 'run input'), policySource: 'run input (test worker)' };
+      }
+      const { policy, source, shadow } = await currentPolicy(input.agent);
+      return { agent, requester, notifications, policy, policySource: source, ...(shadow ? { shadow } : {}) };
+    },
+
+    async verifyDecision(input: VerifyDecisionInput): Promise<VerifyDecisionResult> {
+      if (input.signature !== undefined) {
+        const ring = currentKeyring();
+        if (unreadable(ring)) return ring;
+        const auth = authorizeDecision(input.signature, ring, input.nowMs);
+        if (!auth.ok) return { refused: `signed decision refused: ${auth.reason}` };
+        return { identity: auth.identity, claims: auth.claims };
+      }
+      if (!deps.allowUnsignedDecisions) return { refused: 'unsigned decision refused: this worker counts only decisions signed by a trusted channel' };
+      const approver = typeof input.approver === 'string' ? normalizeIdentity(input.approver) : '';
+      if (!approver) return { refused: 'malformed decision: no approver' };
+      const groups = Array.isArray(input.groups) ? input.groups.filter((g): g is string => typeof g === 'string').map(normalizeIdentity).filter(Boolean) : [];
+      return { identity: { id: approver, groups, channel: typeof input.channel === 'string' ? input.channel : 'signal', keyId: null } };
+    },
+
+    async currentPolicy(input: { agent: string }): Promise<CurrentPolicy> {
+      return currentPolicy(input.agent);
+    },
+
+    async verifyOperator(input: VerifyOperatorInput): Promise<VerifyOperatorResult> {
+      const action = input.action;
+      if (input.signature === undefined) {
+        if (!deps.allowUnsignedOperators) return { refused: `unsigned ${action} refused: this worker counts only operator commands signed by a trusted key with the ${ROLE_FOR_ACTION[action] ?? 'operator'} role` };
+        const by = typeof input.by === 'string' ? normalizeIdentity(input.by) : '';
+        // Unsigned commands name whoever they say; without a name, as before, "an operator".
+        return { operator: by || 'an operator', signed: false };
+      }
+      const ring = currentKeyring();
+      if (unreadable(ring)) return ring;
+      const auth = authorizeOperator(input.signature, ring, input.nowMs, { action, runId: input.runId });
+      if (!auth.ok) return { refused: `signed ${action} refused: ${auth.reason}` };
+      return { operator: auth.identity.id, signed: true };
+    },
+
+    async sealState(input: SealStateInput): Promise<string> {
+      // A regular activity can be scheduled by any workflow: only a run's own worker seals its state.
+      if (!Context.current().info.isLocal) throw activityRefused('refused: state is sealed only by the worker running the run (a local activity)');
+      const by = execution();
+      if (input.kind === 'carry' && input.to !== by.workflowId) throw activityRefused(`refused: carried state is sealed only for the run itself (${by.workflowId}), not ${input.to}`);
+      return sealOf(await seals(), { kind: input.kind, by: { workflowId: by.workflowId, runId: by.runId }, to: input.to, digest: input.digest });
+    },
+
+    async verifySeal(input: VerifySealInput): Promise<VerifySealResult> {
+      const own = execution();
+      if (input.from.workflowId !== own.workflowId) return { refused: `carried state is accepted only from the same run, not from ${input.from.workflowId}` };
+      if (!sealMatches(await seals(), { kind: 'carry', by: input.from, to: own.workflowId, digest: input.digest }, input.seal)) {
+        return { refused: `the carried state has no seal of this run's execution ${input.from.runId} (it was not made by Warden's continue-as-new of this run, or was altered)` };
+      }
+      return { ok: true };
+    },
+
+    async callModel(input: CallModelInput): Promise<CallModelResult> {
+      await store.appendAudit(input.runId, input.audit);
+      await store.appendMessages(input.runId, input.append);
+      const agent = registry.get(input.agent);
+      let answer;
+      try {
+        const model = resolveModel(agent.model, input.scriptTurn, models);
+        const prompt = await conversations.prompt(input.runId, input.upTo, model);
+        // Temporal owns retries: one place, visible in history, with backoff across worker restarts.
+        answer = await generate({ model, system: agent.instructions, prompt, tools: modelTools(agent.name), abortSignal: Context.current().cancellationSignal });
+      } catch (err) {
+        classify(err);
+      }
+      await store.appendMessages(input.runId, [{ seq: input.upTo, message: answer.message }], 'replace');
+      return { calls: proposals(agent, answer.toolCalls, limits), text: cut(answer.text, limits.maxTextBytes), usage: answer.usage };
+    },
+
+    async prepareAndCallModel(input: PrepareAndCallModelInput): Promise<PrepareAndCallModelResult> {
+      // A retry prepares again: the run's trail is still empty (its first events ride in a later activity).
+      const prepared = await core.prepareRun(input.prepare);
+      const { budgets, pricing } = prepared.policy;
+      const price = pricing[prepared.agent.modelId];
+      const unpriced = !price && (budgets.maxCostUsd !== undefined || input.ceiling?.maxCostUsd !== undefined);
+      if (unpriced || checkModelCallBudgets(budgets, input.ceiling, emptyUsage(), Date.now() - input.prepare.startedAtMs)) return { prepared, answer: null };
+      const answer = await core.callModel({ ...input.model, ...(input.withPrice ? { price: price ?? null } : {}) });
+      return { prepared, answer };
+    },
+
+    async compensateCall(input: CompensateInput): Promise<ToolActivityResult> {
+      await store.appendAudit(input.runId, input.audit);
+      const tool = registry.tools().get(input.tool);
+      if (!tool?.compensate) throw nonRetryable('DefinitionError', `tool ${input.tool} has no compensation`);
+      const callRun = input.callRunId ?? input.runId;
+      const [row] = (await store.readMessages(callRun, input.resultSeq + 1, input.resultSeq)) as ({ content?: { output?: { value?: unknown } }[] } | undefined)[];
+      const result = row?.content?.[0]?.output?.value;
+      try {
+        // The arguments the call ran with: already what the tool's schema made of the model's.
+        await tool.compensate(input.args, result, toolContext({ ...input, runId: callRun, agent: input.callAgent ?? input.agent }, logger));
+      } catch (err) {
+        classify(err);
+      }
+      return { summary: `compensated ${input.tool}`, attempt: Context.current().info.attempt };
+    },
+
+    async recordRun(input: RecordRunInput) {
+      await store.appendAudit(input.runId, input.audit);
+      await store.appendMessages(input.runId, input.append);
+    },
+  };
+  if (deps.notifyApproval) core.notifyApproval = deps.notifyApproval;
+
+  const tools: Record<string, ToolActivity> = {};
+  for (const [name, tool] of registry.tools()) {
+    tools[name] = async (input: ToolActivityInput): Promise<ToolActivityResult> => {
+      await store.appendAudit(input.runId, input.audit);
+      if (tool.schemaDigest !== undefined && input.schemaDigest !== tool.schemaDigest) {
+        // The run pinned the schema it started with; a server that changed since is not called with arguments governed under the old one.
+        throw nonRetryable(
+          'ToolError',
+          `the input schema of ${name} changed since this run started (run: ${input.schemaDigest ?? 'none'}, this worker: ${tool.schemaDigest}): not called; a new run uses the new schema`,
+        );
+      }
+      let value: unknown;
+      try {
+        // The workflow hands over exactly the arguments it governed (parsed once, in callModel): parsing
+        // again could change them after the policy and the approver saw them.
+        value = await tool.run(input.args, toolContext(input, logger));
+      } catch (err) {
+        classify(err);
+      }
+      await store.appendMessages(input.runId, [toolResultRow(input.resultSeq, input.callId, tool.modelName ?? name, value)], 'replace');
+      return { summary: summarize(value), attempt: Context.current().info.attempt };
+    };
+  }
+  if (deps.telemetry) traceActivities(deps.telemetry, registry, core, tools);
+  // Every activity is an entry point: it does nothing for an execution that is not one of this worker's runs.
+  const guarded = <F extends (input: never) => Promise<unknown>>(name: string, fn: F): F =>
+    (async (input: never) => {
+      await guard.check(name, input);
+      return fn(input);
+    }) as F;
+  for (const [name, fn] of Object.entries(tools)) tools[name] = guarded(name, fn);
+  for (const name of Object.keys(core) as (keyof typeof core)[]) {
+    const fn = core[name];
+    if (fn) (core as Record<string, unknown>)[name] = guarded(name, fn as (input: never) => Promise<unknown>);
+  }
+  return { ...tools, ...core };
+}
