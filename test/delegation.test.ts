@@ -11,7 +11,7 @@ import { parsePolicy, verifyAuditChain, type AuditEvent, type PolicyInput } from
 import type { RunStatusView, ScriptTurn } from '../src/workflows/types';
 import Database from 'better-sqlite3';
 import { approvalMessage } from '../src/approvals/slack/blocks';
-import { checkAudit, verifiedLine } from '../src/cli/audit';
+import { checkAudit, verifiedLine } from '../src/cli/support/audit-check';
 import { delegationTree } from '../src/cli/runs';
 import { nextAuditEvent } from '../src/governance';
 import { recordCase } from '../src/eval/record';

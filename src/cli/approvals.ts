@@ -1,104 +1,12 @@
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import type { Command } from 'commander';
-import { decideApproval, type DecisionKind, type DecisionResult } from '../approvals/decide';
-import { DecisionSigner, loadSigningKey } from '../approvals/keys';
 import type { WardenClient } from '../client';
 import { ignoredApprovalsLines } from '../client/run-memo';
-import type { RunStore } from '../store';
 import type { PendingApproval } from '../workflows/types';
-import { QUERY_MS, currentUser, wardenHome, withClient, withClientAndStore } from './context';
-import { CliError, describeError } from './errors';
+import { QUERY_MS, currentUser, withClient, withClientAndStore } from './context';
+import { describeError } from './errors';
 import { approvalsTable, out, outJson, printable } from './format';
-
-/** How long `approve`/`reject` watch the run's audit trail for its answer. */
-const CONFIRM_MS = 5_000;
-
-/**
- * A decision typed at the terminal: the person `--as` names, vouched for by the CLI's key. The
- * worker counts it only if that key may assert that person, and takes their groups from the key's
- * directory; `groups` is what the person says they are in, refused if the key does not grant it.
- */
-export interface CliDecision {
-  runId: string;
-  approvalId: string;
-  kind: DecisionKind;
-  approver: string;
-  groups?: string[];
-  /** The approver's comment (approve) or reason (reject). */
-  note?: string;
-}
-
-/**
- * Sends a decision from the CLI through `decideApproval`, the path every channel takes (channel
- * `cli`): it checks the approval is pending, signs, signals, and reads the run's verdict back.
- * Used by `warden approve`, `warden reject` and the demo.
- */
-export function sendDecision(client: WardenClient, store: RunStore, signer: DecisionSigner, req: CliDecision): Promise<DecisionResult> {
-  return decideApproval(
-    { client, store, signer, confirmWithinMs: CONFIRM_MS },
-    { runId: req.runId, approvalId: req.approvalId, decision: req.kind, identity: { id: req.approver, groups: req.groups ?? [] }, note: req.note, channel: 'cli' },
-  );
-}
-
-const KEY_ENV = { cli: 'WARDEN_SIGNING_KEY', web: 'WARDEN_WEB_SIGNING_KEY', slack: 'WARDEN_SLACK_SIGNING_KEY' } as const;
-
-/**
- * A channel's signing key: `--key`, else its environment variable (`WARDEN_SIGNING_KEY` for the
- * CLI, `WARDEN_WEB_SIGNING_KEY`, `WARDEN_SLACK_SIGNING_KEY`), else `<home>/keys/<channel>.json`
- * (made by `warden dev`). Workers count a decision only if they trust the key that signed it.
- */
-export function resolveSigningKey(keyFile: string | undefined, channel: keyof typeof KEY_ENV): { signer: DecisionSigner; file: string } {
-  const variable = KEY_ENV[channel];
-  const file = keyFile ?? process.env[variable] ?? path.join(wardenHome(), 'keys', `${channel}.json`);
-  if (!keyFile && !process.env[variable] && !existsSync(file)) {
-    const which = channel === 'cli' ? 'signing key' : `${channel} signing key`;
-    throw new CliError(`no ${which}: pass --key FILE, set ${variable}, or run 'warden dev' once to create ${file}`);
-  }
-  try {
-    return { signer: new DecisionSigner(loadSigningKey(file)), file };
-  } catch (err) {
-    throw new CliError(err instanceof Error ? err.message : String(err));
-  }
-}
-
-/** The CLI's own signer (`resolveSigningKey` for channel `cli`). */
-export function resolveSigner(keyFile?: string): DecisionSigner {
-  return resolveSigningKey(keyFile, 'cli').signer;
-}
-
-/**
- * The CLI's signer where one is set up, else null: for commands that work without a key but
- * mean less (`warden run` starts an unverified run). A key that was asked for (a flag or
- * `WARDEN_SIGNING_KEY`) and cannot be read is still an error: silence would hide a typo.
- */
-export function optionalSigner(keyFile?: string): DecisionSigner | null {
-  if (!keyFile && !process.env[KEY_ENV.cli] && !existsSync(path.join(wardenHome(), 'keys', 'cli.json'))) return null;
-  return resolveSigner(keyFile);
-}
-
-/** The line that tells what happened to a decision; throws (exit 1) when the run refused it, did not answer, or nothing was sent. */
-export function reportDecision(req: Pick<CliDecision, 'runId' | 'approvalId' | 'kind' | 'approver'>, result: DecisionResult): string {
-  // Reasons, states and names are read back from the run: printable, like all run data.
-  const runId = printable(req.runId);
-  const approvalId = printable(req.approvalId);
-  const approver = printable(req.approver);
-  switch (result.status) {
-    case 'refused':
-      throw new CliError(`${req.kind} refused by run ${runId}: ${printable(result.reason)}`);
-    case 'unconfirmed':
-      throw new CliError(`${req.kind} sent to ${runId}, but the run did not confirm it within ${CONFIRM_MS / 1000}s (is a worker running?); check 'warden audit ${runId}'`);
-    case 'not_pending':
-    case 'unavailable':
-      throw new CliError(`${req.kind} not sent: ${printable(result.message)}`);
-    case 'accepted': {
-      const verb = req.kind === 'approve' ? 'approval' : 'rejection';
-      if (!result.decided) return `${verb} of ${approvalId} accepted from ${approver}; more approvals are needed before the call runs`;
-      const state = printable(result.state ?? (req.kind === 'approve' ? 'approved' : 'rejected'));
-      return `${verb} of ${approvalId} accepted from ${approver}: the call is now ${state}${result.by ? ` (by ${printable(result.by)})` : ''}`;
-    }
-  }
-}
+import { reportDecision, sendDecision, type CliDecision } from './support/decisions';
+import { resolveSigner } from './support/signers';
 
 function parseGroups(value?: string): string[] {
   return (value ?? '')

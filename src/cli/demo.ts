@@ -1,5 +1,6 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { runPath } from '../approvals/inbox/pages';
 import { DecisionSigner, loadSigningKey } from '../approvals/keys';
@@ -7,15 +8,15 @@ import type { WardenClient } from '../client';
 import { AGENT_RUN_WORKFLOW } from '../config';
 import type { AuditEvent } from '../governance';
 import type { RunOutcome, ScriptTurn } from '../workflows/types';
-import { reportDecision, sendDecision } from './approvals';
-import { checkAudit, verifiedLine } from './audit';
-import { packageRoot, wardenHome } from './context';
+import { wardenHome } from './context';
 import { startDevEnvironment, type DevChannels } from './dev-channels';
 import { CliError, describeError } from './errors';
 import { approvalsTable, compact, out, outcomeLines, truncate, usd } from './format';
-import { DEFAULT_INBOX_PORT } from './inbox';
-import { defaultAgentsPath, defaultPoliciesPath, describeStack, onShutdownSignal, parsePort, type LocalStack } from './local-stack';
-import { readScript } from './runs';
+import { describeStack, onShutdownSignal, withPortOptions, type LocalStack } from './local-stack';
+import { checkAudit, verifiedLine } from './support/audit-check';
+import { reportDecision, sendDecision } from './support/decisions';
+import { exampleAgentsPath, examplePoliciesPath, runsFromClone } from './support/project-paths';
+import { readScript } from './support/run-scripts';
 import { registerTypeScript } from './typescript';
 
 /** What the demo reads from the example shop (`examples/shop/store.ts`) that the example agents write to. */
@@ -35,7 +36,7 @@ interface ExampleShop {
 function exampleShop(): ExampleShop {
   registerTypeScript();
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require(path.join(packageRoot(), 'examples', 'shop', 'store')) as ExampleShop;
+  return require(path.join(exampleAgentsPath(), 'shop', 'store')) as ExampleShop;
 }
 
 /**
@@ -56,8 +57,6 @@ const ROLLBACK_SCRIPT: ScriptTurn[] = [
   { toolCalls: [{ name: 'issue_refund', args: { orderId: 'ORD-1006', amount: 300, reason: 'customer unhappy, goodwill' } }], usage: { inputTokens: 1390, outputTokens: 55 } },
   { text: 'Both refunds are on their way.', usage: { inputTokens: 1500, outputTokens: 12 } },
 ];
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 async function until<T>(what: string, check: () => Promise<T | null | undefined | false>, ms = 30_000): Promise<T> {
   const deadline = Date.now() + ms;
@@ -155,7 +154,7 @@ class Demo {
   ) {}
 
   private script(name: string): ScriptTurn[] {
-    return readScript(path.join(packageRoot(), 'examples', 'scripts', name));
+    return readScript(path.join(exampleAgentsPath(), 'scripts', name));
   }
 
   private async start(label: string, agent: string, key: string, goal: string, script: ScriptTurn[]): Promise<string> {
@@ -347,58 +346,61 @@ interface DemoOptions {
 }
 
 export function registerDemo(program: Command): void {
-  program
-    .command('demo')
-    .description('Start what `warden dev` starts, then walk through the example agents: policy, budgets, approvals, pause, rollback, audit')
-    .option('--headless', 'no Temporal Web UI')
-    .option('--exit', 'stop when the walkthrough is done instead of waiting for Ctrl-C')
-    .option('--port <n>', 'gRPC port (default 7233 if free)', parsePort)
-    .option('--ui-port <n>', 'Web UI port (default 8233 if free)', parsePort)
-    .option('--inbox-port <n>', `web inbox port (default ${DEFAULT_INBOX_PORT} if free)`, parsePort)
-    .action(async (opts: DemoOptions) => {
-      const home = wardenHome();
-      // A freshly seeded shop each time, so the refunds the scripts ask for always fit their orders.
-      if (!process.env.WARDEN_SHOP_DB) {
-        const shopFile = path.join(home, 'demo-shop.db');
-        for (const suffix of ['', '-wal', '-shm']) rmSync(shopFile + suffix, { force: true });
-        process.env.WARDEN_SHOP_DB = shopFile;
-      }
-      const shopFile = exampleShop().openShop(process.env.WARDEN_SHOP_DB);
+  withPortOptions(
+    program
+      .command('demo')
+      .description('Start what `warden dev` starts, then walk through the example agents: policy, budgets, approvals, pause, rollback, audit')
+      .option('--headless', 'no Temporal Web UI')
+      .option('--exit', 'stop when the walkthrough is done instead of waiting for Ctrl-C'),
+  ).action(async (opts: DemoOptions) => {
+    if (!runsFromClone()) {
+      throw new CliError(
+        "warden demo walks through Warden's example agents, which come with a clone of its repository (npm install && npm start there), not with the npm package; in your project, 'warden dev' runs your own agents",
+      );
+    }
+    const home = wardenHome();
+    // A freshly seeded shop each time, so the refunds the scripts ask for always fit their orders.
+    if (!process.env.WARDEN_SHOP_DB) {
+      const shopFile = path.join(home, 'demo-shop.db');
+      for (const suffix of ['', '-wal', '-shm']) rmSync(shopFile + suffix, { force: true });
+      process.env.WARDEN_SHOP_DB = shopFile;
+    }
+    const shopFile = exampleShop().openShop(process.env.WARDEN_SHOP_DB);
 
-      out('Warden demo: governed agent runs on Temporal');
-      out('starting the Temporal dev server, a worker and the web inbox…');
-      const env = await startDevEnvironment({ agents: defaultAgentsPath(), policies: defaultPoliciesPath(), headless: opts.headless, port: opts.port, uiPort: opts.uiPort, inboxPort: opts.inboxPort });
-      const { stack, client, channels } = env;
-      let stopping = false;
-      const cleanup = () => {
-        stopping = true;
-        return env.shutdown();
-      };
-      onShutdownSignal(cleanup, 'stopping the inbox, the worker and the Temporal dev server');
-      try {
-        describeStack(stack).forEach((l) => out(l));
-        channels.lines.forEach((l) => out(l));
-        out(`  shop        ${shopFile} (example SQLite shop, freshly seeded)`);
-        const demo = new Demo(client, stack, channels, new DecisionSigner(loadSigningKey(stack.cliKeyFile)));
-        await demo.refundInScope();
-        await demo.procurement();
-        await demo.approval();
-        await demo.pauseResume();
-        await demo.rollback();
-        await demo.delegation();
-        await demo.verify();
-        if (!opts.exit) demo.watch(await demo.yourTurn(), () => stopping);
-        demo.summary(!opts.exit);
-      } catch (err) {
-        await cleanup();
-        throw err;
-      }
-      if (opts.exit) {
-        await cleanup();
-        return;
-      }
-      out();
-      out('Ctrl-C stops the inbox, the worker and the Temporal dev server.');
-      await stack.worker.done.catch(() => undefined);
-    });
+    out('Warden demo: governed agent runs on Temporal');
+    out('starting the Temporal dev server, a worker and the web inbox…');
+    const env = await startDevEnvironment({ agents: exampleAgentsPath(), policies: examplePoliciesPath(), headless: opts.headless, port: opts.port, uiPort: opts.uiPort, inboxPort: opts.inboxPort });
+    const { stack, client, channels } = env;
+    let stopping = false;
+    const cleanup = () => {
+      stopping = true;
+      return env.shutdown();
+    };
+    onShutdownSignal(cleanup, 'stopping the inbox, the worker and the Temporal dev server');
+    try {
+      describeStack(stack).forEach((l) => out(l));
+      channels.lines.forEach((l) => out(l));
+      out(`  shop        ${shopFile} (example SQLite shop, freshly seeded)`);
+      const demo = new Demo(client, stack, channels, new DecisionSigner(loadSigningKey(stack.cliKeyFile)));
+      await demo.refundInScope();
+      await demo.procurement();
+      await demo.approval();
+      await demo.pauseResume();
+      await demo.rollback();
+      await demo.delegation();
+      await demo.verify();
+      if (!opts.exit) demo.watch(await demo.yourTurn(), () => stopping);
+      demo.summary(!opts.exit);
+    } catch (err) {
+      await cleanup();
+      throw err;
+    }
+    if (opts.exit) {
+      await cleanup();
+      return;
+    }
+    out();
+    out('Ctrl-C stops the inbox, the worker and the Temporal dev server.');
+    await stack.worker.done.catch(() => undefined);
+  });
 }

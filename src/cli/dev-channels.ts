@@ -7,9 +7,10 @@ import type { WardenClient } from '../client';
 import { freePorts } from '../dev-server';
 import { describeError } from './errors';
 import { ensureDevUsers, type DevUsers } from './dev-users';
-import { DEFAULT_INBOX_PORT, listenInbox, serverLogger, usersAuthenticator } from './inbox';
 import { choosePort, startLocalStack, type LocalStack, type LocalStackOptions } from './local-stack';
-import { DEFAULT_SLACK_PORT, defaultIdentitiesFile, readIdentities, slackEnv, startSlack } from './slack';
+import { listenInbox, usersAuthenticator } from './support/inbox-start';
+import { DEFAULT_INBOX_PORT, DEFAULT_SLACK_PORT, serverLogger } from './support/server-settings';
+import { defaultIdentitiesFile, readIdentities, slackEnv, startSlack } from './support/slack-start';
 
 /**
  * Who may use the dev UI's codec: operators, and the demo's approvers (alice in finance, bob in

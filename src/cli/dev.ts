@@ -2,25 +2,15 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import pino from 'pino';
+import { modelIdOf } from '../agents';
 import { openRunStore, redactStoreLocation } from '../store';
 import { DEFAULT_MAX_CACHED_RUNS, connectWorker, createWardenWorker } from '../worker';
-import { acceptPlaintextFromEnv, logLevelFromEnv, packageRoot, payloadCodecFromEnv, payloadKeysFile, settingsFromEnv, slackFromEnv, storeLocation, taskQueueFromEnv, trustedKeysFromEnv } from './context';
-import { startDevEnvironment } from './dev-channels';
+import { acceptPlaintextFromEnv, logLevelFromEnv, payloadCodecFromEnv, payloadKeysFile, settingsFromEnv, slackFromEnv, storeLocation, taskQueueFromEnv, trustedKeysFromEnv } from './context';
+import { startDevEnvironment, type DevChannels } from './dev-channels';
 import { CliError, describeError } from './errors';
 import { out } from './format';
-import { DEFAULT_INBOX_PORT } from './inbox';
-import {
-  DEFAULT_PORT,
-  defaultAgentsPath,
-  defaultPoliciesPath,
-  describeStack,
-  installRuntime,
-  loadRegistry,
-  onShutdownSignal,
-  parsePort,
-  runWorker,
-  telemetryFromCliEnv,
-} from './local-stack';
+import { DEFAULT_PORT, describeStack, installRuntime, loadRegistry, onShutdownSignal, runWorker, telemetryFromCliEnv, withPortOptions, type LocalStack } from './local-stack';
+import { defaultAgentsPath, defaultPoliciesPath, exampleAgentsPath } from './support/project-paths';
 import { traceContextMixin } from '../telemetry/logs';
 
 interface DevOptions {
@@ -63,6 +53,43 @@ function parseCachedRuns(value: string): number {
   return n;
 }
 
+/** A file to print in a command: relative to the working directory when it is inside it. */
+function shownPath(file: string): string {
+  const relative = path.relative(process.cwd(), file);
+  return relative.startsWith('..') || path.isAbsolute(relative) ? file : relative;
+}
+
+/** How many agents `warden dev` suggests a run of; the rest are named. */
+const SUGGESTED_AGENTS = 3;
+
+/**
+ * What to try from another terminal, for the agents the worker serves: the example refunds when
+ * the examples are loaded, else a run of each agent (with `--script` for a scripted model).
+ */
+function runSuggestions(stack: LocalStack, agentsPath: string, channels: DevChannels): string[] {
+  const agents = stack.registry.list();
+  const inbox = `${channels.inbox.url} (${channels.signInHint})`;
+  if (path.resolve(agentsPath) === exampleAgentsPath() && agents.some((a) => a.name === 'refund-agent')) {
+    const scripts = path.join(exampleAgentsPath(), 'scripts');
+    return [
+      `  warden run refund-agent --goal "Order ORD-1001 arrived late; refund what is fair" --script ${shownPath(path.join(scripts, 'refund-out-of-scope.json'))} --wait`,
+      `  warden run refund-agent --goal "The desk from ORD-1003 arrived cracked; refund it" --script ${shownPath(path.join(scripts, 'refund-large.json'))}`,
+      `      a $450 refund waits for finance: approve it in the inbox, ${inbox}`,
+      '  warden approvals          # or from the terminal: warden approve <run> <approval> --as alice',
+    ];
+  }
+  const scripted = agents.filter((a) => modelIdOf(a.model) === 'scripted');
+  const lines = agents.slice(0, SUGGESTED_AGENTS).map((a) => `  warden run ${a.name} --goal "<what ${a.name} should do>"${scripted.includes(a) ? ' --script <turns.json>' : ''} --wait`);
+  if (agents.length > SUGGESTED_AGENTS) lines.push(`      (likewise ${agents.slice(SUGGESTED_AGENTS).map((a) => a.name).join(', ')})`);
+  const example = scripted[0];
+  if (example) {
+    const tool = example.tools[0]?.name ?? '<tool>';
+    lines.push(`      a scripted model answers from --script, a JSON array of turns: [{"toolCalls":[{"name":"${tool}","args":{…}}]},{"text":"Done."}]`);
+  }
+  lines.push(`  warden approvals          # calls waiting for approval; decide them in the inbox, ${inbox}, or with warden approve`);
+  return lines;
+}
+
 /** `--agents` and `--policies`, the same for every command that runs a worker. */
 function withAgentOptions(command: Command): Command {
   return command
@@ -71,50 +98,42 @@ function withAgentOptions(command: Command): Command {
 }
 
 export function registerDev(program: Command): void {
-  withAgentOptions(program.command('dev'))
-    .description('Start a local Temporal dev server (with UI), dev signing keys and a worker, in one process; Ctrl-C stops all')
-    .option('--headless', 'no Temporal Web UI')
-    .option('--port <n>', `gRPC port (default ${DEFAULT_PORT} if free)`, parsePort)
-    .option('--ui-port <n>', 'Web UI port (default 8233 if free)', parsePort)
-    .option('--inbox-port <n>', `web inbox port (default ${DEFAULT_INBOX_PORT} if free)`, parsePort)
-    .action(async (opts: DevOptions) => {
-      out('starting the Temporal dev server, a worker and the web inbox…');
-      const env = await startDevEnvironment({
-        agents: opts.agents ?? defaultAgentsPath(),
-        policies: opts.policies ?? defaultPoliciesPath(),
-        headless: opts.headless,
-        port: opts.port,
-        uiPort: opts.uiPort,
-        inboxPort: opts.inboxPort,
-      });
-      const { stack, channels } = env;
-      onShutdownSignal(() => env.shutdown(), 'stopping the inbox, the worker and the Temporal dev server');
-      exitWhenWorkerDies(stack.worker.done, () => env.shutdown());
-      const address = stack.settings.address;
-      const exportLine = address === `127.0.0.1:${DEFAULT_PORT}` ? [] : [`  export TEMPORAL_ADDRESS=${address}`];
-      const scriptFile = path.join(packageRoot(), 'examples', 'scripts', 'refund-out-of-scope.json');
-      const relative = path.relative(process.cwd(), scriptFile);
-      const script = relative.startsWith('..') ? scriptFile : relative;
-      const largeScript = path.join(path.dirname(script), 'refund-large.json');
-      for (const line of [
-        '',
-        'Warden dev environment is up',
-        ...describeStack(stack),
-        ...channels.lines,
-        '',
-        'Start a run from another terminal:',
-        ...exportLine,
-        `  warden run refund-agent --goal "Order ORD-1001 arrived late; refund what is fair" --script ${script} --wait`,
-        `  warden run refund-agent --goal "The desk from ORD-1003 arrived cracked; refund it" --script ${largeScript}`,
-        `      a $450 refund waits for finance: approve it in the inbox, ${channels.inbox.url} (${channels.signInHint})`,
-        '  warden approvals          # or from the terminal: warden approve <run> <approval> --as alice',
-        '',
-        'Ctrl-C stops the inbox, the worker and the server.',
-      ]) {
-        out(line);
-      }
-      await stack.worker.done.catch(() => undefined);
+  withPortOptions(
+    withAgentOptions(program.command('dev'))
+      .description('Start a local Temporal dev server (with UI), dev signing keys and a worker, in one process; Ctrl-C stops all')
+      .option('--headless', 'no Temporal Web UI'),
+  ).action(async (opts: DevOptions) => {
+    out('starting the Temporal dev server, a worker and the web inbox…');
+    const agents = opts.agents ?? defaultAgentsPath();
+    const env = await startDevEnvironment({
+      agents,
+      policies: opts.policies ?? defaultPoliciesPath(),
+      headless: opts.headless,
+      port: opts.port,
+      uiPort: opts.uiPort,
+      inboxPort: opts.inboxPort,
     });
+    const { stack, channels } = env;
+    onShutdownSignal(() => env.shutdown(), 'stopping the inbox, the worker and the Temporal dev server');
+    exitWhenWorkerDies(stack.worker.done, () => env.shutdown());
+    const address = stack.settings.address;
+    const exportLine = address === `127.0.0.1:${DEFAULT_PORT}` ? [] : [`  export TEMPORAL_ADDRESS=${address}`];
+    for (const line of [
+      '',
+      'Warden dev environment is up',
+      ...describeStack(stack),
+      ...channels.lines,
+      '',
+      'Start a run from another terminal:',
+      ...exportLine,
+      ...runSuggestions(stack, agents, channels),
+      '',
+      'Ctrl-C stops the inbox, the worker and the server.',
+    ]) {
+      out(line);
+    }
+    await stack.worker.done.catch(() => undefined);
+  });
 
   withAgentOptions(program.command('worker'))
     .description('Run a worker against TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE (trusted keys and what each may assert from WARDEN_TRUSTED_KEYS, re-read when it changes)')

@@ -1,95 +1,18 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import pino from 'pino';
-import type { AgentRegistry } from '../agents';
-import type { TemporalSettings } from '../config';
-import { startDevServer, type DevServer } from '../dev-server';
 import { EvalCaseError, readGoldenCase, writeGoldenCase, type GoldenCase } from '../eval/case-schema';
 import { junitXml } from '../eval/junit';
-import { recordCase } from '../eval/record';
-import { ReplayBench, type CaseReport } from '../eval/run';
-import { openRunStore, type RunStore } from '../store';
-import { logLevelFromEnv, payloadCodecFromEnv, settingsFromEnv, withStore } from './context';
+import type { CaseReport } from '../eval/run';
+import { settingsFromEnv } from './context';
 import { CliError, UsageError } from './errors';
-import { out, outJson, printable, usd } from './format';
-import { defaultAgentsPath, defaultPoliciesPath, installRuntime, loadRegistry } from './local-stack';
-
-/**
- * The exit code of `warden eval run` and `warden replay` when a replay differs from its
- * recording (a decision, the outcome, an expectation), clear of the outcome codes (10-14) and
- * `policy what-if --fail-on` (20).
- */
-export const EVAL_FAILED_EXIT_CODE = 21;
+import { out, outJson, printable } from './format';
+import { loadRegistry } from './local-stack';
+import { EVAL_FAILED_EXIT_CODE } from './support/exit-codes';
+import { defaultAgentsPath, defaultPoliciesPath } from './support/project-paths';
+import { recordedCase, reportLines, startBench } from './support/replay-bench';
 
 const CASE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
-
-/** Where a replay runs: the Temporal server it uses, and what to stop afterwards. */
-export interface BenchSetup {
-  bench: ReplayBench;
-  close(): Promise<void>;
-}
-
-/**
- * Starts a replay bench for the given agents. `settings` null starts a headless, in-memory dev
- * server of its own; a store location null keeps the replayed runs in a temporary SQLite file.
- */
-export async function startBench(registry: AgentRegistry, settings: TemporalSettings | null, storeLocation: string | null, workflowBundle?: string): Promise<BenchSetup> {
-  installRuntime();
-  if (workflowBundle !== undefined && !existsSync(workflowBundle)) throw new CliError(`workflow bundle ${workflowBundle} does not exist`);
-  const temp = storeLocation === null ? mkdtempSync(path.join(os.tmpdir(), 'warden-eval-')) : null;
-  let server: DevServer | null = null;
-  let store: RunStore | null = null;
-  try {
-    if (!settings) server = await startDevServer({ headless: true, log: () => {} });
-    const resolved = settings ?? { address: server?.address ?? '', namespace: server?.namespace ?? 'default' };
-    store = await openRunStore(temp ? path.join(temp, 'runs.db') : (storeLocation ?? ''));
-    const payloadCodec = payloadCodecFromEnv();
-    const bench = await ReplayBench.start({
-      registry,
-      settings: resolved,
-      store,
-      ...(payloadCodec ? { payloadCodec } : {}),
-      ...(workflowBundle ? { workflowBundle: { codePath: path.resolve(workflowBundle) } } : {}),
-      logger: pino({ name: 'warden-eval', level: logLevelFromEnv('warn') }),
-    });
-    const openStore = store;
-    const openServer = server;
-    return {
-      bench,
-      close: async () => {
-        await bench.close();
-        await openStore.close();
-        await openServer?.stop();
-        if (temp) rmSync(temp, { recursive: true, force: true });
-      },
-    };
-  } catch (err) {
-    await store?.close();
-    await server?.stop();
-    if (temp) rmSync(temp, { recursive: true, force: true });
-    throw err;
-  }
-}
-
-/** What a report says, as lines for the terminal. */
-/** A finished run as a golden case, read from the run store; a run that cannot be one is a CLI error naming why. */
-export function recordedCase(runId: string): Promise<GoldenCase> {
-  return withStore(async (store) => {
-    try {
-      return await recordCase(store, runId, await store.readAudit(runId));
-    } catch (err) {
-      if (EvalCaseError.isInstance(err)) throw new CliError(err.message);
-      throw err;
-    }
-  });
-}
-
-export function reportLines(r: CaseReport): string[] {
-  const head = `${r.passed ? 'PASS' : 'FAIL'}  ${printable(r.name)} (${r.agent}): ${r.outcome.replayed.status}, ${r.budget.steps} step(s), ${r.budget.toolCalls} tool call(s), ${usd(r.budget.costUsd, 6)}${r.budget.maxCostUsd !== null ? ` of ${usd(r.budget.maxCostUsd, 6)}` : ''}; ${r.decisions.replayed.length} decision(s)`;
-  return [head, `      replay ${printable(r.runId)} of ${printable(r.recordedRunId)}`, ...r.failures.map((f) => `      ✗ ${printable(f)}`), ...r.changes.map((c) => `      ~ ${printable(c)}`)];
-}
 
 /** The golden cases of a directory, sorted by name; a bad file stops everything with its name and field. */
 export function readCases(dir: string): { name: string; file: string; golden: GoldenCase }[] {
@@ -144,7 +67,7 @@ export function registerEval(program: Command): void {
 
   evalCommand
     .command('run')
-    .description('Replay every golden case of a directory with its recorded model answers and tool results, under the current agents and policies; exit 21 if any case fails')
+    .description(`Replay every golden case of a directory with its recorded model answers and tool results, under the current agents and policies; exit ${EVAL_FAILED_EXIT_CODE} if any case fails`)
     .argument('[dir]', 'directory of golden cases', 'evals')
     .option('--junit <file>', 'also write the results as JUnit XML')
     .option('--agents <module>', 'module exporting agents (TS or JS)', defaultAgentsPath())

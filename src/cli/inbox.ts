@@ -1,52 +1,16 @@
 import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import pino, { type Logger } from 'pino';
 import type { Authenticator } from '../approvals/auth/authenticator';
-import { loadUsersFile, localUsersAuthenticator } from '../approvals/auth/local-users';
 import { oidcBearerAuthenticator } from '../approvals/auth/oidc';
-import { InboxConfigError, createInboxServer, type InboxServer, type InboxServerOptions } from '../approvals/inbox/server';
 import { isLoopbackHost } from '../approvals/listen';
 import { DEFAULT_CODEC_DECODE_GROUPS, DEFAULT_CODEC_ENCODE_GROUPS } from '../codec/endpoint';
-import { resolveSigningKey } from './approvals';
-import { serveWithClientAndStore } from './serve';
-import { payloadCodecFromEnv, wardenHome } from './context';
+import { payloadCodecFromEnv } from './context';
 import { CliError, UsageError } from './errors';
 import { out } from './format';
-
-/** The inbox's port when none is asked for (and, for `warden dev`, when it is free). */
-export const DEFAULT_INBOX_PORT = 8787;
-
-const PINO_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
-
-/** A logger for a server the CLI runs: `WARDEN_LOG_LEVEL` if it names a level, else `fallback`. */
-export function serverLogger(name: string, fallback: string): Logger {
-  const wanted = (process.env.WARDEN_LOG_LEVEL ?? '').toLowerCase();
-  return pino({ name, level: PINO_LEVELS.has(wanted) ? wanted : fallback });
-}
-
-/** Parses a port a server listens on; 0 lets the system pick a free one. */
-export function parseListenPort(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new InvalidArgumentError('must be a port number (0-65535; 0 picks a free one)');
-  return n;
-}
-
-/** The users file `warden dev` creates, where `warden inbox` looks when given no sign-in flags. */
-export function devUsersFile(): string {
-  return path.join(wardenHome(), 'users.yaml');
-}
-
-/** Form login against a users file; the error names the file and what is wrong with it. */
-export function usersAuthenticator(file: string): { auth: Authenticator; count: number } {
-  if (!existsSync(file)) throw new CliError(`users file ${file} does not exist (its format: examples/users.example.yaml)`);
-  try {
-    const users = loadUsersFile(file);
-    return { auth: localUsersAuthenticator(users), count: users.length };
-  } catch (err) {
-    throw new CliError(err instanceof Error ? err.message : String(err));
-  }
-}
+import { serveWithClientAndStore } from './serve';
+import { devUsersFile, listenInbox, usersAuthenticator } from './support/inbox-start';
+import { DEFAULT_INBOX_PORT, parseListenPort, serverLogger } from './support/server-settings';
+import { resolveSigningKey } from './support/signers';
 
 interface InboxOptions {
   port: number;
@@ -122,19 +86,6 @@ function signInFrom(opts: InboxOptions): { auth: Authenticator; description: str
   }
   const { auth, count } = usersAuthenticator(file);
   return { auth, description: `${count} user(s) of ${file}, with passwords` };
-}
-
-/** Starts the inbox; a port in use is a one-line error that names the flag to change. */
-export async function listenInbox(options: InboxServerOptions, flag = '--port'): Promise<InboxServer> {
-  try {
-    return await createInboxServer(options);
-  } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    if (code === 'EADDRINUSE') throw new CliError(`port ${options.port ?? 0} on ${options.host ?? '127.0.0.1'} is in use; pick another with ${flag}`);
-    if (code === 'EADDRNOTAVAIL') throw new CliError(`cannot listen on ${options.host ?? '127.0.0.1'}: no such address on this machine`);
-    if (InboxConfigError.isInstance(err)) throw new CliError(err.message);
-    throw err;
-  }
 }
 
 export function registerInbox(program: Command): void {

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import path from 'node:path';
 import { DefaultLogger, Runtime, type LogLevel, type NativeConnection, type Worker } from '@temporalio/worker';
 import pino from 'pino';
@@ -15,19 +15,16 @@ import type { WardenTelemetry } from '../telemetry/setup';
 import { WardenClient } from '../client';
 import { ensureDevPayloadKeys, type EncryptionCodec } from '../codec';
 import { ensureWardenHome } from '../private-files';
-import { acceptPlaintextFromEnv, logLevelFromEnv, packageRoot, payloadCodecFromEnv, payloadKeysFile, slackFromEnv, storeLocation, taskQueueFromEnv, wardenHome } from './context';
+import { acceptPlaintextFromEnv, logLevelFromEnv, payloadCodecFromEnv, payloadKeysFile, slackFromEnv, storeLocation, taskQueueFromEnv, wardenHome } from './context';
 import { CliError, describeError } from './errors';
-import { prepareToLoad } from './typescript';
 import { devUserDirectory } from './dev-users';
 import { out } from './format';
+import { checkPoliciesDir, prepareAgentsModule } from './support/project-paths';
+import { DEFAULT_INBOX_PORT } from './support/server-settings';
 
 /** Temporal's own ports, used when free so that the default TEMPORAL_ADDRESS reaches `warden dev`. */
 export const DEFAULT_PORT = 7233;
 export const DEFAULT_UI_PORT = 8233;
-
-/** Where `--agents` and `--policies` point when not given: the package's examples and policies. */
-export const defaultAgentsPath = (): string => path.join(packageRoot(), 'examples');
-export const defaultPoliciesPath = (): string => path.join(packageRoot(), 'policies');
 
 const LOG_LEVELS = new Set(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']);
 
@@ -62,12 +59,8 @@ export function telemetryFromCliEnv(): WardenTelemetry | undefined {
 
 /** Loads agents and policies, turning a bad module or policy file into a one-line error. */
 export function loadRegistry(agents: string, policies: string): AgentRegistry {
-  prepareToLoad(agents);
-  try {
-    require.resolve(path.resolve(agents));
-  } catch {
-    throw new CliError(`agents module ${agents} not found (a .ts or .js file, or a directory with an index file)`);
-  }
+  prepareAgentsModule(agents);
+  checkPoliciesDir(policies);
   let registry: AgentRegistry;
   try {
     registry = loadAgents(agents, policies);
@@ -318,4 +311,17 @@ export function parsePort(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 65_535) throw new InvalidArgumentError('must be a port number (1-65535)');
   return n;
+}
+
+/**
+ * `--port`, `--ui-port` and `--inbox-port` of `warden dev` and `warden demo`, as `choosePort`
+ * treats them: a port asked for must be free (else an error naming the flag); without the flag,
+ * the usual port if it is free, else any free port.
+ */
+export function withPortOptions(command: Command): Command {
+  const fallback = 'or any free port if that one is taken';
+  return command
+    .option('--port <n>', `gRPC port (default ${DEFAULT_PORT}, ${fallback})`, parsePort)
+    .option('--ui-port <n>', `Web UI port (default ${DEFAULT_UI_PORT}, ${fallback})`, parsePort)
+    .option('--inbox-port <n>', `web inbox port (default ${DEFAULT_INBOX_PORT}, ${fallback})`, parsePort);
 }

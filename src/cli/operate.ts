@@ -2,10 +2,10 @@ import type { Command } from 'commander';
 import type { WardenClient } from '../client';
 import type { DecisionSigner } from '../approvals/keys';
 import type { OperatorInput } from '../workflows/messages';
-import { optionalSigner } from './approvals';
 import { currentUser, withClient } from './context';
 import { UsageError } from './errors';
 import { out } from './format';
+import { optionalSigner } from './support/signers';
 
 type Operation = 'pause' | 'resume' | 'rollback';
 

@@ -14,14 +14,13 @@ import { throwPolicyProblems } from '../governance/policy';
 import { runIdFor } from '../config';
 import type { RunStore } from '../store';
 import type { ToolSpec } from '../workflows/types';
-import { optionalSigner } from './approvals';
 import { currentUser, withClient, withClientAndStore, withStore } from './context';
 import { CliError, describeError, UsageError } from './errors';
 import { out, outJson, printable, table } from './format';
 import { unifiedDiff } from './line-diff';
-import { prepareToLoad } from './typescript';
-import { defaultPoliciesPath } from './local-stack';
-import { POLICY_DIFF_EXIT_CODE } from './runs';
+import { POLICY_DIFF_EXIT_CODE } from './support/exit-codes';
+import { checkPoliciesDir, defaultPoliciesPath, prepareAgentsModule } from './support/project-paths';
+import { optionalSigner } from './support/signers';
 import { loadShadowPolicy } from '../activities/shadow-policy';
 import { formatZodError } from '../zod-error';
 
@@ -56,12 +55,7 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /** Loads the agents a module exports, as `warden worker --agents` does, turning a bad module into a one-line error. */
 function loadAgentModule(module: string): AgentRegistry {
-  prepareToLoad(module);
-  try {
-    require.resolve(path.resolve(module));
-  } catch {
-    throw new CliError(`agents module ${module} not found (a .ts or .js file, or a directory with an index file)`);
-  }
+  prepareAgentsModule(module);
   try {
     return loadAgents(module);
   } catch (err) {
@@ -108,6 +102,7 @@ function appliedPolicy(agent: string, applied: Applied): Policy {
 
 /** The policy files in `dir`, by agent. */
 function filePolicies(dir: string): Map<string, { policy: Policy; source: string; version: string }> {
+  checkPoliciesDir(dir);
   try {
     return new Map(loadPolicies(dir).map((p) => [p.policy.agent, { ...p, version: policyVersion(p.policy) }]));
   } catch (err) {

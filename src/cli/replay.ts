@@ -7,9 +7,11 @@ import { checkPolicy } from '../governance/policy-check';
 import { throwPolicyProblems } from '../governance/policy';
 import { settingsFromEnv, storeLocation } from './context';
 import { CliError, describeError } from './errors';
-import { EVAL_FAILED_EXIT_CODE, recordedCase, reportLines, startBench } from './eval';
 import { out, outJson } from './format';
-import { defaultAgentsPath, defaultPoliciesPath, loadRegistry } from './local-stack';
+import { loadRegistry } from './local-stack';
+import { EVAL_FAILED_EXIT_CODE } from './support/exit-codes';
+import { defaultAgentsPath, defaultPoliciesPath } from './support/project-paths';
+import { recordedCase, reportLines, startBench } from './support/replay-bench';
 
 interface ReplayCliOptions {
   policy?: string;

@@ -1,83 +1,13 @@
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import type * as Zod from 'zod';
-import type * as ZodErrorModule from '../zod-error';
-import type { StartRunOptions } from '../client';
-import type { ReportedStatus, ScriptTurn } from '../workflows/types';
-import type * as ApprovalsModule from './approvals';
+import type { StartRunOptions, WardenClient } from '../client';
+import type { ReportedStatus, RunStatusView } from '../workflows/types';
 import { askRun, currentUser, wardenHome, withClient } from './context';
 import { CliError } from './errors';
 import { out, outJson, outcomeLines, printable, statusLines, treeLine } from './format';
-import type { WardenClient } from '../client';
-import type { RunStatusView } from '../workflows/types';
-
-let scriptSchema: Zod.ZodType<ScriptTurn[]> | undefined;
-
-/**
- * The ScriptTurn shape, strict, so a misspelt key fails here instead of being ignored by the model.
- * Built on first use: zod is required only by the commands that read a script.
- */
-function scriptSchemaOf(): Zod.ZodType<ScriptTurn[]> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports -- see above
-  const { z } = require('zod') as typeof Zod;
-  // A delegation's call may carry the delegate run's own script: the same shape, one level down.
-  const turns: Zod.ZodType<ScriptTurn[]> = z.lazy(() =>
-    z.array(
-      z.strictObject({
-        toolCalls: z
-          .array(z.strictObject({ name: z.string().min(1), args: z.record(z.string(), z.unknown()).optional(), id: z.string().min(1).optional(), script: turns.optional() }))
-          .optional(),
-        text: z.string().optional(),
-        usage: z.strictObject({ inputTokens: z.int().min(0).optional(), outputTokens: z.int().min(0).optional() }).optional(),
-      }),
-    ),
-  );
-  scriptSchema ??= turns;
-  return scriptSchema;
-}
-
-/** Reads a script file for the `scripted` model: a JSON array of turns. Errors name the file and the path. */
-export function readScript(file: string): ScriptTurn[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new CliError(`cannot read script ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (err) {
-    throw new CliError(`script ${file} is not valid JSON: ${(err as Error).message}`);
-  }
-  const parsed = scriptSchemaOf().safeParse(doc);
-  if (!parsed.success) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports -- zod's formatter is loaded only on this error path, as zod is
-    const { formatZodError } = require('../zod-error') as typeof ZodErrorModule;
-    throw new CliError(`script ${file} is not an array of turns ({toolCalls?, text?, usage?}): ${formatZodError(parsed.error)}`);
-  }
-  return parsed.data;
-}
-
-/**
- * The exit code of `warden run --wait` for each outcome, so scripts and CI can branch on it.
- * 1 and 2 stay what they are everywhere (an error, a usage error).
- */
-export const OUTCOME_EXIT_CODES: Record<ReportedStatus, number> = {
-  completed: 0,
-  failed: 10,
-  budget_exhausted: 11,
-  cancelled: 12,
-  rolled_back: 13,
-  terminated: 14,
-};
-
-/**
- * The exit code of `warden policy what-if --fail-on` when a difference of a listed kind is found,
- * clear of the outcome codes above.
- */
-export const POLICY_DIFF_EXIT_CODE = 20;
+import { OUTCOME_EXIT_CODES } from './support/exit-codes';
+import { readScript } from './support/run-scripts';
+import type * as SignersModule from './support/signers';
 
 interface RunOptions {
   goal: string;
@@ -111,7 +41,7 @@ export function registerRuns(program: Command): void {
       const script = opts.script ? readScript(opts.script) : undefined;
       // Required here: signing (Ed25519) is for starts only, `warden status` and `cancel` need none of it.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const signer = (require('./approvals') as typeof ApprovalsModule).optionalSigner(opts.signingKey);
+      const signer = (require('./support/signers') as typeof SignersModule).optionalSigner(opts.signingKey);
       // The CLI key vouches for the requester as channel `cli`; the worker checks the key may assert them.
       const signing: Pick<StartRunOptions, 'signer' | 'channel'> = signer ? { signer, channel: 'cli' } : {};
       await withClient(async (client) => {
