@@ -16,9 +16,10 @@ declare global {
 }
 
 /**
- * Starts one in-memory dev server and bundles the workflows once for the whole suite: a server
- * per test file costs seconds each, and a worker given `workflowBundle: { codePath }` skips webpack.
- * Test files read the env vars set here.
+ * Starts one in-memory dev server and bundles the workflows once for all the integration tests: a
+ * server per test file costs seconds each, and a worker given `workflowBundle: { codePath }` skips
+ * webpack. Test files read the env vars set here. The `integration` project of jest.config.js runs
+ * it, so a run of unit tests alone starts nothing.
  */
 export default async function globalSetup(): Promise<void> {
   const tempDir = mkdtempSync(path.join(os.tmpdir(), 'warden-test-'));
