@@ -1,10 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { getRequestListener, type HttpBindings } from '@hono/node-server';
 import type { Payload, PayloadCodec } from '@temporalio/common';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Identity } from '../approvals/identity';
 import { HttpError } from '../approvals/http-error';
-import { readBodyWithin } from '../approvals/read-body';
 import { normalizeIdentity } from '../governance/identity';
 import { PayloadCodecError } from './errors';
 import { formatZodError } from '../zod-error';
@@ -38,6 +42,15 @@ export interface CodecEndpointOptions {
   logger?: Logger;
 }
 
+/** The codec routes as a Hono app that already knows who people are mounts them (`codecRoutes`). */
+export interface CodecRoutesOptions extends Omit<CodecEndpointOptions, 'authenticate'> {
+  /** Who sends the request, from its headers (the inbox's session cookie or bearer token), or null. */
+  authenticate(c: Context<CodecEnv>): Promise<Identity | null>;
+}
+
+/** What a codec route sees beside the request: Node's own objects (`@hono/node-server`), and who asks once known. */
+export type CodecEnv = { Bindings: HttpBindings; Variables: { identity: Identity } };
+
 /** Who may decode when the deployment does not say: the people who operate runs or decide approvals. */
 export const DEFAULT_CODEC_DECODE_GROUPS: readonly string[] = ['operators', 'approvers'];
 /** Who may encode when the deployment does not say: operators only (an encode is an encryption oracle). */
@@ -48,7 +61,8 @@ export type CodecRequestHandler = (req: IncomingMessage, res: ServerResponse) =>
 
 const DEFAULT_MAX_BODY = 8 * 1024 * 1024;
 // What the Temporal UI sends: JSON, the namespace, and (with "pass the user access token") its tokens.
-const ALLOWED_HEADERS = 'content-type,x-namespace,authorization,authorization-extras';
+const ALLOWED_HEADERS = ['content-type', 'x-namespace', 'authorization', 'authorization-extras'];
+const OP_ROUTE = '/:op{encode|decode}';
 
 /** Payloads in proto JSON form: metadata values and data are base64. */
 const bodySchema = z.strictObject({
@@ -61,9 +75,10 @@ const bodySchema = z.strictObject({
 });
 
 type JsonPayload = z.output<typeof bodySchema>['payloads'][number];
+type Op = 'encode' | 'decode';
 
 /** Why `identity` may not `op`, or null when one of its groups is in `allowed` (normalised names). */
-function refusal(identity: Identity, op: 'encode' | 'decode', allowed: readonly string[]): string | null {
+function refusal(identity: Identity, op: Op, allowed: readonly string[]): string | null {
   const wanted = new Set(allowed.map(normalizeIdentity));
   if (identity.groups.some((g) => wanted.has(normalizeIdentity(g)))) return null;
   const doing = op === 'encode' ? 'encoding' : 'decoding';
@@ -85,17 +100,30 @@ function toJson(p: Payload): { metadata: Record<string, string>; data: string } 
   };
 }
 
+function answer(c: Context, status: ContentfulStatusCode, body: unknown, headers: Record<string, string> = {}): Response {
+  return c.body(JSON.stringify(body), status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...headers });
+}
+
+/** An `HttpError` as the JSON answer the UI and the CLI read; anything else is logged and answered 500. */
+function refuse(err: Error, c: Context, logger: Logger | undefined): Response {
+  if (HttpError.isInstance(err)) {
+    // After a refused body the rest of the upload is not worth reading.
+    const close: Record<string, string> = err.status === 413 ? { connection: 'close' } : {};
+    const auth: Record<string, string> = err.status === 401 ? { 'www-authenticate': 'Bearer realm="warden"' } : {};
+    return answer(c, err.status as ContentfulStatusCode, { error: err.message, ...err.fields }, { ...close, ...auth });
+  }
+  logger?.error({ err, path: c.req.path }, 'codec request failed');
+  return answer(c, 500, { error: 'the codec endpoint could not complete this request; the error is in its log' });
+}
+
 /**
- * A request handler for Temporal's remote codec protocol: `POST <basePath>/encode` and
- * `POST <basePath>/decode` take and answer `{"payloads": [{"metadata": {k: base64}, "data": base64}]}`.
- * The Temporal UI calls it to show decrypted payloads (and to encrypt what people send from it);
- * the Temporal CLI calls it with `--codec-endpoint`. Mount it on a server that already knows who
- * people are (the web inbox does) and pass that check as `authenticate`: a decode hands out clear
- * payloads, so no request is answered without a person, and only to the members of `decodeGroups`;
- * an encode only to those of `encodeGroups`. Every use and every refusal is logged with who and
- * which route.
+ * Temporal's remote codec protocol as Hono routes under `basePath`, to mount on an app (`app.route('/', …)`):
+ * `POST <basePath>/encode` and `POST <basePath>/decode` take and answer `{"payloads": [{"metadata": {k: base64}, "data": base64}]}`.
+ * For a server that already knows who people are (the web inbox); a server of its own is
+ * `createCodecHandler`. In order: the origin (only the Temporal UI's, or none), the method, a
+ * person, one of the route's groups, a JSON body within the limit; each refusal is a JSON answer.
  */
-export function createCodecHandler(options: CodecEndpointOptions): CodecRequestHandler {
+export function codecRoutes(options: CodecRoutesOptions): Hono<CodecEnv> {
   const base = (options.basePath ?? '/codec').replace(/\/+$/, '');
   const max = options.maxBodyBytes ?? DEFAULT_MAX_BODY;
   const { codec, logger } = options;
@@ -106,53 +134,54 @@ export function createCodecHandler(options: CodecEndpointOptions): CodecRequestH
     if (!URL.canParse(options.uiOrigin)) throw new TypeError(`codec endpoint uiOrigin ${options.uiOrigin} is not a URL (e.g. http://127.0.0.1:8233)`);
     uiOrigin = new URL(options.uiOrigin).origin;
   }
+  const opOf = (c: Context): Op => (c.req.param('op') === 'encode' ? 'encode' : 'decode');
 
-  function corsHeaders(origin: string | undefined): Record<string, string> {
-    if (origin === undefined || origin !== uiOrigin) return {};
-    return { 'access-control-allow-origin': origin, 'access-control-allow-credentials': 'true', vary: 'Origin' };
-  }
+  // Browsers ask before a cross-origin JSON POST; only the configured UI gets a yes. A request with
+  // no Origin is no browser's (the Temporal CLI): refused as a preflight, served as a POST.
+  const uiOnly: MiddlewareHandler<CodecEnv> = async (c, next) => {
+    const origin = c.req.header('origin');
+    const fromUi = origin !== undefined && origin === uiOrigin;
+    if (c.req.method === 'OPTIONS' && !fromUi) throw new HttpError(403, `origin ${origin ?? '(none)'} may not call the codec endpoint`);
+    if (c.req.method === 'POST' && origin !== undefined && !fromUi) throw new HttpError(403, `origin ${origin} may not call the codec endpoint`);
+    await next();
+  };
+  const uiCors = cors({ origin: uiOrigin ? [uiOrigin] : [], credentials: true, allowMethods: ['POST'], allowHeaders: ALLOWED_HEADERS, maxAge: 600 });
 
-  function answer(res: ServerResponse, status: number, body: unknown, headers: Record<string, string>): void {
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...headers });
-    res.end(JSON.stringify(body));
-  }
-
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const origin = req.headers.origin;
-    const cors = corsHeaders(origin);
-    const pathname = new URL(req.url ?? '/', 'http://codec.invalid').pathname;
-    const op = pathname === `${base}/encode` ? 'encode' : pathname === `${base}/decode` ? 'decode' : null;
-    if (!op) throw new HttpError(404, `no such codec route; use POST ${base}/encode or ${base}/decode`);
-
-    // Browsers ask before a cross-origin JSON POST; only the configured UI gets a yes.
-    if (req.method === 'OPTIONS') {
-      if (!cors['access-control-allow-origin']) throw new HttpError(403, `origin ${origin ?? '(none)'} may not call the codec endpoint`);
-      res.writeHead(204, { ...cors, 'access-control-allow-methods': 'POST', 'access-control-allow-headers': ALLOWED_HEADERS, 'access-control-max-age': '600' });
-      res.end();
-      return;
-    }
-    if (req.method !== 'POST') throw new HttpError(405, `${req.method ?? 'this method'} is not allowed; use POST`);
-    if (origin !== undefined && !cors['access-control-allow-origin']) throw new HttpError(403, `origin ${origin} may not call the codec endpoint`);
-
-    const identity = await options.authenticate(req);
+  const signedIn: MiddlewareHandler<CodecEnv> = async (c, next) => {
+    const op = opOf(c);
+    const identity = await options.authenticate(c);
     if (!identity) {
-      logger?.info({ op, refused: 'not signed in', namespace: req.headers['x-namespace'] }, 'codec request refused');
+      logger?.info({ op, refused: 'not signed in', namespace: c.req.header('x-namespace') }, 'codec request refused');
       throw new HttpError(401, 'sign in first: this request carries no valid inbox session or bearer token');
     }
     // Before the body is read: a person who may not use the route costs no parsing.
     const refused = refusal(identity, op, allowed[op]);
     if (refused) {
-      logger?.warn({ user: identity.id, op, refused, namespace: req.headers['x-namespace'] }, 'codec request refused');
+      logger?.warn({ user: identity.id, op, refused, namespace: c.req.header('x-namespace') }, 'codec request refused');
       throw new HttpError(403, refused, { requiredGroups: [...allowed[op]] });
     }
-    // A JSON content type also makes browsers preflight, so another site cannot post here unasked.
-    if (!(req.headers['content-type'] ?? '').toLowerCase().startsWith('application/json')) throw new HttpError(415, 'send the payloads as application/json');
+    c.set('identity', identity);
+    await next();
+  };
 
-    const raw = await readBodyWithin(req, max);
-    if (!raw) throw new HttpError(413, `the request body is over ${max} bytes`);
+  // A JSON content type also makes browsers preflight, so another site cannot post here unasked.
+  const json: MiddlewareHandler<CodecEnv> = async (c, next) => {
+    if (!(c.req.header('content-type') ?? '').toLowerCase().startsWith('application/json')) throw new HttpError(415, 'send the payloads as application/json');
+    await next();
+  };
+  const withinLimit = bodyLimit({
+    maxSize: max,
+    onError: () => {
+      throw new HttpError(413, `the request body is over ${max} bytes`);
+    },
+  });
+
+  async function serve(c: Context<CodecEnv>): Promise<Response> {
+    const op = opOf(c);
+    const identity = c.get('identity');
     let doc: unknown;
     try {
-      doc = JSON.parse(raw.toString('utf8'));
+      doc = JSON.parse(await c.req.text());
     } catch {
       throw new HttpError(400, 'the body is not JSON');
     }
@@ -168,28 +197,42 @@ export function createCodecHandler(options: CodecEndpointOptions): CodecRequestH
       throw err;
     }
     // Decoding shows people clear data: log who asked, never what.
-    logger?.info({ user: identity.id, op, payloads: payloads.length, namespace: req.headers['x-namespace'] }, 'codec request');
-    answer(res, 200, { payloads: out.map(toJson) }, cors);
+    logger?.info({ user: identity.id, op, payloads: payloads.length, namespace: c.req.header('x-namespace') }, 'codec request');
+    return answer(c, 200, { payloads: out.map(toJson) });
   }
 
+  const routes = new Hono<CodecEnv>().basePath(base || '/');
+  routes.use(OP_ROUTE, uiOnly, uiCors);
+  routes.post(OP_ROUTE, signedIn, json, withinLimit, serve);
+  routes.all(OP_ROUTE, (c) => {
+    throw new HttpError(405, `${c.req.method} is not allowed; use POST`);
+  });
+  routes.all('*', () => {
+    throw new HttpError(404, `no such codec route; use POST ${base}/encode or ${base}/decode`);
+  });
+  routes.onError((err, c) => refuse(err, c, logger));
+  return routes;
+}
+
+/**
+ * A request handler for Temporal's remote codec protocol on a server of your own (`codecRoutes`
+ * says what it answers). The Temporal UI calls it to show decrypted payloads (and to encrypt what
+ * people send from it); the Temporal CLI calls it with `--codec-endpoint`. Mount it on a server
+ * that already knows who people are and pass that check as `authenticate`: a decode hands out
+ * clear payloads, so no request is answered without a person, and only to the members of
+ * `decodeGroups`; an encode only to those of `encodeGroups`. Every use and every refusal is logged
+ * with who and which route.
+ */
+export function createCodecHandler(options: CodecEndpointOptions): CodecRequestHandler {
+  const base = (options.basePath ?? '/codec').replace(/\/+$/, '');
+  const app = new Hono<CodecEnv>();
+  app.route('/', codecRoutes({ ...options, authenticate: (c) => options.authenticate(c.env.incoming) }));
+  app.all('*', () => {
+    throw new HttpError(404, `no such codec route; use POST ${base}/encode or ${base}/decode`);
+  });
+  app.onError((err, c) => refuse(err, c, options.logger));
+  const listener = getRequestListener(app.fetch);
   return async (req, res) => {
-    try {
-      await handle(req, res);
-    } catch (err) {
-      if (res.headersSent) {
-        res.end();
-        return;
-      }
-      const cors = corsHeaders(req.headers.origin);
-      if (HttpError.isInstance(err)) {
-        // After a refused body the rest of the upload is not worth reading.
-        const close: Record<string, string> = err.status === 413 ? { connection: 'close' } : {};
-        const auth: Record<string, string> = err.status === 401 ? { 'www-authenticate': 'Bearer realm="warden"' } : {};
-        answer(res, err.status, { error: err.message, ...err.fields }, { ...cors, ...close, ...auth });
-        return;
-      }
-      logger?.error({ err, url: req.url }, 'codec request failed');
-      answer(res, 500, { error: 'the codec endpoint could not complete this request; the error is in its log' }, cors);
-    }
+    await listener(req, res);
   };
 }

@@ -205,7 +205,9 @@ describe('inbox login: failed logins are limited', () => {
       const earlier = await login(inbox.url, 'alice', rightPassword('alice'), '/', { from: '127.0.0.4' });
       expect(earlier.status).toBe(303);
       const device = deviceCookie(earlier);
-      expect(earlier.headers['set-cookie']?.find((c) => c.startsWith('warden_device='))).toMatch(/; HttpOnly; SameSite=Strict; Max-Age=\d+/);
+      // Attributes in any order: they are a set (RFC 6265), and the cookie helper writes Max-Age first.
+      const deviceAttributes = (earlier.headers['set-cookie']?.find((c) => c.startsWith('warden_device=')) ?? '').split(';').slice(1).map((a) => a.trim());
+      expect(deviceAttributes).toEqual(expect.arrayContaining(['HttpOnly', 'SameSite=Strict', 'Path=/login', expect.stringMatching(/^Max-Age=\d+$/)]));
       // Someone behind the same address (one office, one NAT) guesses.
       for (let i = 0; i < 5; i += 1) expect((await login(inbox.url, 'alice', `guess-${i}`, '/', { from: '127.0.0.4' })).status).toBe(401);
       expect((await login(inbox.url, 'alice', rightPassword('alice'), '/', { from: '127.0.0.4' })).status).toBe(429);
