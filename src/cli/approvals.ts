@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { WardenClient } from '../client';
 import { ignoredApprovalsLines } from '../client/run-memo';
 import type { PendingApproval } from '../workflows/types';
-import { QUERY_MS, currentUser, withClient, withClientAndStore } from './context';
+import { QUERY_MS, loginName, withClient, withClientAndStore } from './context';
 import { describeError } from './errors';
 import { approvalsTable, out, outJson, printable } from './format';
 import { reportDecision, sendDecision, type CliDecision } from './support/decisions';
@@ -70,7 +70,8 @@ export function registerApprovals(program: Command): void {
         if (approvals.length === 0) return out('no approvals waiting');
         approvalsTable(approvals).forEach((l) => out(l));
         out();
-        out(`approve with: warden approve <run> <approval> --as <you>   (you: ${currentUser()}; your signing key must be allowed to assert you)`);
+        const you = loginName();
+        out(`approve with: warden approve <run> <approval> --as <you>   (${you ? `you: ${you}` : 'this shell does not say who you are'}; your signing key must be allowed to assert you)`);
       });
     });
   registerDecision(program, 'approve');

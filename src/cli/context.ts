@@ -1,5 +1,6 @@
 /* eslint-disable @typescript-eslint/no-require-imports -- see below */
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type * as TemporalClient from '@temporalio/client';
 import type * as ClientModule from '../client';
@@ -28,12 +29,6 @@ export function wardenHome(): string {
 /** The directory that holds Warden's package.json: defaults such as `examples/` resolve from it. */
 export function packageRoot(): string {
   return path.resolve(__dirname, '..', '..');
-}
-
-/** The path a default (`examples/`, `policies/`) names: in the working directory if it exists there, else in the package. */
-export function defaultPath(relative: string): string {
-  const local = path.resolve(relative);
-  return existsSync(local) ? local : path.join(packageRoot(), relative);
 }
 
 /** Settings from the environment; a broken TLS setting is a user error, not a crash. */
@@ -67,9 +62,24 @@ export function logLevelFromEnv(fallback: string): string {
   return process.env.WARDEN_LOG_LEVEL?.toLowerCase() || fallback;
 }
 
-/** Who a command acts as when `--by`/`--requester` is not given. */
+/**
+ * The person at the terminal as this machine names them: `$USER`, `$USERNAME`, else the account
+ * the process runs as (a shell or container that sets neither variable); undefined when that
+ * account has no name either (a container user without a passwd entry).
+ */
+export function loginName(): string | undefined {
+  const fromEnv = process.env.USER || process.env.USERNAME;
+  if (fromEnv) return fromEnv;
+  try {
+    return os.userInfo().username || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Who a command acts as when `--by`/`--requester` is not given: `loginName()`, else `cli`. */
 export function currentUser(): string {
-  return process.env.USER || process.env.USERNAME || 'cli';
+  return loginName() ?? 'cli';
 }
 
 /**

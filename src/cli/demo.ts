@@ -196,7 +196,7 @@ class Demo {
     const b = costOutcome.budget;
     out(
       `  figures: ${costOutcome.steps} model calls, ${costOutcome.usage.inputTokens.toLocaleString('en-US')} input tokens, ${usd(costOutcome.usage.costUsd)} spent` +
-        (b ? ` against a budget of ${usd(b.max, 2)} (${b.limit})` : '') +
+        (b ? ` against a budget of ${usd(b.max)} (${b.limit})` : '') +
         `; ${exampleShop().countPurchaseOrders()} purchase order(s) placed`,
     );
   }

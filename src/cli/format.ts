@@ -37,8 +37,24 @@ export function outJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2).replace(UNESCAPED_BY_JSON, escapeChar) + '\n');
 }
 
-export function usd(n: number, digits = 4): string {
-  return `$${n.toFixed(digits)}`;
+/**
+ * A US dollar amount for people: cents from a dollar up (`$12.50`, `$1,234.00`); below a dollar,
+ * three significant digits, at least cents and at most six decimals (`$0.0497`, `$0.00121`), so
+ * the cost of one model call still shows and float noise (`0.0012079999999999999`) never does.
+ */
+export function usd(n: number): string {
+  if (!Number.isFinite(n)) return `$${n}`;
+  const abs = Math.abs(n);
+  const decimals = abs === 0 || abs >= 1 ? 2 : Math.min(6, Math.max(2, 2 - Math.floor(Math.log10(abs))));
+  return `${n < 0 ? '-' : ''}$${abs.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: decimals })}`;
+}
+
+/** A field that holds US dollars (`costUsd`, `maxCostUsd`): printed with `usd`. */
+const USD_FIELD = /usd$/i;
+
+/** Numbers in event data without the float noise of sums (0.1 + 0.2 shows as 0.3): for display only. */
+function withoutFloatNoise(key: string, value: unknown): unknown {
+  return typeof value === 'number' && !Number.isInteger(value) && Number.isFinite(value) ? Number(value.toPrecision(12)) : value;
 }
 
 export function truncate(text: string, max: number): string {
@@ -97,7 +113,10 @@ export function shortData(data: Record<string, unknown>, max = 110): string {
   const parts: string[] = [];
   for (const [key, value] of Object.entries(data)) {
     if (value === null || value === undefined) continue;
-    const text = typeof value === 'string' ? (/\s/.test(value) ? JSON.stringify(value) : value) : JSON.stringify(value);
+    let text: string | undefined;
+    if (typeof value === 'string') text = /\s/.test(value) ? JSON.stringify(value) : value;
+    else if (typeof value === 'number' && USD_FIELD.test(key)) text = usd(value);
+    else text = JSON.stringify(value, withoutFloatNoise);
     parts.push(`${printable(key)}=${truncate(printable(text ?? ''), 48)}`);
   }
   return truncate(parts.join(' '), max);
@@ -142,7 +161,7 @@ export function statusLines(s: RunStatusView): string[] {
   const budget = [
     `steps ${used.steps}${limits.maxSteps !== undefined ? `/${limits.maxSteps}` : ''}`,
     `tool calls ${used.toolCalls}${limits.maxToolCalls !== undefined ? `/${limits.maxToolCalls}` : ''}`,
-    `cost ${usd(used.costUsd)}${limits.maxCostUsd !== undefined ? `/${usd(limits.maxCostUsd, 2)}` : ''}`,
+    `cost ${usd(used.costUsd)}${limits.maxCostUsd !== undefined ? `/${usd(limits.maxCostUsd)}` : ''}`,
     `tokens ${used.inputTokens} in / ${used.outputTokens} out`,
   ].join(', ');
   const last = s.lastDecision ? `${printable(s.lastDecision.tool)} → ${printable(s.lastDecision.decision)} (rule ${printable(s.lastDecision.ruleId)})` : '—';

@@ -63,7 +63,7 @@ export function loadRegistry(agents: string, policies: string): AgentRegistry {
   checkPoliciesDir(policies);
   let registry: AgentRegistry;
   try {
-    registry = loadAgents(agents, policies);
+    registry = loadAgents(agents, path.resolve(policies));
   } catch (err) {
     throw new CliError(describeError(err));
   }

@@ -1,6 +1,6 @@
 import { CommanderError } from 'commander';
 import { describeError, exitCodeOf } from './errors';
-import { createProgram } from './program';
+import { argsToParse, createProgram } from './program';
 
 /** The exit status of a process a closed pipe stopped (128 + SIGPIPE), as shells report `yes | head -1`. */
 const CLOSED_PIPE_EXIT = 141;
@@ -22,7 +22,9 @@ function stopWhenStdoutCloses(): void {
 export async function main(argv: string[] = process.argv): Promise<void> {
   stopWhenStdoutCloses();
   try {
-    await createProgram(argv.slice(2)).parseAsync(argv);
+    const args = argv.slice(2);
+    const program = createProgram(args);
+    await program.parseAsync(argsToParse(program, args), { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
       // Commander has printed its message already; help and version are not errors.

@@ -37,7 +37,7 @@ function register(program: Command, op: Operation): void {
     .description(DESCRIPTIONS[op])
     .argument(op === 'rollback' ? '<runId>' : '[runId]', 'run id')
     .option('--reason <text>', 'why, recorded in the audit trail')
-    .option('--by <id>', 'who, recorded in the audit trail (default $USER)');
+    .option('--by <id>', 'who, recorded in the audit trail (default $USER, else your account name)');
   if (op !== 'rollback') cmd.option('--agent <name>', 'every running run of this agent instead of one run');
   cmd.action(async (runId: string | undefined, opts: OperateOptions) => {
     if (runId && opts.agent) throw new UsageError(`${op}: give a run id or --agent, not both`);

@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { FILE_HEADERS_ONLY, createTwoFilesPatch } from 'diff';
 import { stringify as toYaml } from 'yaml';
 import { loadAgents, loadPolicies, type AgentRegistry, type AnyTool } from '../agents';
 import type { ZodType } from 'zod';
 import { CompiledPolicy, emptyLoopState, emptyUsage, governCall, parsePolicy, parsePolicyText, policyVersion, type Policy, type RunFacts } from '../governance';
 import { DURATION_PATTERN, durationMs } from '../governance/duration';
-import { DIFF_KINDS, groupDiffs, recordedRun, whatIf, type DiffKind, type WhatIfReport } from '../governance/what-if';
+import { DIFF_KINDS, groupDiffs, recordedRun, whatIf, type DiffKind, type Verdict, type WhatIfReport } from '../governance/what-if';
 import { shadowDiffsOf } from '../governance/shadow';
 import type { WardenClient } from '../client';
 import { checkPolicy } from '../governance/policy-check';
@@ -17,7 +18,6 @@ import type { ToolSpec } from '../workflows/types';
 import { currentUser, withClient, withClientAndStore, withStore } from './context';
 import { CliError, describeError, UsageError } from './errors';
 import { out, outJson, printable, table } from './format';
-import { unifiedDiff } from './line-diff';
 import { POLICY_DIFF_EXIT_CODE } from './support/exit-codes';
 import { checkPoliciesDir, defaultPoliciesPath, prepareAgentsModule } from './support/project-paths';
 import { optionalSigner } from './support/signers';
@@ -49,6 +49,13 @@ function parseArgs(json: string | undefined): Record<string, unknown> {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new UsageError('--args must be a JSON object, e.g. \'{"amount": 50}\'');
   return value as Record<string, unknown>;
+}
+
+/** Two texts as a unified diff (`diff -u`), line by line; no lines when they are the same. */
+function unifiedDiff(from: string, to: string, labels: { from: string; to: string }): string[] {
+  if (from === to) return [];
+  const patch = createTwoFilesPatch(labels.from, labels.to, from, to, undefined, undefined, { context: 3, headerOptions: FILE_HEADERS_ONLY });
+  return patch.replace(/\n$/, '').split('\n');
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
@@ -104,7 +111,8 @@ function appliedPolicy(agent: string, applied: Applied): Policy {
 function filePolicies(dir: string): Map<string, { policy: Policy; source: string; version: string }> {
   checkPoliciesDir(dir);
   try {
-    return new Map(loadPolicies(dir).map((p) => [p.policy.agent, { ...p, version: policyVersion(p.policy) }]));
+    // Absolute sources however --policies was written: a --json reader gets paths that work from anywhere.
+    return new Map(loadPolicies(path.resolve(dir)).map((p) => [p.policy.agent, { ...p, version: policyVersion(p.policy) }]));
   } catch (err) {
     throw new CliError(describeError(err));
   }
@@ -122,7 +130,7 @@ export function registerPolicy(program: Command): void {
     .option('--agents <module>', "module exporting agents (TS or JS): the policy's agent must be there, with every tool the policy lists")
     .option('--tool <name>', 'a tool call to decide')
     .option('--args <json>', 'the call\'s arguments as a JSON object (default {})')
-    .option('--requester <id>', 'run.requester for conditions (default $USER)')
+    .option('--requester <id>', 'run.requester for conditions (default $USER, else your account name)')
     .option('--requester-verified', 'run.requesterVerified for conditions: as if a trusted channel signed the start')
     .option('--risk <level>', "tool.risk for conditions: low, medium or high (default the tool's own with --agents, else low)")
     .option('--json', 'print JSON')
@@ -183,7 +191,7 @@ export function registerPolicy(program: Command): void {
     .command('apply')
     .description("Validate a policy, store it as its agent's policy for new runs, and tell the agent's running runs to take it up from the worker")
     .argument('<file>', 'policy file (YAML or JSON)')
-    .option('--by <id>', 'who applies it, recorded in each run\'s audit trail (default $USER)')
+    .option('--by <id>', 'who applies it, recorded in each run\'s audit trail (default $USER, else your account name)')
     .action(async (file: string, opts: { by?: string }) => {
       const { version, agent, sent } = await applyPolicyFile(file, opts.by ?? currentUser());
       out(`applied ${version} to ${agent}: new runs start with it; sent to ${sent} running run(s)`);
@@ -327,17 +335,44 @@ async function readTrails(client: WardenClient, store: RunStore, agent: string |
   return trails;
 }
 
-function whatIfLines(file: string, r: WhatIfReport): string[] {
+/** What each kind of difference means, beside its count in `policy what-if`. */
+const KIND_MEANINGS: Record<DiffKind, string> = {
+  'allow-to-deny': 'could run (at once or once approved), now denied',
+  'deny-to-allow': 'was denied, now can run (at once or once approved)',
+  'approval-added': 'ran at once, now waits for approval',
+  'approval-removed': 'waited for approval, now runs at once',
+  'rule-changed': 'same decision, by another rule or with other approvers',
+};
+
+const sameApprovers = (a: Verdict, b: Verdict) => (a.approvers ?? []).join(',') === (b.approvers ?? []).join(',');
+
+/** How a call's verdict changed, in words: the decision, the rule, and the approvers where both sides know them and they differ. */
+export function verdictChange(before: Verdict, after: Verdict): string {
+  const decision = before.decision === after.decision ? after.decision : `${before.decision} → ${after.decision}`;
+  const rule = before.ruleId === after.ruleId ? `rule ${after.ruleId}` : `rule ${before.ruleId} → ${after.ruleId}`;
+  const parts = [decision, rule];
+  if (before.approvers && after.approvers && !sameApprovers(before, after)) parts.push(`approvers ${before.approvers.join(',') || '(none)'} → ${after.approvers.join(',') || '(none)'}`);
+  return parts.join('; ');
+}
+
+/** The human report of `policy what-if`: counts by kind, by rule, and each call with what changed for it. */
+export function whatIfLines(file: string, r: WhatIfReport): string[] {
   const lines = [`what-if ${file} (${r.candidateVersion}) for ${r.agent}: ${plural(r.calls, 'recorded call')} in ${plural(r.runs, 'run')} decided again, ${r.diffs.length} decided differently`];
   if (r.diffs.length > 0) {
-    lines.push('', ...DIFF_KINDS.filter((k) => r.byKind[k] > 0).map((k) => `  ${k.padEnd(17)} ${r.byKind[k]}`));
-    lines.push('', 'by rule:', ...table(['KIND', 'RULE NOW', 'RULE UNDER CANDIDATE', 'CALLS'], r.byRule.map((b) => [b.kind, b.from, b.to, String(b.count)])).map((l) => `  ${l}`));
+    lines.push('', ...DIFF_KINDS.filter((k) => r.byKind[k] > 0).map((k) => `  ${k.padEnd(17)} ${String(r.byKind[k]).padEnd(5)} ${KIND_MEANINGS[k]}`));
+    // A rule that stays but asks other approvers would read as no change: say so.
+    const approversOnly = (b: { kind: DiffKind; from: string; to: string }) => b.kind === 'rule-changed' && b.from === b.to;
+    lines.push(
+      '',
+      'by rule:',
+      ...table(['KIND', 'RULE NOW', 'RULE UNDER CANDIDATE', 'CALLS'], r.byRule.map((b) => [b.kind, b.from, approversOnly(b) ? `${b.to} (other approvers)` : b.to, String(b.count)].map(printable))).map((l) => `  ${l}`),
+    );
     lines.push(
       '',
       'calls:',
       ...table(
-        ['RUN', 'CALL', 'TOOL', 'RECORDED', 'CANDIDATE'],
-        r.diffs.map((d) => [d.runId, d.callId, d.tool, `${d.before.decision} (${d.before.ruleId})`, `${d.after.decision} (${d.after.ruleId})`].map(printable)),
+        ['RUN', 'CALL', 'TOOL', 'KIND', 'CHANGE'],
+        r.diffs.map((d) => [d.runId, d.callId, d.tool, d.kind, verdictChange(d.before, d.after)].map(printable)),
       ).map((l) => `  ${l}`),
     );
   }
@@ -411,7 +446,7 @@ function registerChangeSafety(policy: Command): void {
       .command('promote-shadow')
       .description("Apply the shadow policy an agent's policy names as the agent's policy (like 'warden policy apply <shadow file>')")
       .argument('<agent>', 'agent name')
-      .option('--by <id>', "who applies it, recorded in each run's audit trail (default $USER)"),
+      .option('--by <id>', "who applies it, recorded in each run's audit trail (default $USER, else your account name)"),
   ).action(async (agent: string, opts: { policies: string; by?: string }) => {
     const applied = await withStore((store) => store.getAppliedPolicy(agent));
     const current = applied ? { policy: appliedPolicy(agent, applied), source: applied.source } : filePolicies(opts.policies).get(agent);

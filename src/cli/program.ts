@@ -84,8 +84,8 @@ export const COMMAND_MODULES: readonly CommandModule[] = [
     commands: ['pause', 'resume', 'rollback'],
     summaries: [
       ['pause [options] [runId]', 'Pause a run before its next model or tool call (or every running run of an agent with --agent)'],
-      ['resume [options] [runId]', 'Resume a paused run (or every running run of an agent with --agent); a run its policy paused needs the CLI key to vouch for --by'],
-      ['rollback [options] <runId>', 'Undo what a run did (its compensations, newest first) and end it as rolled_back'],
+      ['resume [options] [runId]', 'Resume a paused run (or every running run of an agent with --agent), signed with the CLI key: workers count it only from a key with the operator role that may assert --by'],
+      ['rollback [options] <runId>', 'Undo what a run did (its compensations, newest first) and end it as rolled_back, signed with the CLI key (operator role)'],
     ],
     load: () => (require('./operate') as typeof OperateModule).registerOperations,
   },
@@ -155,21 +155,54 @@ function registerSummaries(program: Command, summaries: readonly CommandSummary[
 export function createProgram(args?: readonly string[]): Command {
   const program = new Command('warden')
     .description('Durable, governed AI agent runs on Temporal')
-    .showHelpAfterError('(run with --help for usage)')
     // Usage errors reach main() as CommanderError instead of exiting inside commander, so the exit code is ours (2).
     .exitOverride();
   const named = args ? commandOf(args) : undefined;
   const one = named === undefined ? undefined : COMMAND_MODULES.find((m) => m.commands.includes(named));
   if (one) {
     one.load()(program);
-    return program;
+  } else {
+    const terms = new Map<Command, string>();
+    const standard = new Help();
+    program.configureHelp({ subcommandTerm: (cmd) => terms.get(cmd) ?? standard.subcommandTerm(cmd) });
+    for (const module of COMMAND_MODULES) {
+      if (args && module.summaries) registerSummaries(program, module.summaries, terms);
+      else module.load()(program);
+    }
   }
-  const terms = new Map<Command, string>();
-  const standard = new Help();
-  program.configureHelp({ subcommandTerm: (cmd) => terms.get(cmd) ?? standard.subcommandTerm(cmd) });
-  for (const module of COMMAND_MODULES) {
-    if (args && module.summaries) registerSummaries(program, module.summaries, terms);
-    else module.load()(program);
-  }
+  hintAfterErrors(program);
   return program;
+}
+
+/** After a usage error, each command names the help that lists what it takes: `(run 'warden policy --help' for usage)`. */
+function hintAfterErrors(command: Command, path = command.name()): void {
+  command.showHelpAfterError(`(run '${path} --help' for ${command.commands.length > 0 ? 'the commands' : 'usage'})`);
+  for (const sub of command.commands) hintAfterErrors(sub, `${path} ${sub.name()}`);
+}
+
+const HELP_FLAGS = new Set(['-h', '--help']);
+
+/**
+ * The arguments commander should parse: `args` as given, except after a command name that the
+ * command before it does not have (`warden nosuchcommand --help`, `warden help nosuchcommand`,
+ * `warden policy nosuch -h`). There the help flags (and a `help` word) are dropped, so commander
+ * reports the unknown command, with a similar name when there is one, and exits 2, instead of
+ * printing help and exiting 0 as if the command existed.
+ */
+export function argsToParse(program: Command, args: readonly string[]): string[] {
+  let command = program;
+  let helpWord: number | undefined;
+  for (const [i, arg] of args.entries()) {
+    // Commands with subcommands (warden, policy, keys, eval) take no option values, so every other argument names one.
+    if (command.commands.length === 0) break;
+    if (arg.startsWith('-')) continue;
+    if (arg === 'help' && helpWord === undefined) {
+      helpWord = i;
+      continue;
+    }
+    const sub = command.commands.find((c) => c.name() === arg || c.aliases().includes(arg));
+    if (!sub) return args.filter((a, j) => !HELP_FLAGS.has(a) && j !== helpWord);
+    command = sub;
+  }
+  return [...args];
 }

@@ -31,7 +31,7 @@ export function registerRuns(program: Command): void {
     )
     .argument('<agent>', 'agent name, e.g. refund-agent')
     .requiredOption('--goal <text>', 'what the agent is asked to do')
-    .option('--requester <id>', 'who asks (cannot approve the run\'s own calls); default $USER or "cli"')
+    .option('--requester <id>', 'who asks (cannot approve the run\'s own calls); default $USER, else your account name')
     .option('--key <key>', 'run key: the run id becomes warden/<agent>/<key> (never reused); default random')
     .option('--signing-key <file>', 'CLI signing key that vouches for --requester (default: $WARDEN_SIGNING_KEY, else .warden/keys/cli.json); without one the run is unverified')
     .option('--script <file>', 'JSON array of turns for the scripted model (offline runs)')

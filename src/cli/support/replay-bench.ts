@@ -76,6 +76,6 @@ export function recordedCase(runId: string): Promise<GoldenCase> {
 
 /** What a report says, as lines for the terminal. */
 export function reportLines(r: CaseReport): string[] {
-  const head = `${r.passed ? 'PASS' : 'FAIL'}  ${printable(r.name)} (${r.agent}): ${r.outcome.replayed.status}, ${r.budget.steps} step(s), ${r.budget.toolCalls} tool call(s), ${usd(r.budget.costUsd, 6)}${r.budget.maxCostUsd !== null ? ` of ${usd(r.budget.maxCostUsd, 6)}` : ''}; ${r.decisions.replayed.length} decision(s)`;
+  const head = `${r.passed ? 'PASS' : 'FAIL'}  ${printable(r.name)} (${r.agent}): ${r.outcome.replayed.status}, ${r.budget.steps} step(s), ${r.budget.toolCalls} tool call(s), ${usd(r.budget.costUsd)}${r.budget.maxCostUsd !== null ? ` of ${usd(r.budget.maxCostUsd)}` : ''}; ${r.decisions.replayed.length} decision(s)`;
   return [head, `      replay ${printable(r.runId)} of ${printable(r.recordedRunId)}`, ...r.failures.map((f) => `      ✗ ${printable(f)}`), ...r.changes.map((c) => `      ~ ${printable(c)}`)];
 }
