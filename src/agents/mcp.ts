@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -173,7 +174,7 @@ class McpConnection {
 
   /** What a stdio server last wrote to stderr, for messages about it going away; waits a moment for a dying process's last lines. */
   async lastWords(): Promise<string> {
-    await Promise.race([this.stderrEnded, new Promise((resolve) => setTimeout(resolve, 200).unref())]);
+    await Promise.race([this.stderrEnded, sleep(200, undefined, { ref: false })]);
     const tail = this.stderrTail.trim();
     return tail ? `; its last output: ${tail.slice(-300)}` : '';
   }

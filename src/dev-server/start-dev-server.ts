@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import type { SearchAttributeType } from '@temporalio/common';
 import { makePrivateDir, narrowToPrivate, withPrivateUmask } from '../private-files';
@@ -81,8 +82,6 @@ function connectHost(ip: string): string {
   if (ip === '::') return '[::1]';
   return ip.includes(':') && !ip.startsWith('[') ? `[${ip}]` : ip;
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Polls until the namespace answers and Warden's search attributes are listed. The dev server

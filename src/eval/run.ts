@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { PayloadCodec } from '@temporalio/common';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import type { Logger } from 'pino';
@@ -167,7 +168,7 @@ export class ReplayBench {
     const cast = new Set<string>();
     let cancelled = false;
     for (;;) {
-      const settled = await Promise.race([result, new Promise<null>((r) => setTimeout(() => r(null), 250))]);
+      const settled = await Promise.race([result, sleep(250, null)]);
       if (settled) {
         if ('error' in settled) throw settled.error;
         return settled.outcome;
