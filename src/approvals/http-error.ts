@@ -2,7 +2,8 @@ import { errorMarker, WardenError } from '../errors';
 
 /**
  * A request the inbox or the codec endpoint answers with `status` and this message instead of
- * serving it. Thrown inside a request handler; the handler's catch turns it into the answer.
+ * serving it. Thrown inside a route or its middleware; the app's `onError` turns it into the answer
+ * (a page for the inbox, JSON for the codec endpoint).
  */
 export class HttpError extends WardenError {
   static override readonly marker = errorMarker('HttpError');

@@ -112,7 +112,7 @@ function refuse(err: Error, c: Context, logger: Logger | undefined): Response {
     const auth: Record<string, string> = err.status === 401 ? { 'www-authenticate': 'Bearer realm="warden"' } : {};
     return answer(c, err.status as ContentfulStatusCode, { error: err.message, ...err.fields }, { ...close, ...auth });
   }
-  logger?.error({ err, path: c.req.path }, 'codec request failed');
+  logger?.error({ err, url: c.req.path }, 'codec request failed');
   return answer(c, 500, { error: 'the codec endpoint could not complete this request; the error is in its log' });
 }
 
@@ -207,7 +207,9 @@ export function codecRoutes(options: CodecRoutesOptions): Hono<CodecEnv> {
   routes.all(OP_ROUTE, (c) => {
     throw new HttpError(405, `${c.req.method} is not allowed; use POST`);
   });
-  routes.all('*', () => {
+  // An unknown route is 404 to everyone, a preflight too; the UI may still read why.
+  const corsUnlessPreflight: MiddlewareHandler<CodecEnv> = (c, next) => (c.req.method === 'OPTIONS' ? next() : uiCors(c, next));
+  routes.all('*', corsUnlessPreflight, () => {
     throw new HttpError(404, `no such codec route; use POST ${base}/encode or ${base}/decode`);
   });
   routes.onError((err, c) => refuse(err, c, logger));
@@ -231,7 +233,8 @@ export function createCodecHandler(options: CodecEndpointOptions): CodecRequestH
     throw new HttpError(404, `no such codec route; use POST ${base}/encode or ${base}/decode`);
   });
   app.onError((err, c) => refuse(err, c, options.logger));
-  const listener = getRequestListener(app.fetch);
+  // Routing needs a URL; a request without a Host header (HTTP/1.0) still gets one.
+  const listener = getRequestListener(app.fetch, { hostname: 'codec.invalid' });
   return async (req, res) => {
     await listener(req, res);
   };

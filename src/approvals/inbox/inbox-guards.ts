@@ -30,7 +30,7 @@ export interface GuardOptions {
   tls: boolean;
 }
 
-export type Found = { viewer: Viewer; sessionId?: string } | { refused: string };
+type Found = { viewer: Viewer; sessionId?: string } | { refused: string };
 
 /**
  * The request checks the inbox's routes share: who is asking (`viewerOf`), whether a page may be

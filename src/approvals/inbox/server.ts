@@ -75,6 +75,12 @@ export class InboxConfigError extends WardenError {
 
 const DEFAULT_SESSION_TTL_MS = 8 * 3600_000;
 
+/** What a log line names of a request: its path and query, as sent, never the host it named. */
+const pathAndQuery = (url: string) => {
+  const { pathname, search } = new URL(url);
+  return pathname + search;
+};
+
 /** Plain HTTP only on loopback, unless the deployment says a TLS proxy is in front. */
 function checkTransport(options: InboxServerOptions, host: string, logger: Logger): void {
   if (options.tls || isLoopbackHost(host)) return;
@@ -124,11 +130,13 @@ export async function createInboxServer(options: InboxServerOptions): Promise<In
       const title = err.status === 401 ? 'Not signed in' : err.status === 403 ? 'Refused' : 'Cannot do that';
       return sendPage(c, err.status as ContentfulStatusCode, messagePage(title, err.message), close);
     }
-    logger.error({ err, path: c.req.path }, 'inbox request failed');
+    logger.error({ err, url: pathAndQuery(c.req.url) }, 'inbox request failed');
     return sendPage(c, 500, messagePage('Something went wrong', 'The inbox could not complete this request; the error is in its log. Nothing was sent unless the page said so.'));
   });
 
-  const listener = getRequestListener(app.fetch);
+  // Routing needs a URL; a request without a Host header (HTTP/1.0, some health checks) still gets one.
+  // The same-origin check reads the Host header itself, never this name.
+  const listener = getRequestListener(app.fetch, { hostname: 'inbox.invalid' });
   // The listener answers every request itself, errors included (`onError`): its promise never rejects.
   const handle = (req: IncomingMessage, res: ServerResponse) => void listener(req, res);
   let server: Server | HttpsServer;
