@@ -10,6 +10,7 @@
  */
 const unitTests = [
   'governance/*.test.ts',
+  'cli-first-use.test.ts',
   'docs-links.test.ts',
   'errors.test.ts',
   'examples.test.ts',

@@ -22,6 +22,14 @@ import { out } from './format';
 import { checkPoliciesDir, prepareAgentsModule } from './support/project-paths';
 import { DEFAULT_INBOX_PORT } from './support/server-settings';
 
+/**
+ * Where the CLI says how getting the Temporal CLI goes (a Go build or the SDK's download, minutes
+ * the first time): stderr, so a command's output stays what it was; the server's own notes are not printed.
+ */
+export function devServerSetupNote(msg: string): void {
+  process.stderr.write(`${msg}\n`);
+}
+
 /** Temporal's own ports, used when free so that the default TEMPORAL_ADDRESS reaches `warden dev`. */
 export const DEFAULT_PORT = 7233;
 export const DEFAULT_UI_PORT = 8233;
@@ -185,7 +193,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const port = await choosePort(opts.port, DEFAULT_PORT);
   const uiPort = opts.headless ? undefined : await choosePort(opts.uiPort, DEFAULT_UI_PORT);
   const dbFile = path.join(home, 'temporal.db');
-  const server = await startDevServer({ dbFile, port, uiPort, headless: opts.headless ?? false, ...(uiCodecEndpoint ? { uiCodecEndpoint } : {}), log: () => {} });
+  const server = await startDevServer({ dbFile, port, uiPort, headless: opts.headless ?? false, ...(uiCodecEndpoint ? { uiCodecEndpoint } : {}), log: () => {}, setupLog: devServerSetupNote });
   const settings: TemporalSettings = { address: server.address, namespace: server.namespace };
   const storePath = storeLocation();
   const telemetry = telemetryFromCliEnv();

@@ -47,22 +47,58 @@ function tail(text: string, lines = 20): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
-async function goInstall(go: string, binDir: string): Promise<void> {
+/** `4m05s`, `45s`: how long something has taken. */
+function elapsed(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+}
+
+/** How often a Go build that is still going says so, by default. */
+const PROGRESS_EVERY_MS = 15_000;
+
+/**
+ * Runs `go install -v`, which names each module it downloads (`go: downloading …`) and each
+ * package it compiles, one per line: counted, they say how far the build is. Every `everyMs` a
+ * note gives the time so far and the counts, so minutes of building never look like a hang.
+ */
+async function goInstall(go: string, binDir: string, log: (msg: string) => void, everyMs: number): Promise<void> {
   await mkdir(binDir, { recursive: true });
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn(go, ['install', `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`], {
-      env: { ...process.env, GOBIN: binDir },
-      stdio: ['ignore', 'pipe', 'pipe'],
+  const started = Date.now();
+  let downloaded = 0;
+  let compiled = 0;
+  let output = '';
+  let partial = '';
+  const count = (chunk: Buffer) => {
+    const text = chunk.toString();
+    output = (output + text).slice(-16_384);
+    const lines = (partial + text).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line.startsWith('go: downloading ')) downloaded += 1;
+      else if (line.trim() !== '' && !line.startsWith('go: ')) compiled += 1;
+    }
+  };
+  const ticker = setInterval(() => {
+    log(`  still building the Temporal CLI: ${elapsed(Date.now() - started)} so far, ${downloaded} module(s) downloaded, ${compiled} package(s) compiled`);
+  }, everyMs);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(go, ['install', '-v', `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`], {
+        env: { ...process.env, GOBIN: binDir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      child.stdout.on('data', count);
+      child.stderr.on('data', count);
+      child.on('error', reject);
+      child.on('close', (code, signal) => {
+        if (code === 0) resolve();
+        else reject(new Error(`exited with ${signal ?? `code ${code}`}: ${tail(output)}`));
+      });
     });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      if (code === 0) resolve();
-      else reject(new Error(`exited with ${signal ?? `code ${code}`}: ${tail(output)}`));
-    });
-  });
+  } finally {
+    clearInterval(ticker);
+  }
+  log(`Built the Temporal CLI into ${binDir} in ${elapsed(Date.now() - started)} (${compiled} packages compiled).`);
 }
 
 export interface ResolveTemporalBinaryOptions {
@@ -70,6 +106,8 @@ export interface ResolveTemporalBinaryOptions {
   allowBuild?: boolean;
   /** Progress notes (the Go build takes minutes). Default: stderr. */
   log?: (msg: string) => void;
+  /** How often a Go build still going says so (time so far, modules downloaded, packages compiled). Default 15 s. */
+  progressEveryMs?: number;
 }
 
 /**
@@ -112,13 +150,13 @@ export async function resolveTemporalBinary(opts: ResolveTemporalBinaryOptions =
     if (!go) {
       tried.push(`${install}: \`go\` not on PATH`);
     } else {
-      log(`Building the Temporal CLI ${TEMPORAL_CLI_VERSION} with ${go}; this takes a few minutes, once.`);
+      log(
+        `No Temporal CLI found (TEMPORAL_CLI_PATH, temporal on PATH, ${cached}): building ${TEMPORAL_CLI_VERSION} from source with ${go} into ${cached}. ` +
+          'This happens once and takes a few minutes; later starts use the build.',
+      );
       try {
-        await goInstall(go, path.dirname(cached));
-        if (await isExecutableFile(cached)) {
-          log(`Built ${cached}`);
-          return cached;
-        }
+        await goInstall(go, path.dirname(cached), log, opts.progressEveryMs ?? PROGRESS_EVERY_MS);
+        if (await isExecutableFile(cached)) return cached;
         tried.push(`${install}: finished but ${cached} is not there`);
       } catch (err) {
         tried.push(`${install}: ${(err as Error).message}`);

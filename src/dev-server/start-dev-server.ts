@@ -56,6 +56,12 @@ export interface DevServerOptions {
   readyTimeoutMs?: number;
   /** Progress notes. Default: stderr. */
   log?: (msg: string) => void;
+  /**
+   * Notes about getting the Temporal CLI when none is found: a Go build or the SDK's download,
+   * minutes the first time, with progress. Default: `log`. A caller that keeps quiet about the
+   * server (`log: () => {}`) should still let these through: minutes of silence look like a hang.
+   */
+  setupLog?: (msg: string) => void;
 }
 
 // The CLI's `--search-attribute` flag spells types differently from the SDK's constants.
@@ -303,13 +309,14 @@ export const QUEUE_PROCESSOR_SETTINGS = [
  */
 export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
   const log = opts.log ?? ((msg: string) => process.stderr.write(`[warden] ${msg}\n`));
+  const setupLog = opts.setupLog ?? log;
   let binary = opts.binary;
   if (binary === undefined) {
     try {
-      binary = await resolveTemporalBinary({ allowBuild: opts.allowBuild ?? true, log });
+      binary = await resolveTemporalBinary({ allowBuild: opts.allowBuild ?? true, log: setupLog });
     } catch (err) {
       if (!TemporalBinaryNotFoundError.isInstance(err) || opts.allowDownload === false) throw err;
-      log('No local Temporal CLI; asking the Temporal SDK to download one.');
+      setupLog('No local Temporal CLI, and none could be built here: the Temporal SDK downloads one (once; later starts use its cache).');
       try {
         return await downloadDevServer(opts, log);
       } catch (downloadErr) {

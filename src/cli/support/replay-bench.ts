@@ -12,7 +12,7 @@ import { openRunStore, type RunStore } from '../../store';
 import { logLevelFromEnv, payloadCodecFromEnv, withStore } from '../context';
 import { CliError } from '../errors';
 import { printable, usd } from '../format';
-import { installRuntime } from '../local-stack';
+import { devServerSetupNote, installRuntime } from '../local-stack';
 
 /** Where a replay runs: the Temporal server it uses, and what to stop afterwards. */
 export interface BenchSetup {
@@ -31,7 +31,7 @@ export async function startBench(registry: AgentRegistry, settings: TemporalSett
   let server: DevServer | null = null;
   let store: RunStore | null = null;
   try {
-    if (!settings) server = await startDevServer({ headless: true, log: () => {} });
+    if (!settings) server = await startDevServer({ headless: true, log: () => {}, setupLog: devServerSetupNote });
     const resolved = settings ?? { address: server?.address ?? '', namespace: server?.namespace ?? 'default' };
     store = await openRunStore(temp ? path.join(temp, 'runs.db') : (storeLocation ?? ''));
     const payloadCodec = payloadCodecFromEnv();
