@@ -44,11 +44,6 @@ export default tseslint.config(
     rules: { 'no-restricted-syntax': ['error', ...plainErrorThrows, errorClassMarker] },
   },
   {
-    // Update validators that reject with a plain Error, until the workflow modules give them a WardenError subclass.
-    files: ['src/workflows/plaintext.ts', 'src/workflows/approval-desk.ts'],
-    rules: { 'no-restricted-syntax': ['error', errorClassMarker] },
-  },
-  {
     // Workflow code runs in Temporal's deterministic sandbox; the bundler rejects Node built-ins
     // at worker start, this catches them at lint time. src/governance is imported by workflows.
     files: ['src/workflows/**/*.ts', 'src/governance/**/*.ts'],

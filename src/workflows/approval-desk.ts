@@ -16,6 +16,7 @@ import { APPROVALS_MEMO, approvalsMemo } from './approvals-memo';
 import type { ApproveInput, DecisionReply, RejectInput } from './messages';
 import type { PendingApproval } from './types';
 import { failureMessage, text } from './values';
+import { DecisionRefusedError } from './update-refusals';
 
 /** What becomes of a call that waited: it runs, it does not (and the model is told why), or people are asked again. */
 export type ApprovalOutcome = { kind: 'run' } | { kind: 'refuse'; message: string } | { kind: 'ask'; approvalId: string };
@@ -190,9 +191,9 @@ export class ApprovalDesk {
   /** The Update validator: refuses, before anything is recorded, what cannot count. */
   validate(kind: 'approve' | 'reject', input: ApproveInput | RejectInput): void {
     const parsed = decisionInput(kind, input);
-    if (typeof parsed === 'string') throw new Error(parsed);
+    if (typeof parsed === 'string') throw new DecisionRefusedError(parsed);
     const early = precheckDecision(this.approvals.get(parsed.approvalId), parsed, Date.now());
-    if (early) throw new Error(early);
+    if (early) throw new DecisionRefusedError(early);
   }
 
   /**

@@ -1,6 +1,7 @@
 import { ApplicationFailure, log } from '@temporalio/workflow';
 import { PLAINTEXT_MARKER, PLAINTEXT_PAYLOAD_ERROR, isPlaintext, plaintextRefusal } from '../codec/plaintext-marker';
 import type { AuditEventType } from '../governance/sandbox';
+import { PlaintextUpdateError } from './update-refusals';
 
 /**
  * How a run treats messages that arrived unencrypted although its worker holds a payload key: the
@@ -57,7 +58,7 @@ export function sealedValidator<A extends unknown[]>(name: string, validator: (.
     if (args.some(isPlaintext)) {
       const reason = plaintextRefusal(`the ${name} Update`);
       log.warn(reason, { update: name });
-      throw new Error(reason);
+      throw new PlaintextUpdateError(reason);
     }
     validator(...args);
   };
