@@ -5,11 +5,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { loadKeyring } from '../src/approvals/keys';
 import { parsePolicyText } from '../src/governance';
+import { freePorts } from '../src/dev-server/free-port';
 import { createSqliteStore } from '../src/store';
 import type { PendingApproval, RunOutcome, RunStatusView } from '../src/workflows/types';
 import { refundAgent } from '../examples/refund-agent';
@@ -553,5 +555,39 @@ describe('warden demo', () => {
     expect(readFileSync(path.join(home, 'users.yaml'), 'utf8')).toMatch(/id: bob[\s\S]*finance-leads/);
     // With --exit there is no scene for the reader.
     expect(o).not.toContain('Your turn');
+  }, 180_000);
+});
+
+describe("warden dev with a project's own agents", () => {
+  test('suggests a run of the agents it loaded, and serves the inbox on another port when 8787 is taken', async () => {
+    // 8787 held here, unless something holds it already: the same case.
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.once('error', () => resolve()).listen(8787, '127.0.0.1', resolve));
+    const [port] = await freePorts(1);
+    const env: NodeJS.ProcessEnv = { ...process.env, WARDEN_HOME: path.join(tmp, 'dev-home'), WARDEN_TASK_QUEUE: `dev-${unique}`, NOTES_DIR: notesDir };
+    delete env.TEMPORAL_ADDRESS;
+    const dev = spawn(process.execPath, [bin, 'dev', '--headless', '--port', String(port), '--agents', path.join(fixture, 'index.ts'), '--policies', path.join(fixture, 'policies')], {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    dev.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    dev.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    const exited = new Promise((resolve) => dev.once('exit', resolve));
+    try {
+      await eventually(async () => output.includes('Ctrl-C stops the inbox') || dev.exitCode !== null, 120_000, 'warden dev to come up');
+      expect(output).toContain('Warden dev environment is up');
+      expect(output).toContain('warden run notes-agent --goal "<what notes-agent should do>" --script <turns.json> --wait');
+      expect(output).toContain('[{"toolCalls":[{"name":"write_note","args":{…}}]},{"text":"Done."}]');
+      expect(output).not.toContain('refund-agent');
+      const inbox = /inbox\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1];
+      expect(inbox).toBeDefined();
+      expect(inbox).not.toBe('8787');
+    } finally {
+      dev.kill('SIGINT');
+      await exited;
+      blocker.close();
+    }
   }, 180_000);
 });
