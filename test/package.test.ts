@@ -168,10 +168,30 @@ console.log(JSON.stringify({ defineTool: typeof defineTool, defineAgent: typeof 
     await expect(run(process.execPath, [path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: project, timeout: 120_000 })).resolves.toBeDefined();
   }, 150_000);
 
-  test('`warden dev --agents ./agents.ts` runs the agent and `warden run --wait` sees it complete with its effect', async () => {
+  test("the project's ./agents and ./policies are the defaults; the package's own examples are not there to fall back on", async () => {
+    const warden = path.join(project, 'node_modules', '.bin', 'warden');
+    const listed = await run(warden, ['policy', 'list'], { cwd: project, env: childEnv({}) });
+    expect(listed.stdout.trim()).toBe('no applied policies: new runs use the policy files in ./policies');
+    const elsewhere = path.join(project, 'elsewhere');
+    mkdirSync(elsewhere, { recursive: true });
+    const failed = await run(warden, ['policy', 'list'], { cwd: elsewhere, env: childEnv({}) }).then(
+      () => null,
+      (err: { code?: number; stderr?: string }) => err,
+    );
+    expect(failed?.code).toBe(1);
+    expect(failed?.stderr?.trim()).toBe('error: policies directory ./policies does not exist: point --policies at the directory of your policy files (one YAML file per agent)');
+    const demo = await run(warden, ['demo', '--headless', '--exit'], { cwd: project, env: childEnv({}) }).then(
+      () => null,
+      (err: { code?: number; stderr?: string }) => err,
+    );
+    expect(demo?.code).toBe(1);
+    expect(demo?.stderr).toContain("warden demo walks through Warden's example agents, which come with a clone of its repository");
+  }, 120_000);
+
+  test('`warden dev` runs the agents of ./agents.ts, suggests a run of them, and `warden run --wait` sees it complete with its effect', async () => {
     const notesDir = path.join(project, 'notes');
     const inboxPort = await freePort();
-    dev = spawn(path.join(project, 'node_modules', '.bin', 'warden'), ['dev', '--agents', './agents.ts', '--policies', './policies', '--headless', '--inbox-port', String(inboxPort)], {
+    dev = spawn(path.join(project, 'node_modules', '.bin', 'warden'), ['dev', '--headless', '--inbox-port', String(inboxPort)], {
       cwd: project,
       env: childEnv({ NOTES_DIR: notesDir }),
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -194,6 +214,8 @@ console.log(JSON.stringify({ defineTool: typeof defineTool, defineAgent: typeof 
         reject(new Error(`warden dev exited with ${code}:\n${output}`));
       });
     });
+    expect(output).toContain('warden run notes-agent --goal "<what notes-agent should do>" --script <turns.json> --wait');
+    expect(output).not.toContain('node_modules/warden/examples');
     const started = await run(path.join(project, 'node_modules', '.bin', 'warden'), ['run', 'notes-agent', '--goal', 'Write a hello note', '--script', './script.json', '--wait'], {
       cwd: project,
       env: childEnv({ TEMPORAL_ADDRESS: address }),
