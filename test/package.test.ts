@@ -202,7 +202,8 @@ console.log(JSON.stringify({ defineTool: typeof defineTool, defineAgent: typeof 
     const address = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`warden dev did not come up in 5 minutes:\n${output}`)), 5 * 60_000);
       const check = () => {
-        const found = /Warden dev environment is up[\s\S]*?Temporal {4}(\S+)/.exec(output)?.[1];
+        // The whole banner, down to its last line: the suggestions come after the address.
+        const found = output.includes('Ctrl-C stops') ? /Warden dev environment is up[\s\S]*?Temporal {4}(\S+)/.exec(output)?.[1] : undefined;
         if (found) {
           clearTimeout(timer);
           resolve(found);
