@@ -9,7 +9,8 @@ import { acceptPlaintextFromEnv, logLevelFromEnv, payloadCodecFromEnv, payloadKe
 import { startDevEnvironment, type DevChannels } from './dev-channels';
 import { CliError, describeError } from './errors';
 import { out } from './format';
-import { DEFAULT_PORT, describeStack, installRuntime, loadRegistry, onShutdownSignal, runWorker, telemetryFromCliEnv, withPortOptions, type LocalStack } from './local-stack';
+import { DEFAULT_PORT, describeStack, installRuntime, loadRegistry, runWorker, telemetryFromCliEnv, withPortOptions, type LocalStack } from './local-stack';
+import { onShutdownSignal } from './serve';
 import { defaultAgentsPath, defaultPoliciesPath, exampleAgentsPath } from './support/project-paths';
 import { traceContextMixin } from '../telemetry/logs';
 

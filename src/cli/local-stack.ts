@@ -18,7 +18,6 @@ import { ensureWardenHome } from '../private-files';
 import { acceptPlaintextFromEnv, logLevelFromEnv, payloadCodecFromEnv, payloadKeysFile, slackFromEnv, storeLocation, taskQueueFromEnv, wardenHome } from './context';
 import { CliError, describeError } from './errors';
 import { devUserDirectory } from './dev-users';
-import { out } from './format';
 import { checkPoliciesDir, prepareAgentsModule } from './support/project-paths';
 import { DEFAULT_INBOX_PORT } from './support/server-settings';
 
@@ -280,38 +279,6 @@ export function describeStack(stack: LocalStack): string[] {
     `  keys        CLI signing key ${stack.cliKeyFile} (may speak for ${Object.keys(devUserDirectory()).join(', ')}); the worker trusts ${stack.trustedKeysFile}`,
     ...payloadLines(stack),
   ];
-}
-
-/**
- * Calls `cleanup` on the first Ctrl-C or SIGTERM and exits when it is done; a second Ctrl-C exits
- * at once. Returns a function that removes the handlers.
- */
-export function onShutdownSignal(cleanup: () => Promise<void>, what = 'shutting down'): () => void {
-  let stopping = false;
-  const handler = () => {
-    if (stopping) {
-      process.stderr.write('warden: stopping now\n');
-      process.exit(130);
-    }
-    stopping = true;
-    out(`\n${what}…`);
-    cleanup().then(
-      () => {
-        out('stopped');
-        process.exit(0);
-      },
-      (err: unknown) => {
-        process.stderr.write(`error: ${describeError(err)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  return () => {
-    process.removeListener('SIGINT', handler);
-    process.removeListener('SIGTERM', handler);
-  };
 }
 
 /** Parses a port flag; commander hands it over as text. */

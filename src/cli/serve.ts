@@ -2,7 +2,8 @@ import type { WardenClient } from '../client';
 import type { TemporalSettings } from '../config';
 import { openRunStore, redactStoreLocation, type RunStore } from '../store';
 import { connectClient, settingsFromEnv, storeLocation } from './context';
-import { onShutdownSignal } from './local-stack';
+import { describeError } from './errors';
+import { out } from './format';
 
 /**
  * Starts a long-running server (inbox, Slack app) with a client and the run store, and closes all
@@ -35,4 +36,36 @@ export async function serveWithClientAndStore<S extends { close(): Promise<void>
     await closeDeps();
   }, stopping);
   return { server, settings, storePath: redactStoreLocation(storePath) };
+}
+
+/**
+ * Calls `cleanup` on the first Ctrl-C or SIGTERM and exits when it is done; a second Ctrl-C exits
+ * at once. Returns a function that removes the handlers.
+ */
+export function onShutdownSignal(cleanup: () => Promise<void>, what = 'shutting down'): () => void {
+  let stopping = false;
+  const handler = () => {
+    if (stopping) {
+      process.stderr.write('warden: stopping now\n');
+      process.exit(130);
+    }
+    stopping = true;
+    out(`\n${what}…`);
+    cleanup().then(
+      () => {
+        out('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        process.stderr.write(`error: ${describeError(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.removeListener('SIGINT', handler);
+    process.removeListener('SIGTERM', handler);
+  };
 }
