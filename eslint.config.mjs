@@ -55,7 +55,7 @@ export default tseslint.config(
     // Signatures are made by channels and verified by the worker (the verifyDecision activity),
     // never in workflow code, which imports only their types: node:crypto (OpenSSL's Ed25519) is
     // theirs. test/workflow-bundle.test.ts checks the bundle holds neither it nor a JS Ed25519.
-    files: ['src/governance/signed-decision.ts'],
+    files: ['src/governance/signing/signed-decision.ts'],
     rules: {
       'no-restricted-imports': ['error', { paths: nodeBuiltins.filter((m) => m !== 'node:crypto'), patterns: workerOnly }],
     },

@@ -28,7 +28,7 @@ import { z } from 'zod';
 import { AgentRegistry, defineAgent, defineTool } from '../src/agents';
 import { WardenClient } from '../src/client';
 import { startDevServer } from '../src/dev-server';
-import { DecisionSigner } from '../src/approvals/keys';
+import { DecisionSigner } from '../src/approvals/signing-keys';
 import { generateSigningKey, parsePolicy } from '../src/governance';
 import { createSqliteStore } from '../src/store';
 import { createWardenWorker } from '../src/worker';

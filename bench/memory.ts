@@ -30,7 +30,7 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
 import { WardenClient } from '../src/client';
 import { startDevServer } from '../src/dev-server';
-import { DecisionSigner } from '../src/approvals/keys';
+import { DecisionSigner } from '../src/approvals/signing-keys';
 import { generateSigningKey } from '../src/governance';
 import { bundleWardenWorkflows, DEFAULT_MAX_CACHED_RUNS } from '../src/worker';
 import { FAILURE_CONVERTER_PATH, WORKFLOWS_PATH } from '../src/worker/bundle';

@@ -37,11 +37,11 @@ import { bareApproval, bareApproveUpdate } from './workflows';
 import { AgentRegistry, defineAgent, defineTool } from '../src/agents';
 import { WardenClient } from '../src/client';
 import { startDevServer } from '../src/dev-server';
-import { DecisionSigner } from '../src/approvals/keys';
+import { DecisionSigner } from '../src/approvals/signing-keys';
 import { CompiledPolicy, generateSigningKey, parsePolicy, type Keyring } from '../src/governance';
 import { createSqliteStore } from '../src/store';
 import { DEFAULT_MAX_CACHED_RUNS, bundleWardenWorkflows } from '../src/worker';
-import type { PendingApproval } from '../src/workflows/types';
+import type { PendingApproval } from '../src/workflows/run-types';
 
 const APPROVAL_QUEUE = 'bench-approvals';
 const BARE_APPROVAL_QUEUE = 'bench-bare-approvals';

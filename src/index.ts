@@ -8,9 +8,9 @@ export type { Tool, AnyTool, ToolOptions, ToolContext, ToolRisk, Agent, AgentOpt
 export { parsePolicy, parsePolicyText, CompiledPolicy, PolicyError, policyVersion } from './governance/index';
 export type { Policy, Decision, AuditEvent, DecisionClaims, SignedDecision, Keyring, KeyGrant, OperatorAction, OperatorRole } from './governance/index';
 export { WardenError } from './errors';
-export { KeyringError } from './governance/keyring';
+export { KeyringError } from './governance/signing/keyring';
 export { StoreError } from './store/rows';
-export { PayloadCodecError, PayloadKeyError } from './codec/errors';
-export { RunInputError, UntrustedRunError } from './client/errors';
-export type { RunOutcome, RunStatusView, PendingApproval, ScriptTurn, StartRunInput, DelegatedBy, DelegationView, CompensationStep, RunStatus, ReportedStatus } from './workflows/types';
+export { PayloadCodecError, PayloadKeyError } from './codec/codec-errors';
+export { RunInputError, UntrustedRunError } from './client/client-errors';
+export type { RunOutcome, RunStatusView, PendingApproval, ScriptTurn, StartRunInput, DelegatedBy, DelegationView, CompensationStep, RunStatus, ReportedStatus } from './workflows/run-types';
 export type { ApproveInput, RejectInput, OperatorInput, ApplyPolicyInput, DecisionReply, AuditTrailView } from './workflows/messages';

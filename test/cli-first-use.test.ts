@@ -13,7 +13,7 @@ import { shortData, usd } from '../src/cli/format';
 import { verdictChange, whatIfLines } from '../src/cli/policy';
 import { defaultAgentsPath, defaultPoliciesPath, exampleAgentsPath, examplePoliciesPath } from '../src/cli/support/project-paths';
 import { resolveTemporalBinary } from '../src/dev-server';
-import type { WhatIfReport } from '../src/governance/what-if';
+import type { WhatIfReport } from '../src/governance/change-safety/what-if';
 import { runCli, wardenBin } from './fixtures/run-cli';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'warden-first-use-'));

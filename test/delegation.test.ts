@@ -8,7 +8,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { AgentRegistry, defineAgent, defineTool } from '../src/agents';
 import { AGENT_RUN_WORKFLOW } from '../src/config';
 import { parsePolicy, verifyAuditChain, type AuditEvent, type PolicyInput } from '../src/governance';
-import type { RunStatusView, ScriptTurn } from '../src/workflows/types';
+import type { RunStatusView, ScriptTurn } from '../src/workflows/run-types';
 import Database from 'better-sqlite3';
 import { approvalMessage } from '../src/approvals/slack/blocks';
 import { checkAudit, verifiedLine } from '../src/cli/support/audit-check';

@@ -6,7 +6,7 @@
 import * as warden from '../src';
 import type * as DefineModule from '../src/agents/define';
 import { ToolError, DefinitionError } from '../src/agents/define';
-import { PayloadCodecError, PayloadKeyError } from '../src/codec/errors';
+import { PayloadCodecError, PayloadKeyError } from '../src/codec/codec-errors';
 import type * as ErrorsModule from '../src/errors';
 import { errorMarker, WardenError } from '../src/errors';
 import { StoreError } from '../src/store/rows';

@@ -8,7 +8,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import os from 'node:os';
 import path from 'node:path';
 import { generateSigningKey, parsePolicyText } from '../src/governance';
-import { DecisionSigner } from '../src/approvals/keys';
+import { DecisionSigner } from '../src/approvals/signing-keys';
 import { decideApproval } from '../src/approvals/decide';
 import { readGoldenCase } from '../src/eval/case-schema';
 import type { CaseReport } from '../src/eval/run';

@@ -19,7 +19,7 @@ import {
   type Policy,
   type RunFacts,
 } from '../src/governance';
-import type { ScriptTurn } from '../src/workflows/types';
+import type { ScriptTurn } from '../src/workflows/run-types';
 import * as examples from '../examples';
 import { exampleModel } from '../examples/model';
 import { comparePrices, createPurchaseOrder, procurementAgent } from '../examples/procurement-agent';

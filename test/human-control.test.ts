@@ -1,7 +1,7 @@
-import { DecisionSigner } from '../src/approvals/keys';
+import { DecisionSigner } from '../src/approvals/signing-keys';
 import { generateSigningKey, verifyAuditChain, type AuditEvent, type PolicyInput } from '../src/governance';
 import type { DecisionReply } from '../src/workflows/messages';
-import type { PendingApproval } from '../src/workflows/types';
+import type { PendingApproval } from '../src/workflows/run-types';
 import { effects } from './fixtures/test-agents';
 import { createTestBed, eventually, testPolicy, type TestBed } from './helpers';
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { AgentRegistry, defineAgent, defineMcpTools, DefinitionError, mcpModelName, toolSpec, type Agent, type McpTools } from '../src/agents';
 import { checkPolicy, CompiledPolicy, parsePolicy, PolicyError, type AuditEvent, type PolicyInput, type RunFacts } from '../src/governance';
-import type { PendingApproval } from '../src/workflows/types';
+import type { PendingApproval } from '../src/workflows/run-types';
 import { echo } from './fixtures/test-agents';
 import { notesServer } from './fixtures/mcp-server';
 import { createTestBed, eventually, type TestBed } from './helpers';

@@ -8,8 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadAgents, loadPolicies, toolSpec, type Agent } from '../src/agents';
 import { CompiledPolicy, parsePolicy, parsePolicyText, PolicyError, type Policy, type RunFacts } from '../src/governance';
-import { checkPolicy, type ToolSchemaInfo } from '../src/governance/policy-check';
-import type { PolicyProblem } from '../src/governance/policy-problem';
+import { checkPolicy, type ToolSchemaInfo } from '../src/governance/policy/policy-check';
+import type { PolicyProblem } from '../src/governance/policy/policy-problem';
 import { createSqliteStore } from '../src/store';
 import { runCli, type CliResult } from './fixtures/run-cli';
 

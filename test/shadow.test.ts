@@ -9,7 +9,7 @@ import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { defineAgent } from '../src/agents';
 import type { AuditEvent, Policy } from '../src/governance';
-import type { RunStatusView } from '../src/workflows/types';
+import type { RunStatusView } from '../src/workflows/run-types';
 import { effects, testAgent } from './fixtures/test-agents';
 import { runCli } from './fixtures/run-cli';
 import { createTestBed, eventually, settings, testPolicy, type TestBed } from './helpers';

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { DefaultLogger } from '@temporalio/worker';
 import { bundleWardenWorkflows } from '../src/worker/bundle';
 import pino from 'pino';
-import { DecisionSigner } from '../src/approvals/keys';
+import { DecisionSigner } from '../src/approvals/signing-keys';
 import { generateSigningKey } from '../src/governance';
 import { createTelemetry, telemetryFromEnv, TelemetryError, traceContextMixin, WORKFLOW_TELEMETRY_MODULES, type WardenTelemetry } from '../src/telemetry';
 import { effects } from './fixtures/test-agents';

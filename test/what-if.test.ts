@@ -1,6 +1,6 @@
 /**
  * `warden policy what-if`: recorded calls decided again under a candidate policy. Pure tests of
- * src/governance/what-if.ts on hand-built trails, then the command end to end on runs recorded by a
+ * src/governance/change-safety/what-if.ts on hand-built trails, then the command end to end on runs recorded by a
  * real worker against the suite's dev server.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { CompiledPolicy, nextAuditEvent, parsePolicy, type AuditEvent, type AuditEventType, type PolicyInput } from '../src/governance';
-import { diffKindOf, recordedRun, whatIf, type Verdict, type WhatIfReport } from '../src/governance/what-if';
+import { diffKindOf, recordedRun, whatIf, type Verdict, type WhatIfReport } from '../src/governance/change-safety/what-if';
 import { effects, testAgent } from './fixtures/test-agents';
 import { runCli } from './fixtures/run-cli';
 import { createTestBed, eventually, settings, testPolicy, type TestBed } from './helpers';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import vm from 'node:vm';
 import { DefaultLogger } from '@temporalio/worker';
-import { WORKFLOW_TELEMETRY_MODULES } from '../src/telemetry/worker';
+import { WORKFLOW_TELEMETRY_MODULES } from '../src/telemetry/worker-telemetry';
 import { bundleWardenWorkflows } from '../src/worker/bundle';
 
 /**

@@ -4,7 +4,7 @@ import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import { NoSuchModelError, type LanguageModelV3, type LanguageModelV3CallOptions, type LanguageModelV3Content, type LanguageModelV3GenerateResult, type ProviderV3 } from '@ai-sdk/provider';
 import { createProviderRegistry, NoSuchProviderError, type ProviderRegistryProvider } from 'ai';
 import type { ModelSpec } from '../agents';
-import type { ScriptTurn } from '../workflows/types';
+import type { ScriptTurn } from '../workflows/run-types';
 import { errorMarker, WardenError } from '../errors';
 
 /** A model the configuration asks for cannot be built (no key, bad spec). Not retryable. */

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { canonicalJson } from '../governance/canonical';
-import type { ExecutionRef } from './types';
+import { canonicalJson } from '../governance/signing/canonical';
+import type { ExecutionRef } from './activity-types';
 
 /**
  * What a seal binds: the kind of state, the execution that handed it over, the workflow it is for,

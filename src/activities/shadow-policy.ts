@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parsePolicyText, type Policy } from '../governance';
-import type { ShadowSource } from '../workflows/types';
+import type { ShadowSource } from '../workflows/run-types';
 
 /**
  * Loads the shadow a policy names (`shadow: {file}`, relative to the file the policy came from):

@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { sha256Hex } from '../governance/digest';
-import { delegationToolName } from '../governance/policy-tools';
+import { sha256Hex } from '../governance/signing/digest';
+import { delegationToolName } from '../governance/policy/policy-tools';
 import { DURATION_PATTERN, type RetrySettings } from '../governance';
-import type { ScriptTurn } from '../workflows/types';
+import type { ScriptTurn } from '../workflows/run-types';
 import type { McpTools } from './mcp';
 import { errorMarker, WardenError } from '../errors';
 

@@ -6,7 +6,7 @@ import { ErrorCode, McpError, ToolListChangedNotificationSchema, type CallToolRe
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
 import { z } from 'zod';
 import { digestOf, DURATION_PATTERN, durationMs, sha256Hex, type RetrySettings } from '../governance';
-import { MCP_SERVER_NAME, MCP_TOOL_NAME, toolMatches } from '../governance/policy-tools';
+import { MCP_SERVER_NAME, MCP_TOOL_NAME, toolMatches } from '../governance/policy/policy-tools';
 import { DefinitionError, ToolError, type AnyTool, type ToolContext, type ToolRisk } from './define';
 import { errorMarker, WardenError } from '../errors';
 

@@ -2,9 +2,9 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { parsePolicyText, PolicyError, type Policy } from '../governance';
-import { checkPolicy } from '../governance/policy-check';
-import { throwPolicyProblems } from '../governance/policy';
-import type { AgentSpec, ToolSpec } from '../workflows/types';
+import { checkPolicy } from '../governance/policy/policy-check';
+import { throwPolicyProblems } from '../governance/policy/parse-policy';
+import type { AgentSpec, ToolSpec } from '../workflows/run-types';
 import { argsJsonSchema } from './args-schema';
 import { DefinitionError, isAgent, modelIdOf, type Agent, type AnyTool } from './define';
 

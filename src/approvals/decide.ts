@@ -1,10 +1,10 @@
 import type { WardenClient } from '../client';
 import type { AuditEvent } from '../governance';
-import type { RunStore } from '../store/types';
+import type { RunStore } from '../store/run-store';
 import type { DecisionReply } from '../workflows/messages';
-import type { PendingApproval } from '../workflows/types';
+import type { PendingApproval } from '../workflows/run-types';
 import type { Identity } from './identity';
-import type { DecisionSigner } from './keys';
+import type { DecisionSigner } from './signing-keys';
 import { QUERY_TIMEOUT_MS, describeFailure, within } from './run-reads';
 
 export type DecisionKind = 'approve' | 'reject';

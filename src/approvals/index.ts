@@ -28,4 +28,4 @@ export { decideApproval } from './decide';
 export type { DecisionDeps, DecisionKind, DecisionRequest, DecisionResult } from './decide';
 export type { Identity } from './identity';
 
-export * from './keys';
+export * from './signing-keys';

@@ -1,6 +1,6 @@
 import type { WardenClient } from '../client';
 import type { AuditEvent } from '../governance';
-import type { RunStore } from '../store/types';
+import type { RunStore } from '../store/run-store';
 
 /** How long a page or a Slack click waits for one query: a run whose worker is down never answers. */
 export const QUERY_TIMEOUT_MS = 3000;

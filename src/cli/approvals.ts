@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import type { WardenClient } from '../client';
 import { ignoredApprovalsLines } from '../client/run-memo';
-import type { PendingApproval } from '../workflows/types';
+import type { PendingApproval } from '../workflows/run-types';
 import { QUERY_MS, loginName, withClient, withClientAndStore } from './context';
-import { describeError } from './errors';
+import { describeError } from './cli-errors';
 import { approvalsTable, out, outJson, printable } from './format';
 import { reportDecision, sendDecision, type CliDecision } from './support/decisions';
 import { resolveSigner } from './support/signers';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { withClientAndStore } from './context';
-import { CliError } from './errors';
+import { CliError } from './cli-errors';
 import { auditLines, out, outJson, printable } from './format';
 import { checkAudit, verifiedLine } from './support/audit-check';
 

@@ -5,16 +5,16 @@ import path from 'node:path';
 import type * as TemporalClient from '@temporalio/client';
 import type * as ClientModule from '../client';
 import type { WardenClient } from '../client';
-import type * as CodecKeysModule from '../codec/keys';
+import type * as CodecKeysModule from '../codec/payload-keys';
 import type * as EncryptionCodecModule from '../codec/encryption-codec';
 import type { EncryptionCodec } from '../codec/encryption-codec';
 import type * as ConfigModule from '../config';
 import type { TemporalSettings } from '../config';
-import type * as ApprovalKeysModule from '../approvals/keys';
-import type { Keyring } from '../governance/keyring';
+import type * as ApprovalKeysModule from '../approvals/signing-keys';
+import type { Keyring } from '../governance/signing/keyring';
 import type * as StoreModule from '../store';
 import type { RunStore } from '../store';
-import { CliError, describeError } from './errors';
+import { CliError, describeError } from './cli-errors';
 
 // Every command loads this module, and most need only a few of its helpers: the Temporal client,
 // the run store (better-sqlite3, pg), the keyring and the payload codec are required by the
@@ -47,7 +47,7 @@ export function taskQueueFromEnv(): string {
 
 /** The keyring of the workers this CLI starts: the `WARDEN_TRUSTED_KEYS` file, followed as it changes; none when unset. */
 export function trustedKeysFromEnv(): () => Keyring {
-  return (require('../approvals/keys') as typeof ApprovalKeysModule).keyringFromEnv(process.env);
+  return (require('../approvals/signing-keys') as typeof ApprovalKeysModule).keyringFromEnv(process.env);
 }
 
 /** What workers post Slack approval requests with: `SLACK_BOT_TOKEN` (and `SLACK_API_URL`, for a stand-in), else nothing. */
@@ -89,7 +89,7 @@ export function currentUser(): string {
  */
 export function payloadKeysFile(): { file: string; from: 'WARDEN_PAYLOAD_KEYS' | 'dev' } | undefined {
   if (process.env.WARDEN_PAYLOAD_KEYS) return { file: process.env.WARDEN_PAYLOAD_KEYS, from: 'WARDEN_PAYLOAD_KEYS' };
-  const dev = (require('../codec/keys') as typeof CodecKeysModule).devPayloadKeysFile(wardenHome());
+  const dev = (require('../codec/payload-keys') as typeof CodecKeysModule).devPayloadKeysFile(wardenHome());
   return existsSync(dev) ? { file: dev, from: 'dev' } : undefined;
 }
 
@@ -99,7 +99,7 @@ export function payloadCodecFromEnv(): EncryptionCodec | undefined {
   if (!found) return undefined;
   try {
     const { EncryptionCodec } = require('../codec/encryption-codec') as typeof EncryptionCodecModule;
-    return new EncryptionCodec((require('../codec/keys') as typeof CodecKeysModule).loadPayloadKeys(found.file));
+    return new EncryptionCodec((require('../codec/payload-keys') as typeof CodecKeysModule).loadPayloadKeys(found.file));
   } catch (err) {
     const prefix = found.from === 'WARDEN_PAYLOAD_KEYS' ? 'WARDEN_PAYLOAD_KEYS: ' : '';
     throw new CliError(`${prefix}${err instanceof Error ? err.message : String(err)}`);

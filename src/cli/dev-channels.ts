@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
-import { DecisionSigner, loadSigningKey } from '../approvals/keys';
+import { DecisionSigner, loadSigningKey } from '../approvals/signing-keys';
 import type { InboxServer } from '../approvals/inbox/server';
 import type { SlackApp } from '../approvals/slack/app';
 import type { SlackIdentityMap } from '../approvals/slack/identities';
 import type { WardenClient } from '../client';
 import { freePorts } from '../dev-server';
-import { describeError } from './errors';
+import { describeError } from './cli-errors';
 import { ensureDevUsers, type DevUsers } from './dev-users';
 import { choosePort, startLocalStack, type LocalStack, type LocalStackOptions } from './local-stack';
 import { listenInbox, usersAuthenticator } from './support/inbox-start';

@@ -7,7 +7,7 @@ import { openRunStore, redactStoreLocation } from '../store';
 import { DEFAULT_MAX_CACHED_RUNS, connectWorker, createWardenWorker } from '../worker';
 import { acceptPlaintextFromEnv, logLevelFromEnv, payloadCodecFromEnv, payloadKeysFile, settingsFromEnv, slackFromEnv, storeLocation, taskQueueFromEnv, trustedKeysFromEnv } from './context';
 import { startDevEnvironment, type DevChannels } from './dev-channels';
-import { CliError, describeError } from './errors';
+import { CliError, describeError } from './cli-errors';
 import { out } from './format';
 import { DEFAULT_PORT, describeStack, installRuntime, loadRegistry, runWorker, telemetryFromCliEnv, withPortOptions, type LocalStack } from './local-stack';
 import { onShutdownSignal } from './serve';

@@ -5,7 +5,7 @@ import { EvalCaseError, readGoldenCase, writeGoldenCase, type GoldenCase } from 
 import { junitXml } from '../eval/junit';
 import type { CaseReport } from '../eval/run';
 import { settingsFromEnv } from './context';
-import { CliError, UsageError } from './errors';
+import { CliError, UsageError } from './cli-errors';
 import { out, outJson, printable } from './format';
 import { loadRegistry } from './local-stack';
 import { EVAL_FAILED_EXIT_CODE } from './support/exit-codes';

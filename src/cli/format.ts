@@ -1,5 +1,5 @@
 import type { AuditEvent } from '../governance';
-import type { PendingApproval, RunOutcome, RunStatusView } from '../workflows/types';
+import type { PendingApproval, RunOutcome, RunStatusView } from '../workflows/run-types';
 
 /** Writes one line to stdout. Commands print through this so tests and pipes see whole lines. */
 export function out(line = ''): void {

@@ -5,7 +5,7 @@ import { oidcBearerAuthenticator } from '../approvals/auth/oidc';
 import { isLoopbackHost } from '../approvals/listen';
 import { DEFAULT_CODEC_DECODE_GROUPS, DEFAULT_CODEC_ENCODE_GROUPS } from '../codec/endpoint';
 import { payloadCodecFromEnv } from './context';
-import { CliError, UsageError } from './errors';
+import { CliError, UsageError } from './cli-errors';
 import { out } from './format';
 import { serveWithClientAndStore } from './serve';
 import { devUsersFile, listenInbox, usersAuthenticator } from './support/inbox-start';

@@ -1,9 +1,9 @@
 import { chmodSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { createSigningKey, loadKeyring } from '../approvals/keys';
-import { normalizeIdentity } from '../governance/identity';
-import { parseKeyring, type KeyGrant } from '../governance/keyring';
-import { CliError, UsageError } from './errors';
+import { createSigningKey, loadKeyring } from '../approvals/signing-keys';
+import { normalizeIdentity } from '../governance/signing/identity-folding';
+import { parseKeyring, type KeyGrant } from '../governance/signing/keyring';
+import { CliError, UsageError } from './cli-errors';
 import { out } from './format';
 
 interface GenerateOptions {

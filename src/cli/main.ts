@@ -1,5 +1,5 @@
 import { CommanderError } from 'commander';
-import { describeError, exitCodeOf } from './errors';
+import { describeError, exitCodeOf } from './cli-errors';
 import { argsToParse, createProgram } from './program';
 
 /** The exit status of a process a closed pipe stopped (128 + SIGPIPE), as shells report `yes | head -1`. */

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import type { WardenClient } from '../client';
-import type { DecisionSigner } from '../approvals/keys';
+import type { DecisionSigner } from '../approvals/signing-keys';
 import type { OperatorInput } from '../workflows/messages';
 import { currentUser, withClient } from './context';
-import { UsageError } from './errors';
+import { UsageError } from './cli-errors';
 import { out } from './format';
 import { optionalSigner } from './support/signers';
 

@@ -1,6 +1,6 @@
 /* eslint-disable @typescript-eslint/no-require-imports -- command modules are required on demand: see COMMAND_MODULES */
 import { Command, Help } from 'commander';
-import { CliError } from './errors';
+import { CliError } from './cli-errors';
 import type * as DevModule from './dev';
 import type * as DemoModule from './demo';
 import type * as RunsModule from './runs';

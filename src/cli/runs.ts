@@ -1,9 +1,9 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { StartRunOptions, WardenClient } from '../client';
-import type { ReportedStatus, RunStatusView } from '../workflows/types';
+import type { ReportedStatus, RunStatusView } from '../workflows/run-types';
 import { askRun, currentUser, wardenHome, withClient } from './context';
-import { CliError } from './errors';
+import { CliError } from './cli-errors';
 import { out, outJson, outcomeLines, printable, statusLines, treeLine } from './format';
 import { OUTCOME_EXIT_CODES } from './support/exit-codes';
 import { readScript } from './support/run-scripts';

@@ -2,7 +2,7 @@ import type { WardenClient } from '../client';
 import type { TemporalSettings } from '../config';
 import { openRunStore, redactStoreLocation, type RunStore } from '../store';
 import { connectClient, settingsFromEnv, storeLocation } from './context';
-import { describeError } from './errors';
+import { describeError } from './cli-errors';
 import { out } from './format';
 
 /**

@@ -1,8 +1,8 @@
 import { optionalTsToDate } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
-import { verifyAuditChain, type AuditEvent, type AuditHead } from '../governance/audit';
+import { verifyAuditChain, type AuditEvent, type AuditHead } from '../governance/signing/audit-chain';
 import { AGENT_RUN_WORKFLOW } from '../config';
-import type { RunStore } from '../store/types';
+import type { RunStore } from '../store/run-store';
 import { auditTrailQuery } from '../workflows/messages';
 import { AUDIT_ANCHOR_MEMO } from '../workflows/audit-log';
 import { auditHeadOf, type RunWords } from './run-memo';

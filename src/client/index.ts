@@ -8,5 +8,5 @@ export { OperatorCommandError } from './operator-command';
 export type { OperatorCommand, OperatorSigner } from './operator-command';
 export type { AuditTrailCheck } from './audit-verification';
 export type { PendingApprovalsListing, RunApprovals, RunFilter, RunSummary } from './listings';
-export { RunInputError, UntrustedRunError } from './errors';
-export type { CompensationStep, PendingApproval, RunOutcome, RunStatusView } from '../workflows/types';
+export { RunInputError, UntrustedRunError } from './client-errors';
+export type { CompensationStep, PendingApproval, RunOutcome, RunStatusView } from '../workflows/run-types';

@@ -5,7 +5,7 @@ import type { Client } from '@temporalio/client';
 import { AGENT_RUN_WORKFLOW } from '../config';
 import { APPROVALS_MEMO, readApprovalsMemo } from '../workflows/approvals-memo';
 import { agentSearchAttribute, requesterSearchAttribute, statusSearchAttribute } from '../workflows/search-attributes';
-import type { PendingApproval } from '../workflows/types';
+import type { PendingApproval } from '../workflows/run-types';
 import { foreignApprovals, type RunWords } from './run-memo';
 import type { RawExecution, RunReader } from './run-reader';
 

@@ -1,4 +1,4 @@
-import type { OperatorAction, SignedDecision } from '../governance/signed-decision';
+import type { OperatorAction, SignedDecision } from '../governance/signing/signed-decision';
 import { errorMarker, WardenError } from '../errors';
 import type { OperatorInput } from '../workflows/messages';
 

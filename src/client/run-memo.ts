@@ -1,8 +1,8 @@
 import { METADATA_ENCODING_KEY, type LoadedDataConverter, type Payload } from '@temporalio/common';
 import { decodeOptionalSinglePayload } from '@temporalio/common/lib/internal-non-workflow/codec-helpers';
 import { ENCRYPTED_ENCODING } from '../codec/encryption-codec';
-import type { AuditHead } from '../governance/audit';
-import type { PendingApproval } from '../workflows/types';
+import type { AuditHead } from '../governance/signing/audit-chain';
+import type { PendingApproval } from '../workflows/run-types';
 
 /**
  * Reading what a run says about itself (its audit anchor and pending approvals in its memo, its

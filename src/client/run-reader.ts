@@ -2,15 +2,15 @@ import { WorkflowNotFoundError, isGrpcServiceError, type Client, type WorkflowHa
 import { encodeToPayloads } from '@temporalio/common/lib/internal-non-workflow/codec-helpers';
 import { optionalTsToDate } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
-import type { AuditHead } from '../governance/audit';
+import type { AuditHead } from '../governance/signing/audit-chain';
 import { AGENT_RUN_WORKFLOW } from '../config';
 import { pendingApprovalsQuery } from '../workflows/messages';
 import { AUDIT_ANCHOR_MEMO } from '../workflows/audit-log';
 import { APPROVALS_MEMO, readApprovalsMemo } from '../workflows/approvals-memo';
-import { UntrustedRunError } from './errors';
+import { UntrustedRunError } from './client-errors';
 import { auditHeadOf, foreignApprovals, readRunMemoField, readRunPayload, type RunWords } from './run-memo';
 import type { agentRun } from '../workflows/agent-run';
-import type { PendingApproval } from '../workflows/types';
+import type { PendingApproval } from '../workflows/run-types';
 
 /** An execution as Temporal describes or lists it, memo and search attributes undecoded. */
 export type RawExecution = temporal.api.workflow.v1.IWorkflowExecutionInfo;

@@ -6,13 +6,13 @@ import type { WardenTelemetry } from '../telemetry';
 import { Client, Connection, WorkflowFailedError, WorkflowIdReusePolicy, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 // The governance modules themselves, not its index (which loads the policy engine, CEL): a client
 // that never passes a policy to `startRun` never loads it, and the CLI starts faster.
-import type { AuditEvent } from '../governance/audit';
-import { goalDigest } from '../governance/keyring';
-import type * as PolicyModule from '../governance/policy';
-import type { Policy } from '../governance/policy-schema';
-import type { SignedDecision } from '../governance/signed-decision';
+import type { AuditEvent } from '../governance/signing/audit-chain';
+import { goalDigest } from '../governance/signing/keyring';
+import type * as PolicyModule from '../governance/policy/parse-policy';
+import type { Policy } from '../governance/policy/policy-schema';
+import type { SignedDecision } from '../governance/signing/signed-decision';
 import { AGENT_RUN_WORKFLOW, LOCAL_TEMPORAL, TASK_QUEUE, runIdFor, type TemporalSettings } from '../config';
-import type { RunStore } from '../store/types';
+import type { RunStore } from '../store/run-store';
 import {
   applyPolicySignal,
   approveSignal,
@@ -29,14 +29,14 @@ import {
   type DecisionReply,
   type RejectInput,
 } from '../workflows/messages';
-import { RunInputError } from './errors';
+import { RunInputError } from './client-errors';
 import { readTrail, verifyAuditTrail, type AuditTrailCheck } from './audit-verification';
 import { listPendingApprovals, listRuns, type PendingApprovalsListing, type RunFilter, type RunSummary } from './listings';
 import { operatorInput, type OperatorCommand } from './operator-command';
 import { RunReader } from './run-reader';
 import { agentSearchAttribute, replayOfSearchAttribute, requesterSearchAttribute, statusSearchAttribute } from '../workflows/search-attributes';
 import type { agentRun } from '../workflows/agent-run';
-import type { CompensationStep, PendingApproval, RunOutcome, RunStatusView, ScriptTurn } from '../workflows/types';
+import type { CompensationStep, PendingApproval, RunOutcome, RunStatusView, ScriptTurn } from '../workflows/run-types';
 
 export interface StartRunOptions {
   agent: string;
@@ -102,7 +102,7 @@ export class WardenClient {
     if (!options.goal.trim()) throw new RunInputError(`a run of agent ${options.agent} needs a goal`);
     if (!options.requester.trim()) throw new RunInputError(`a run of agent ${options.agent} needs a requester`);
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- required only when a policy is given: see the imports
-    const policy = options.policy ? (require('../governance/policy') as typeof PolicyModule).parsePolicy(options.policy, 'startRun policy') : undefined;
+    const policy = options.policy ? (require('../governance/policy/parse-policy') as typeof PolicyModule).parsePolicy(options.policy, 'startRun policy') : undefined;
     const runId = runIdFor(options.agent, options.key ?? randomUUID());
     const channel = options.channel ?? 'cli';
     const requesterProof = options.signer?.signStart({ runId, agent: options.agent, requester: options.requester, goal: goalDigest(options.goal), channel });

@@ -1,8 +1,8 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { METADATA_ENCODING_KEY, type Payload, type PayloadCodec } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
-import { PayloadCodecError, PayloadKeyError } from './errors';
-import { parsePayloadKeys, type PayloadKeys } from './keys';
+import { PayloadCodecError, PayloadKeyError } from './codec-errors';
+import { parsePayloadKeys, type PayloadKeys } from './payload-keys';
 
 /** The `encoding` of an encrypted payload; anything else passes through `decode` untouched. */
 export const ENCRYPTED_ENCODING = 'binary/encrypted';

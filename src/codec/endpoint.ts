@@ -9,8 +9,8 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Identity } from '../approvals/identity';
 import { HttpError } from '../approvals/http-error';
-import { normalizeIdentity } from '../governance/identity';
-import { PayloadCodecError } from './errors';
+import { normalizeIdentity } from '../governance/signing/identity-folding';
+import { PayloadCodecError } from './codec-errors';
 import { formatZodError } from '../zod-error';
 
 export interface CodecEndpointOptions {

@@ -4,11 +4,11 @@
  * endpoint the Temporal UI and CLI decode through.
  */
 export { EncryptionCodec, ENCRYPTED_ENCODING, ENCRYPTION_KEY_ID_METADATA } from './encryption-codec';
-export { PayloadCodecError, PayloadKeyError } from './errors';
+export { PayloadCodecError, PayloadKeyError } from './codec-errors';
 export { PlaintextMarkingCodec, isEncryptedPayload } from './plaintext-codec';
 export { PLAINTEXT_PAYLOAD_ERROR, isPlaintext } from './plaintext-marker';
 export type { PlaintextMarker } from './plaintext-marker';
-export { createPayloadKeyFile, devPayloadKeysFile, ensureDevPayloadKeys, loadPayloadKeys, parsePayloadKeys, payloadKeysSchema } from './keys';
-export type { PayloadKeys } from './keys';
+export { createPayloadKeyFile, devPayloadKeysFile, ensureDevPayloadKeys, loadPayloadKeys, parsePayloadKeys, payloadKeysSchema } from './payload-keys';
+export type { PayloadKeys } from './payload-keys';
 export { createCodecHandler, DEFAULT_CODEC_DECODE_GROUPS, DEFAULT_CODEC_ENCODE_GROUPS } from './endpoint';
 export type { CodecEndpointOptions, CodecRequestHandler } from './endpoint';

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { DevServerError } from './errors';
+import { DevServerError } from './dev-server-errors';
 
 /**
  * Ports the OS reports free on `host`, all distinct. All sockets stay open until every port is

@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { DevServerError, TemporalBinaryNotFoundError } from './errors';
+import { DevServerError, TemporalBinaryNotFoundError } from './dev-server-errors';
 
 /**
  * The CLI release Warden builds with `go install`. Later tags carry a `replace` directive in their

@@ -5,7 +5,7 @@ import { Connection } from '@temporalio/client';
 import type { SearchAttributeType } from '@temporalio/common';
 import { makePrivateDir, narrowToPrivate, withPrivateUmask } from '../private-files';
 import { wardenSearchAttributes } from '../workflows/search-attributes';
-import { DevServerError, TemporalBinaryNotFoundError } from './errors';
+import { DevServerError, TemporalBinaryNotFoundError } from './dev-server-errors';
 import { freePorts } from './free-port';
 import { resolveTemporalBinary } from './resolve-binary';
 

@@ -1,6 +1,6 @@
 import type { AuditEvent } from '../governance';
 import { StoreError } from '../store';
-import type { RunStore } from '../store/types';
+import type { RunStore } from '../store/run-store';
 import { EvalCaseError, parseGoldenCase, type GoldenCase, type GoldenDecision, type GoldenTurn, type GoldenVote } from './case-schema';
 
 interface Part {

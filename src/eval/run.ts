@@ -4,14 +4,14 @@ import type { PayloadCodec } from '@temporalio/common';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { AgentRegistry, ToolError, type Agent, type AnyTool, type PolicyEntry } from '../agents';
-import { DecisionSigner } from '../approvals/keys';
+import { DecisionSigner } from '../approvals/signing-keys';
 import { decideApproval } from '../approvals/decide';
 import { WardenClient } from '../client';
 import type { TemporalSettings } from '../config';
 import { generateSigningKey, type AuditEvent, type Keyring } from '../governance';
-import type { RunStore } from '../store/types';
+import type { RunStore } from '../store/run-store';
 import { connectWorker, createWardenWorker } from '../worker';
-import type { RunOutcome } from '../workflows/types';
+import type { RunOutcome } from '../workflows/run-types';
 import type { GoldenCase, GoldenDecision } from './case-schema';
 import { decisionsOf } from './record';
 

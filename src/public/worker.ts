@@ -10,8 +10,8 @@ export { createSqliteStore, defaultStorePath, createPostgresStore, openRunStore,
 export type { RunStore, MessageRow, PostgresStoreOptions } from '../store/index';
 export { EncryptionCodec, loadPayloadKeys, createPayloadKeyFile, createCodecHandler } from '../codec/index';
 export type { PayloadKeys, CodecEndpointOptions } from '../codec/index';
-export { parseKeyring } from '../governance/keyring';
-export { loadKeyring, watchKeyring } from '../approvals/keys';
+export { parseKeyring } from '../governance/signing/keyring';
+export { loadKeyring, watchKeyring } from '../approvals/signing-keys';
 export { ModelConfigError } from '../activities/models';
 export type { ModelEnv, RunLimits } from '../activities/index';
 export { createTelemetry, telemetryFromEnv, TelemetryError, traceContextMixin, WORKFLOW_TELEMETRY_MODULES } from '../telemetry/index';

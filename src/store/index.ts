@@ -1,8 +1,8 @@
 import { createPostgresStore, isPostgresUrl, type PostgresStoreOptions } from './postgres-store';
 import { createSqliteStore } from './sqlite-store';
-import type { RunStore } from './types';
+import type { RunStore } from './run-store';
 
-export type { MessageRow, RunStore } from './types';
+export type { MessageRow, RunStore } from './run-store';
 export { createSqliteStore, defaultStorePath, StoreError } from './sqlite-store';
 export { createPostgresStore, isPostgresUrl, redactStoreLocation, POSTGRES_SCHEMA_VERSION } from './postgres-store';
 export type { PostgresStoreOptions } from './postgres-store';

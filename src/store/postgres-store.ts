@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { AuditEvent, AuditEventType } from '../governance';
 import { checkSeq, StoreError, toJson } from './rows';
-import type { MessageRow, RunStore } from './types';
+import type { MessageRow, RunStore } from './run-store';
 
 /** How the PostgreSQL run store connects and where its tables live. */
 export interface PostgresStoreOptions {

@@ -3,7 +3,7 @@ import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { AuditEvent, AuditEventType } from '../governance';
-import type { MessageRow, RunStore } from './types';
+import type { MessageRow, RunStore } from './run-store';
 import { checkSeq, StoreError, toJson } from './rows';
 
 export { StoreError } from './rows';

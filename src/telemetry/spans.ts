@@ -2,7 +2,7 @@ import { SpanKind, SpanStatusCode, type Attributes, type Tracer } from '@opentel
 import { Context } from '@temporalio/activity';
 import type { AgentRegistry } from '../agents';
 import { costOf } from '../governance';
-import type { CallModelInput, CallModelResult, ToolActivity, ToolActivityInput } from '../activities/types';
+import type { CallModelInput, CallModelResult, ToolActivity, ToolActivityInput } from '../activities/activity-types';
 import { GEN_AI, WARDEN } from './conventions';
 import type { WardenMetrics } from './metrics';
 

@@ -5,12 +5,12 @@ import pino, { type Logger } from 'pino';
 import { createActivities, type ModelEnv, type RunLimits } from '../activities';
 import type { AgentRegistry } from '../agents';
 import { LOCAL_TEMPORAL, TASK_QUEUE, type TemporalSettings } from '../config';
-import type { RunStore } from '../store/types';
+import type { RunStore } from '../store/run-store';
 import type { Keyring } from '../governance';
 import type * as SlackNotify from '../approvals/slack/notify';
 import { traceContextMixin } from '../telemetry/logs';
 import type { WardenTelemetry } from '../telemetry/setup';
-import { telemetryWorkerOptions } from '../telemetry/worker';
+import { telemetryWorkerOptions } from '../telemetry/worker-telemetry';
 import { plaintextGuard } from './plaintext-guard';
 
 export interface WardenWorkerOptions {

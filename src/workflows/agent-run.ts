@@ -1,5 +1,5 @@
 import { CancellationScope, ContinueAsNew, isCancellation, log, setHandler } from '@temporalio/workflow';
-import type { AuditEventType } from '../governance/sandbox';
+import type { AuditEventType } from '../governance/workflow-safe';
 import {
   applyPolicySignal,
   approveSignal,
@@ -26,8 +26,8 @@ import { RunEnd } from './run/run-end';
 import { RunState } from './run/run-state';
 import { rollbackPlan, statusView } from './run/status-view';
 import { ToolCalls } from './run/tool-calls';
-import type { AgentRunInput, RunOutcome } from './types';
-import { failureMessage } from './values';
+import type { AgentRunInput, RunOutcome } from './run-types';
+import { failureMessage } from './message-values';
 
 /**
  * One governed agent run: its handlers and its loop. What the run knows lives in `RunState`;

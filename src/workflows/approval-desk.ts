@@ -1,5 +1,5 @@
 import { condition, workflowInfo } from '@temporalio/workflow';
-import type { VerifyDecisionInput, VerifyDecisionResult } from '../activities/types';
+import type { VerifyDecisionInput, VerifyDecisionResult } from '../activities/activity-types';
 import {
   approvalIdFor,
   durationMs,
@@ -11,11 +11,11 @@ import {
   type AuditEventType,
   type Decision,
   type DecisionInput,
-} from '../governance/sandbox';
+} from '../governance/workflow-safe';
 import { APPROVALS_MEMO, approvalsMemo } from './approvals-memo';
 import type { ApproveInput, DecisionReply, RejectInput } from './messages';
-import type { PendingApproval } from './types';
-import { failureMessage, text } from './values';
+import type { PendingApproval } from './run-types';
+import { failureMessage, text } from './message-values';
 import { DecisionRefusedError } from './update-refusals';
 
 /** What becomes of a call that waited: it runs, it does not (and the model is told why), or people are asked again. */

@@ -1,5 +1,5 @@
 // Types only: the client imports this module, and it must load nothing of the workflow or the policy engine.
-import type { PendingApproval } from './types';
+import type { PendingApproval } from './run-types';
 
 /**
  * The memo field that holds a run's pending approvals, exactly as its `pendingApprovals` query

@@ -1,7 +1,7 @@
 import { upsertMemo } from '@temporalio/workflow';
-// The module itself, not '../governance/sandbox': the client imports AUDIT_ANCHOR_MEMO from here, and the
+// The module itself, not '../governance/workflow-safe': the client imports AUDIT_ANCHOR_MEMO from here, and the
 // sandbox index would load the policy engine (CEL) into every CLI command that connects to Temporal.
-import { emptyAuditHead, nextAuditEvent, type AuditEvent, type AuditEventType, type AuditHead } from '../governance/audit';
+import { emptyAuditHead, nextAuditEvent, type AuditEvent, type AuditEventType, type AuditHead } from '../governance/signing/audit-chain';
 import type { AuditTrailView } from './messages';
 
 /** The memo field that anchors a run's audit chain in Temporal (`warden audit --verify` reads it). */

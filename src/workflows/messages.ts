@@ -1,6 +1,6 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { AuditEvent, SignedDecision } from '../governance/sandbox';
-import type { CompensationStep, PendingApproval, RunStatusView } from './types';
+import type { AuditEvent, SignedDecision } from '../governance/workflow-safe';
+import type { CompensationStep, PendingApproval, RunStatusView } from './run-types';
 
 // Wire names are part of the product: operators type them into the Temporal UI.
 // Each constant's name ends in its kind and matches its wire name.

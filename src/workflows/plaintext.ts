@@ -1,6 +1,6 @@
 import { ApplicationFailure, log } from '@temporalio/workflow';
 import { PLAINTEXT_MARKER, PLAINTEXT_PAYLOAD_ERROR, isPlaintext, plaintextRefusal } from '../codec/plaintext-marker';
-import type { AuditEventType } from '../governance/sandbox';
+import type { AuditEventType } from '../governance/workflow-safe';
 import { PlaintextUpdateError } from './update-refusals';
 
 /**

@@ -8,7 +8,7 @@
  * What is shared must keep no per-run state: the SDK freezes everything these modules export,
  * and anything else they hold at module scope is seen by every run of the thread. Warden's
  * workflow modules keep their state in each run's objects; their one module-scope value is the
- * cache of compiled policies (src/workflows/shared.ts), pure values keyed by content.
+ * cache of compiled policies (src/workflows/policy-cache.ts), pure values keyed by content.
  * OpenTelemetry's API is not shared (its singletons take each run's tracer provider): a worker
  * that traces loads it per run through its workflow interceptors
  * (src/telemetry/workflow-events.ts says how the run finds it). `test/workflow-bundle.test.ts`
@@ -28,7 +28,7 @@ import * as syntax from '@bufbuild/cel-spec/cel/expr/syntax_pb.js';
 import { sha256 } from '@noble/hashes/sha256';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils';
 import * as temporal from '@temporalio/workflow';
-// @ts-expect-error TS1479: CommonJS importing an ES module, as in src/governance/canonical.ts
+// @ts-expect-error TS1479: CommonJS importing an ES module, as in src/governance/signing/canonical.ts
 import canonicalize from 'canonicalize';
 import * as workflows from './index';
 

@@ -1,5 +1,5 @@
 import { DURATION_PATTERN, durationMs, parsePolicy } from '../../src/governance';
-import { DurationError } from '../../src/governance/duration';
+import { DurationError } from '../../src/governance/policy/duration';
 
 /** What durationMs computed before it read durations with `ms`: the pattern's number times its unit. */
 function handWritten(text: string): number {

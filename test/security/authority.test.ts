@@ -7,10 +7,10 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { DecisionSigner } from '../../src/approvals/keys';
+import { DecisionSigner } from '../../src/approvals/signing-keys';
 import { AGENT_RUN_WORKFLOW, runIdFor } from '../../src/config';
 import { generateSigningKey, type Keyring } from '../../src/governance';
-import type { RunOutcome } from '../../src/workflows/types';
+import type { RunOutcome } from '../../src/workflows/run-types';
 import { effects } from '../fixtures/test-agents';
 import { createTestBed, eventually, financeApprovalPolicy, settings, testPolicy, type TestBed } from '../helpers';
 

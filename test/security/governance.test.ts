@@ -9,11 +9,11 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { z } from 'zod';
 import { defineAgent, defineTool } from '../../src/agents';
-import { DecisionSigner } from '../../src/approvals/keys';
+import { DecisionSigner } from '../../src/approvals/signing-keys';
 import { AGENT_RUN_WORKFLOW, runIdFor } from '../../src/config';
 import { generateSigningKey, nextAuditEvent, type Keyring, type Policy } from '../../src/governance';
 import type { DecisionReply } from '../../src/workflows/messages';
-import type { PendingApproval } from '../../src/workflows/types';
+import type { PendingApproval } from '../../src/workflows/run-types';
 import { effects, testAgent } from '../fixtures/test-agents';
 import { createTestBed, eventually, financeApprovalPolicy, testPolicy, type TestBed } from '../helpers';
 

@@ -5,7 +5,7 @@
  * worker call: `authorizeDecision` (the worker's check of a signed decision), then `judgeDecision`
  * (the workflow's).
  */
-import { DecisionSigner } from '../../src/approvals/keys';
+import { DecisionSigner } from '../../src/approvals/signing-keys';
 import {
   KeyringError,
   authorizeDecision,

@@ -7,7 +7,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
-import { DecisionSigner, ensureDevKeys, keyringFromEnv, loadKeyring, watchKeyring, type SigningKeyFile } from '../../src/approvals/keys';
+import { DecisionSigner, ensureDevKeys, keyringFromEnv, loadKeyring, watchKeyring, type SigningKeyFile } from '../../src/approvals/signing-keys';
 import { registerKeys } from '../../src/cli/keys';
 import {
   KeyringError,

@@ -16,7 +16,7 @@ import { UntrustedRunError } from '../../src/client';
 import { generateSigningKey } from '../../src/governance';
 import { APPROVALS_MEMO, type ApprovalsMemo } from '../../src/workflows/approvals-memo';
 import { statusSearchAttribute } from '../../src/workflows/search-attributes';
-import type { PendingApproval } from '../../src/workflows/types';
+import type { PendingApproval } from '../../src/workflows/run-types';
 import { FORGED_BY_QUERY } from '../fixtures/forged-run-workflow';
 import { createTestBed, eventually, financeApprovalPolicy, settings, type TestBed } from '../helpers';
 

@@ -23,7 +23,7 @@ import { ENCRYPTED_ENCODING } from '../../src/codec';
 import { PlaintextMarkingCodec } from '../../src/codec/plaintext-codec';
 import { resolveTemporalBinary } from '../../src/dev-server';
 import { generateSigningKey, type AuditEvent } from '../../src/governance';
-import type { PendingApproval } from '../../src/workflows/types';
+import type { PendingApproval } from '../../src/workflows/run-types';
 import { effects } from '../fixtures/test-agents';
 import { createTestBed, eventually, financeApprovalPolicy, settings, testPayloadCodec, testPolicy, type TestBed } from '../helpers';
 

@@ -6,7 +6,7 @@
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createSigningKey, ensureDevKeys } from '../../src/approvals/keys';
+import { createSigningKey, ensureDevKeys } from '../../src/approvals/signing-keys';
 import { ensureDevUsers } from '../../src/cli/dev-users';
 import { ensureDevPayloadKeys } from '../../src/codec';
 import { startDevServer } from '../../src/dev-server';

@@ -1,6 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isIPv6 } from 'node:net';
-import { identityKey } from '../../governance/identity';
+import { identityKey } from '../../governance/signing/identity-folding';
 
 export interface LoginLimits {
   /**

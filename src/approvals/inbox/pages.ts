@@ -1,6 +1,6 @@
 import type { RunSummary } from '../../client';
 import { isEligible, sameIdentity, type AuditEvent } from '../../governance';
-import type { PendingApproval, RunStatusView } from '../../workflows/types';
+import type { PendingApproval, RunStatusView } from '../../workflows/run-types';
 import type { VerifiedTrail } from '../run-reads';
 import type { DecisionKind, DecisionResult } from '../decide';
 import type { Identity } from '../identity';

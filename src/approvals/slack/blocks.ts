@@ -1,6 +1,6 @@
 import type { types } from '@slack/bolt';
 import { z } from 'zod';
-import type { PendingApproval } from '../../workflows/types';
+import type { PendingApproval } from '../../workflows/run-types';
 
 type KnownBlock = types.KnownBlock;
 

@@ -2,7 +2,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { WardenClient } from '../../client';
 import type { AuditEvent } from '../../governance';
 import type { RunStore } from '../../store';
-import { CliError } from '../errors';
+import { CliError } from '../cli-errors';
 import { printable } from '../format';
 
 /** A run's trail and whether it holds. */

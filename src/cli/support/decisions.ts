@@ -1,8 +1,8 @@
 import { decideApproval, type DecisionKind, type DecisionResult } from '../../approvals/decide';
-import type { DecisionSigner } from '../../approvals/keys';
+import type { DecisionSigner } from '../../approvals/signing-keys';
 import type { WardenClient } from '../../client';
 import type { RunStore } from '../../store';
-import { CliError } from '../errors';
+import { CliError } from '../cli-errors';
 import { printable } from '../format';
 
 /** How long `approve`/`reject` watch the run's audit trail for its answer. */

@@ -1,4 +1,4 @@
-import type { ReportedStatus } from '../../workflows/types';
+import type { ReportedStatus } from '../../workflows/run-types';
 
 /**
  * The exit code of `warden run --wait` for each outcome, so scripts and CI can branch on it.

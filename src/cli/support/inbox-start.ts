@@ -4,7 +4,7 @@ import type { Authenticator } from '../../approvals/auth/authenticator';
 import { loadUsersFile, localUsersAuthenticator } from '../../approvals/auth/local-users';
 import { InboxConfigError, createInboxServer, type InboxServer, type InboxServerOptions } from '../../approvals/inbox/server';
 import { wardenHome } from '../context';
-import { CliError } from '../errors';
+import { CliError } from '../cli-errors';
 
 /** The users file `warden dev` creates, where `warden inbox` looks when given no sign-in flags. */
 export function devUsersFile(): string {

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../context';
-import { CliError } from '../errors';
+import { CliError } from '../cli-errors';
 import { prepareToLoad } from '../typescript';
 
 /** Where a project keeps its agents module and policy files, relative to the working directory. */

@@ -10,7 +10,7 @@ import { recordCase } from '../../eval/record';
 import { ReplayBench, type CaseReport } from '../../eval/run';
 import { openRunStore, type RunStore } from '../../store';
 import { logLevelFromEnv, payloadCodecFromEnv, withStore } from '../context';
-import { CliError } from '../errors';
+import { CliError } from '../cli-errors';
 import { printable, usd } from '../format';
 import { devServerSetupNote, installRuntime } from '../local-stack';
 

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type * as Zod from 'zod';
-import type { ScriptTurn } from '../../workflows/types';
+import type { ScriptTurn } from '../../workflows/run-types';
 import type * as ZodErrorModule from '../../zod-error';
-import { CliError } from '../errors';
+import { CliError } from '../cli-errors';
 
 let scriptSchema: Zod.ZodType<ScriptTurn[]> | undefined;
 

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { DecisionSigner, loadSigningKey } from '../../approvals/keys';
+import { DecisionSigner, loadSigningKey } from '../../approvals/signing-keys';
 import { wardenHome } from '../context';
-import { CliError } from '../errors';
+import { CliError } from '../cli-errors';
 
 const KEY_ENV = { cli: 'WARDEN_SIGNING_KEY', web: 'WARDEN_WEB_SIGNING_KEY', slack: 'WARDEN_SLACK_SIGNING_KEY' } as const;
 

@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { DecisionSigner } from '../../approvals/keys';
+import type { DecisionSigner } from '../../approvals/signing-keys';
 import { createSlackApp, type SlackApp } from '../../approvals/slack/app';
 import { loadSlackIdentities, type SlackIdentityMap } from '../../approvals/slack/identities';
 import type { WardenClient } from '../../client';
 import type { RunStore } from '../../store';
 import { wardenHome } from '../context';
-import { CliError, describeError } from '../errors';
+import { CliError, describeError } from '../cli-errors';
 import { serverLogger } from './server-settings';
 
 /** What the Slack app reads from the environment: the secrets Slack issues are never flags (shell history). */

@@ -1,6 +1,6 @@
 import { proxyActivities, proxyLocalActivities, type ActivityOptions } from '@temporalio/workflow';
-import type { CoreActivities, NON_RETRYABLE_ERRORS } from '../../activities/types';
-import { durationMs, type RetrySettings } from '../../governance/sandbox';
+import type { CoreActivities, NON_RETRYABLE_ERRORS } from '../../activities/activity-types';
+import { durationMs, type RetrySettings } from '../../governance/workflow-safe';
 
 // The run's activities, by how each is called. Imported as types only: the workflow bundle holds
 // no activity code. Option order and names are part of recorded histories: keep them.

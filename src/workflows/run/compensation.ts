@@ -1,8 +1,8 @@
 import { isCancellation, proxyActivities } from '@temporalio/workflow';
-import type { CoreActivities } from '../../activities/types';
-import { durationMs } from '../../governance/sandbox';
-import type { RollbackReport } from '../types';
-import { failureMessage } from '../values';
+import type { CoreActivities } from '../../activities/activity-types';
+import { durationMs } from '../../governance/workflow-safe';
+import type { RollbackReport } from '../run-types';
+import { failureMessage } from '../message-values';
 import { retryPolicy } from './activities';
 import type { RunState } from './run-state';
 

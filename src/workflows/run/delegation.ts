@@ -1,8 +1,8 @@
 import { isCancellation, log, patched, startChild } from '@temporalio/workflow';
-import { addDelegateUsage, budgetsLeft, delegationCeiling, emptyCeiling, spentOf } from '../../governance/sandbox';
+import { addDelegateUsage, budgetsLeft, delegationCeiling, emptyCeiling, spentOf } from '../../governance/workflow-safe';
 import { pauseSignal, rollbackSignal, type OperatorInput } from '../messages';
-import type { AgentRunInput, DelegationInput, DelegationView, RunOutcome } from '../types';
-import { failureMessage } from '../values';
+import type { AgentRunInput, DelegationInput, DelegationView, RunOutcome } from '../run-types';
+import { failureMessage } from '../message-values';
 import type { agentRun } from '../agent-run';
 import { verifier } from './activities';
 import { SEALED_STATE, sealedDigest } from './patches';

@@ -1,12 +1,12 @@
 import { ApplicationFailure, allHandlersFinished, condition, continueAsNew, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import { spentOf } from '../../governance/sandbox';
-import type { MessageRow } from '../../store/types';
+import { spentOf } from '../../governance/workflow-safe';
+import type { MessageRow } from '../../store/run-store';
 import type { agentRun } from '../agent-run';
 import { AuditLog } from '../audit-log';
 import { agentSearchAttribute, requesterSearchAttribute } from '../search-attributes';
-import { ShadowDecider } from '../shadow';
-import type { AgentRunInput, CarriedState, RollbackReport, RunOutcome } from '../types';
+import { ShadowDecider } from '../shadow-decider';
+import type { AgentRunInput, CarriedState, RollbackReport, RunOutcome } from '../run-types';
 import { core, model, recorder, verifier } from './activities';
 import { rollback } from './compensation';
 import { FEWER_COMMANDS, PREPARE_WITH_FIRST_MODEL_CALL, SEALED_STATE, sealedDigest } from './patches';

@@ -1,9 +1,9 @@
 import { patched } from '@temporalio/workflow';
-import type { VerifyOperatorResult } from '../../activities/types';
-import { denialMessage, digestOf, emptyLoopState, sameRequirement, type OperatorAction } from '../../governance/sandbox';
+import type { VerifyOperatorResult } from '../../activities/activity-types';
+import { denialMessage, digestOf, emptyLoopState, sameRequirement, type OperatorAction } from '../../governance/workflow-safe';
 import type { ApprovalOutcome } from '../approval-desk';
 import { pauseSignal, resumeSignal, rollbackSignal, type ApplyPolicyInput, type OperatorInput } from '../messages';
-import { failureMessage, text } from '../values';
+import { failureMessage, text } from '../message-values';
 import { core, verifier } from './activities';
 import type { Delegations } from './delegation';
 import { OPERATOR_AUTHORITY } from './patches';

@@ -1,5 +1,5 @@
-import { digestOf } from '../../governance/sandbox';
-import type { AgentRunInput } from '../types';
+import { digestOf } from '../../governance/workflow-safe';
+import type { AgentRunInput } from '../run-types';
 
 // Patch ids are part of recorded histories: never rename one.
 

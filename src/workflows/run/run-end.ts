@@ -1,5 +1,5 @@
-import type { BudgetExceeded } from '../../governance/sandbox';
-import type { RunStatus } from '../types';
+import type { BudgetExceeded } from '../../governance/workflow-safe';
+import type { RunStatus } from '../run-types';
 
 /** How a run ends. Thrown inside the run, caught once, at the top: the one way out. */
 export class RunEnd extends Error {

@@ -1,6 +1,6 @@
 import { patched, setCurrentDetails, upsertSearchAttributes, workflowInfo, type ChildWorkflowHandle } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import type { CallModelResult } from '../../activities/types';
+import type { CallModelResult } from '../../activities/activity-types';
 import {
   argsSchemaOf,
   digestOf,
@@ -16,18 +16,18 @@ import {
   type GovernEvent,
   type GovernState,
   type Policy,
-} from '../../governance/sandbox';
-import type { MessageRow } from '../../store/types';
+} from '../../governance/workflow-safe';
+import type { MessageRow } from '../../store/run-store';
 import { RunTelemetry } from '../../telemetry/workflow-events';
 import { ApprovalDesk } from '../approval-desk';
 import { APPROVALS_MEMO_PATCH } from '../approvals-memo';
 import { AuditLog } from '../audit-log';
 import type { OperatorInput } from '../messages';
-import { compiledPolicy } from '../shared';
-import { ShadowDecider } from '../shadow';
+import { compiledPolicy } from '../policy-cache';
+import { ShadowDecider } from '../shadow-decider';
 import { statusSearchAttribute } from '../search-attributes';
-import { text } from '../values';
-import type { AgentRunInput, CallRef, CompensationStep, DelegatedBy, DelegationView, PendingApproval, PreparedRun, RunOutcome, RunPhase, RunStatusView, ScriptTurn, ToolSpec } from '../types';
+import { text } from '../message-values';
+import type { AgentRunInput, CallRef, CompensationStep, DelegatedBy, DelegationView, PendingApproval, PreparedRun, RunOutcome, RunPhase, RunStatusView, ScriptTurn, ToolSpec } from '../run-types';
 import { verifier } from './activities';
 import type { RunEnd } from './run-end';
 import type { agentRun } from '../agent-run';

@@ -1,5 +1,5 @@
-import { budgetsLeft, durationMs, spentOf } from '../../governance/sandbox';
-import type { CompensationStep, RunStatusView } from '../types';
+import { budgetsLeft, durationMs, spentOf } from '../../governance/workflow-safe';
+import type { CompensationStep, RunStatusView } from '../run-types';
 import type { RunState } from './run-state';
 
 // What the run's queries answer. Queries must not change state: these only read it.

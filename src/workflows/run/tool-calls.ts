@@ -1,9 +1,9 @@
 import { ActivityFailure, ApplicationFailure, condition, isCancellation, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
-import type { CallModelResult, ToolActivity, ToolActivityInput } from '../../activities/types';
-import { admitApproved, checkModelCallBudgets, costOf, durationMs, governCall, spentOf, type ApprovalRequirement, type Decision } from '../../governance/sandbox';
+import type { CallModelResult, ToolActivity, ToolActivityInput } from '../../activities/activity-types';
+import { admitApproved, checkModelCallBudgets, costOf, durationMs, governCall, spentOf, type ApprovalRequirement, type Decision } from '../../governance/workflow-safe';
 import type { ApprovalOutcome } from '../approval-desk';
-import type { ToolSpec } from '../types';
-import { failureMessage } from '../values';
+import type { ToolSpec } from '../run-types';
+import { failureMessage } from '../message-values';
 import { model, notifier, retryPolicy } from './activities';
 import type { Delegations } from './delegation';
 import { RunEnd } from './run-end';

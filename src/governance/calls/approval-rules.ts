@@ -1,8 +1,8 @@
-import { durationMs } from './duration';
-import { identityKey, isEligible, lookalikeApprover, normalizeIdentity, spellOut } from './identity';
-import type { VerifiedIdentity } from './keyring';
-import type { ApprovalRequirement } from './policy-schema';
-import type { DecisionClaims } from './signed-decision';
+import { durationMs } from '../policy/duration';
+import { identityKey, isEligible, lookalikeApprover, normalizeIdentity, spellOut } from '../signing/identity-folding';
+import type { VerifiedIdentity } from '../signing/keyring';
+import type { ApprovalRequirement } from '../policy/policy-schema';
+import type { DecisionClaims } from '../signing/signed-decision';
 
 /** One person's approval of a pending call. Plain JSON. */
 export interface ApprovalVote {

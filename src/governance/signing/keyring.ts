@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { identityKey, normalizeIdentity, spellOut } from './identity';
+import { identityKey, normalizeIdentity, spellOut } from './identity-folding';
 import { verifySignedClaims, type DecisionClaims, type OperatorAction, type OperatorClaims, type SignedDecision, type StartClaims } from './signed-decision';
 import { digestOf } from './digest';
-import { errorMarker, WardenError } from '../errors';
-import { formatZodError } from '../zod-error';
+import { errorMarker, WardenError } from '../../errors';
+import { formatZodError } from '../../zod-error';
 
 const hexKey = z.string().regex(/^[0-9a-f]{64}$/, 'must be a 32-byte Ed25519 public key in hex');
 

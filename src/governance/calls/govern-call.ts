@@ -1,11 +1,11 @@
-import type { AuditEventType } from './audit';
-import type { BudgetExceeded, BudgetUsage } from './budget';
-import { chargeDelegate, checkToolCallBudgets, type DelegateUsage } from './delegation';
-import { digestOf } from './digest';
-import { observeCall, type LoopState } from './loop-detector';
-import type { CompiledPolicy, Decision, RunFacts } from './policy';
-import type { ApprovalRequirement, Budgets } from './policy-schema';
-import { argsSchemaOf, redactBySchema } from './redact';
+import type { AuditEventType } from '../signing/audit-chain';
+import type { BudgetExceeded, BudgetUsage } from '../accounting/budget';
+import { chargeDelegate, checkToolCallBudgets, type DelegateUsage } from '../accounting/delegation-budgets';
+import { digestOf } from '../signing/digest';
+import { observeCall, type LoopState } from '../accounting/loop-detector';
+import type { CompiledPolicy, Decision, RunFacts } from '../policy/parse-policy';
+import type { ApprovalRequirement, Budgets } from '../policy/policy-schema';
+import { argsSchemaOf, redactBySchema } from './redaction';
 
 /** The governance part of a run's state: what budgets and the loop breaker remember. Plain JSON. */
 export interface GovernState {

@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { PolicySourceMap } from './policy-location';
 import { formatPolicyPath, formatPolicyProblem, type PolicyProblem } from './policy-problem';
 import { MOVED_TO_WORKER, policySchema, type Policy } from './policy-schema';
-import { errorMarker, WardenError } from '../errors';
+import { errorMarker, WardenError } from '../../errors';
 
 export { CompiledPolicy, policyVersion } from './policy-compiled';
 export type { CallFacts, CompiledPolicyOptions, Decision, DecisionKind, RunFacts } from './policy-compiled';

@@ -1,6 +1,6 @@
-import { governCall, shadowDiffOf, type CompiledPolicy, type CallProposal, type GovernContext, type GovernResult, type GovernState, type ShadowDiff } from '../governance/sandbox';
-import { compiledPolicy } from './shared';
-import type { ShadowSource, ShadowStatus } from './types';
+import { governCall, shadowDiffOf, type CompiledPolicy, type CallProposal, type GovernContext, type GovernResult, type GovernState, type ShadowDiff } from '../governance/workflow-safe';
+import { compiledPolicy } from './policy-cache';
+import type { ShadowSource, ShadowStatus } from './run-types';
 
 /**
  * A run's shadow policy: every call the enforced policy judges is judged by the shadow too, with

@@ -1,4 +1,4 @@
-import { CompiledPolicy, digestOf, type Policy } from '../governance/sandbox';
+import { CompiledPolicy, digestOf, type Policy } from '../governance/workflow-safe';
 
 /**
  * Compiled policies, by content: a policy is compiled once however often it is met again (a

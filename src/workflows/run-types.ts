@@ -1,4 +1,4 @@
-import type { ApprovalState, ApprovalVote, AuditEvent, AuditHead, BudgetExceeded, BudgetUsage, Budgets, DelegateUsage, Decision, GovernState, Policy, RetrySettings, SignedDecision } from '../governance/sandbox';
+import type { ApprovalState, ApprovalVote, AuditEvent, AuditHead, BudgetExceeded, BudgetUsage, Budgets, DelegateUsage, Decision, GovernState, Policy, RetrySettings, SignedDecision } from '../governance/workflow-safe';
 
 /** A script turn for the `scripted` model: turn i answers the run's i-th model call. */
 export interface ScriptTurn {

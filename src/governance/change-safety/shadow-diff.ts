@@ -1,5 +1,5 @@
-import type { AuditEvent } from './audit';
-import type { CallProposal, GovernResult } from './govern-call';
+import type { AuditEvent } from '../signing/audit-chain';
+import type { CallProposal, GovernResult } from '../calls/govern-call';
 import { diffKindOf, verdictOf, type DiffKind, type Verdict } from './what-if';
 
 /** One side of a shadow comparison: what a policy said, and which version said it. */

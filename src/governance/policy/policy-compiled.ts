@@ -1,5 +1,5 @@
 import { isCelError, parse, plan, celEnv, type CelInput } from '@bufbuild/cel';
-import { digestOf } from './digest';
+import { digestOf } from '../signing/digest';
 import type { ApprovalRequirement, Policy, Rule, ToolPolicy } from './policy-schema';
 import { toolEntryFor, toolMatches } from './policy-tools';
 

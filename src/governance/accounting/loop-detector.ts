@@ -1,4 +1,4 @@
-import type { LoopSettings } from './policy-schema';
+import type { LoopSettings } from '../policy/policy-schema';
 
 /** The recent calls the detector remembers: `tool:argsDigest`, oldest first. Plain JSON. */
 export interface LoopState {

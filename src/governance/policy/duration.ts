@@ -1,5 +1,5 @@
 import ms, { type StringValue } from 'ms';
-import { errorMarker, WardenError } from '../errors';
+import { errorMarker, WardenError } from '../../errors';
 
 /** A text that is not a duration where one is needed; the message quotes it. */
 export class DurationError extends WardenError {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { PayloadKeyError } from './errors';
+import { PayloadKeyError } from './codec-errors';
 import { writePrivateFile } from '../private-files';
 import { formatZodError } from '../zod-error';
 

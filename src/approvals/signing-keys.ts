@@ -6,8 +6,8 @@ import { writePrivateFile } from '../private-files';
 import { formatZodError } from '../zod-error';
 // The governance modules themselves, not its index: the index loads the policy engine (CEL), which
 // a command that only signs or reads keys never uses, and every CLI command pays for its load.
-import { KeyringError, parseKeyring, type KeyGrant, type Keyring } from '../governance/keyring';
-import { generateSigningKey, publicKeyOf, signDecision, type DecisionClaims, type OperatorAction, type OperatorClaims, type SignedDecision, type StartClaims } from '../governance/signed-decision';
+import { KeyringError, parseKeyring, type KeyGrant, type Keyring } from '../governance/signing/keyring';
+import { generateSigningKey, publicKeyOf, signDecision, type DecisionClaims, type OperatorAction, type OperatorClaims, type SignedDecision, type StartClaims } from '../governance/signing/signed-decision';
 
 // `publicKey` in the file is informative only; a file without it (or with another) still loads.
 const signingKeyFileSchema = z.object({

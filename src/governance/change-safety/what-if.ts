@@ -1,9 +1,9 @@
-import type { AuditEvent } from './audit';
-import { emptyUsage, type BudgetUsage } from './budget';
-import { governCall, type GovernedTool, type GovernResult, type GovernState } from './govern-call';
-import { emptyLoopState } from './loop-detector';
-import type { CompiledPolicy, DecisionKind, RunFacts } from './policy';
-import { REDACTED } from './redact';
+import type { AuditEvent } from '../signing/audit-chain';
+import { emptyUsage, type BudgetUsage } from '../accounting/budget';
+import { governCall, type GovernedTool, type GovernResult, type GovernState } from '../calls/govern-call';
+import { emptyLoopState } from '../accounting/loop-detector';
+import type { CompiledPolicy, DecisionKind, RunFacts } from '../policy/parse-policy';
+import { REDACTED } from '../calls/redaction';
 
 /**
  * What governance made of one call, as one comparable value: the policy's decision, or the

@@ -4,8 +4,8 @@
  * the child's own start), the child enforces both, and the parent is charged what the child used.
  */
 import { checkBeforeModelCall, checkBeforeToolCall, type BudgetExceeded, type BudgetUsage } from './budget';
-import { durationMs } from './duration';
-import type { Budgets } from './policy-schema';
+import { durationMs } from '../policy/duration';
+import type { Budgets } from '../policy/policy-schema';
 
 type CountLimit = 'maxSteps' | 'maxToolCalls' | 'maxInputTokens' | 'maxOutputTokens';
 

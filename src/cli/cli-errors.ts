@@ -1,6 +1,6 @@
 import type * as TemporalClient from '@temporalio/client';
 import { errorMarker, WardenError } from '../errors';
-import type * as PolicyModule from '../governance/policy';
+import type * as PolicyModule from '../governance/policy/parse-policy';
 
 /**
  * An error the person at the terminal can fix: printed as one line, no stack trace.
@@ -53,7 +53,7 @@ export function describeError(err: unknown, context: { address?: string } = {}):
   if (CliError.isInstance(err)) return oneLine(err.message);
   // Required when an error is described, not at start: every command pays for what this module imports.
   /* eslint-disable @typescript-eslint/no-require-imports */
-  const { PolicyError } = require('../governance/policy') as typeof PolicyModule;
+  const { PolicyError } = require('../governance/policy/parse-policy') as typeof PolicyModule;
   const { NamespaceNotFoundError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } = require('@temporalio/client') as typeof TemporalClient;
   /* eslint-enable @typescript-eslint/no-require-imports */
   if (PolicyError.isInstance(err)) {

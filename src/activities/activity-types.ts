@@ -1,7 +1,7 @@
 import type { AuditEvent, Budgets, CallProposal, DecisionAuthority, OperatorAction, Policy, Price } from '../governance';
 import type { CallGovernance } from '../telemetry/conventions';
-import type { MessageRow } from '../store/types';
-import type { PendingApproval, PreparedRun, ScriptTurn, ShadowSource } from '../workflows/types';
+import type { MessageRow } from '../store/run-store';
+import type { PendingApproval, PreparedRun, ScriptTurn, ShadowSource } from '../workflows/run-types';
 
 // Activity inputs and results are small: references, digests and the audit events since the
 // last activity (they ride along and are appended first, so no activity exists just to audit).

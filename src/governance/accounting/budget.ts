@@ -1,5 +1,5 @@
-import { durationMs } from './duration';
-import type { Budgets, Price } from './policy-schema';
+import { durationMs } from '../policy/duration';
+import type { Budgets, Price } from '../policy/policy-schema';
 
 /** What a run has used so far. Plain JSON: it rides through continue-as-new. */
 export interface BudgetUsage {
