@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loginName } from '../src/cli/context';
 import { shortData, usd } from '../src/cli/format';
-import { verdictChange, whatIfLines } from '../src/cli/policy';
+import { verdictChange, whatIfLines } from '../src/cli/support/what-if-report';
 import { defaultAgentsPath, defaultPoliciesPath, exampleAgentsPath, examplePoliciesPath } from '../src/cli/support/project-paths';
 import { resolveTemporalBinary } from '../src/dev-server';
 import type { WhatIfReport } from '../src/governance/change-safety/what-if';

@@ -1,43 +1,26 @@
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { FILE_HEADERS_ONLY, createTwoFilesPatch } from 'diff';
 import { stringify as toYaml } from 'yaml';
 import { loadAgents, loadPolicies, type AgentRegistry, type AnyTool } from '../agents';
 import type { ZodType } from 'zod';
-import { CompiledPolicy, emptyLoopState, emptyUsage, governCall, parsePolicy, parsePolicyText, policyVersion, type Policy, type RunFacts } from '../governance';
-import { DURATION_PATTERN, durationMs } from '../governance/policy/duration';
-import { DIFF_KINDS, groupDiffs, recordedRun, whatIf, type DiffKind, type Verdict, type WhatIfReport } from '../governance/change-safety/what-if';
+import { CompiledPolicy, emptyLoopState, emptyUsage, governCall, parsePolicy, policyVersion, type Policy, type RunFacts } from '../governance';
+import { DIFF_KINDS, groupDiffs, recordedRun, whatIf } from '../governance/change-safety/what-if';
 import { shadowDiffsOf } from '../governance/change-safety/shadow-diff';
-import type { WardenClient } from '../client';
 import { checkPolicy } from '../governance/policy/policy-check';
 import { throwPolicyProblems } from '../governance/policy/parse-policy';
 import { runIdFor } from '../config';
 import type { RunStore } from '../store';
 import type { ToolSpec } from '../workflows/run-types';
-import { currentUser, withClient, withClientAndStore, withStore } from './context';
+import { currentUser, withClientAndStore, withStore } from './context';
 import { CliError, describeError, UsageError } from './cli-errors';
 import { out, outJson, printable, table } from './format';
 import { POLICY_DIFF_EXIT_CODE } from './support/exit-codes';
 import { checkPoliciesDir, defaultPoliciesPath, prepareAgentsModule } from './support/project-paths';
-import { optionalSigner } from './support/signers';
+import { applyPolicyFile, readPolicyFile, readPolicyText } from './support/policy-files';
+import { parseFailOn, parseSince, readTrails, whatIfLines, type TrailOptions } from './support/what-if-report';
 import { loadShadowPolicy } from '../activities/shadow-policy';
 import { formatZodError } from '../zod-error';
-
-/** Reads a policy file and validates it with the same function the worker uses; errors name the file, line and column. */
-export function readPolicyFile(file: string): Policy {
-  return readPolicyText(file).policy;
-}
-
-function readPolicyText(file: string): { policy: Policy; text: string } {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new CliError(`cannot read policy file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  return { policy: parsePolicyText(text, file), text };
-}
 
 function parseArgs(json: string | undefined): Record<string, unknown> {
   if (json === undefined) return {};
@@ -277,107 +260,6 @@ export function registerPolicy(program: Command): void {
   });
 
   registerChangeSafety(policy);
-}
-
-/**
- * Validates a policy file (and the shadow it names), stores it as its agent's applied policy and
- * tells the agent's running runs to take it up. What `policy apply` and `policy promote-shadow` do.
- */
-async function applyPolicyFile(file: string, by: string): Promise<{ version: string; agent: string; sent: number }> {
-  // Validated before anything is stored or sent: a bad file reaches no run.
-  const policy = readPolicyFile(file);
-  const shadow = loadShadowPolicy(policy, path.resolve(file));
-  if (shadow && 'error' in shadow) throw new CliError(`${file}: shadow: ${shadow.error}`);
-  const version = new CompiledPolicy(policy).version;
-  const sent = await withClient(async (client) => {
-    await withStore((store) => store.setAppliedPolicy(policy.agent, { policy, version, source: path.resolve(file) }));
-    const runs = await client.listRuns({ agent: policy.agent });
-    // Signed with the CLI key when there is one: workers count applyPolicy only from a key with the policy-admin role.
-    const signer = optionalSigner();
-    const results = await Promise.allSettled(runs.map((r) => client.applyPolicy(r.runId, { by, ...(signer ? { signer, channel: 'cli' } : {}) })));
-    return results.filter((r) => r.status === 'fulfilled').length;
-  });
-  return { version, agent: policy.agent, sent };
-}
-
-function parseSince(text: string): Date {
-  if (!DURATION_PATTERN.test(text)) throw new UsageError(`--since must be a duration such as 30m, 24h or 7d, not "${text}"`);
-  return new Date(Date.now() - durationMs(text));
-}
-
-function parseFailOn(text: string | undefined): DiffKind[] {
-  if (text === undefined) return [];
-  const kinds = text.split(',').map((k) => k.trim()).filter(Boolean);
-  if (kinds.includes('any')) return [...DIFF_KINDS];
-  const unknown = kinds.filter((k) => !(DIFF_KINDS as readonly string[]).includes(k));
-  if (unknown.length > 0 || kinds.length === 0) throw new UsageError(`--fail-on takes a comma-separated list of ${DIFF_KINDS.join(', ')} (or any); unknown: ${unknown.join(', ') || '(empty)'}`);
-  return kinds as DiffKind[];
-}
-
-interface TrailOptions {
-  since: string;
-  runs?: string;
-}
-
-const OPEN_STATUSES = new Set(['running', 'awaiting_approval', 'paused']);
-
-/**
- * The trails of the runs Temporal visibility lists (an agent's, started within `--since`, narrowed
- * by `--runs`), read from the run store; a run still going adds the tail it holds in memory.
- */
-async function readTrails(client: WardenClient, store: RunStore, agent: string | undefined, opts: TrailOptions) {
-  const listed = await client.listRuns({ ...(agent ? { agent } : {}), open: false, startedAfter: parseSince(opts.since), ...(opts.runs ? { query: opts.runs } : {}) });
-  const trails = [];
-  for (const run of listed) {
-    const events = OPEN_STATUSES.has(run.status) ? await client.auditTrail(run.runId, store) : await store.readAudit(run.runId);
-    trails.push({ runId: run.runId, agent: run.agent, events });
-  }
-  return trails;
-}
-
-/** What each kind of difference means, beside its count in `policy what-if`. */
-const KIND_MEANINGS: Record<DiffKind, string> = {
-  'allow-to-deny': 'could run (at once or once approved), now denied',
-  'deny-to-allow': 'was denied, now can run (at once or once approved)',
-  'approval-added': 'ran at once, now waits for approval',
-  'approval-removed': 'waited for approval, now runs at once',
-  'rule-changed': 'same decision, by another rule or with other approvers',
-};
-
-const sameApprovers = (a: Verdict, b: Verdict) => (a.approvers ?? []).join(',') === (b.approvers ?? []).join(',');
-
-/** How a call's verdict changed, in words: the decision, the rule, and the approvers where both sides know them and they differ. */
-export function verdictChange(before: Verdict, after: Verdict): string {
-  const decision = before.decision === after.decision ? after.decision : `${before.decision} → ${after.decision}`;
-  const rule = before.ruleId === after.ruleId ? `rule ${after.ruleId}` : `rule ${before.ruleId} → ${after.ruleId}`;
-  const parts = [decision, rule];
-  if (before.approvers && after.approvers && !sameApprovers(before, after)) parts.push(`approvers ${before.approvers.join(',') || '(none)'} → ${after.approvers.join(',') || '(none)'}`);
-  return parts.join('; ');
-}
-
-/** The human report of `policy what-if`: counts by kind, by rule, and each call with what changed for it. */
-export function whatIfLines(file: string, r: WhatIfReport): string[] {
-  const lines = [`what-if ${file} (${r.candidateVersion}) for ${r.agent}: ${plural(r.calls, 'recorded call')} in ${plural(r.runs, 'run')} decided again, ${r.diffs.length} decided differently`];
-  if (r.diffs.length > 0) {
-    lines.push('', ...DIFF_KINDS.filter((k) => r.byKind[k] > 0).map((k) => `  ${k.padEnd(17)} ${String(r.byKind[k]).padEnd(5)} ${KIND_MEANINGS[k]}`));
-    // A rule that stays but asks other approvers would read as no change: say so.
-    const approversOnly = (b: { kind: DiffKind; from: string; to: string }) => b.kind === 'rule-changed' && b.from === b.to;
-    lines.push(
-      '',
-      'by rule:',
-      ...table(['KIND', 'RULE NOW', 'RULE UNDER CANDIDATE', 'CALLS'], r.byRule.map((b) => [b.kind, b.from, approversOnly(b) ? `${b.to} (other approvers)` : b.to, String(b.count)].map(printable))).map((l) => `  ${l}`),
-    );
-    lines.push(
-      '',
-      'calls:',
-      ...table(
-        ['RUN', 'CALL', 'TOOL', 'KIND', 'CHANGE'],
-        r.diffs.map((d) => [d.runId, d.callId, d.tool, d.kind, verdictChange(d.before, d.after)].map(printable)),
-      ).map((l) => `  ${l}`),
-    );
-  }
-  if (r.missing.length > 0) lines.push('', 'facts the trails do not hold (those calls were decided without them):', ...r.missing.map((m) => `  ${printable(m.fact)}: ${plural(m.calls, 'call')}`));
-  return lines;
 }
 
 function registerChangeSafety(policy: Command): void {
