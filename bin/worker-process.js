@@ -1,6 +1,6 @@
 'use strict';
-// `warden worker` runs in a Node process set up for many runs waiting for people (README,
-// "Performance": with 300 runs waiting, 244–259 MB instead of 371–378 after a GC): a 1 MB young
+// `warden worker` runs in a Node process set up for many runs waiting for people (docs/performance.md
+// and bench/RESULTS.md: with 300 runs waiting, 244–259 MB instead of 371–378 after a GC): a 1 MB young
 // generation per V8 isolate instead of 16–32, V8 growing and keeping less heap, and two malloc
 // arenas instead of up to eight per core. Node and glibc read these settings only as a process
 // starts, so the command starts itself once more with them.

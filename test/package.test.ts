@@ -1,7 +1,7 @@
 /**
  * Warden as a user installs it: `npm pack` the package, install the tarball into a fresh project
  * outside the repository, write an agent there (TypeScript, importing 'warden' and 'zod', as the
- * README's "Install and define an agent" section shows) and run it with the installed `warden`
+ * README's "Install" and "Define an agent, a tool and a policy" sections show) and run it with the installed `warden`
  * command. Slow by nature (a build, an install that compiles better-sqlite3, a dev server).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';

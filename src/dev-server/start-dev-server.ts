@@ -290,7 +290,7 @@ function sqliteFiles(dbFile: string): string[] {
  * The history service polls each of its task queues at most 20 times a second per shard by
  * default, and the dev server has one shard: past a few quick activities, every sequential
  * activity then waits ~45 ms for its transfer task (measured here; ~9 ms with the limit raised).
- * Production clusters should raise the same limits (README, "Run against a real Temporal cluster").
+ * Production clusters should raise the same limits (docs/operations.md, "Run against a real Temporal cluster").
  */
 export const QUEUE_PROCESSOR_SETTINGS = [
   'history.transferProcessorMaxPollRPS=2000',

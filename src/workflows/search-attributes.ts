@@ -4,7 +4,7 @@ import { defineSearchAttributeKey } from '@temporalio/common';
  * Custom search attributes every Warden run sets, so the Temporal UI can filter runs
  * (`WardenAgent = "refund-agent" AND WardenStatus = "awaiting_approval"`).
  * The dev server registers them at start; a production namespace needs them created once
- * (`temporal operator search-attribute create`), see the README.
+ * (`temporal operator search-attribute create`), see docs/operations.md.
  */
 export const agentSearchAttribute = defineSearchAttributeKey('WardenAgent', 'KEYWORD');
 export const statusSearchAttribute = defineSearchAttributeKey('WardenStatus', 'KEYWORD');

@@ -1,7 +1,7 @@
 /**
  * Attacks by someone who can reach Temporal (UI, `temporal` CLI, an SDK client) but holds none of
  * the worker's configuration. Each test is one attack; each failed on the code before the
- * security model of the README's "Security" section was enforced.
+ * security model of docs/security.md was enforced.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
