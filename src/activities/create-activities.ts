@@ -116,11 +116,6 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
   if (deps.acceptRunInputPolicy) logger.warn('acceptRunInputPolicy is on: a start input may bring its own policy (tests only)');
   if (deps.allowUnsignedOperators) logger.warn('allowUnsignedOperators is on: resume, rollback and applyPolicy without a signed operator command count (development only)');
   const guard = new ExecutionGuard(logger);
-  let sealKey: Promise<string> | undefined;
-  const seals = (): Promise<string> => (sealKey ??= store.sealKey().catch((err: unknown) => {
-    sealKey = undefined;
-    throw err;
-  }));
   /** The execution this activity runs for, as Temporal tells the worker (never as an input says). */
   const execution = (): { workflowId: string; runId: string } => {
     const of = Context.current().info.workflowExecution;
@@ -184,7 +179,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       if ((await store.readAudit(input.runId)).length > 0) throw nonRetryable('RunInputError', `run ${input.runId} already has an audit trail in the run store: a run id is never reused`);
       if (input.delegation !== undefined) {
         const { parent, digest, seal } = input.delegation;
-        if (!sealMatches(await seals(), { kind: 'delegation', by: parent, to: own.workflowId, digest }, seal)) {
+        if (!sealMatches(await store.sealKey(), { kind: 'delegation', by: parent, to: own.workflowId, digest }, seal)) {
           throw nonRetryable('RunInputError', `refused: the start input says the run was delegated by ${parent.workflowId}, but it carries no seal of that run (a delegation is accepted only as the delegating run made it)`);
         }
       }
@@ -222,7 +217,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
     async verifyOperator(input: VerifyOperatorInput): Promise<VerifyOperatorResult> {
       const action = input.action;
       if (input.signature === undefined) {
-        if (!deps.allowUnsignedOperators) return { refused: `unsigned ${action} refused: this worker counts only operator commands signed by a trusted key with the ${ROLE_FOR_ACTION[action] ?? 'operator'} role` };
+        if (!deps.allowUnsignedOperators) return { refused: `unsigned ${action} refused: this worker counts only operator commands signed by a trusted key with the ${ROLE_FOR_ACTION[action]} role` };
         const by = typeof input.by === 'string' ? normalizeIdentity(input.by) : '';
         // Unsigned commands name whoever they say; without a name, as before, "an operator".
         return { operator: by || 'an operator', signed: false };
@@ -239,13 +234,13 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       if (!Context.current().info.isLocal) throw activityRefused('refused: state is sealed only by the worker running the run (a local activity)');
       const by = execution();
       if (input.kind === 'carry' && input.to !== by.workflowId) throw activityRefused(`refused: carried state is sealed only for the run itself (${by.workflowId}), not ${input.to}`);
-      return sealOf(await seals(), { kind: input.kind, by: { workflowId: by.workflowId, runId: by.runId }, to: input.to, digest: input.digest });
+      return sealOf(await store.sealKey(), { kind: input.kind, by: { workflowId: by.workflowId, runId: by.runId }, to: input.to, digest: input.digest });
     },
 
     async verifySeal(input: VerifySealInput): Promise<VerifySealResult> {
       const own = execution();
       if (input.from.workflowId !== own.workflowId) return { refused: `carried state is accepted only from the same run, not from ${input.from.workflowId}` };
-      if (!sealMatches(await seals(), { kind: 'carry', by: input.from, to: own.workflowId, digest: input.digest }, input.seal)) {
+      if (!sealMatches(await store.sealKey(), { kind: 'carry', by: input.from, to: own.workflowId, digest: input.digest }, input.seal)) {
         return { refused: `the carried state has no seal of this run's execution ${input.from.runId} (it was not made by Warden's continue-as-new of this run, or was altered)` };
       }
       return { ok: true };

@@ -1,6 +1,6 @@
-import { METADATA_ENCODING_KEY, type LoadedDataConverter, type Payload } from '@temporalio/common';
+import type { LoadedDataConverter, Payload } from '@temporalio/common';
 import { decodeOptionalSinglePayload } from '@temporalio/common/lib/internal-non-workflow/codec-helpers';
-import { ENCRYPTED_ENCODING } from '../codec/encryption-codec';
+import { isEncryptedPayload } from '../codec/plaintext-codec';
 import type { AuditHead } from '../governance/signing/audit-chain';
 import type { PendingApproval } from '../workflows/run-types';
 
@@ -31,8 +31,7 @@ export function holdsPayloadKey(converter: LoadedDataConverter): boolean {
  */
 export async function readRunPayload(converter: LoadedDataConverter, namespace: string, workflowId: string, payload: Payload | null | undefined, what: { short: string; long: string }): Promise<RunWords> {
   if (!payload) return { ok: true, value: undefined };
-  const encoding = Buffer.from(payload.metadata?.[METADATA_ENCODING_KEY] ?? new Uint8Array()).toString('utf8');
-  if (holdsPayloadKey(converter) && encoding !== ENCRYPTED_ENCODING) {
+  if (holdsPayloadKey(converter) && !isEncryptedPayload(payload)) {
     return { ok: false, reason: `${what.short} not encrypted`, detail: `${what.long} of run ${workflowId} is not encrypted: no Warden worker holding this client's payload key wrote it` };
   }
   return { ok: true, value: await decodeOptionalSinglePayload(converter, payload, { type: 'workflow', namespace, workflowId }) };

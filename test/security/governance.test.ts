@@ -14,6 +14,7 @@ import { AGENT_RUN_WORKFLOW, runIdFor } from '../../src/config';
 import { generateSigningKey, nextAuditEvent, type Keyring, type Policy } from '../../src/governance';
 import type { DecisionReply } from '../../src/workflows/messages';
 import type { PendingApproval } from '../../src/workflows/run-types';
+import { forgedCarried } from '../fixtures/forged-state';
 import { effects, testAgent } from '../fixtures/test-agents';
 import { createTestBed, eventually, financeApprovalPolicy, testPolicy, type TestBed } from '../helpers';
 
@@ -123,24 +124,7 @@ describe('policies come only from the worker', () => {
 
   test('run state carried in a start input (not a continue-as-new) is refused before anything runs', async () => {
     const runId = runIdFor('test-agent', `carried-${Date.now()}`);
-    const fake = {
-      prepared: {
-        agent: { name: 'test-agent', modelId: 'scripted', tools: [] },
-        policy: testPolicy({ rules: [{ id: 'anything-goes', decision: 'allow' }] }),
-        policySource: 'attacker',
-        requester: { id: 'carol', verified: true },
-        notifications: { slack: false },
-      },
-      govern: { usage: { steps: 0, toolCalls: 0, toolCallsByTool: {}, inputTokens: 0, outputTokens: 0, costUsd: 0 }, loop: { recent: [] }, stoppedTools: [] },
-      auditHead: { seq: 0, hash: '0'.repeat(64) },
-      messageCount: 0,
-      startedAtMs: Date.now(),
-      executions: 1,
-      executedCalls: [],
-      notUndoable: [],
-      lastDecision: null,
-      paused: false,
-    };
+    const fake = forgedCarried({ policy: testPolicy({ rules: [{ id: 'anything-goes', decision: 'allow' }] }), requester: 'carol', auditHash: '0'.repeat(64) });
     const handle = await bed.client.client.workflow.start(AGENT_RUN_WORKFLOW, {
       workflowId: runId,
       taskQueue: bed.taskQueue,

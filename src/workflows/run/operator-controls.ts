@@ -83,10 +83,11 @@ export class OperatorControls {
     const run = this.run;
     if (run.outcome || !run.paused) return;
     let by = text(input?.by) ?? 'an operator';
-    if (run.pausedByPolicy || patched(OPERATOR_AUTHORITY)) {
+    const authority = patched(OPERATOR_AUTHORITY);
+    if (run.pausedByPolicy || authority) {
       const who = await this.authorize('resume', input);
       if (!who || run.outcome || !run.paused) return;
-      if (run.pausedByPolicy && who.by === run.prepared?.requester.id && patched(OPERATOR_AUTHORITY)) {
+      if (authority && run.pausedByPolicy && who.by === run.prepared?.requester.id) {
         run.record('resume_refused', { action: 'resume', by: who.by, reason: `the run's own requester may not let a run its policy paused go on` });
         return;
       }
