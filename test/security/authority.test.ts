@@ -11,6 +11,7 @@ import { DecisionSigner } from '../../src/approvals/signing-keys';
 import { AGENT_RUN_WORKFLOW, runIdFor } from '../../src/config';
 import { generateSigningKey, type Keyring } from '../../src/governance';
 import type { RunOutcome } from '../../src/workflows/run-types';
+import { forgedCarried } from '../fixtures/forged-state';
 import { effects } from '../fixtures/test-agents';
 import { createTestBed, eventually, financeApprovalPolicy, settings, testPolicy, type TestBed } from '../helpers';
 
@@ -32,27 +33,9 @@ const keyring: Keyring = {
 const transferTurn = (amount: number, to = 'mallory') => ({ toolCalls: [{ name: 'transfer', args: { amount, to } }] });
 const allowAll = () => testPolicy({ rules: [{ id: 'attacker-allows-all', decision: 'allow' }] });
 
-/** Run state as an attacker would forge it: its own allow-all policy and a verified requester. */
-function forgedCarried() {
-  return {
-    prepared: {
-      agent: { name: 'test-agent', modelId: 'scripted', tools: [{ name: 'transfer', description: 'x', inputSchema: {}, risk: 'high', compensable: true }] },
-      policy: allowAll(),
-      policySource: 'attacker',
-      requester: { id: 'alice', verified: true },
-      notifications: { slack: false },
-    },
-    govern: { usage: { steps: 0, toolCalls: 0, toolCallsByTool: {}, inputTokens: 0, outputTokens: 0, costUsd: 0 }, loop: { recent: [] }, stoppedTools: [] },
-    auditHead: { seq: 0, hash: '' },
-    messageCount: 0,
-    startedAtMs: Date.now(),
-    executions: 1,
-    executedCalls: [],
-    notUndoable: [],
-    lastDecision: null,
-    paused: false,
-  };
-}
+/** Forged run state carrying a transfer tool, an allow-all policy and a verified requester. */
+const forgedTransferState = () =>
+  forgedCarried({ policy: allowAll(), requester: 'alice', tools: [{ name: 'transfer', description: 'x', inputSchema: {}, risk: 'high', compensable: true }] });
 
 let bed: TestBed;
 let plain: Client;
@@ -123,9 +106,22 @@ describe("a worker of the attacker's own schedules Warden's activities", () => {
     expect(effects.compensated).toEqual([]);
   });
 
+  test("the worker's own checks (seal, verify a seal, verify an operator) are no oracle for another queue", async () => {
+    const attempts: [string, unknown][] = [
+      ['sealState', { kind: 'carry', to: 'x', digest: 'd' }],
+      ['verifySeal', { kind: 'carry', from: { workflowId: 'x', runId: 'y' }, digest: 'd', seal: 'ab'.repeat(32) }],
+      ['verifyOperator', { runId: 'x', nowMs: Date.now(), action: 'resume', by: 'olga', signature: ops.signOperator({ action: 'resume', runId: 'x', by: 'olga', channel: 'cli' }) }],
+    ];
+    for (const [activity, input] of attempts) {
+      const workflowId = `attack-${activity}-${randomUUID()}`;
+      const failure = await failureOf(plain.workflow.execute('scheduleWardenActivity', { taskQueue: attackerQueue, workflowId, args: [bed.taskQueue, activity, { ...(input as object), ...('runId' in (input as object) ? { runId: workflowId } : {}) }] }));
+      expect(failure).toContain('activity input not made for this run');
+    }
+  });
+
   test('a continue-as-new into agentRun with forged carried state is refused before anything runs', async () => {
     const workflowId = runIdFor('test-agent', `can-${randomUUID()}`);
-    const input = { agent: 'test-agent', goal: 'pay mallory', requester: 'alice', script: [transferTurn(50_004)], carried: forgedCarried(), seal: 'ab'.repeat(32) };
+    const input = { agent: 'test-agent', goal: 'pay mallory', requester: 'alice', script: [transferTurn(50_004)], carried: forgedTransferState(), seal: 'ab'.repeat(32) };
     await plain.workflow.start('continueIntoAgentRun', { taskQueue: attackerQueue, workflowId, args: [bed.taskQueue, input] });
     const outcome = (await plain.workflow.getHandle(workflowId).result()) as RunOutcome;
     expect(outcome.status).toBe('failed');
@@ -157,7 +153,7 @@ describe('carried state is accepted only from Warden\'s own continue-as-new', ()
       taskQueue: bed.taskQueue,
       workflowId,
       cronSchedule: '@every 2s',
-      args: [{ agent: 'test-agent', goal: 'pay mallory', requester: 'alice', script: [transferTurn(50_004)], carried: forgedCarried() }],
+      args: [{ agent: 'test-agent', goal: 'pay mallory', requester: 'alice', script: [transferTurn(50_004)], carried: forgedTransferState() }],
     });
     try {
       // The second run is continued from the first (Temporal sets continuedFromExecutionRunId on cron runs
@@ -240,6 +236,23 @@ describe('operators have authority', () => {
     expect(String(again.data.reason)).toContain('counted already');
     expect((await own.client.status(runId)).paused).toBe(true);
     await own.client.cancel(runId);
+  });
+
+  test('a signed command counts only as the action and for the run it was signed for', async () => {
+    const runId = await movedAndWaiting();
+    const other = await movedAndWaiting();
+    // A pause olga signed, sent as a resume; a resume she signed for another run.
+    const pause = ops.signOperator({ action: 'pause', runId, by: 'olga', channel: 'cli' });
+    await own.client.pause(runId, { by: 'someone' });
+    await eventually(async () => (await own.client.status(runId)).paused, 10_000, 'the pause');
+    await own.client.resume(runId, { by: 'olga', signature: pause });
+    const asResume = await eventually(async () => (await trail(runId)).find((e) => e.type === 'resume_refused'), 10_000, 'the replayed pause refused');
+    expect(String(asResume.data.reason)).toContain('is a pause, not a resume');
+    await own.client.resume(runId, { by: 'olga', signature: ops.signOperator({ action: 'resume', runId: other, by: 'olga', channel: 'cli' }) });
+    const elsewhere = await eventually(async () => (await trail(runId)).filter((e) => e.type === 'resume_refused')[1], 10_000, 'the other run\'s resume refused');
+    expect(String(elsewhere.data.reason)).toContain(`is for run ${other}`);
+    expect((await own.client.status(runId)).paused).toBe(true);
+    await Promise.all([own.client.cancel(runId), own.client.cancel(other)]);
   });
 
   test("a run its policy paused is not resumed by its requester's own key, nor by the requester as an operator", async () => {
