@@ -17,6 +17,7 @@ const unitTests = [
   'model-call.test.ts',
   'models.test.ts',
   'policy-check.test.ts',
+  'policy-test.test.ts',
   'store.test.ts',
   'security/canonical.test.ts',
   'security/identity-confusables.test.ts',

@@ -173,7 +173,8 @@ function withDelegates(agents: readonly Agent[]): Agent[] {
 
 /**
  * Loads the agents a module exports (any exported value made by `defineAgent`, or arrays of
- * them) and the policies in a directory (`*.yaml`, `*.yml`, `*.json`; each names its agent).
+ * them) and the policies in a directory (`*.yaml`, `*.yml`, `*.json`, but not the tests beside them,
+ * `*.test.yaml`; each names its agent).
  * TypeScript modules load when the process runs under tsx (the `warden` command does).
  */
 export function loadAgents(modulePath: string, policiesDir?: string): AgentRegistry {
@@ -208,7 +209,8 @@ export function loadPolicies(dir: string, agents: readonly Agent[] = []): Policy
   const out: PolicyEntry[] = [];
   const seen = new Map<string, string>();
   for (const file of readdirSync(dir).sort()) {
-    if (!/\.(ya?ml|json)$/.test(file)) continue;
+    // Tests written beside a policy (`refund-agent.test.yaml`, read by `warden policy test`) are not policies.
+    if (!/\.(ya?ml|json)$/.test(file) || /\.test\.(ya?ml|json)$/.test(file)) continue;
     const source = path.join(dir, file);
     const text = readFileSync(source, 'utf8');
     const policy = parsePolicyText(text, source);

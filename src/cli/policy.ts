@@ -20,6 +20,7 @@ import { checkPoliciesDir, defaultPoliciesPath, prepareAgentsModule } from './su
 import { applyPolicyFile, readPolicyFile, readPolicyText } from './support/policy-files';
 import { parseFailOn, parseSince, readTrails, whatIfLines, type TrailOptions } from './support/what-if-report';
 import { loadShadowPolicy } from '../activities/shadow-policy';
+import { registerPolicyTest } from './policy-test';
 import { formatZodError } from '../zod-error';
 
 function parseArgs(json: string | undefined): Record<string, unknown> {
@@ -259,6 +260,7 @@ export function registerPolicy(program: Command): void {
     out(`removed applied policy ${removed.version} of ${agent}: ${next}; running runs keep the policy they have`);
   });
 
+  registerPolicyTest(policy);
   registerChangeSafety(policy);
 }
 
