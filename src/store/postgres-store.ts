@@ -3,6 +3,8 @@ import type pg from 'pg';
 import type { AuditEvent, AuditEventType } from '../governance';
 import { checkSeq, StoreError, toJson } from './rows';
 import type { MessageRow, RunStore } from './run-store';
+import { postgresFleetIndexSql, postgresFleetQueries } from './fleet-queries';
+import { postgresKillSwitchSql, postgresKillSwitches } from './kill-switches';
 
 /** How the PostgreSQL run store connects and where its tables live. */
 export interface PostgresStoreOptions {
@@ -83,6 +85,10 @@ const MIGRATIONS: readonly { description: string; sql: (schema: string) => strin
         name text PRIMARY KEY,
         value text NOT NULL
       );`,
+  },
+  {
+    description: "the console's time index on audit events, agents' kill switches",
+    sql: (s) => postgresFleetIndexSql(s) + postgresKillSwitchSql(s),
   },
 ];
 
@@ -199,6 +205,8 @@ export async function createPostgresStore(target: string | pg.PoolConfig, option
   }
 
   return {
+    ...postgresFleetQueries(query, s),
+    ...postgresKillSwitches(query, s),
     async appendMessages(runId: string, rows: readonly MessageRow[], mode: 'ignore' | 'replace' = 'ignore'): Promise<void> {
       const encoded = rows.map((row) => {
         checkSeq(row.seq, `run ${runId} message`);

@@ -1,4 +1,6 @@
 import type { AuditEvent } from '../governance';
+import type { FleetQueries } from './fleet-queries';
+import type { KillSwitches } from './kill-switches';
 
 /** One row of a run's conversation: AI SDK `ModelMessage` JSON, keyed by its position. */
 export interface MessageRow {
@@ -13,8 +15,10 @@ export interface MessageRow {
  * changes (messages written with `replace` take the newest attempt's row, so a retried model
  * call that answered differently leaves exactly the answer the workflow saw).
  * The interface is async so a PostgreSQL implementation fits it unchanged.
+ * The operations console's bulk reads (`FleetQueries`) and agents' kill switches (`KillSwitches`)
+ * live in files of their own.
  */
-export interface RunStore {
+export interface RunStore extends FleetQueries, KillSwitches {
   appendMessages(runId: string, rows: readonly MessageRow[], mode?: 'ignore' | 'replace'): Promise<void>;
   /** Messages `[fromSeq, toSeq)` in order (`fromSeq` 0 by default). Throws `StoreError` if one is missing (a gap is a bug, never silently skipped). */
   readMessages(runId: string, toSeq: number, fromSeq?: number): Promise<unknown[]>;

@@ -5,6 +5,8 @@ import Database from 'better-sqlite3';
 import type { AuditEvent, AuditEventType } from '../governance';
 import type { MessageRow, RunStore } from './run-store';
 import { checkSeq, StoreError, toJson } from './rows';
+import { sqliteFleetQueries } from './fleet-queries';
+import { sqliteKillSwitches } from './kill-switches';
 
 export { StoreError } from './rows';
 
@@ -160,7 +162,12 @@ export function createSqliteStore(file: string): RunStore {
     events.forEach((e, i) => insertAudit.run(runId, e.seq, e.at, e.type, data[i] ?? '{}', e.prevHash, e.hash));
   });
 
+  const fleet = sqliteFleetQueries(db);
+  const killSwitches = sqliteKillSwitches(db);
+
   return {
+    ...fleet,
+    ...killSwitches,
     async appendMessages(runId: string, rows: readonly MessageRow[], mode: 'ignore' | 'replace' = 'ignore'): Promise<void> {
       const encoded = rows.map((row) => {
         checkSeq(row.seq, `run ${runId} message`);
