@@ -1,4 +1,4 @@
-import type { AuditEvent, Budgets, CallProposal, DecisionAuthority, OperatorAction, Policy, Price } from '../governance';
+import type { AuditEvent, Budgets, CallProposal, DecisionAuthority, DelegateUsage, OperatorAction, Policy, Price } from '../governance';
 import type { CallGovernance } from '../telemetry/conventions';
 import type { MessageRow } from '../store/run-store';
 import type { PendingApproval, PreparedRun, ScriptTurn, ShadowSource } from '../workflows/run-types';
@@ -194,7 +194,18 @@ export interface CoreActivities {
   prepareAndCallModel(input: PrepareAndCallModelInput): Promise<PrepareAndCallModelResult>;
   compensateCall(input: CompensateInput): Promise<ToolActivityResult>;
   recordRun(input: RecordRunInput): Promise<void>;
+  /** What a delegate of this run used, read from its trail in the run store: a cancelled delegate returns no outcome. */
+  delegateSpending(input: DelegateSpendingInput): Promise<DelegateSpendingResult>;
 }
+
+export interface DelegateSpendingInput {
+  /** The delegating run (the one that asks). */
+  runId: string;
+  /** The delegate's run id. */
+  delegate: string;
+}
+
+export type DelegateSpendingResult = { used: DelegateUsage } | { refused: string };
 
 export type ToolActivity = (input: ToolActivityInput) => Promise<ToolActivityResult>;
 

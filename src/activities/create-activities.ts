@@ -3,15 +3,16 @@ import { APICallError, InvalidPromptError } from '@ai-sdk/provider';
 import { jsonSchema, tool as aiTool, type ToolSet } from 'ai';
 import type { Logger } from 'pino';
 import { ToolError, type AgentRegistry, type ToolContext } from '../agents';
-import { ROLE_FOR_ACTION, authorizeDecision, authorizeOperator, authorizeStart, checkModelCallBudgets, emptyUsage, goalDigest, normalizeIdentity, parsePolicy, type Keyring, type Policy } from '../governance';
+import { ROLE_FOR_ACTION, authorizeDecision, authorizeOperator, authorizeStart, checkModelCallBudgets, delegateUsageOf, emptyUsage, goalDigest, normalizeIdentity, parsePolicy, type Keyring, type Policy } from '../governance';
 import type { PreparedRun, Requester } from '../workflows/run-types';
 import type { RunStore } from '../store/run-store';
 import { ConversationCache, generate } from './model-call';
 import { createModelResolver, ModelConfigError, resolveModel, type ModelEnv } from './models';
 import { traceActivities, type ActivityTelemetry } from '../telemetry/spans';
 import { loadShadowPolicy } from './shadow-policy';
-import type { CallModelInput, CallModelResult, CompensateInput, CoreActivities, CurrentPolicy, PrepareAndCallModelInput, PrepareAndCallModelResult, PrepareRunInput, RecordRunInput, SealStateInput, ToolActivity, ToolActivityInput, ToolActivityResult, VerifyDecisionInput, VerifyDecisionResult, VerifyOperatorInput, VerifyOperatorResult, VerifySealInput, VerifySealResult } from './activity-types';
+import type { CallModelInput, CallModelResult, CompensateInput, CoreActivities, CurrentPolicy, DelegateSpendingInput, DelegateSpendingResult, PrepareAndCallModelInput, PrepareAndCallModelResult, PrepareRunInput, RecordRunInput, SealStateInput, ToolActivity, ToolActivityInput, ToolActivityResult, VerifyDecisionInput, VerifyDecisionResult, VerifyOperatorInput, VerifyOperatorResult, VerifySealInput, VerifySealResult } from './activity-types';
 import { ExecutionGuard, activityRefused } from './execution-guard';
+import { withHeartbeats } from './heartbeats';
 import { sealMatches, sealOf } from './seals';
 import { DEFAULT_LIMITS, cut, proposals, type RunLimits } from './proposals';
 
@@ -78,7 +79,7 @@ function toolResultRow(seq: number, callId: string, toolName: string, value: unk
   return { seq, message: { role: 'tool', content: [{ type: 'tool-result', toolCallId: callId, toolName, output: { type: 'json', value: value ?? null } }] } };
 }
 
-function toolContext(input: ToolActivityInput, logger: Logger): ToolContext {
+function toolContext(input: ToolActivityInput, logger: Logger, beat?: (details?: unknown) => void): ToolContext {
   const ctx = Context.current();
   return {
     idempotencyKey: input.idempotencyKey,
@@ -89,7 +90,7 @@ function toolContext(input: ToolActivityInput, logger: Logger): ToolContext {
     attempt: ctx.info.attempt,
     log: logger.child({ runId: input.runId, callId: input.callId, tool: ctx.info.activityType }),
     signal: ctx.cancellationSignal,
-    heartbeat: (details?: unknown) => ctx.heartbeat(details),
+    heartbeat: beat ?? ((details?: unknown) => ctx.heartbeat(details)),
   };
 }
 
@@ -255,7 +256,8 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
         const model = resolveModel(agent.model, input.scriptTurn, models);
         const prompt = await conversations.prompt(input.runId, input.upTo, model);
         // Temporal owns retries: one place, visible in history, with backoff across worker restarts.
-        answer = await generate({ model, system: agent.instructions, prompt, tools: modelTools(agent.name), abortSignal: Context.current().cancellationSignal });
+        // Heartbeats while the model thinks: a worker that dies mid-call is replaced in seconds, and a cancel reaches the call.
+        answer = await withHeartbeats(() => generate({ model, system: agent.instructions, prompt, tools: modelTools(agent.name), abortSignal: Context.current().cancellationSignal }));
       } catch (err) {
         classify(err);
       }
@@ -277,13 +279,14 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
     async compensateCall(input: CompensateInput): Promise<ToolActivityResult> {
       await store.appendAudit(input.runId, input.audit);
       const tool = registry.tools().get(input.tool);
-      if (!tool?.compensate) throw nonRetryable('DefinitionError', `tool ${input.tool} has no compensation`);
+      const compensate = tool?.compensate;
+      if (!compensate) throw nonRetryable('DefinitionError', `tool ${input.tool} has no compensation`);
       const callRun = input.callRunId ?? input.runId;
       const [row] = (await store.readMessages(callRun, input.resultSeq + 1, input.resultSeq)) as ({ content?: { output?: { value?: unknown } }[] } | undefined)[];
       const result = row?.content?.[0]?.output?.value;
       try {
         // The arguments the call ran with: already what the tool's schema made of the model's.
-        await tool.compensate(input.args, result, toolContext({ ...input, runId: callRun, agent: input.callAgent ?? input.agent }, logger));
+        await withHeartbeats(async (beat) => compensate(input.args, result, toolContext({ ...input, runId: callRun, agent: input.callAgent ?? input.agent }, logger, beat)));
       } catch (err) {
         classify(err);
       }
@@ -293,6 +296,14 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
     async recordRun(input: RecordRunInput) {
       await store.appendAudit(input.runId, input.audit);
       await store.appendMessages(input.runId, input.append);
+    },
+
+    async delegateSpending(input: DelegateSpendingInput): Promise<DelegateSpendingResult> {
+      const trail = await store.readAudit(input.delegate);
+      // Only the run that delegated (the guard checked input.runId is the caller) learns what its delegate spent.
+      const by = trail.find((e) => e.type === 'run_started')?.data.delegatedBy as { runId?: unknown } | undefined;
+      if (by?.runId !== input.runId) return { refused: `${input.delegate} is not a delegate of ${input.runId} in the run store` };
+      return { used: delegateUsageOf(trail) };
     },
   };
   if (deps.notifyApproval) core.notifyApproval = deps.notifyApproval;
@@ -312,7 +323,8 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       try {
         // The workflow hands over exactly the arguments it governed (parsed once, in callModel): parsing
         // again could change them after the policy and the approver saw them.
-        value = await tool.run(input.args, toolContext(input, logger));
+        // Warden heartbeats for the tool (a killed worker is noticed in seconds, a cancel fires ctx.signal).
+        value = await withHeartbeats((beat) => Promise.resolve(tool.run(input.args, toolContext(input, logger, beat))));
       } catch (err) {
         classify(err);
       }

@@ -18,9 +18,13 @@ export interface ToolContext {
   /** 1 for the first attempt. */
   attempt: number;
   log: Logger;
-  /** Aborted when the activity is cancelled or times out. */
+  /**
+   * Aborted when the call is cancelled (the run cancelled or rolled back while the tool runs, a
+   * delegate cancelled) or its attempt timed out. Pass it on to `fetch` and the like, so a
+   * cancelled call stops at once and writes no effect.
+   */
   signal: AbortSignal;
-  /** Reports progress to Temporal; use it in long tools together with a heartbeat timeout. */
+  /** Records progress details a retry reads back (`heartbeatDetails`); Warden heartbeats on its own while the tool runs. */
   heartbeat(details?: unknown): void;
 }
 
@@ -39,6 +43,11 @@ export interface ToolOptions<S extends z.ZodType, R> {
   retry?: RetrySettings;
   /** Start-to-close timeout of one attempt, e.g. `30s` (default `1m`). */
   timeout?: string;
+  /**
+   * How long the worker may go silent before the attempt counts as lost and is retried elsewhere
+   * (default `10s`). Warden heartbeats while `run` runs; a tool need not call `ctx.heartbeat`.
+   */
+  heartbeatTimeout?: string;
   risk?: ToolRisk;
   /**
    * Run each call as a Temporal local activity, in the worker that runs the workflow: a few
@@ -109,6 +118,9 @@ export function defineTool<S extends z.ZodType, R>(options: ToolOptions<S, R>): 
   }
   if (options.timeout !== undefined && !DURATION_PATTERN.test(options.timeout)) {
     throw new DefinitionError(`tool ${options.name}: timeout "${options.timeout}" is not a duration such as 30s`);
+  }
+  if (options.heartbeatTimeout !== undefined && !DURATION_PATTERN.test(options.heartbeatTimeout)) {
+    throw new DefinitionError(`tool ${options.name}: heartbeatTimeout "${options.heartbeatTimeout}" is not a duration such as 10s`);
   }
   if (options.local !== undefined && typeof options.local !== 'boolean') throw new DefinitionError(`tool ${options.name}: local must be true or false`);
   // A high-risk call's every attempt belongs in history, where the Temporal UI shows it.

@@ -149,6 +149,7 @@ export function toolSpec(tool: AnyTool): ToolSpec {
   if (tool.schemaDigest !== undefined) spec.schemaDigest = tool.schemaDigest;
   if (tool.retry) spec.retry = tool.retry;
   if (tool.timeout) spec.timeout = tool.timeout;
+  if (tool.heartbeatTimeout) spec.heartbeatTimeout = tool.heartbeatTimeout;
   if (tool.local) spec.local = true;
   if (tool.delegate !== undefined) spec.delegate = tool.delegate;
   return spec;

@@ -63,6 +63,9 @@ export interface WardenWorkerOptions {
   modelEnv?: ModelEnv;
 }
 
+/** The most a worker waits between two heartbeats of a running activity to the server. */
+export const HEARTBEAT_THROTTLE = '1 second';
+
 /** How many runs a worker keeps in memory by default (`workerOptions.maxCachedWorkflows` overrides it). */
 export const DEFAULT_MAX_CACHED_RUNS = 100;
 
@@ -113,6 +116,9 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     // Runs that wait for people (hours, days) should not sit in memory: past this many, the least
     // recently used are evicted and replayed from history when a decision arrives.
     maxCachedWorkflows: DEFAULT_MAX_CACHED_RUNS,
+    // Warden heartbeats running tools and model calls every second (src/activities/heartbeats.ts);
+    // sent as often, a cancellation reaches the tool's ctx.signal within about a second.
+    maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
     ...tracing,
     ...options.workerOptions,
     // Added to, never replaced by, the caller's interceptors: the plaintext refusal comes first.

@@ -41,6 +41,7 @@ export interface ToolSpec {
   risk: 'low' | 'medium' | 'high';
   retry?: RetrySettings;
   timeout?: string;
+  heartbeatTimeout?: string;
   compensable: boolean;
   /** Runs as a local activity (`defineTool({ local: true })`). */
   local?: boolean;

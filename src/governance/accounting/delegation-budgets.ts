@@ -6,6 +6,7 @@
 import { checkBeforeModelCall, checkBeforeToolCall, type BudgetExceeded, type BudgetUsage } from './budget';
 import { durationMs } from '../policy/duration';
 import type { Budgets } from '../policy/policy-schema';
+import type { AuditEvent } from '../signing/audit-chain';
 
 type CountLimit = 'maxSteps' | 'maxToolCalls' | 'maxInputTokens' | 'maxOutputTokens';
 
@@ -111,4 +112,31 @@ export function checkModelCallBudgets(own: Budgets, inherited: Budgets | undefin
 /** `checkBeforeToolCall` against the policy's budgets, then the ceiling the delegating run gave (marked `inherited`). */
 export function checkToolCallBudgets(own: Budgets, maxCallsOfTool: number | undefined, inherited: Budgets | undefined, usage: BudgetUsage, tool: string, elapsedMs: number): BudgetExceeded | null {
   return checkBeforeToolCall(own, maxCallsOfTool, usage, tool, elapsedMs) ?? (inherited ? fromParent(checkBeforeToolCall(inherited, undefined, usage, tool, elapsedMs)) : null);
+}
+
+const num = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : 0);
+
+/**
+ * What a delegate used, as its audit trail tells: the totals of its `run_finished` event (a
+ * cancelled run writes one too, though its workflow returns no outcome), or, for a run that ended
+ * without one (terminated), its model turns and started tool calls added up.
+ */
+export function delegateUsageOf(trail: readonly Pick<AuditEvent, 'type' | 'data'>[]): DelegateUsage {
+  const finished = trail.find((e) => e.type === 'run_finished');
+  if (finished) {
+    const usage = (finished.data.usage ?? {}) as Record<string, unknown>;
+    return { steps: num(finished.data.steps), toolCalls: num(finished.data.toolCalls), inputTokens: num(usage.inputTokens), outputTokens: num(usage.outputTokens), costUsd: num(usage.costUsd) };
+  }
+  const used: DelegateUsage = { steps: 0, toolCalls: 0, inputTokens: 0, outputTokens: 0, costUsd: 0 };
+  for (const e of trail) {
+    if (e.type === 'model_turn') {
+      used.steps += 1;
+      used.inputTokens += num(e.data.inputTokens);
+      used.outputTokens += num(e.data.outputTokens);
+      used.costUsd += num(e.data.costUsd);
+    } else if (e.type === 'tool_started') {
+      used.toolCalls += 1;
+    }
+  }
+  return used;
 }

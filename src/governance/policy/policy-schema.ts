@@ -25,6 +25,8 @@ export const toolPolicySchema = z.strictObject({
   retry: retrySchema.optional(),
   /** Start-to-close timeout of one attempt. */
   timeout: duration.optional(),
+  /** How long a worker running the tool may go silent before the attempt is retried elsewhere (default 10s). */
+  heartbeatTimeout: duration.optional(),
   /**
    * Deny every call of this tool unless the run's requester was verified by a signed start.
    * Anyone with a Temporal client can start a run naming any requester, so a high-risk tool

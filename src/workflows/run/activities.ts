@@ -45,6 +45,8 @@ export const notifier = proxyActivities<CoreActivities>({
 
 export const model = proxyActivities<CoreActivities>({
   startToCloseTimeout: '5 minutes',
+  // The worker heartbeats while the model thinks: one that dies mid-call is replaced in seconds, not minutes.
+  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 6, nonRetryableErrorTypes },
 });
 

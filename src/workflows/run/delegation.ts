@@ -1,11 +1,11 @@
-import { isCancellation, log, patched, startChild } from '@temporalio/workflow';
-import { addDelegateUsage, budgetsLeft, delegationCeiling, emptyCeiling, spentOf } from '../../governance/workflow-safe';
+import { CancellationScope, isCancellation, log, patched, startChild } from '@temporalio/workflow';
+import { addDelegateUsage, budgetsLeft, delegationCeiling, emptyCeiling, spentOf, type DelegateUsage } from '../../governance/workflow-safe';
 import { pauseSignal, rollbackSignal, type OperatorInput } from '../messages';
 import type { AgentRunInput, DelegationInput, DelegationView, RunOutcome } from '../run-types';
 import { failureMessage } from '../message-values';
 import type { agentRun } from '../agent-run';
-import { verifier } from './activities';
-import { SEALED_STATE, sealedDigest } from './patches';
+import { core, verifier } from './activities';
+import { DELEGATE_CANCEL_USAGE, SEALED_STATE, sealedDigest } from './patches';
 import type { CallInFlight, RunState } from './run-state';
 
 /** The workflow type of a delegate's run: `agentRun` (src/workflows/agent-run.ts), by name so this module does not import the workflow. */
@@ -79,7 +79,10 @@ export class Delegations {
     } catch (err) {
       view.status = isCancellation(err) ? 'cancelled' : 'failed';
       view.reason = failureMessage(err);
-      run.record('delegation_finished', { callId: call.id, agent, runId, status: view.status, error: view.reason });
+      // A cancelled delegate returns no outcome, yet it spent: its trail says how much, and this run is charged.
+      const used = isCancellation(err) && patched(DELEGATE_CANCEL_USAGE) ? await this.spendingOf(runId) : undefined;
+      if (used) run.gov = { ...run.gov, delegated: addDelegateUsage(run.gov.delegated, used) };
+      run.record('delegation_finished', { callId: call.id, agent, runId, status: view.status, error: view.reason, ...(used ? { used } : {}) });
       if (isCancellation(err)) throw err;
       run.settle(f, 'failed', `the delegation to ${agent} failed: ${view.reason}`);
       return;
@@ -109,6 +112,18 @@ export class Delegations {
       message: { role: 'tool', content: [{ type: 'tool-result', toolCallId: call.id, toolName: f.spec?.modelName ?? call.name, output: { type: 'json', value: answer } }] },
     });
     run.setLine(f, outcome.status === 'completed' ? 'done' : `${outcome.status}: ${outcome.reason}`);
+  }
+
+  /** What a cancelled delegate spent, from its trail; even when this run is being cancelled too. */
+  private async spendingOf(runId: string): Promise<DelegateUsage | undefined> {
+    try {
+      const found = await CancellationScope.nonCancellable(() => core.delegateSpending({ runId: this.run.runId, delegate: runId }));
+      if ('used' in found) return found.used;
+      log.warn('delegate spending not charged', { delegate: runId, reason: found.refused });
+    } catch (err) {
+      log.warn('delegate spending not read', { delegate: runId, error: failureMessage(err) });
+    }
+    return undefined;
   }
 
   /** Signals one running delegate (pause, resume, rollback); one that has just ended is no matter. */

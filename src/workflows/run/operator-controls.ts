@@ -115,6 +115,8 @@ export class OperatorControls {
     const reason = text(input?.reason);
     run.rollbackRequest = { by, ...(reason ? { reason } : {}), ...(input?.signature ? { signature: input.signature } : {}) };
     run.record('rollback_requested', { by, reason: reason ?? null });
+    // A tool running now is cancelled (its ctx.signal fires) instead of holding up the rollback.
+    for (const scope of run.toolScopes) scope.cancel();
     // A running delegate undoes its own calls and ends; those of finished delegates are in this run's plan.
     await this.delegations.tellAll(rollbackSignal, { ...run.rollbackRequest, reason: `the delegating run ${run.runId} is rolling back` });
   }

@@ -27,6 +27,26 @@ export const SEALED_STATE = 'warden-sealed-state';
  */
 export const OPERATOR_AUTHORITY = 'warden-operator-authority';
 
+/**
+ * Executions under this patch run each tool call in a cancellation scope of its own, waiting for
+ * a cancelled call to stop (`WAIT_CANCELLATION_COMPLETED`): a rollback cancels the calls running
+ * when it is asked for, and a call that finished anyway is known and undone with the rest.
+ */
+export const CANCEL_TOOLS = 'warden-cancel-tools';
+
+/**
+ * A delegate cancelled under this patch returns its outcome (status `cancelled`, with what it spent
+ * and what it did) instead of ending as a cancelled workflow: its delegating run charges the
+ * spending to its own budgets and can undo what it did.
+ */
+export const DELEGATE_CANCEL_OUTCOME = 'warden-delegate-cancel-outcome';
+
+/**
+ * Executions under this patch charge a delegate that was cancelled (and so returned no outcome)
+ * with what its trail in the run store says it spent.
+ */
+export const DELEGATE_CANCEL_USAGE = 'warden-delegate-cancel-usage';
+
 /** The input as the next execution receives it (JSON), without its seal: what a seal covers. */
 export function sealedDigest(input: AgentRunInput): string {
   const { seal: _seal, ...rest } = JSON.parse(JSON.stringify(input)) as AgentRunInput;

@@ -1,4 +1,4 @@
-import { patched, setCurrentDetails, upsertSearchAttributes, workflowInfo, type ChildWorkflowHandle } from '@temporalio/workflow';
+import { patched, setCurrentDetails, upsertSearchAttributes, workflowInfo, type CancellationScope, type ChildWorkflowHandle } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { CallModelResult } from '../../activities/activity-types';
 import {
@@ -99,6 +99,8 @@ export class RunState {
   /** Digests of the signed operator commands counted so far (each counts once). */
   usedCommands: string[] = [];
   rollbackRequest: OperatorInput | null = null;
+  /** The scopes of the tool calls running now: a rollback cancels them (CANCEL_TOOLS). */
+  readonly toolScopes = new Set<CancellationScope>();
   ending: RunEnd | null = null;
   outcome: RunOutcome | null = null;
   inFlight: CallInFlight[] = [];

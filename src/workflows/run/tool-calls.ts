@@ -1,10 +1,11 @@
-import { ActivityFailure, ApplicationFailure, condition, isCancellation, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import { ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, condition, isCancellation, patched, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { CallModelResult, ToolActivity, ToolActivityInput } from '../../activities/activity-types';
 import { admitApproved, checkModelCallBudgets, costOf, durationMs, governCall, spentOf, type ApprovalRequirement, type Decision } from '../../governance/workflow-safe';
 import type { ApprovalOutcome } from '../approval-desk';
 import type { ToolSpec } from '../run-types';
 import { failureMessage } from '../message-values';
 import { model, notifier, retryPolicy } from './activities';
+import { CANCEL_TOOLS } from './patches';
 import type { Delegations } from './delegation';
 import { RunEnd } from './run-end';
 import type { CallInFlight, RunState } from './run-state';
@@ -170,7 +171,15 @@ export class ToolCalls {
     run.record('tool_started', { callId: call.id, tool: call.name });
     const audit = run.audit.unflushed();
     const override = run.policy.toolPolicy(call.name);
-    const options = { startToCloseTimeout: durationMs(override?.timeout ?? spec.timeout ?? '1m'), retry: retryPolicy(spec.retry, override?.retry), summary: `${call.name} (${call.id})` };
+    const cancellable = patched(CANCEL_TOOLS);
+    const options = {
+      startToCloseTimeout: durationMs(override?.timeout ?? spec.timeout ?? '1m'),
+      retry: retryPolicy(spec.retry, override?.retry),
+      summary: `${call.name} (${call.id})`,
+      // The worker heartbeats while the tool runs (local activities cannot): a dead worker is noticed in seconds, and a cancel reaches ctx.signal.
+      ...(spec.local ? {} : { heartbeatTimeout: durationMs(override?.heartbeatTimeout ?? spec.heartbeatTimeout ?? '10s') }),
+      ...(cancellable ? { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } : {}),
+    };
     const activity = (spec.local ? proxyLocalActivities<Record<string, ToolActivity>>(options) : proxyActivities<Record<string, ToolActivity>>(options))[call.name];
     if (!activity) throw ApplicationFailure.nonRetryable(`no activity for tool ${call.name}`);
     const input: ToolActivityInput = {
@@ -185,8 +194,10 @@ export class ToolCalls {
       ...(spec.schemaDigest !== undefined ? { schemaDigest: spec.schemaDigest } : {}),
       audit,
     };
+    const scope = cancellable ? new CancellationScope() : undefined;
+    if (scope) run.toolScopes.add(scope);
     try {
-      const result = await activity(input);
+      const result = scope ? await scope.run(() => activity(input)) : await activity(input);
       run.audit.markFlushed(audit);
       run.record('tool_succeeded', { callId: call.id, tool: call.name, attempts: result.attempt, summary: result.summary });
       run.setLine(f, 'done');
@@ -194,12 +205,19 @@ export class ToolCalls {
       if (spec.compensable) run.executedCalls.push(step);
       else run.notUndoable.push({ callId: call.id, tool: call.name });
     } catch (err) {
+      if (isCancellation(err) && scope?.consideredCancelled && !CancellationScope.current().consideredCancelled) {
+        // Cancelled by a rollback (the run itself goes on to roll back): stopped, nothing to undo.
+        run.record('tool_failed', { callId: call.id, tool: call.name, error: 'cancelled: the run is rolling back', cancelled: true });
+        return run.settle(f, 'cancelled', `${call.name} was cancelled: the run is rolling back`);
+      }
       if (isCancellation(err)) throw err;
       const message = failureMessage(err);
       const retryState = err instanceof ActivityFailure ? err.retryState : undefined;
       run.record('tool_failed', { callId: call.id, tool: call.name, error: message, retryState: retryState ?? null });
       run.settle(f, 'failed', `${call.name} failed: ${message}`);
       if (run.policy.policy.onToolFailure === 'fail_run') run.ending ??= new RunEnd('failed', `tool ${call.name} failed: ${message}`);
+    } finally {
+      if (scope) run.toolScopes.delete(scope);
     }
   }
 
