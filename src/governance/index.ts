@@ -13,7 +13,7 @@ export { PolicyError, parsePolicy, parsePolicyText, policyVersion, CompiledPolic
 export type { Decision, DecisionKind, RunFacts, CallFacts } from './policy/parse-policy';
 export { emptyUsage, checkBeforeModelCall, checkBeforeToolCall, costOf } from './accounting/budget';
 export type { BudgetUsage, BudgetExceeded, BudgetLimit } from './accounting/budget';
-export { addDelegateUsage, budgetsLeft, chargeDelegate, checkModelCallBudgets, checkToolCallBudgets, delegateUsageOf, delegationCeiling, emptyCeiling } from './accounting/delegation-budgets';
+export { addDelegateUsage, budgetsLeft, chargeDelegate, checkModelCallBudgets, checkToolCallBudgets, delegationCeiling, emptyCeiling } from './accounting/delegation-budgets';
 export type { DelegateUsage } from './accounting/delegation-budgets';
 export { emptyLoopState, observeCall } from './accounting/loop-detector';
 export type { LoopState, LoopObservation } from './accounting/loop-detector';
@@ -44,3 +44,7 @@ export { verdictOf, diffKindOf, recordedRun, whatIf, groupDiffs, DIFF_KINDS } fr
 export type { Verdict, DiffKind, RecordedCall, RecordedRun, CallDiff, RuleCount, WhatIfReport, WhatIfOptions } from './change-safety/what-if';
 export { shadowDiffOf, shadowDiffsOf } from './change-safety/shadow-diff';
 export type { ShadowDiff, ShadowSide } from './change-safety/shadow-diff';
+export { quotaWindowAt, describeWindow, quotaSetFor, hasQuotas, countsCall, rulesForCall, modelQuotas, runQuotas, counterKey, callAmount, judgeQuota, quotaMessage, rateInterval, rateSlot } from './quota';
+export type { QuotaWindowAt, QuotaRule, RateRule, QuotaSet, QuotaFacts, QuotaHit, QuotaVerdict } from './quota';
+export { quotaSchema, rateLimitSchema, fleetPolicySchema, isTimeZone, QUOTA_SCOPES, QUOTA_COUNTS } from './policy/policy-schema';
+export type { QuotaDefinition, QuotaThreshold, QuotaWindow, QuotaScope, RateLimitDefinition, FleetPolicy } from './policy/policy-schema';

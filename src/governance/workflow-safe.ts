@@ -27,3 +27,5 @@ export type { ApprovalState, ApprovalVote, DecisionInput } from './calls/approva
 export { shadowDiffOf } from './change-safety/shadow-diff';
 export type { ShadowDiff } from './change-safety/shadow-diff';
 export type { OperatorAction, SignedDecision } from './signing/signed-decision';
+export { hasQuotas, modelQuotas, rulesForCall } from './quota/quota-rules';
+export type { QuotaHit, QuotaRule, QuotaSet, RateRule } from './quota/quota-rules';

@@ -4,3 +4,5 @@ export { createSqliteStore, defaultStorePath, StoreError } from './sqlite-store'
 export { createPostgresStore, isPostgresUrl, redactStoreLocation, POSTGRES_SCHEMA_VERSION } from './postgres-store';
 export type { PostgresStoreOptions } from './postgres-store';
 export { openRunStore } from './open-run-store';
+export { reservationId } from './quota-ledger';
+export type { QuotaLedger, QuotaBooking, QuotaReserveRequest, QuotaReserveResult, QuotaReservation, QuotaReservationState, QuotaSettlement, QuotaUsage, QuotaUsageFilter, RateSlotRequest } from './quota-ledger';

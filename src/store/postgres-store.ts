@@ -5,6 +5,7 @@ import { checkSeq, StoreError, toJson } from './rows';
 import type { MessageRow, RunStore } from './run-store';
 import { postgresFleetIndexSql, postgresFleetQueries } from './fleet-queries';
 import { postgresKillSwitchSql, postgresKillSwitches } from './kill-switches';
+import { postgresQuotaLedger, postgresQuotaSql } from './quota-ledger';
 
 /** How the PostgreSQL run store connects and where its tables live. */
 export interface PostgresStoreOptions {
@@ -89,6 +90,10 @@ const MIGRATIONS: readonly { description: string; sql: (schema: string) => strin
   {
     description: "the console's time index on audit events, agents' kill switches",
     sql: (s) => postgresFleetIndexSql(s) + postgresKillSwitchSql(s),
+  },
+  {
+    description: 'quota reservations and rate-limit slots',
+    sql: (s) => postgresQuotaSql(s),
   },
 ];
 
@@ -207,6 +212,7 @@ export async function createPostgresStore(target: string | pg.PoolConfig, option
   return {
     ...postgresFleetQueries(query, s),
     ...postgresKillSwitches(query, s),
+    ...postgresQuotaLedger(query, () => pool.connect(), s),
     async appendMessages(runId: string, rows: readonly MessageRow[], mode: 'ignore' | 'replace' = 'ignore'): Promise<void> {
       const encoded = rows.map((row) => {
         checkSeq(row.seq, `run ${runId} message`);

@@ -1,6 +1,7 @@
 import type { AuditEvent } from '../governance';
 import type { FleetQueries } from './fleet-queries';
 import type { KillSwitches } from './kill-switches';
+import type { QuotaLedger } from './quota-ledger';
 
 /** One row of a run's conversation: AI SDK `ModelMessage` JSON, keyed by its position. */
 export interface MessageRow {
@@ -18,7 +19,7 @@ export interface MessageRow {
  * The operations console's bulk reads (`FleetQueries`) and agents' kill switches (`KillSwitches`)
  * live in files of their own.
  */
-export interface RunStore extends FleetQueries, KillSwitches {
+export interface RunStore extends FleetQueries, KillSwitches, QuotaLedger {
   appendMessages(runId: string, rows: readonly MessageRow[], mode?: 'ignore' | 'replace'): Promise<void>;
   /** Messages `[fromSeq, toSeq)` in order (`fromSeq` 0 by default). Throws `StoreError` if one is missing (a gap is a bug, never silently skipped). */
   readMessages(runId: string, toSeq: number, fromSeq?: number): Promise<unknown[]>;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { AuditEvent, AuditEventType } from '../governance';
 import type { MessageRow, RunStore } from './run-store';
+import { sqliteQuotaLedger } from './quota-ledger';
 import { checkSeq, StoreError, toJson } from './rows';
 import { sqliteFleetQueries } from './fleet-queries';
 import { sqliteKillSwitches } from './kill-switches';
@@ -164,10 +165,12 @@ export function createSqliteStore(file: string): RunStore {
 
   const fleet = sqliteFleetQueries(db);
   const killSwitches = sqliteKillSwitches(db);
+  const quotaLedger = sqliteQuotaLedger(db);
 
   return {
     ...fleet,
     ...killSwitches,
+    ...quotaLedger,
     async appendMessages(runId: string, rows: readonly MessageRow[], mode: 'ignore' | 'replace' = 'ignore'): Promise<void> {
       const encoded = rows.map((row) => {
         checkSeq(row.seq, `run ${runId} message`);

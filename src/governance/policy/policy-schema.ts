@@ -94,6 +94,104 @@ export const loopSchema = z.strictObject({
   action: z.enum(['fail_run', 'stop_tool', 'pause']).default('fail_run'),
 });
 
+/** Whether `zone` is an IANA time zone this runtime knows (`UTC`, `Europe/Berlin`). */
+export function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** What a quota may be scoped by: each named dimension gets its own counter (`[tenant]`: one counter per tenant). */
+export const QUOTA_SCOPES = ['agent', 'tenant', 'requester', 'tool'] as const;
+
+/** What a quota counts, as policies write it. */
+export const QUOTA_COUNTS = ['runs', 'calls', 'costUsd', 'tokens'] as const;
+
+/** `args.amount`, `args.refund.total`: a number among a call's arguments. */
+export const QUOTA_SUM_PATH = /^args(\.[A-Za-z_][A-Za-z0-9_]*)+$/;
+
+/**
+ * A quota's window: a rolling duration (`{ rolling: 24h }`), or a calendar hour, day or month in an
+ * IANA time zone (`{ calendar: day, timeZone: Europe/Berlin }`; default UTC).
+ */
+export const quotaWindowSchema = z
+  .strictObject(
+    {
+      rolling: duration.optional(),
+      calendar: z.enum(['hour', 'day', 'month']).optional(),
+      timeZone: z.string().refine(isTimeZone, 'must be an IANA time zone such as UTC or Europe/Berlin').optional(),
+    },
+    { error: 'must be { rolling: <duration> } or { calendar: hour | day | month, timeZone: <IANA zone> }' },
+  )
+  .superRefine((w, ctx) => {
+    if ((w.rolling === undefined) === (w.calendar === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'must be { rolling: <duration> } or { calendar: hour | day | month, timeZone: <IANA zone> }, exactly one of the two' });
+    }
+    if (w.rolling !== undefined && w.timeZone !== undefined) ctx.addIssue({ code: 'custom', path: ['timeZone'], message: 'a rolling window has no time zone (only calendar windows do)' });
+  });
+
+export const quotaThresholdSchema = z.strictObject({
+  /** Acts when the quota's total, with this call counted, would be above this. */
+  above: z.number({ error: 'must be a number (the total above which the action applies)' }).min(0),
+  action: z.enum(['warn', 'require_approval', 'deny']),
+  /** What the model (and the audit trail, and approvers) read. */
+  reason: z.string({ error: 'must be a reason the model can read' }).min(1, 'must be a reason the model can read'),
+  approval: approvalRequirementSchema.optional(),
+});
+
+const countName = (count: string | { sum: string }): string => (typeof count === 'string' ? count : `a sum over ${count.sum}`);
+
+/** One quota: what it counts, per what, over which window, and what happens as the total grows. */
+export const quotaSchema = z
+  .strictObject({
+    id: z.string({ error: 'must be an id (lower-case letters, digits, _ . -)' }).regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'must be an id (lower-case letters, digits, _ . -)'),
+    description: z.string().optional(),
+    count: z.union([z.enum(QUOTA_COUNTS), z.strictObject({ sum: z.string().regex(QUOTA_SUM_PATH, 'must be a path into the arguments, such as args.amount') })], {
+      error: 'must be runs, calls, costUsd, tokens or { sum: args.<field> }',
+    }),
+    /** The tools whose calls count (`calls`, `sum`); absent: every tool. */
+    tools: z.array(toolName).min(1).optional(),
+    /** Fleet file only: the agents whose runs count; absent: every agent. */
+    agents: z.array(z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be an agent name')).min(1).optional(),
+    scope: z.array(z.enum(QUOTA_SCOPES)).default([]),
+    window: quotaWindowSchema,
+    thresholds: z.array(quotaThresholdSchema).min(1, 'a quota needs at least one threshold (warn, require_approval or deny)'),
+  })
+  .superRefine((q, ctx) => {
+    const countsCalls = q.count === 'calls' || typeof q.count === 'object';
+    if (q.tools && !countsCalls) ctx.addIssue({ code: 'custom', path: ['tools'], message: `tools applies only to quotas that count calls or a sum over arguments, not ${countName(q.count)}` });
+    if (q.scope.includes('tool') && !countsCalls) ctx.addIssue({ code: 'custom', path: ['scope'], message: `scope "tool" applies only to quotas that count calls or a sum over arguments, not ${countName(q.count)}` });
+    if (new Set(q.scope).size !== q.scope.length) ctx.addIssue({ code: 'custom', path: ['scope'], message: 'names a dimension twice' });
+    q.thresholds.forEach((t, i) => {
+      if (t.action === 'require_approval' && !t.approval) ctx.addIssue({ code: 'custom', path: ['thresholds', i, 'approval'], message: 'require_approval needs an approval block (approvers, timeout)' });
+      if (t.action !== 'require_approval' && t.approval) ctx.addIssue({ code: 'custom', path: ['thresholds', i, 'approval'], message: `an approval block only goes with action require_approval, not ${t.action}` });
+      if (t.action === 'require_approval' && (q.count === 'runs' || q.count === 'costUsd' || q.count === 'tokens')) {
+        ctx.addIssue({ code: 'custom', path: ['thresholds', i, 'action'], message: `require_approval applies to quotas that count calls or a sum over arguments; a ${q.count} quota can warn or deny` });
+      }
+    });
+    const deny = q.thresholds.filter((t) => t.action === 'deny');
+    if (deny.length > 1) ctx.addIssue({ code: 'custom', path: ['thresholds'], message: 'at most one deny threshold (the hard limit)' });
+  });
+
+/** A rate limit on one tool: at most `rate` calls (`10/s`, `600/m`, `1000/h`); a call over it waits, durably, and never fails. */
+export const rateLimitSchema = z.strictObject({
+  tool: toolName,
+  rate: z.string({ error: 'must be calls per second, minute or hour, such as 10/s or 600/m' }).regex(/^[1-9]\d{0,8}\/(s|m|h)$/, 'must be calls per second, minute or hour, such as 10/s or 600/m'),
+  /** Calls that may go at once before the rate applies (default 1: evenly spaced). */
+  burst: z.int().min(1).default(1),
+  scope: z.array(z.enum(['agent', 'tenant', 'requester'])).default([]),
+});
+
+/** The fleet file (`policies/fleet.yaml`): quotas and rate limits across every agent a worker serves. */
+export const fleetPolicySchema = z.strictObject({
+  description: z.string().optional(),
+  quotas: z.array(quotaSchema).default([]),
+  rateLimits: z.array(rateLimitSchema).default([]),
+}).superRefine((fleet, ctx) => checkQuotaIds(fleet.quotas, ctx, true));
+
 /** Fields that policies used to carry and that are now worker settings. */
 export const MOVED_TO_WORKER = ['allowUnsignedDecisions', 'trustedKeys'] as const;
 export type MovedToWorkerField = (typeof MOVED_TO_WORKER)[number];
@@ -117,6 +215,10 @@ export const policySchema = z
     /** USD per million tokens, keyed by model id (e.g. `openai:gpt-4o-mini`, `scripted`). */
     pricing: z.record(z.string(), priceSchema).default({}),
     loop: loopSchema.optional(),
+    /** Quotas on this agent's runs across every run and worker (docs/quotas.md). */
+    quotas: z.array(quotaSchema).optional(),
+    /** Rate limits on this agent's tools, across every run and worker. */
+    rateLimits: z.array(rateLimitSchema).optional(),
     /** After a tool has failed all its retries: tell the model and go on, or end the run as failed. */
     onToolFailure: z.enum(['continue', 'fail_run']).default('continue'),
     /** When the run fails: leave it, or run the compensations of what it did. */
@@ -140,6 +242,7 @@ export const policySchema = z
     trustedKeys: movedToWorker('trustedKeys', 'trusted keys are now a worker setting (the keyring file WARDEN_TRUSTED_KEYS names)'),
   })
   .superRefine((policy, ctx) => {
+    checkQuotaIds(policy.quotas ?? [], ctx, false);
     const seen = new Set<string>();
     policy.rules.forEach((rule, i) => {
       if (seen.has(rule.id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate rule id "${rule.id}"` });
@@ -152,6 +255,16 @@ export const policySchema = z
     });
   });
 
+/** Quota ids are unique in a file; `agents` belongs to the fleet file, whose quotas span agents. */
+export function checkQuotaIds(quotas: readonly { id: string; agents?: string[] | undefined }[], ctx: z.RefinementCtx, fleet: boolean): void {
+  const ids = new Set<string>();
+  quotas.forEach((q, i) => {
+    if (ids.has(q.id)) ctx.addIssue({ code: 'custom', path: ['quotas', i, 'id'], message: `duplicate quota id "${q.id}"` });
+    ids.add(q.id);
+    if (!fleet && q.agents) ctx.addIssue({ code: 'custom', path: ['quotas', i, 'agents'], message: "agents belongs in the fleet file (policies/fleet.yaml); an agent's own quotas count that agent" });
+  });
+}
+
 /** A validated policy, as plain JSON (it travels in workflow inputs and signals). */
 export type Policy = Omit<z.output<typeof policySchema>, MovedToWorkerField>;
 export type PolicyInput = Omit<z.input<typeof policySchema>, MovedToWorkerField>;
@@ -162,3 +275,9 @@ export type ToolPolicy = z.output<typeof toolPolicySchema>;
 export type Budgets = z.output<typeof budgetsSchema>;
 export type LoopSettings = z.output<typeof loopSchema>;
 export type Price = z.output<typeof priceSchema>;
+export type QuotaDefinition = z.output<typeof quotaSchema>;
+export type QuotaThreshold = z.output<typeof quotaThresholdSchema>;
+export type QuotaWindow = z.output<typeof quotaWindowSchema>;
+export type QuotaScope = (typeof QUOTA_SCOPES)[number];
+export type RateLimitDefinition = z.output<typeof rateLimitSchema>;
+export type FleetPolicy = z.output<typeof fleetPolicySchema>;
