@@ -18,6 +18,7 @@ const unitTests = [
   'models.test.ts',
   'policy-check.test.ts',
   'policy-test.test.ts',
+  'quota-cli.test.ts',
   'store.test.ts',
   'security/canonical.test.ts',
   'security/identity-confusables.test.ts',

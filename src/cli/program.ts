@@ -10,6 +10,7 @@ import type * as SlackModule from './slack';
 import type * as OperateModule from './operate';
 import type * as AuditModule from './audit';
 import type * as PolicyModule from './policy';
+import type * as QuotaModule from './quota';
 import type * as KeysModule from './keys';
 import type * as EvalModule from './eval';
 import type * as ReplayModule from './replay';
@@ -98,6 +99,11 @@ export const COMMAND_MODULES: readonly CommandModule[] = [
     commands: ['policy'],
     summaries: [['policy', 'Validate policies, try decisions, apply a policy to an agent and see which policy is in force']],
     load: () => (require('./policy') as typeof PolicyModule).registerPolicy,
+  },
+  {
+    commands: ['quota'],
+    summaries: [['quota', "Fleet quotas: where each stands in its window (used, reserved, limit, top consumers), and an operator's reset"]],
+    load: () => (require('./quota') as typeof QuotaModule).registerQuota,
   },
   {
     commands: ['keys'],

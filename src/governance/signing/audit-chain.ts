@@ -1,7 +1,7 @@
 import { canonicalJson } from './canonical';
 import { sha256Hex } from './digest';
 
-/** The kinds of audit events a run records. */
+/** The kinds of audit events a run records (and a quota's trail: `quota_reset`). */
 export type AuditEventType =
   | 'run_started'
   | 'run_continued'
@@ -35,7 +35,9 @@ export type AuditEventType =
   | 'delegation_started'
   | 'delegation_finished'
   | 'unencrypted_message'
-  | 'run_finished';
+  | 'run_finished'
+  /** Not a run's: an operator set a quota's counters back to zero (`warden quota reset`), on the quota's own trail. */
+  | 'quota_reset';
 
 /** One link of a run's audit chain. `hash` covers every other field, `prevHash` links it to the one before. */
 export interface AuditEvent {

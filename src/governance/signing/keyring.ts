@@ -31,7 +31,7 @@ export const keyGrantSchema = z.strictObject({
 export type OperatorRole = 'operator' | 'policy-admin';
 
 /** The role each operator command needs. */
-export const ROLE_FOR_ACTION: Readonly<Record<OperatorAction, OperatorRole>> = { pause: 'operator', resume: 'operator', rollback: 'operator', applyPolicy: 'policy-admin' };
+export const ROLE_FOR_ACTION: Readonly<Record<OperatorAction, OperatorRole>> = { pause: 'operator', resume: 'operator', rollback: 'operator', applyPolicy: 'policy-admin', quotaReset: 'operator' };
 
 export type KeyGrant = z.output<typeof keyGrantSchema>;
 /** The keys a worker trusts, by key id. Worker configuration only: never from a policy or a message. */

@@ -29,8 +29,12 @@ export interface StartClaims {
   issuedAt: string;
 }
 
-/** What an operator may do to a run; each is a signal of the same name. */
-export const OPERATOR_ACTIONS = ['pause', 'resume', 'rollback', 'applyPolicy'] as const;
+/**
+ * What an operator may do: to a run, each a signal of the same name; and `quotaReset`, which
+ * empties a quota's counters in the run store (its `runId` names them: `quota:<name>`, or
+ * `quota:<name>|tenant=<id>` for one tenant's).
+ */
+export const OPERATOR_ACTIONS = ['pause', 'resume', 'rollback', 'applyPolicy', 'quotaReset'] as const;
 export type OperatorAction = (typeof OPERATOR_ACTIONS)[number];
 
 /**
