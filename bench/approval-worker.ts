@@ -5,7 +5,8 @@
  * after a full GC, `{ memory: true }` with where that memory is (`WorkerMemory`), and
  * `{ peak: true }` with the highest RSS sampled (every 50 ms) since the last `peak`, and
  * `{ cpu: true }` with the CPU time (user + system, ms) the process has used so far.
- * argv: server address, task queue, workflow bundle path, store path, trusted public key (hex).
+ * argv: server address, task queue, workflow bundle path, store (a SQLite path or a PostgreSQL URL),
+ * trusted public key (hex).
  * Environment: BENCH_MAX_CACHED (maxCachedWorkflows), BENCH_THREADS (workflowThreadPoolSize),
  * BENCH_MAX_WFT (maxConcurrentWorkflowTaskExecutions), BENCH_REUSE=0 (reuseV8Context off);
  * BENCH_SNAPSHOT_DIR: `{ memory: true }` also writes heap snapshots of the main thread and of
@@ -18,7 +19,7 @@ import workerThreads, { MessageChannel, type MessagePort } from 'node:worker_thr
 import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import pino from 'pino';
 import { AgentRegistry } from '../src/agents';
-import { createSqliteStore } from '../src/store';
+import { openRunStore } from '../src/store';
 import { createWardenWorker, DEFAULT_MAX_CACHED_RUNS } from '../src/worker';
 import { approvalAgent, approvalPolicy } from './agents';
 import { bareActivities } from './bare-activities';
@@ -127,7 +128,8 @@ async function main(): Promise<void> {
   let peakMb = 0;
   const sampler = setInterval(() => (peakMb = Math.max(peakMb, mb(process.memoryUsage.rss()))), 50);
   sampler.unref();
-  const store = createSqliteStore(storePath);
+  // A PostgreSQL URL when several worker processes share one run store (bench/cluster.ts).
+  const store = await openRunStore(storePath, { poolSize: 4 });
   const connection = await NativeConnection.connect({ address });
   const threads = numberFromEnv('BENCH_THREADS');
   const maxWft = numberFromEnv('BENCH_MAX_WFT');

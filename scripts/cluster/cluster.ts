@@ -175,6 +175,12 @@ async function startPostgres(state: ClusterState, log: (msg: string) => void): P
   if (!bin) throw new ClusterError('PostgreSQL binaries (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql/*/bin: apt-get install postgresql');
   if (typeof as === 'string') throw new ClusterError(as);
   const pgPaths = postgresPaths(state.dir);
+  if (as.prefix.length > 0) {
+    const [file, ...args] = [...as.prefix, 'test', '-x', state.dir];
+    if (spawnSync(file, args).status !== 0) {
+      throw new ClusterError(`PostgreSQL runs as another user (${as.prefix.join(' ')}), which cannot reach ${state.dir}: make its parent directories traversable (chmod o+x) or choose a directory under ${os.tmpdir()}`);
+    }
+  }
   if (!existsSync(path.join(pgPaths.data, 'PG_VERSION'))) {
     log(`initdb ${pgPaths.data}`);
     rmSync(pgPaths.root, { recursive: true, force: true });
