@@ -1,5 +1,6 @@
 import { DURATION_PATTERN, durationMs } from '../../governance/policy/duration';
 import { DIFF_KINDS, type DiffKind, type Verdict, type WhatIfReport } from '../../governance/change-safety/what-if';
+import type { QuotaReplay } from '../../governance/change-safety/what-if-quotas';
 import type { WardenClient } from '../../client';
 import type { RunStore } from '../../store';
 import { UsageError } from '../cli-errors';
@@ -86,6 +87,39 @@ export function whatIfLines(file: string, r: WhatIfReport): string[] {
     );
   }
   if (r.missing.length > 0) lines.push('', 'facts the trails do not hold (those calls were decided without them):', ...r.missing.map((m) => `  ${printable(m.fact)}: ${plural(m.calls, 'call')}`));
+  if (r.quotas) lines.push('', ...quotaLines(r.quotas));
+  return lines;
+}
+
+const num = (n: number) => String(Math.round(n * 1e6) / 1e6);
+
+/** What the candidate's quotas would have done, or plainly that there was nothing to replay. */
+export function quotaLines(q: QuotaReplay): string[] {
+  const lines: string[] = [];
+  if (q.evaluated.length === 0) {
+    const defined = q.notEvaluated.some((n) => n.kind !== 'fleet');
+    lines.push(defined ? "quotas: none of the candidate's quotas counts calls; none replayed" : 'quotas: the candidate defines none; none replayed');
+  } else {
+    lines.push('quotas (the calls the candidate lets run, replayed in the order they were made, across these runs):');
+    lines.push(
+      ...table(
+        ['QUOTA', 'COUNTED', 'DENIED', 'APPROVALS ADDED', 'WARNINGS', 'PEAK'],
+        q.effects.map((e) => [printable(e.quota), String(e.counted), String(e.denied), String(e.approvalsAdded), String(e.warnings), num(e.peak)]),
+      ).map((l) => `  ${l}`),
+    );
+    if (q.hits.length > 0) {
+      lines.push('', 'calls a quota would have stopped or sent for approval:');
+      lines.push(
+        ...table(
+          ['RUN', 'CALL', 'TOOL', 'QUOTA', 'ACTION', 'TOTAL'],
+          q.hits.map((h) => [h.runId, h.callId, h.tool, h.quota, h.action, `${num(h.used)} + ${num(h.amount)} > ${num(h.above)}`].map(printable)),
+        ).map((l) => `  ${l}`),
+      );
+    }
+    for (const u of q.unreadable) lines.push(`  ${printable(u.quota)}: ${plural(u.calls, 'call')} not counted, the amount it sums is not in the trail (redacted or missing)`);
+    for (const a of q.assumptions) lines.push(`  note: ${a}`);
+  }
+  for (const n of q.notEvaluated) lines.push(`  not evaluated: ${printable(n.quota)}: ${n.why}`);
   return lines;
 }
 

@@ -4,6 +4,8 @@ import { governCall, type GovernedTool, type GovernResult, type GovernState } fr
 import { emptyLoopState } from '../accounting/loop-detector';
 import type { CompiledPolicy, DecisionKind, RunFacts } from '../policy/parse-policy';
 import { REDACTED } from '../calls/redaction';
+import { quotaSetFor, type QuotaSet } from '../quota';
+import { replayQuotas, type QuotaReplay, type QuotaReplayCall } from './what-if-quotas';
 
 /**
  * What governance made of one call, as one comparable value: the policy's decision, or the
@@ -66,6 +68,8 @@ export interface RecordedCall {
   /** As recorded: sensitive fields are redacted (see `missing`). */
   args: Record<string, unknown>;
   run: RunFacts;
+  /** The tenant `run_started` recorded, or null (quotas scoped by tenant count it under `-`). */
+  tenant: string | null;
   usage: BudgetUsage;
   /** Time since the run started, from the events' times. */
   elapsedMs: number;
@@ -107,6 +111,7 @@ export function recordedRun(runId: string, events: readonly AuditEvent[]): Recor
   const agent = str(started?.data.agent, runId.split('/')[1] ?? '');
   const requester = str(started?.data.requester);
   const requesterVerified = started?.data.requesterVerified === true;
+  const tenant = typeof started?.data.tenant === 'string' && started.data.tenant !== '' ? started.data.tenant : null;
   const startMs = started ? Date.parse(started.at) : NaN;
   const usage = emptyUsage();
   const calls: RecordedCall[] = [];
@@ -132,6 +137,7 @@ export function recordedRun(runId: string, events: readonly AuditEvent[]): Recor
       tool: str(event.data.tool),
       args,
       run: { id: runId, requester, requesterVerified, step: at.steps, toolCalls: at.toolCalls, costUsd: at.costUsd, inputTokens: at.inputTokens, outputTokens: at.outputTokens },
+      tenant,
       usage: at,
       elapsedMs: Number.isNaN(startMs) ? 0 : Math.max(0, Date.parse(event.at) - startMs),
       recorded,
@@ -235,6 +241,8 @@ export interface WhatIfReport {
   byRule: RuleCount[];
   /** Each fact missing from the trails, with how many calls lacked it. */
   missing: { fact: string; calls: number }[];
+  /** What the candidate's quotas would have done, replayed in recorded order across the runs (`replayQuotas`); `whatIf` always sets it. */
+  quotas?: QuotaReplay;
 }
 
 /** Counts diffs by kind and by (kind, rule before, rule after), most frequent first. */
@@ -259,6 +267,11 @@ export interface WhatIfOptions {
    * says `tool.risk` was not known.
    */
   tools?: ReadonlyMap<string, GovernedTool>;
+  /**
+   * The quotas and rate limits to replay: the candidate's own and the fleet's that reach its
+   * agent (`quotaSetFor`). Absent, the candidate's own only.
+   */
+  quotas?: QuotaSet;
 }
 
 /**
@@ -273,6 +286,7 @@ export function whatIf(runs: readonly RecordedRun[], candidate: CompiledPolicy, 
   const missing = new Map<string, number>();
   let calls = 0;
   let considered = 0;
+  const replayed: QuotaReplayCall[] = [];
   for (const run of runs) {
     if (run.agent !== agent) continue;
     considered += 1;
@@ -290,6 +304,7 @@ export function whatIf(runs: readonly RecordedRun[], candidate: CompiledPolicy, 
       for (const g of gaps) missing.set(g, (missing.get(g) ?? 0) + 1);
       const after = verdictOf(result);
       if (!after) continue;
+      replayed.push({ runId: call.runId, callId: call.callId, agent, tool: call.tool, args: call.args, at: call.at, seq: call.seq, tenant: call.tenant, requester: call.run.requester, decision: after.decision });
       const kind = diffKindOf(call.recorded, after);
       if (kind) diffs.push({ runId: call.runId, callId: call.callId, tool: call.tool, seq: call.seq, at: call.at, kind, before: call.recorded, after, missing: gaps });
     }
@@ -303,5 +318,12 @@ export function whatIf(runs: readonly RecordedRun[], candidate: CompiledPolicy, 
     diffs,
     ...groupDiffs(diffs),
     missing: [...missing].map(([fact, n]) => ({ fact, calls: n })),
+    quotas: replayedQuotas(replayed, candidate, options.quotas),
   };
+}
+
+function replayedQuotas(calls: readonly QuotaReplayCall[], candidate: CompiledPolicy, given: QuotaSet | undefined): QuotaReplay {
+  const replay = replayQuotas(calls, given ?? quotaSetFor(candidate.policy.agent, candidate.policy));
+  if (!given) replay.notEvaluated.push({ quota: 'the fleet file', kind: 'fleet', why: "its quotas reach every agent's runs; what-if replays the candidate's own" });
+  return replay;
 }
