@@ -1,7 +1,7 @@
 import type { AuditEvent, Budgets, CallProposal, DecisionAuthority, DelegateUsage, OperatorAction, Policy, Price } from '../governance';
 import type { CallGovernance } from '../telemetry/conventions';
 import type { MessageRow } from '../store/run-store';
-import type { PendingApproval, PreparedRun, ScriptTurn, ShadowSource } from '../workflows/run-types';
+import type { PendingApproval, PreparedRun, Requester, ScriptTurn, ShadowSource } from '../workflows/run-types';
 
 // Activity inputs and results are small: references, digests and the audit events since the
 // last activity (they ride along and are appended first, so no activity exists just to audit).
@@ -23,7 +23,17 @@ export interface PrepareRunInput {
    * digest of that input as this run received it, and the delegating execution as Temporal names
    * it. A delegation is accepted only with a seal the worker verifies.
    */
-  delegation?: { parent: ExecutionRef; digest: string; seal: unknown };
+  delegation?: { parent: ExecutionRef; digest: string; seal: unknown; requester?: Requester };
+}
+
+/**
+ * A run's grant as the workflow hands it to an effectful activity: the digest the workflow made of
+ * the preparation it works under (`preparedDigest`) and the worker's grant that came with it
+ * (null when none came: the activity refuses).
+ */
+export interface GrantRef {
+  digest: string;
+  seal: string | null;
 }
 
 /** One execution of a workflow. */
@@ -41,6 +51,8 @@ export interface SealStateInput {
   kind: 'carry' | 'delegation';
   to: string;
   digest: string;
+  /** A delegation by a run under grants: its grant, checked first (a delegate inherits the run's requester). */
+  grant?: GrantRef;
 }
 
 /** A continued execution's check of the seal its input came with. */
@@ -84,6 +96,19 @@ export interface CurrentPolicy {
   source: string;
   /** The shadow the policy names, loaded by the worker. */
   shadow?: ShadowSource;
+  /** With `CurrentPolicyInput.prepared`: the grant over the run's preparation with this policy taken up. */
+  grant?: string;
+}
+
+/**
+ * Which agent's policy to read; a run under grants also sends its preparation and grant, checked
+ * first, so the worker grants the preparation with the new policy (never one it did not grant).
+ */
+export interface CurrentPolicyInput {
+  agent: string;
+  runId?: string;
+  prepared?: PreparedRun;
+  grant?: GrantRef;
 }
 
 export interface CallModelInput {
@@ -144,6 +169,10 @@ export interface ToolActivityInput {
   audit: AuditEvent[];
   /** How the call was governed, sent only when the worker traces: the `execute_tool` span's attributes. */
   governance?: CallGovernance;
+  /** Runs started under the grants patch: the run's grant, checked before the tool runs. */
+  grant?: GrantRef;
+  /** With `grant`: the model activity's seal over this call (null when none came). */
+  proposal?: string | null;
 }
 
 export interface ToolActivityResult {
@@ -183,7 +212,7 @@ export interface CoreActivities {
   prepareRun(input: PrepareRunInput): Promise<PreparedRun>;
   /** Verifies who decided: signature, revocation and what the key may assert, with the worker's current keyring. */
   verifyDecision(input: VerifyDecisionInput): Promise<VerifyDecisionResult>;
-  currentPolicy(input: { agent: string }): Promise<CurrentPolicy>;
+  currentPolicy(input: CurrentPolicyInput): Promise<CurrentPolicy>;
   /** Verifies an operator command (a signed operator claim, with the current keyring and its roles). */
   verifyOperator(input: VerifyOperatorInput): Promise<VerifyOperatorResult>;
   /** Seals state for another execution (local activity only): a MAC with the store's seal key, bound to this execution. */

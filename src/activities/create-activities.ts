@@ -6,12 +6,14 @@ import { ToolError, type AgentRegistry, type ToolContext } from '../agents';
 import { ROLE_FOR_ACTION, authorizeDecision, authorizeOperator, authorizeStart, checkModelCallBudgets, delegateUsageOf, emptyUsage, goalDigest, normalizeIdentity, parsePolicy, type Keyring, type Policy } from '../governance';
 import type { PreparedRun, Requester } from '../workflows/run-types';
 import type { RunStore } from '../store/run-store';
+import { preparedDigest } from '../workflows/run/patches';
 import { ConversationCache, generate } from './model-call';
 import { createModelResolver, ModelConfigError, resolveModel, type ModelEnv } from './models';
 import { traceActivities, type ActivityTelemetry } from '../telemetry/spans';
 import { loadShadowPolicy } from './shadow-policy';
-import type { CallModelInput, CallModelResult, CompensateInput, CoreActivities, CurrentPolicy, DelegateSpendingInput, DelegateSpendingResult, PrepareAndCallModelInput, PrepareAndCallModelResult, PrepareRunInput, RecordRunInput, SealStateInput, ToolActivity, ToolActivityInput, ToolActivityResult, VerifyDecisionInput, VerifyDecisionResult, VerifyOperatorInput, VerifyOperatorResult, VerifySealInput, VerifySealResult } from './activity-types';
+import type { CallModelInput, CallModelResult, CompensateInput, CoreActivities, CurrentPolicy, CurrentPolicyInput, DelegateSpendingInput, DelegateSpendingResult, PrepareAndCallModelInput, PrepareAndCallModelResult, PrepareRunInput, RecordRunInput, SealStateInput, ToolActivity, ToolActivityInput, ToolActivityResult, VerifyDecisionInput, VerifyDecisionResult, VerifyOperatorInput, VerifyOperatorResult, VerifySealInput, VerifySealResult } from './activity-types';
 import { ExecutionGuard, activityRefused } from './execution-guard';
+import { Grants } from './grants';
 import { withHeartbeats } from './heartbeats';
 import { sealMatches, sealOf } from './seals';
 import { DEFAULT_LIMITS, cut, proposals, type RunLimits } from './proposals';
@@ -117,6 +119,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
   if (deps.acceptRunInputPolicy) logger.warn('acceptRunInputPolicy is on: a start input may bring its own policy (tests only)');
   if (deps.allowUnsignedOperators) logger.warn('allowUnsignedOperators is on: resume, rollback and applyPolicy without a signed operator command count (development only)');
   const guard = new ExecutionGuard(logger);
+  const grants = new Grants(store, logger);
   /** The execution this activity runs for, as Temporal tells the worker (never as an input says). */
   const execution = (): { workflowId: string; runId: string } => {
     const of = Context.current().info.workflowExecution;
@@ -184,16 +187,20 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
           throw nonRetryable('RunInputError', `refused: the start input says the run was delegated by ${parent.workflowId}, but it carries no seal of that run (a delegation is accepted only as the delegating run made it)`);
         }
       }
-      const requester = requesterOf(input);
+      // A delegate works for its delegating run's requester, as that run's worker established them (the seal above covers it).
+      const requester = input.delegation?.requester ?? requesterOf(input);
+      let prepared: PreparedRun;
       if (input.policy !== undefined) {
         if (!deps.acceptRunInputPolicy) {
           throw nonRetryable('PolicyError', "refused: the start input brings a policy; policies come only from the worker (its policy directory or 'warden policy apply')");
         }
         logger.warn({ runId: input.runId }, 'run uses the policy of its start input (acceptRunInputPolicy)');
-        return { agent, requester, notifications, policy: parsePolicy(input.policy, 'run input'), policySource: 'run input (test worker)' };
+        prepared = { agent, requester, notifications, policy: parsePolicy(input.policy, 'run input'), policySource: 'run input (test worker)' };
+      } else {
+        const { policy, source, shadow } = await currentPolicy(input.agent);
+        prepared = { agent, requester, notifications, policy, policySource: source, ...(shadow ? { shadow } : {}) };
       }
-      const { policy, source, shadow } = await currentPolicy(input.agent);
-      return { agent, requester, notifications, policy, policySource: source, ...(shadow ? { shadow } : {}) };
+      return { ...prepared, grant: await grants.grant(input.runId, prepared) };
     },
 
     async verifyDecision(input: VerifyDecisionInput): Promise<VerifyDecisionResult> {
@@ -211,8 +218,15 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       return { identity: { id: approver, groups, channel: typeof input.channel === 'string' ? input.channel : 'signal', keyId: null } };
     },
 
-    async currentPolicy(input: { agent: string }): Promise<CurrentPolicy> {
-      return currentPolicy(input.agent);
+    async currentPolicy(input: CurrentPolicyInput): Promise<CurrentPolicy> {
+      const fresh = await currentPolicy(input.agent);
+      if (input.grant === undefined || input.prepared === undefined || input.runId === undefined) return fresh;
+      // Only a preparation this worker granted is granted again, with the new policy taken up as the workflow takes it up.
+      if (preparedDigest(input.prepared) !== input.grant.digest || !(await grants.granted(input.runId, input.grant))) {
+        throw activityRefused(`refused: the run's preparation carries no grant of this worker's store (run ${input.runId}): no new policy is granted to it`);
+      }
+      const next: PreparedRun = { ...input.prepared, policy: fresh.policy, policySource: fresh.source };
+      return { ...fresh, grant: await grants.grant(input.runId, next) };
     },
 
     async verifyOperator(input: VerifyOperatorInput): Promise<VerifyOperatorResult> {
@@ -235,6 +249,10 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       if (!Context.current().info.isLocal) throw activityRefused('refused: state is sealed only by the worker running the run (a local activity)');
       const by = execution();
       if (input.kind === 'carry' && input.to !== by.workflowId) throw activityRefused(`refused: carried state is sealed only for the run itself (${by.workflowId}), not ${input.to}`);
+      // A delegate inherits the run's requester: a run working under a preparation the worker did not grant hands on nothing.
+      if (input.grant !== undefined && !(await grants.granted(by.workflowId, input.grant))) {
+        throw activityRefused(`refused: run ${by.workflowId} works under a preparation that carries no grant of this worker's store: its state is not sealed`);
+      }
       return sealOf(await store.sealKey(), { kind: input.kind, by: { workflowId: by.workflowId, runId: by.runId }, to: input.to, digest: input.digest });
     },
 
@@ -262,7 +280,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
         classify(err);
       }
       await store.appendMessages(input.runId, [{ seq: input.upTo, message: answer.message }], 'replace');
-      return { calls: proposals(agent, answer.toolCalls, limits), text: cut(answer.text, limits.maxTextBytes), usage: answer.usage };
+      return { calls: await grants.seal(input.runId, proposals(agent, answer.toolCalls, limits)), text: cut(answer.text, limits.maxTextBytes), usage: answer.usage };
     },
 
     async prepareAndCallModel(input: PrepareAndCallModelInput): Promise<PrepareAndCallModelResult> {
@@ -278,6 +296,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
 
     async compensateCall(input: CompensateInput): Promise<ToolActivityResult> {
       await store.appendAudit(input.runId, input.audit);
+      await grants.check('compensateCall', input.tool, input);
       const tool = registry.tools().get(input.tool);
       const compensate = tool?.compensate;
       if (!compensate) throw nonRetryable('DefinitionError', `tool ${input.tool} has no compensation`);
@@ -312,6 +331,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
   for (const [name, tool] of registry.tools()) {
     tools[name] = async (input: ToolActivityInput): Promise<ToolActivityResult> => {
       await store.appendAudit(input.runId, input.audit);
+      await grants.check(name, name, input);
       if (tool.schemaDigest !== undefined && input.schemaDigest !== tool.schemaDigest) {
         // The run pinned the schema it started with; a server that changed since is not called with arguments governed under the old one.
         throw nonRetryable(

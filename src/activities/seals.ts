@@ -29,3 +29,48 @@ export function sealMatches(keyHex: string, fields: SealFields, given: unknown):
   if (typeof given !== 'string' || !SEAL_HEX.test(given)) return false;
   return timingSafeEqual(Buffer.from(sealOf(keyHex, fields), 'hex'), Buffer.from(given, 'hex'));
 }
+
+/**
+ * What a grant binds: a run and the digest of the preparation its worker made for it (agent,
+ * policy, requester: `preparedDigest`). Activity results can be completed by anyone holding a
+ * Temporal client (`RespondActivityTaskCompletedById`); a grant is made only by a worker holding the
+ * store's seal key, so a preparation handed to the run by someone else carries none that matches.
+ */
+export interface GrantFields {
+  runId: string;
+  digest: string;
+}
+
+/** What a proposal seal binds: the call as the worker's model activity parsed it for the run. */
+export interface ProposalFields {
+  runId: string;
+  callId: string;
+  tool: string;
+  /** `digestOf` the arguments the tool's schema made of the model's. */
+  argsDigest: string;
+}
+
+function hmacHex(keyHex: string, payload: unknown): string {
+  return createHmac('sha256', Buffer.from(keyHex, 'hex')).update(canonicalJson(payload)).digest('hex');
+}
+
+function matches(expected: string, given: unknown): boolean {
+  if (typeof given !== 'string' || !SEAL_HEX.test(given)) return false;
+  return timingSafeEqual(Buffer.from(expected, 'hex'), Buffer.from(given, 'hex'));
+}
+
+export function grantOf(keyHex: string, fields: GrantFields): string {
+  return hmacHex(keyHex, { v: 1, kind: 'grant', runId: fields.runId, digest: fields.digest });
+}
+
+export function grantMatches(keyHex: string, fields: GrantFields, given: unknown): boolean {
+  return matches(grantOf(keyHex, fields), given);
+}
+
+export function proposalSealOf(keyHex: string, fields: ProposalFields): string {
+  return hmacHex(keyHex, { v: 1, kind: 'proposal', runId: fields.runId, callId: fields.callId, tool: fields.tool, argsDigest: fields.argsDigest });
+}
+
+export function proposalMatches(keyHex: string, fields: ProposalFields, given: unknown): boolean {
+  return matches(proposalSealOf(keyHex, fields), given);
+}

@@ -98,6 +98,11 @@ export interface PreparedRun {
   requester: Requester;
   /** Channels this worker can notify approvers on. */
   notifications: { slack: boolean };
+  /**
+   * The worker's grant over the rest of this preparation (`preparedDigest`), for this run: what
+   * effectful activities check, so a preparation completed into the run by anyone else runs nothing.
+   */
+  grant?: string;
 }
 
 export type RunPhase = 'starting' | 'thinking' | 'governing' | 'awaiting_approval' | 'running_tools' | 'paused' | 'rolling_back' | 'finished';
@@ -191,6 +196,8 @@ export interface CompensationStep {
   runId?: string;
   agent?: string;
   shownArgs?: Record<string, unknown>;
+  /** The model activity's seal over the call (`CallProposal.seal`): a compensation is made only of a call the worker parsed. */
+  seal?: string;
 }
 
 /** A call by id and tool; `runId` when it was a delegate's call. */
@@ -249,6 +256,8 @@ export interface CarriedState {
   usedCommands?: string[];
   /** The shadow policy and its counters. */
   shadow?: { source: ShadowSource; calls: number; diffs: number };
+  /** Set by an execution that ran without grants (started before them): the next one does too. */
+  ungranted?: boolean;
 }
 
 /**

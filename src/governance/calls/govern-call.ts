@@ -33,6 +33,8 @@ export interface CallProposal {
   name: string;
   args: Record<string, unknown>;
   refused?: string;
+  /** The worker's seal over the call as its model activity parsed it (run, call id, tool, arguments): what the tool activity checks. */
+  seal?: string;
 }
 
 /** What governance needs to know of a tool: its name, JSON Schemas (for redaction: `argsSchemaOf`) and risk. */

@@ -35,6 +35,7 @@ export async function rollback(run: RunState): Promise<RollbackReport> {
         resultSeq: step.resultSeq,
         audit,
         ...(step.runId !== undefined ? { callRunId: step.runId, callAgent: step.agent ?? run.input.agent } : {}),
+        ...run.grantFor(step.seal),
       });
       run.audit.markFlushed(audit);
       report.undone.push({ callId: step.callId, tool: step.tool, ...of });

@@ -64,7 +64,10 @@ export class Delegations {
     try {
       const childInput: AgentRunInput = { agent, goal: typeof call.args.goal === 'string' ? call.args.goal : '', requester: run.prepared.requester.id, delegation, ...(script ? { script } : {}) };
       // The delegate's worker accepts the delegation only with this run's seal over its start input.
-      if (patched(SEALED_STATE)) childInput.seal = await verifier.sealState({ kind: 'delegation', to: runId, digest: sealedDigest(childInput) });
+      if (patched(SEALED_STATE)) {
+        const grant = run.grantRef();
+        childInput.seal = await verifier.sealState({ kind: 'delegation', to: runId, digest: sealedDigest(childInput), ...(grant ? { grant } : {}) });
+      }
       const handle = await startChild<typeof agentRun>(AGENT_RUN, {
         workflowId: runId,
         args: [childInput],

@@ -9,7 +9,7 @@ import { ShadowDecider } from '../shadow-decider';
 import type { AgentRunInput, CarriedState, RollbackReport, RunOutcome } from '../run-types';
 import { core, model, recorder, verifier } from './activities';
 import { rollback } from './compensation';
-import { FEWER_COMMANDS, PREPARE_WITH_FIRST_MODEL_CALL, SEALED_STATE, sealedDigest } from './patches';
+import { FEWER_COMMANDS, GRANTS, PREPARE_WITH_FIRST_MODEL_CALL, SEALED_STATE, sealedDigest } from './patches';
 import { RunEnd } from './run-end';
 import type { RunState } from './run-state';
 import { MAX_TEXT_IN_AUDIT, type ToolCalls } from './tool-calls';
@@ -28,8 +28,11 @@ export class Lifecycle {
   async start(): Promise<void> {
     const run = this.run;
     const input = run.input;
-    run.fewerCommands = patched(FEWER_COMMANDS);
     const carried = input.carried;
+    // A run that started before grants goes on without them (its preparation has none); the carried
+    // flag is sealed. GRANTS implies FEWER_COMMANDS and the patches before it: one marker a run.
+    run.grants = !carried?.ungranted && patched(GRANTS);
+    run.fewerCommands = run.grants || patched(FEWER_COMMANDS);
     if (carried) {
       // Only Temporal sets continuedFromExecutionRunId: a start input cannot pass itself off as a continuation.
       const from = workflowInfo().continuedFromExecutionRunId;
@@ -61,7 +64,9 @@ export class Lifecycle {
         ...(input.policy !== undefined ? { policy: input.policy } : {}),
         ...(input.requesterProof !== undefined ? { requesterProof: input.requesterProof } : {}),
         // A delegate's start input is checked by the worker against the delegating run's seal.
-        ...(delegation !== undefined ? { delegation: { parent: { workflowId: workflowInfo().parent?.workflowId ?? '', runId: workflowInfo().parent?.runId ?? '' }, digest: sealedDigest(input), seal: input.seal } } : {}),
+        ...(delegation !== undefined
+          ? { delegation: { parent: { workflowId: workflowInfo().parent?.workflowId ?? '', runId: workflowInfo().parent?.runId ?? '' }, digest: sealedDigest(input), seal: input.seal, ...(run.grants ? { requester: delegation.requester } : {}) } }
+          : {}),
       };
       const goalRow: MessageRow = { seq: 0, message: { role: 'user', content: input.goal } };
       // One activity prepares the run and makes its first model call: a round trip fewer for every
@@ -76,10 +81,10 @@ export class Lifecycle {
             ...(delegation ? { ceiling: delegation.ceiling } : {}),
           },
         ]);
-        run.prepared = first.prepared;
+        run.setPrepared(first.prepared);
         run.firstAnswer = first.answer;
       } else {
-        run.prepared = await core.prepareRun(prepare);
+        run.setPrepared(await core.prepareRun(prepare));
       }
       // A delegate works for its delegating run's requester, as that run's worker established them.
       if (delegation) run.prepared = { ...run.prepared, requester: delegation.requester };
@@ -132,7 +137,7 @@ export class Lifecycle {
 
   private restore(c: CarriedState): void {
     const run = this.run;
-    run.prepared = c.prepared;
+    run.setPrepared(c.prepared);
     run.policy = run.compile(c.prepared.policy);
     run.gov = c.govern;
     run.audit = new AuditLog(c.auditHead);
@@ -160,7 +165,8 @@ export class Lifecycle {
     // Messages being handled must finish first, or their effect would be lost.
     await condition(allHandlersFinished);
     const carried: CarriedState = {
-      prepared: { ...run.prepared, policy: run.policy.policy },
+      // Under grants the preparation goes on exactly as the worker granted it (its policy is the compiled one's).
+      prepared: run.grants ? run.prepared : { ...run.prepared, policy: run.policy.policy },
       govern: run.gov,
       auditHead: run.audit.current,
       messageCount: run.messageCount,
@@ -174,6 +180,7 @@ export class Lifecycle {
       pausedByPolicy: run.pausedByPolicy,
       ...(run.usedCommands.length > 0 ? { usedCommands: run.usedCommands } : {}),
       ...(run.shadow.carry() ? { shadow: run.shadow.carry() } : {}),
+      ...(run.grants ? {} : { ungranted: true }),
     };
     const { seal: _previous, ...start } = run.input;
     const next: AgentRunInput = { ...start, carried };

@@ -137,7 +137,8 @@ export class OperatorControls {
     }
     let fresh;
     try {
-      fresh = await core.currentPolicy({ agent: run.input.agent });
+      const grant = run.grantRef();
+      fresh = await core.currentPolicy({ agent: run.input.agent, ...(grant ? { runId: run.runId, prepared: run.prepared, grant } : {}) });
     } catch (err) {
       run.record('policy_applied', { refused: true, by, error: failureMessage(err) });
       return;
@@ -151,7 +152,7 @@ export class OperatorControls {
       return;
     }
     run.policy = next;
-    run.prepared = { ...run.prepared, policy: fresh.policy, policySource: fresh.source };
+    run.setPrepared({ ...run.prepared, policy: fresh.policy, policySource: fresh.source, ...(run.grants ? { grant: fresh.grant } : {}) });
     run.record('policy_applied', { from, to: next.version, by, source: fresh.source, ...(ignored ? { ignored: 'a policy in the signal is never used' } : {}) });
     this.redecidePending();
   }

@@ -1,5 +1,5 @@
 import { digestOf } from '../../governance/workflow-safe';
-import type { AgentRunInput } from '../run-types';
+import type { AgentRunInput, PreparedRun } from '../run-types';
 
 // Patch ids are part of recorded histories: never rename one.
 
@@ -46,6 +46,22 @@ export const DELEGATE_CANCEL_OUTCOME = 'warden-delegate-cancel-outcome';
  * with what its trail in the run store says it spent.
  */
 export const DELEGATE_CANCEL_USAGE = 'warden-delegate-cancel-usage';
+
+/**
+ * Executions under this patch hand every effectful activity (tools, compensations) the grant their
+ * preparation came with and the seal of the call, and take up a new policy or delegate only with
+ * their grant: a preparation or a model answer completed into the run by anyone but the worker
+ * runs nothing. Asked once, as the execution starts, before FEWER_COMMANDS, which it implies (with
+ * the patches before that): a new execution records this marker alone. An execution continued
+ * from one without grants keeps going without them.
+ */
+export const GRANTS = 'warden-grants';
+
+/** A preparation as the run received it (JSON), without its grant: what a grant covers. */
+export function preparedDigest(prepared: PreparedRun): string {
+  const { grant: _grant, ...rest } = JSON.parse(JSON.stringify(prepared)) as PreparedRun;
+  return digestOf(rest);
+}
 
 /** The input as the next execution receives it (JSON), without its seal: what a seal covers. */
 export function sealedDigest(input: AgentRunInput): string {

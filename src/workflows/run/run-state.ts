@@ -1,6 +1,6 @@
 import { patched, setCurrentDetails, upsertSearchAttributes, workflowInfo, type CancellationScope, type ChildWorkflowHandle } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import type { CallModelResult } from '../../activities/activity-types';
+import type { CallModelResult, GrantRef } from '../../activities/activity-types';
 import {
   argsSchemaOf,
   digestOf,
@@ -29,6 +29,7 @@ import { statusSearchAttribute } from '../search-attributes';
 import { text } from '../message-values';
 import type { AgentRunInput, CallRef, CompensationStep, DelegatedBy, DelegationView, PendingApproval, PreparedRun, RunOutcome, RunPhase, RunStatusView, ScriptTurn, ToolSpec } from '../run-types';
 import { verifier } from './activities';
+import { preparedDigest } from './patches';
 import type { RunEnd } from './run-end';
 import type { agentRun } from '../agent-run';
 
@@ -73,6 +74,10 @@ export class RunState {
   /** Agent and requester search attributes not upserted yet (FEWER_COMMANDS): they go with the next status. */
   identityPending: SearchAttributeUpdatePair[] = [];
   prepared!: PreparedRun;
+  /** Whether this execution hands its grant to effectful activities (GRANTS); set as it starts. */
+  grants = false;
+  /** `preparedDigest` of the preparation as the worker handed it: what its grant covers. */
+  private preparedDigest = '';
   policy!: CompiledPolicy;
   shadow = ShadowDecider.none();
   readonly tools = new Map<string, ToolSpec>();
@@ -110,6 +115,23 @@ export class RunState {
   private reportedStatus = '';
 
   readonly desk: ApprovalDesk;
+
+  /** Takes up a preparation as the worker handed it (with its grant, under GRANTS). */
+  setPrepared(prepared: PreparedRun): void {
+    this.prepared = prepared;
+    if (this.grants) this.preparedDigest = preparedDigest(prepared);
+  }
+
+  /** The run's grant as effectful activities check it; none for an execution started before grants. */
+  grantRef(): GrantRef | undefined {
+    return this.grants ? { digest: this.preparedDigest, seal: this.prepared.grant ?? null } : undefined;
+  }
+
+  /** The fields an effectful activity's input gets for a call: the run's grant and the call's seal (under GRANTS). */
+  grantFor(callSeal: string | undefined): { grant?: GrantRef; proposal?: string | null } {
+    const grant = this.grantRef();
+    return grant ? { grant, proposal: callSeal ?? null } : {};
+  }
 
   constructor(readonly input: AgentRunInput) {
     this.telemetry = new RunTelemetry(input.agent);

@@ -193,6 +193,7 @@ export class ToolCalls {
       resultSeq: seq,
       ...(spec.schemaDigest !== undefined ? { schemaDigest: spec.schemaDigest } : {}),
       audit,
+      ...run.grantFor(call.seal),
     };
     const scope = cancellable ? new CancellationScope() : undefined;
     if (scope) run.toolScopes.add(scope);
@@ -201,7 +202,7 @@ export class ToolCalls {
       run.audit.markFlushed(audit);
       run.record('tool_succeeded', { callId: call.id, tool: call.name, attempts: result.attempt, summary: result.summary });
       run.setLine(f, 'done');
-      const step = { callId: call.id, tool: call.name, resultSeq: seq, args: call.args, at: new Date().toISOString() };
+      const step = { callId: call.id, tool: call.name, resultSeq: seq, args: call.args, at: new Date().toISOString(), ...(call.seal !== undefined ? { seal: call.seal } : {}) };
       if (spec.compensable) run.executedCalls.push(step);
       else run.notUndoable.push({ callId: call.id, tool: call.name });
     } catch (err) {
