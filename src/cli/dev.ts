@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import pino from 'pino';
 import { modelIdOf } from '../agents';
 import { openRunStore, redactStoreLocation } from '../store';
 import { DEFAULT_MAX_CACHED_RUNS, connectWorker, createWardenWorker } from '../worker';
@@ -12,7 +11,8 @@ import { out } from './format';
 import { DEFAULT_PORT, describeStack, installRuntime, loadRegistry, runWorker, telemetryFromCliEnv, withPortOptions, type LocalStack } from './local-stack';
 import { onShutdownSignal } from './serve';
 import { defaultAgentsPath, defaultPoliciesPath, exampleAgentsPath } from './support/project-paths';
-import { traceContextMixin } from '../telemetry/logs';
+import { workerLogger } from '../telemetry/logs';
+import { wardenCacheDir } from '../dev-server';
 
 interface DevOptions {
   agents?: string;
@@ -39,6 +39,15 @@ function exitWhenWorkerDies(done: Promise<void>, cleanup: () => Promise<void>): 
 function nodeSettings(): string {
   const flags = process.execArgv.length > 0 ? process.execArgv.join(' ') : 'no flags';
   return `node ${flags}, MALLOC_ARENA_MAX ${process.env.MALLOC_ARENA_MAX ?? 'unset'}`;
+}
+
+/** Readable log lines with `--pretty`, `WARDEN_LOG_PRETTY=1`, or on a terminal (unless `WARDEN_LOG_PRETTY=0`); JSON lines otherwise. */
+function prettyLogs(flag: boolean | undefined): boolean {
+  if (flag) return true;
+  const env = process.env.WARDEN_LOG_PRETTY;
+  if (env === '1' || env === 'true') return true;
+  if (env === '0' || env === 'false') return false;
+  return process.stdout.isTTY === true;
 }
 
 /** The SDK's workflow-task slots (40): a smaller cache would evict runs while their tasks are in progress. */
@@ -138,14 +147,16 @@ export function registerDev(program: Command): void {
 
   withAgentOptions(program.command('worker'))
     .description('Run a worker against TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE (trusted keys and what each may assert from WARDEN_TRUSTED_KEYS, re-read when it changes)')
-    .option('--workflow-bundle <file>', 'a prebuilt workflow bundle (bundleWorkflowCode output) instead of bundling at start')
+    .option('--workflow-bundle <file>', 'a prebuilt workflow bundle (bundleWorkflowCode output) instead of the cached one (bundled at the first start, in $WARDEN_CACHE_DIR/workflow-bundles)')
+    .option('--pretty', 'log readable lines instead of one JSON object per line (the default on a terminal; WARDEN_LOG_PRETTY=1)')
     .addOption(
       new Option('--max-cached-runs <n>', `runs kept in memory (default ${DEFAULT_MAX_CACHED_RUNS}); past it the least recently used are replayed from history when they next have work: more is faster approvals for more memory`)
         .env('WARDEN_MAX_CACHED_RUNS')
         .argParser(parseCachedRuns),
     )
-    .action(async (opts: { agents: string; policies: string; workflowBundle?: string; maxCachedRuns?: number }) => {
-      installRuntime('INFO');
+    .action(async (opts: { agents: string; policies: string; workflowBundle?: string; maxCachedRuns?: number; pretty?: boolean }) => {
+      const logger = workerLogger({ name: 'warden-worker', level: logLevelFromEnv('info'), pretty: prettyLogs(opts.pretty) });
+      installRuntime('INFO', logger);
       const maxCachedRuns = opts.maxCachedRuns ?? DEFAULT_MAX_CACHED_RUNS;
       const registry = loadRegistry(opts.agents, opts.policies);
       const settings = settingsFromEnv();
@@ -186,7 +197,8 @@ export function registerDev(program: Command): void {
           acceptPlaintextPayloads,
           taskQueue: taskQueueFromEnv(),
           slack: slackFromEnv(),
-          logger: pino({ name: 'warden-worker', level: logLevelFromEnv('info'), mixin: traceContextMixin }),
+          logger,
+          bundleCache: path.join(wardenCacheDir(), 'workflow-bundles'),
           ...(telemetry ? { telemetry } : {}),
           ...(opts.workflowBundle ? { workflowBundle: { codePath: path.resolve(opts.workflowBundle) } } : {}),
           workerOptions: { maxCachedWorkflows: maxCachedRuns },

@@ -41,11 +41,18 @@ let runtimeInstalled = false;
  * Installs the Temporal runtime once, quiet unless WARDEN_LOG_LEVEL says otherwise, and without its
  * own signal handlers: the CLI drains its worker itself on Ctrl-C, then stops the server.
  */
-export function installRuntime(defaultLevel: LogLevel = 'WARN'): void {
+export function installRuntime(defaultLevel: LogLevel = 'WARN', into?: pino.Logger): void {
   if (runtimeInstalled) return;
   const wanted = (process.env.WARDEN_LOG_LEVEL ?? '').toUpperCase();
   const level = (LOG_LEVELS.has(wanted) ? wanted : defaultLevel) as LogLevel;
-  Runtime.install({ logger: new DefaultLogger(level), shutdownSignals: [] });
+  // Given the worker's logger, the SDK's lines are its lines too: one format (JSON) for a log collector.
+  const forward = into
+    ? (entry: { level: LogLevel; message: string; meta?: Record<string, unknown> }) => {
+        const method = entry.level === 'ERROR' ? 'error' : entry.level === 'WARN' ? 'warn' : entry.level === 'INFO' ? 'info' : entry.level === 'DEBUG' ? 'debug' : 'trace';
+        into[method]({ ...entry.meta, component: 'temporal-sdk' }, entry.message);
+      }
+    : undefined;
+  Runtime.install({ logger: new DefaultLogger(level, forward), shutdownSignals: [] });
   runtimeInstalled = true;
 }
 

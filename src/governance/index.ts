@@ -13,7 +13,7 @@ export { PolicyError, parsePolicy, parsePolicyText, policyVersion, CompiledPolic
 export type { Decision, DecisionKind, RunFacts, CallFacts } from './policy/parse-policy';
 export { emptyUsage, checkBeforeModelCall, checkBeforeToolCall, costOf } from './accounting/budget';
 export type { BudgetUsage, BudgetExceeded, BudgetLimit } from './accounting/budget';
-export { addDelegateUsage, budgetsLeft, chargeDelegate, checkModelCallBudgets, checkToolCallBudgets, delegationCeiling, emptyCeiling } from './accounting/delegation-budgets';
+export { addDelegateUsage, budgetsLeft, chargeDelegate, checkModelCallBudgets, checkToolCallBudgets, delegateUsageOf, delegationCeiling, emptyCeiling } from './accounting/delegation-budgets';
 export type { DelegateUsage } from './accounting/delegation-budgets';
 export { emptyLoopState, observeCall } from './accounting/loop-detector';
 export type { LoopState, LoopObservation } from './accounting/loop-detector';

@@ -10,7 +10,8 @@ import type { Keyring } from '../governance';
 import type * as SlackNotify from '../approvals/slack/notify';
 import { traceContextMixin } from '../telemetry/logs';
 import type { WardenTelemetry } from '../telemetry/setup';
-import { telemetryWorkerOptions } from '../telemetry/worker-telemetry';
+import { WORKFLOW_TELEMETRY_MODULES, telemetryWorkerOptions } from '../telemetry/worker-telemetry';
+import { cachedWorkflowBundle } from './bundle-cache';
 import { plaintextGuard } from './plaintext-guard';
 
 export interface WardenWorkerOptions {
@@ -23,6 +24,12 @@ export interface WardenWorkerOptions {
   logger?: Logger;
   /** A prebuilt workflow bundle (tests, faster start); otherwise the workflows are bundled at start. */
   workflowBundle?: { codePath: string } | { code: string };
+  /**
+   * A directory to keep the workflow bundle in between starts (`warden worker`: `~/.cache/warden/workflow-bundles`):
+   * a restart whose workflow sources, SDK and options are unchanged skips webpack (`cachedWorkflowBundle`).
+   * Ignored with `workflowBundle`. None: the workflows are bundled at every start.
+   */
+  bundleCache?: string;
   /**
    * The keys whose signed decisions and run starts count, and what each may assert. A function is
    * called on every decision, so editing the file revokes a key for running runs too
@@ -89,11 +96,17 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
   const connection = options.connection ?? (await connectWorker(settings));
   const logger = options.logger ?? pino({ name: 'warden-worker', level: 'info', mixin: traceContextMixin });
   const slack = options.slack ?? null;
-  const bundle = options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: { preloadModules: [...SHARED_WORKFLOW_MODULES] } };
+  let workflowBundle = options.workflowBundle;
+  if (!workflowBundle && options.bundleCache !== undefined) {
+    const found = await cachedWorkflowBundle({ dir: options.bundleCache, logger, ...(options.telemetry ? { workflowInterceptorModules: WORKFLOW_TELEMETRY_MODULES } : {}) });
+    logger.info({ cached: found.cached, ms: found.ms, ...('codePath' in found.bundle ? { bundle: found.bundle.codePath } : {}) }, found.cached ? 'workflow bundle taken from the cache' : 'workflows bundled (cached for the next start)');
+    workflowBundle = found.bundle;
+  }
+  const bundle = workflowBundle ? { workflowBundle } : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: { preloadModules: [...SHARED_WORKFLOW_MODULES] } };
   // MCP servers are listed now, once: their tools become activities, and runs pin these schemas.
   await options.registry.resolveTools();
   const plaintext = plaintextGuard(options.payloadCodec, options.acceptPlaintextPayloads ?? false, logger);
-  const tracing = telemetryWorkerOptions(options.telemetry, options.workflowBundle, logger);
+  const tracing = telemetryWorkerOptions(options.telemetry, workflowBundle, logger);
   const worker = await Worker.create({
     connection,
     namespace: settings.namespace,
