@@ -147,3 +147,48 @@ describe('warden policy test', () => {
     expect(r.stdout).toContain('rules[0].decision');
   });
 });
+
+describe('warden policy test with quotas', () => {
+  const quotaPolicy = [
+    'agent: refund-agent',
+    'tools: { issue_refund: }',
+    'rules:',
+    '  - { id: refunds, tools: [issue_refund], decision: allow }',
+    'quotas:',
+    '  - id: refunds-per-day',
+    '    count: calls',
+    '    tools: [issue_refund]',
+    '    scope: [tenant]',
+    '    window: { calendar: day, timeZone: Europe/Berlin }',
+    '    thresholds:',
+    '      - { above: 20, action: require_approval, reason: many refunds today, approval: { approvers: [group:finance] } }',
+    '      - { above: 50, action: deny, reason: the daily refund limit }',
+    '',
+  ].join('\n');
+
+  test('a case says what each quota holds; the soft and hard limits decide as the workflow books them', async () => {
+    const dir = project(
+      'quotas',
+      [
+        'cases:',
+        '  - { name: a quiet day, tool: issue_refund, args: { amount: 5 }, quotas: { refunds-per-day: 3 }, expect: { decision: allow, rule: refunds } }',
+        '  - { name: the 21st refund waits, tool: issue_refund, args: { amount: 5 }, quotas: { refunds-per-day: 20 }, expect: { decision: require_approval, rule: "quota:refund-agent/refunds-per-day", reason: many refunds today } }',
+        '  - { name: the 51st is refused, tool: issue_refund, args: { amount: 5 }, quotas: { refunds-per-day: 50 }, expect: { decision: deny, rule: "quota:refund-agent/refunds-per-day" } }',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(path.join(dir, 'refund-agent.yaml'), quotaPolicy);
+    const r = await warden(['policy', 'test', dir]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('3 cases: 3 passed, 0 failed (1 file)');
+  });
+
+  test('a quota the policy does not define is a malformed case (exit 2), named with its line', async () => {
+    const dir = project('quota-typo', 'cases:\n  - name: typo\n    tool: issue_refund\n    quotas: { refunds-per-week: 3 }\n    expect: { decision: allow, rule: refunds }\n');
+    writeFileSync(path.join(dir, 'refund-agent.yaml'), quotaPolicy);
+    const r = await warden(['policy', 'test', dir]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toContain(`${path.join(dir, 'refund-agent.test.yaml')}:4:15: cases[0].quotas["refunds-per-week"] (case "typo"): the policy has no quota "refunds-per-week" (its quotas: refunds-per-day)`);
+  });
+});

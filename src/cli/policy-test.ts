@@ -124,8 +124,8 @@ function runFile(file: string, agents: Map<string, PolicyTestOptions> | undefine
       options = own;
     }
     const compiled = new CompiledPolicy(policy, options.tools ? { knownTools: new Set(options.tools.keys()) } : {});
-    const run = runPolicyTests(compiled, suite, options);
     const map = new PolicySourceMap(text);
+    const run = runPolicyTests(compiled, suite, { ...options, locate: (at) => map.positionOf(at, 'key') }, file);
     const cases = run.results.map((r): CaseReport => {
       const at = map.positionOf(['cases', r.index]);
       return at ? { ...r, line: at.line } : r;

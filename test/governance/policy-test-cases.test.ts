@@ -151,3 +151,64 @@ describe('runPolicyTests', () => {
     expect(run.policyVersion).toBe(policy.version);
   });
 });
+
+describe('quotas in policy tests', () => {
+  const quotaPolicy = new CompiledPolicy(
+    parsePolicy(
+      {
+        ...policyInput,
+        rules: [{ id: 'big-pay-waits', tools: ['pay'], when: 'args.amount > 500', decision: 'require_approval', approval: { approvers: ['group:finance'] } }, { id: 'rest', decision: 'allow' }],
+        quotas: [
+          {
+            id: 'pays-per-day',
+            count: 'calls',
+            tools: ['pay'],
+            scope: ['tenant'],
+            window: { calendar: 'day' },
+            thresholds: [
+              { above: 3, action: 'require_approval', reason: 'many payments today', approval: { approvers: ['group:ops'] } },
+              { above: 5, action: 'deny', reason: 'the daily limit' },
+            ],
+          },
+          { id: 'paid', count: { sum: 'args.amount' }, tools: ['pay'], window: { rolling: '24h' }, thresholds: [{ above: 1000, action: 'deny', reason: 'the daily budget' }] },
+        ],
+      },
+      'unit test',
+    ),
+  );
+  const decide = (yamlCase: string) => {
+    const c = suite(`cases:\n  - ${yamlCase}\n`).cases[0];
+    if (!c) throw new Error('no case');
+    return decideCase(quotaPolicy, c);
+  };
+
+  test('what each quota holds decides as the store would: under, soft limit, hard limit, a sum', () => {
+    expect(decide('{ name: a, tool: pay, args: { amount: 10 }, quotas: { pays-per-day: 2 }, expect: { decision: allow, rule: x } }')).toMatchObject({ decision: 'allow', ruleId: 'rest' });
+    const soft = decide('{ name: a, tool: pay, args: { amount: 10 }, quotas: { pays-per-day: 3 }, expect: { decision: allow, rule: x } }');
+    expect(soft).toEqual({
+      decision: 'require_approval',
+      ruleId: 'quota:payer/pays-per-day',
+      reason: 'needs approval by quota payer/pays-per-day: many payments today (3 used, this call adds 1, limit 3)',
+      approvers: ['group:ops'],
+    });
+    expect(decide('{ name: a, tool: pay, args: { amount: 10 }, quotas: { pays-per-day: 5 }, expect: { decision: allow, rule: x } }')).toMatchObject({ decision: 'deny', ruleId: 'quota:payer/pays-per-day' });
+    expect(decide('{ name: a, tool: pay, args: { amount: 200 }, quotas: { paid: 900 }, expect: { decision: allow, rule: x } }')).toMatchObject({ decision: 'deny', ruleId: 'quota:payer/paid' });
+    // A call the rules deny never reaches the quotas; one they send for approval keeps that approval (asked first); a hard limit still refuses it.
+    expect(decide('{ name: a, tool: look, quotas: { pays-per-day: 9 }, expect: { decision: allow, rule: x } }')).toMatchObject({ ruleId: 'rest' });
+    expect(decide('{ name: a, tool: pay, args: { amount: 600 }, quotas: { pays-per-day: 4 }, expect: { decision: allow, rule: x } }')).toMatchObject({ decision: 'require_approval', ruleId: 'big-pay-waits' });
+    expect(decide('{ name: a, tool: pay, args: { amount: 600 }, quotas: { paid: 500 }, expect: { decision: allow, rule: x } }')).toMatchObject({ decision: 'deny', ruleId: 'quota:payer/paid' });
+  });
+
+  test('a case naming a quota the policy does not define is malformed, named by case and field', () => {
+    const file = suite('cases:\n  - { name: typo, tool: pay, args: { amount: 1 }, quotas: { pays-per-week: 1 }, expect: { decision: allow, rule: rest } }\n');
+    let err: unknown;
+    try {
+      runPolicyTests(quotaPolicy, file, {}, 'payer.test.yaml');
+    } catch (e) {
+      err = e;
+    }
+    expect(PolicyTestError.isInstance(err) && err.problems).toEqual([
+      { path: 'cases[0].quotas["pays-per-week"]', message: 'the policy has no quota "pays-per-week" (its quotas: pays-per-day, paid)', case: 0, caseName: 'typo' },
+    ]);
+  });
+});

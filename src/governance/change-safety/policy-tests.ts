@@ -8,6 +8,7 @@ import type { CompiledPolicy, RunFacts } from '../policy/policy-compiled';
 import { PolicySourceMap } from '../policy/policy-location';
 import { formatPolicyPath } from '../policy/policy-problem';
 import { budgetsSchema } from '../policy/policy-schema';
+import { callAmount, judgeQuota, quotaMessage, quotaSetFor, rulesForCall } from '../quota';
 import { verdictOf, type Verdict } from './what-if';
 
 // Test cases written beside a policy (`refund-agent.test.yaml` beside `refund-agent.yaml`), each
@@ -62,6 +63,11 @@ export const policyTestCaseSchema = z.strictObject({
   run: runSchema.default({ requester: 'tester', requesterVerified: false }),
   usage: usageSchema.default({ steps: 1, toolCalls: 0, toolCallsByTool: {}, inputTokens: 0, outputTokens: 0, costUsd: 0 }),
   delegation: delegationSchema.optional(),
+  /**
+   * What each of the policy's quotas (by id) holds already in the call's counter and window,
+   * committed and reserved together; a quota not named holds nothing.
+   */
+  quotas: z.record(z.string(), z.number({ error: 'must be the amount the quota holds already (a number)' }).min(0, 'must be 0 or more'), { error: 'must map quota ids to the amounts they hold already' }).optional(),
   expect: expectSchema,
 });
 
@@ -177,6 +183,8 @@ export function caseFacts(policyAgent: string, c: PolicyTestCase): { run: RunFac
 export type PrepareArgs = (tool: string, args: Record<string, unknown>) => { args: Record<string, unknown> } | { refused: string };
 
 export interface PolicyTestOptions {
+  /** Where a path of the test file is, for problems found only once the policy is known (a quota it lacks). */
+  locate?: (path: readonly (string | number)[]) => { line: number; column: number } | undefined;
   /**
    * The agent's tools, when known (the agents module): a tool not among them is unknown to the
    * agent, and each tool's risk is its own unless a case says otherwise. Absent, every tool a case
@@ -212,8 +220,44 @@ export function decideCase(policy: CompiledPolicy, c: PolicyTestCase, options: P
   const ctx = { policy, agent, tool, run, elapsedMs, ...(c.delegation?.ceiling ? { inherited: c.delegation.ceiling } : {}) };
   const result = governCall(state, call, ctx);
   const verdict = verdictOf(result);
-  if (verdict) return verdict;
-  return { decision: 'deny', ruleId: 'refused' in prepared ? INVALID_ARGUMENTS_RULE : 'refused', reason: result.plan.kind === 'refuse' ? result.plan.message : '' };
+  if (!verdict) return { decision: 'deny', ruleId: 'refused' in prepared ? INVALID_ARGUMENTS_RULE : 'refused', reason: result.plan.kind === 'refuse' ? result.plan.message : '' };
+  return verdict.decision === 'deny' ? verdict : (quotaVerdict(policy, c, call.args, verdict) ?? verdict);
+}
+
+/**
+ * What the policy's quotas make of a call its rules let run, as the workflow books it after the
+ * policy (and any approval the rules asked for): a hard limit refuses it, a soft one asks people
+ * first (a call the rules already send for approval keeps that rule's approval, asked first).
+ * Each quota holds what the case says (`quotas`), nothing otherwise. The fleet file's quotas are
+ * not the policy's and are not applied.
+ */
+function quotaVerdict(policy: CompiledPolicy, c: PolicyTestCase, args: Record<string, unknown>, ruled: Verdict): Verdict | null {
+  const set = quotaSetFor(policy.policy.agent, policy.policy);
+  for (const q of rulesForCall(set, c.tool).quotas) {
+    const amount = callAmount(q, args);
+    if ('error' in amount) return { decision: 'deny', ruleId: `quota:${q.name}`, reason: `denied by quota ${q.name}: ${amount.error}` };
+    const used = c.quotas?.[q.id] ?? 0;
+    const judged = judgeQuota(q.thresholds, used, amount.amount);
+    if (judged.kind === 'allow') continue;
+    const message = quotaMessage({ quota: q.name, action: judged.kind, above: judged.threshold.above, reason: judged.threshold.reason, used, amount: amount.amount });
+    if (judged.kind === 'deny') return { decision: 'deny', ruleId: `quota:${q.name}`, reason: message };
+    if (ruled.decision === 'allow') return { decision: 'require_approval', ruleId: `quota:${q.name}`, reason: message, ...(judged.threshold.approval ? { approvers: [...judged.threshold.approval.approvers] } : {}) };
+  }
+  return null;
+}
+
+/** Quotas a case names that the policy does not define: the case cannot mean what it says. */
+function unknownQuotas(policy: CompiledPolicy, file: PolicyTestFile, options: PolicyTestOptions): PolicyTestProblem[] {
+  const ids = new Set((policy.policy.quotas ?? []).map((q) => q.id));
+  return file.cases.flatMap((c, i) =>
+    Object.keys(c.quotas ?? {})
+      .filter((id) => !ids.has(id))
+      .map((id): PolicyTestProblem => {
+        const at = options.locate?.(['cases', i, 'quotas', id]);
+        const known = [...ids];
+        return { path: formatPolicyPath(['cases', i, 'quotas', id]), message: `the policy has no quota "${id}" (${known.length > 0 ? `its quotas: ${known.join(', ')}` : 'it defines none'})`, case: i, caseName: c.name, ...(at ?? {}) };
+      }),
+  );
 }
 
 function judge(c: PolicyTestCase, got: Verdict): string | undefined {
@@ -233,8 +277,13 @@ export interface PolicyTestRun {
   uncoveredRules: string[];
 }
 
-/** Runs every case of a test file against a policy. Pure: reading the files is the caller's. */
-export function runPolicyTests(policy: CompiledPolicy, file: PolicyTestFile, options: PolicyTestOptions = {}): PolicyTestRun {
+/**
+ * Runs every case of a test file against a policy. Pure: reading the files is the caller's.
+ * Throws `PolicyTestError` when a case names a quota the policy does not define.
+ */
+export function runPolicyTests(policy: CompiledPolicy, file: PolicyTestFile, options: PolicyTestOptions = {}, source = 'policy tests'): PolicyTestRun {
+  const unknown = unknownQuotas(policy, file, options);
+  if (unknown.length > 0) fail(source, unknown);
   const results = file.cases.map((c, index): PolicyTestResult => {
     const got = decideCase(policy, c, options);
     const failure = judge(c, got);
