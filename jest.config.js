@@ -14,6 +14,7 @@ const unitTests = [
   'docs-links.test.ts',
   'errors.test.ts',
   'examples.test.ts',
+  'local-model-fetch.test.ts',
   'model-call.test.ts',
   'models.test.ts',
   'policy-check.test.ts',

@@ -3,7 +3,9 @@ import { createOpenAI } from '@ai-sdk/openai';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import { NoSuchModelError, type LanguageModelV3, type LanguageModelV3CallOptions, type LanguageModelV3Content, type LanguageModelV3GenerateResult, type ProviderV3 } from '@ai-sdk/provider';
 import { createProviderRegistry, NoSuchProviderError, type ProviderRegistryProvider } from 'ai';
+import { existsSync } from 'node:fs';
 import type { ModelSpec } from '../agents';
+import { LocalModelError, localLanguageModel, localModelPath } from '../models/local';
 import type { ScriptTurn } from '../workflows/run-types';
 import { errorMarker, WardenError } from '../errors';
 
@@ -57,7 +59,7 @@ function providerModel(spec: string, models: ModelResolver): LanguageModelV3 {
     if (!NoSuchProviderError.isInstance(err) && !NoSuchModelError.isInstance(err)) throw err;
     const provider = spec.slice(0, Math.max(0, spec.indexOf(':')));
     if (Object.hasOwn(PROVIDERS, provider)) throw new ModelConfigError(`model ${spec} needs ${PROVIDERS[provider as keyof typeof PROVIDERS].key} in the worker's environment`);
-    throw new ModelConfigError(`unknown model "${spec}": use openai:<model>, anthropic:<model>, scripted or an openai-compatible object`);
+    throw new ModelConfigError(`unknown model "${spec}": use openai:<model>, anthropic:<model>, local:<model>, scripted or an openai-compatible object`);
   }
 }
 
@@ -72,6 +74,7 @@ export function resolveModel(spec: ModelSpec, runTurn?: ScriptTurn | null, model
     if (runTurn === undefined) throw new ModelConfigError('agent model is "scripted" but the run has no script (warden run --script FILE)');
     return turnModel(() => runTurn ?? { text: '(the script has ended)' });
   }
+  if (typeof spec === 'string' && spec.startsWith('local:')) return localModel(spec as `local:${string}`, models);
   if (typeof spec === 'string') return providerModel(spec, models);
   if (spec.provider === 'scripted') return scriptedModel(spec.script);
   let apiKey: string | undefined;
@@ -80,6 +83,27 @@ export function resolveModel(spec: ModelSpec, runTurn?: ScriptTurn | null, model
     if (!apiKey) throw new ModelConfigError(`model ${spec.name} needs ${spec.apiKeyEnv} in the worker's environment`);
   }
   return createOpenAICompatible({ name: spec.name, baseURL: spec.baseURL, apiKey }).chatModel(spec.model);
+}
+
+/** Local models, one per spec and models directory: each holds nothing but its path, the model process is shared. */
+const localModels = new Map<string, LanguageModelV3>();
+
+function localModel(spec: `local:${string}`, models: ModelResolver): LanguageModelV3 {
+  const name = spec.slice('local:'.length);
+  let file: string;
+  try {
+    file = localModelPath(name, models.env);
+  } catch (err) {
+    if (LocalModelError.isInstance(err)) throw new ModelConfigError(`model ${spec}: ${err.message}`);
+    throw err;
+  }
+  if (!existsSync(file)) {
+    const hint = name.endsWith('.gguf') || name.includes('/') ? 'no such file' : `not fetched yet: run 'warden models fetch ${name}'`;
+    throw new ModelConfigError(`model ${spec}: ${file}: ${hint}`);
+  }
+  let model = localModels.get(file);
+  if (!model) localModels.set(file, (model = localLanguageModel(spec, file)));
+  return model;
 }
 
 /** Rough token estimate for scripted turns that give no usage: four characters a token. */

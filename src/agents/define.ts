@@ -132,6 +132,8 @@ export function defineTool<S extends z.ZodType, R>(options: ToolOptions<S, R>): 
 export type ModelSpec =
   | `openai:${string}`
   | `anthropic:${string}`
+  /** A GGUF model run on the worker's CPU: `local:smollm2` (fetched with `warden models fetch smollm2`) or `local:/path/to/model.gguf`. */
+  | `local:${string}`
   | 'scripted'
   | { provider: 'openai-compatible'; name: string; baseURL: string; model: string; apiKeyEnv?: string }
   | { provider: 'scripted'; script: ScriptTurn[] };

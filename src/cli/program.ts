@@ -14,6 +14,7 @@ import type * as QuotaModule from './quota';
 import type * as KeysModule from './keys';
 import type * as EvalModule from './eval';
 import type * as ReplayModule from './replay';
+import type * as ModelsModule from './models';
 
 type Register = (program: Command) => void;
 
@@ -124,6 +125,11 @@ export const COMMAND_MODULES: readonly CommandModule[] = [
       ],
     ],
     load: () => (require('./replay') as typeof ReplayModule).registerReplay,
+  },
+  {
+    commands: ['models'],
+    summaries: [['models', "Local models that run on the worker's CPU (local:<name> in an agent): list them, fetch one"]],
+    load: () => (require('./models') as typeof ModelsModule).registerModels,
   },
 ];
 
