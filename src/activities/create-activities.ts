@@ -175,6 +175,11 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       } catch (err) {
         throw nonRetryable('DefinitionError', err instanceof Error ? err.message : String(err));
       }
+      // An operator stopped the agent (its kill switch, in the store): no new run of it starts until it is lifted.
+      const stopped = await store.killSwitch(input.agent);
+      if (stopped?.engaged) {
+        throw nonRetryable('AgentStoppedError', `refused: agent ${input.agent} is stopped by its kill switch (engaged by ${stopped.by} at ${stopped.at}: ${stopped.reason}); no new run of it starts until an operator lifts it`);
+      }
       // A workflow id reused by whoever can start workflows would mix two runs in one trail, and a
       // terminated run started again with its signed start copied from history is not that run.
       const own = execution();

@@ -13,6 +13,7 @@ import type { Authenticator } from '../auth/authenticator';
 import { HttpError } from '../http-error';
 import type { DecisionSigner } from '../signing-keys';
 import { isLoopbackHost, listen } from '../listen';
+import { consoleRoutes, type ConsoleOptions } from '../console';
 import { approvalRoutes } from './approval-routes';
 import { inboxGuards, type InboxEnv } from './inbox-guards';
 import { LoginLimiter, type LoginLimits } from './login-limiter';
@@ -59,6 +60,8 @@ export interface InboxServerOptions {
    * of `encodeGroups` (default operators: the UI encodes the signals it sends, a pause say).
    */
   codec?: { codec: PayloadCodec; uiOrigin: string; maxBodyBytes?: number; decodeGroups?: readonly string[]; encodeGroups?: readonly string[] };
+  /** The operations console under `/console` (runs, timelines, fleet charts, operator controls): who operates, the Temporal UI's address. */
+  console?: ConsoleOptions;
 }
 
 export interface InboxServer {
@@ -116,6 +119,8 @@ export async function createInboxServer(options: InboxServerOptions): Promise<In
   // and answers every request under /codec itself. Decoding hands out clear payloads: only to people
   // signed in here (the same session cookie or bearer token) whose groups may.
   if (options.codec) app.route('/', codecRoutes({ ...options.codec, basePath: '/codec', authenticate: guards.identityOf, logger }));
+  // Before the pages' headers too: the console's own allow its scripts and stylesheets from this server (the charts).
+  app.route('/', consoleRoutes({ ...options.console, client, store, signer, guards, logger }));
   app.use(pageHeaders);
   app.route('/', loginRoutes({ auth, sessions, sessionTtlMs, limiter, secure, guards, logger }));
   app.route('/', approvalRoutes({ client, store, signer, guards, logger, historyRuns: options.historyRuns ?? 50, confirmWithinMs: options.confirmWithinMs }));
