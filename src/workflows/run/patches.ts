@@ -30,7 +30,8 @@ export const OPERATOR_AUTHORITY = 'warden-operator-authority';
 /**
  * Executions under this patch run each tool call in a cancellation scope of its own, waiting for
  * a cancelled call to stop (`WAIT_CANCELLATION_COMPLETED`): a rollback cancels the calls running
- * when it is asked for, and a call that finished anyway is known and undone with the rest.
+ * when it is asked for, and a call that finished anyway is known and undone with the rest. Implied
+ * by GRANTS.
  */
 export const CANCEL_TOOLS = 'warden-cancel-tools';
 

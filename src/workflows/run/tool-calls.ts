@@ -171,7 +171,8 @@ export class ToolCalls {
     run.record('tool_started', { callId: call.id, tool: call.name });
     const audit = run.audit.unflushed();
     const override = run.policy.toolPolicy(call.name);
-    const cancellable = patched(CANCEL_TOOLS);
+    // GRANTS implies CANCEL_TOOLS: a run under grants records one marker, not one more at its first tool call.
+    const cancellable = run.grants || patched(CANCEL_TOOLS);
     const options = {
       startToCloseTimeout: durationMs(override?.timeout ?? spec.timeout ?? '1m'),
       retry: retryPolicy(spec.retry, override?.retry),
