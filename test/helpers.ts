@@ -85,6 +85,9 @@ export interface TestBedOptions {
   logger?: Logger;
   /** More Temporal worker options, over the bed's own. */
   workerOptions?: WardenWorkerOptions['workerOptions'];
+  /** The worker's fleet quotas and rate limits, and its default tenant. */
+  fleet?: WardenWorkerOptions['fleet'];
+  defaultTenant?: string;
 }
 
 export async function createTestBed(options: TestBedOptions = {}): Promise<TestBed> {
@@ -130,6 +133,8 @@ export async function createTestBed(options: TestBedOptions = {}): Promise<TestB
         payloadCodec,
         ...(options.acceptPlaintextPayloads ? { acceptPlaintextPayloads: true } : {}),
         ...(options.telemetry ? { telemetry: options.telemetry } : {}),
+        ...(options.fleet ? { fleet: options.fleet } : {}),
+        ...(options.defaultTenant !== undefined ? { defaultTenant: options.defaultTenant } : {}),
       });
       running = bed.worker.run();
       return bed.worker;

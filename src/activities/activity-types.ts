@@ -1,4 +1,4 @@
-import type { AuditEvent, Budgets, CallProposal, DecisionAuthority, DelegateUsage, OperatorAction, Policy, Price } from '../governance';
+import type { AuditEvent, Budgets, CallProposal, DecisionAuthority, DelegateUsage, OperatorAction, Policy, Price, QuotaHit, QuotaRule, RateRule } from '../governance';
 import type { CallGovernance } from '../telemetry/conventions';
 import type { MessageRow } from '../store/run-store';
 import type { PendingApproval, PreparedRun, Requester, ScriptTurn, ShadowSource } from '../workflows/run-types';
@@ -18,6 +18,8 @@ export interface PrepareRunInput {
   policy?: unknown;
   /** A signed run start (`StartClaims`) making the requester verified. */
   requesterProof?: unknown;
+  /** The tenant the start input names: taken only when `requesterProof` signs it. */
+  tenant?: unknown;
   /**
    * A delegate's run: the delegating run's seal over this run's start input (`sealState`), the
    * digest of that input as this run received it, and the delegating execution as Temporal names
@@ -126,6 +128,17 @@ export interface CallModelInput {
   scriptTurn?: ScriptTurn | null;
   /** The run's price of its model, sent only when the worker traces: the `chat` span's cost. */
   price?: Price | null;
+  /** The run's quotas on model spend, sent only when it has some: checked before the call, charged after it. */
+  quota?: ModelQuotaInput;
+}
+
+/** Who a run's model spend is counted for, and which quotas count it. */
+export interface ModelQuotaInput {
+  tenant: string | null;
+  requester: string;
+  quotas: QuotaRule[];
+  /** The run's price of its model (USD per million tokens); null: unpriced, cost quotas count nothing. */
+  price: Price | null;
 }
 
 /** A new run's preparation and its first model call, in one activity (one round trip fewer for every run). */
@@ -153,6 +166,10 @@ export interface CallModelResult {
   /** The answer's text, cut at the worker's limit; the whole text is in the run store. */
   text: string;
   usage: { inputTokens: number; outputTokens: number };
+  /** Set when the agent's context policy left older turns out of this call: recorded on its `model_turn` event. */
+  context?: { omittedMessages: number; keptMessages: number; size: number; limit: number; unit: 'bytes' | 'tokens' };
+  /** Set when a quota on model spend stopped the run before this call (no model call was made) or warned as it charged it. */
+  quota?: { stop?: QuotaHit & { message: string }; warnings?: QuotaHit[] };
 }
 
 export interface ToolActivityInput {
@@ -169,10 +186,54 @@ export interface ToolActivityInput {
   audit: AuditEvent[];
   /** How the call was governed, sent only when the worker traces: the `execute_tool` span's attributes. */
   governance?: CallGovernance;
+  /** The call's quota reservations (`call:<seq>`): committed when the tool succeeds, refunded when its compensation runs. */
+  quotaRef?: string;
+  /** The rate limits that pace the call: the tool starts no sooner than one interval after the last call under each. */
+  pace?: RatePace[];
   /** Runs started under the grants patch: the run's grant, checked before the tool runs. */
   grant?: GrantRef;
   /** With `grant`: the model activity's seal over this call (null when none came). */
   proposal?: string | null;
+}
+
+/** A rate limit as a tool activity keeps it at the moment the tool starts. */
+export interface RatePace {
+  /** The limit's counter (its name and scope). */
+  limit: string;
+  intervalMs: number;
+  burst: number;
+}
+
+/** A call a quota counts or a rate limit paces, before its tool activity: what to book. */
+export interface ReserveQuotaInput {
+  runId: string;
+  /** `call:<seq>`: with the run and each quota, the reservation's id. */
+  ref: string;
+  agent: string;
+  tenant: string | null;
+  requester: string;
+  tool: string;
+  args: Record<string, unknown>;
+  /** People approved the call past a `require_approval` threshold. */
+  approved: boolean;
+  quotas: QuotaRule[];
+  rateLimits: RateRule[];
+}
+
+/**
+ * A quota's verdict on a call: booked (with warnings crossed, and how long the call must wait for
+ * its rate-limit slot), or refused (`deny`), or to be approved first (`require_approval`).
+ */
+export type ReserveQuotaResult =
+  | { kind: 'booked'; warnings: QuotaHit[]; waitMs: number; rateLimit?: string; pace?: RatePace[] }
+  | { kind: 'deny' | 'require_approval'; hit: QuotaHit; message: string };
+
+/** Moves a run's reservations on (one call's with `ref`, else all the run's in state `from`). */
+export interface SettleQuotaInput {
+  runId: string;
+  ref?: string;
+  from: 'held' | 'committed';
+  to: 'committed' | 'released' | 'refunded';
 }
 
 export interface ToolActivityResult {
@@ -223,6 +284,10 @@ export interface CoreActivities {
   prepareAndCallModel(input: PrepareAndCallModelInput): Promise<PrepareAndCallModelResult>;
   compensateCall(input: CompensateInput): Promise<ToolActivityResult>;
   recordRun(input: RecordRunInput): Promise<void>;
+  /** Books a call against the run's quotas and rate limits in the run store, after policy and approval allowed it and before its tool runs. */
+  reserveQuota(input: ReserveQuotaInput): Promise<ReserveQuotaResult>;
+  /** Releases a failed call's reservations, or all a run's held ones as it ends. */
+  settleQuota(input: SettleQuotaInput): Promise<number>;
   /** What a delegate of this run used, read from its trail in the run store: a cancelled delegate returns no outcome. */
   delegateSpending(input: DelegateSpendingInput): Promise<DelegateSpendingResult>;
 }

@@ -3,7 +3,7 @@ import { APICallError, InvalidPromptError } from '@ai-sdk/provider';
 import { jsonSchema, tool as aiTool, type ToolSet } from 'ai';
 import type { Logger } from 'pino';
 import { ToolError, type AgentRegistry, type ToolContext } from '../agents';
-import { ROLE_FOR_ACTION, authorizeDecision, authorizeOperator, authorizeStart, checkModelCallBudgets, delegateUsageOf, emptyUsage, goalDigest, normalizeIdentity, parsePolicy, type Keyring, type Policy } from '../governance';
+import { ROLE_FOR_ACTION, authorizeDecision, authorizeOperator, authorizeStart, checkModelCallBudgets, delegateUsageOf, emptyUsage, goalDigest, normalizeIdentity, parsePolicy, type Keyring, type Policy, modelQuotas, type FleetPolicy } from '../governance';
 import type { PreparedRun, Requester } from '../workflows/run-types';
 import type { RunStore } from '../store/run-store';
 import { preparedDigest } from '../workflows/run/patches';
@@ -14,6 +14,7 @@ import { loadShadowPolicy } from './shadow-policy';
 import type { CallModelInput, CallModelResult, CompensateInput, CoreActivities, CurrentPolicy, CurrentPolicyInput, DelegateSpendingInput, DelegateSpendingResult, PrepareAndCallModelInput, PrepareAndCallModelResult, PrepareRunInput, RecordRunInput, SealStateInput, ToolActivity, ToolActivityInput, ToolActivityResult, VerifyDecisionInput, VerifyDecisionResult, VerifyOperatorInput, VerifyOperatorResult, VerifySealInput, VerifySealResult } from './activity-types';
 import { ExecutionGuard, activityRefused } from './execution-guard';
 import { Grants } from './grants';
+import { createQuotaActivities } from './quota-activities';
 import { withHeartbeats } from './heartbeats';
 import { sealMatches, sealOf } from './seals';
 import { DEFAULT_LIMITS, cut, proposals, type RunLimits } from './proposals';
@@ -37,6 +38,12 @@ export interface ActivityDeps {
   telemetry?: Pick<ActivityTelemetry, 'tracer' | 'metrics'>;
   /** Model API keys and base URLs (`OPENAI_API_KEY`, an agent's `apiKeyEnv`, … see `ModelEnv`). Default none: such models fail with `ModelConfigError`. */
   modelEnv?: ModelEnv;
+  /** The fleet file's quotas and rate limits (`loadFleetPolicy`), across every agent of this worker. */
+  fleet?: FleetPolicy;
+  /** The tenant of runs whose start does not sign one (`warden worker --default-tenant`). */
+  defaultTenant?: string;
+  /** How long a held quota reservation counts when nothing settles it (default one hour). */
+  quotaReservationTtlMs?: number;
 }
 
 const SUMMARY_CHARS = 200;
@@ -120,6 +127,14 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
   if (deps.allowUnsignedOperators) logger.warn('allowUnsignedOperators is on: resume, rollback and applyPolicy without a signed operator command count (development only)');
   const guard = new ExecutionGuard(logger);
   const grants = new Grants(store, logger);
+  const quotas = createQuotaActivities({
+    store,
+    logger,
+    ...(deps.fleet ? { fleet: deps.fleet } : {}),
+    ...(deps.defaultTenant !== undefined ? { defaultTenant: deps.defaultTenant } : {}),
+    ...(deps.quotaReservationTtlMs !== undefined ? { reservationTtlMs: deps.quotaReservationTtlMs } : {}),
+    ...(deps.telemetry ? { metrics: deps.telemetry.metrics } : {}),
+  });
   /** The execution this activity runs for, as Temporal tells the worker (never as an input says). */
   const execution = (): { workflowId: string; runId: string } => {
     const of = Context.current().info.workflowExecution;
@@ -200,10 +215,10 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
           throw nonRetryable('PolicyError', "refused: the start input brings a policy; policies come only from the worker (its policy directory or 'warden policy apply')");
         }
         logger.warn({ runId: input.runId }, 'run uses the policy of its start input (acceptRunInputPolicy)');
-        prepared = { agent, requester, notifications, policy: parsePolicy(input.policy, 'run input'), policySource: 'run input (test worker)' };
+        prepared = await quotas.prepare(input, { agent, requester, notifications, policy: parsePolicy(input.policy, 'run input'), policySource: 'run input (test worker)' });
       } else {
         const { policy, source, shadow } = await currentPolicy(input.agent);
-        prepared = { agent, requester, notifications, policy, policySource: source, ...(shadow ? { shadow } : {}) };
+        prepared = await quotas.prepare(input, { agent, requester, notifications, policy, policySource: source, ...(shadow ? { shadow } : {}) });
       }
       return { ...prepared, grant: await grants.grant(input.runId, prepared) };
     },
@@ -274,6 +289,9 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       await store.appendAudit(input.runId, input.audit);
       await store.appendMessages(input.runId, input.append);
       const agent = registry.get(input.agent);
+      // A quota on model spend that is spent already: no further model call.
+      const stopped = await quotas.checkModel(input);
+      if (stopped) return stopped;
       let answer;
       try {
         const model = resolveModel(agent.model, input.scriptTurn, models);
@@ -285,7 +303,8 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
         classify(err);
       }
       await store.appendMessages(input.runId, [{ seq: input.upTo, message: answer.message }], 'replace');
-      return { calls: await grants.seal(input.runId, proposals(agent, answer.toolCalls, limits)), text: cut(answer.text, limits.maxTextBytes), usage: answer.usage };
+      const warnings = await quotas.chargeModel(input, answer.usage);
+      return { calls: await grants.seal(input.runId, proposals(agent, answer.toolCalls, limits)), text: cut(answer.text, limits.maxTextBytes), usage: answer.usage, ...(warnings.length > 0 ? { quota: { warnings } } : {}) };
     },
 
     async prepareAndCallModel(input: PrepareAndCallModelInput): Promise<PrepareAndCallModelResult> {
@@ -294,8 +313,10 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       const { budgets, pricing } = prepared.policy;
       const price = pricing[prepared.agent.modelId];
       const unpriced = !price && (budgets.maxCostUsd !== undefined || input.ceiling?.maxCostUsd !== undefined);
-      if (unpriced || checkModelCallBudgets(budgets, input.ceiling, emptyUsage(), Date.now() - input.prepare.startedAtMs)) return { prepared, answer: null };
-      const answer = await core.callModel({ ...input.model, ...(input.withPrice ? { price: price ?? null } : {}) });
+      if (prepared.quotaStop !== undefined || unpriced || checkModelCallBudgets(budgets, input.ceiling, emptyUsage(), Date.now() - input.prepare.startedAtMs)) return { prepared, answer: null };
+      const spend = modelQuotas(prepared.quotas);
+      const quota = spend.length > 0 ? { quota: { tenant: prepared.tenant ?? null, requester: prepared.requester.id, quotas: spend, price: price ?? null } } : {};
+      const answer = await core.callModel({ ...input.model, ...(input.withPrice ? { price: price ?? null } : {}), ...quota });
       return { prepared, answer };
     },
 
@@ -314,8 +335,13 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       } catch (err) {
         classify(err);
       }
+      // Undone, the call gives back what it counted against quotas.
+      if (input.quotaRef !== undefined) await store.settleQuota(callRun, { ref: input.quotaRef, from: 'committed', to: 'refunded' });
       return { summary: `compensated ${input.tool}`, attempt: Context.current().info.attempt };
     },
+
+    reserveQuota: (input) => quotas.reserveQuota(input),
+    settleQuota: (input) => quotas.settleQuota(input),
 
     async recordRun(input: RecordRunInput) {
       await store.appendAudit(input.runId, input.audit);
@@ -344,6 +370,8 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
           `the input schema of ${name} changed since this run started (run: ${input.schemaDigest ?? 'none'}, this worker: ${tool.schemaDigest}): not called; a new run uses the new schema`,
         );
       }
+      // A rate-limited call starts no sooner than its slot by the clock of this start.
+      if (input.pace) await quotas.waitForPace(input, `${input.runId}|${input.resultSeq}`);
       let value: unknown;
       try {
         // The workflow hands over exactly the arguments it governed (parsed once, in callModel): parsing
@@ -354,6 +382,8 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
         classify(err);
       }
       await store.appendMessages(input.runId, [toolResultRow(input.resultSeq, input.callId, tool.modelName ?? name, value)], 'replace');
+      // The call ran: what it reserved against quotas counts for good (a retry after this commits nothing twice).
+      if (input.quotaRef !== undefined) await store.settleQuota(input.runId, { ref: input.quotaRef, from: 'held', to: 'committed' });
       return { summary: summarize(value), attempt: Context.current().info.attempt };
     };
   }

@@ -54,6 +54,7 @@ export class DecisionSigner {
       goal: claims.goal,
       channel: claims.channel,
       issuedAt: claims.issuedAt ?? new Date().toISOString(),
+      ...(claims.tenant !== undefined ? { tenant: claims.tenant } : {}),
     };
     return signDecision(start, this.key.privateKey, this.key.keyId);
   }

@@ -48,6 +48,11 @@ export interface StartRunOptions {
   script?: ScriptTurn[];
   /** Honoured only by a worker started with `acceptRunInputPolicy` (tests); others fail the run. */
   policy?: Policy;
+  /**
+   * The tenant the run works for (quotas, `run.tenant`, the `WardenTenant` search attribute). It
+   * counts only in a signed start (`signer`); a worker gives an unsigned start its default tenant, or none.
+   */
+  tenant?: string;
   continueAsNewAfterSteps?: number;
   /** Signs the start as a channel that authenticated the requester, so the run counts the requester as verified. */
   signer?: StartSigner;
@@ -59,7 +64,7 @@ export interface StartRunOptions {
 
 /** What signs a run start: a channel key (`DecisionSigner`). */
 export interface StartSigner {
-  signStart(claims: { runId: string; agent: string; requester: string; goal: string; channel: string }): SignedDecision;
+  signStart(claims: { runId: string; agent: string; requester: string; goal: string; channel: string; tenant?: string }): SignedDecision;
 }
 
 /**
@@ -105,11 +110,12 @@ export class WardenClient {
     const policy = options.policy ? (require('../governance/policy/parse-policy') as typeof PolicyModule).parsePolicy(options.policy, 'startRun policy') : undefined;
     const runId = runIdFor(options.agent, options.key ?? randomUUID());
     const channel = options.channel ?? 'cli';
-    const requesterProof = options.signer?.signStart({ runId, agent: options.agent, requester: options.requester, goal: goalDigest(options.goal), channel });
+    const tenant = options.tenant;
+    const requesterProof = options.signer?.signStart({ runId, agent: options.agent, requester: options.requester, goal: goalDigest(options.goal), channel, ...(tenant !== undefined ? { tenant } : {}) });
     await this.client.workflow.start<typeof agentRun>(AGENT_RUN_WORKFLOW, {
       workflowId: runId,
       taskQueue: this.taskQueue,
-      args: [{ agent: options.agent, goal: options.goal, requester: options.requester, script: options.script, policy, continueAsNewAfterSteps: options.continueAsNewAfterSteps, requesterProof }],
+      args: [{ agent: options.agent, goal: options.goal, requester: options.requester, script: options.script, policy, continueAsNewAfterSteps: options.continueAsNewAfterSteps, requesterProof, ...(tenant !== undefined ? { tenant } : {}) }],
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
       typedSearchAttributes: [
         { key: agentSearchAttribute, value: options.agent },

@@ -36,6 +36,9 @@ export const WARDEN = {
   decidedBy: 'warden.approval.decided_by',
   approvalWaitMs: 'warden.approval.wait_ms',
   budgetLimit: 'warden.budget.limit',
+  quotaName: 'warden.quota.name',
+  quotaAction: 'warden.quota.action',
+  quotaCount: 'warden.quota.count',
   attempt: 'warden.tool.attempt',
   errorType: 'error.type',
 } as const;

@@ -30,6 +30,8 @@ export class WardenMetrics {
   private readonly decisions: Counter;
   private readonly approvalWait: Histogram;
   private readonly budgets: Counter;
+  private readonly quotaUsed: Counter;
+  private readonly quotaExceeded: Counter;
 
   constructor(meter: Meter) {
     this.tokens = meter.createHistogram('gen_ai.client.token.usage', { unit: '{token}', description: 'Tokens used per model call, by type (input, output)', advice: { explicitBucketBoundaries: TOKEN_BUCKETS } });
@@ -38,6 +40,8 @@ export class WardenMetrics {
     this.decisions = meter.createCounter('warden.policy.decisions', { unit: '{decision}', description: 'Policy decisions on proposed tool calls, by outcome and rule' });
     this.approvalWait = meter.createHistogram('warden.approval.wait', { unit: 's', description: 'Time from an approval request to its end, by outcome', advice: { explicitBucketBoundaries: WAIT_BUCKETS } });
     this.budgets = meter.createCounter('warden.budget.exhaustions', { unit: '{exhaustion}', description: 'Runs stopped by a budget limit or the loop breaker' });
+    this.quotaUsed = meter.createCounter('warden.quota.used', { unit: '{amount}', description: "Amounts booked against fleet quotas (USD, tokens, calls, runs or an argument's sum, as the quota counts), by quota" });
+    this.quotaExceeded = meter.createCounter('warden.quota.exceeded', { unit: '{threshold}', description: 'Quota thresholds reached, by quota and action (warn, require_approval, deny)' });
   }
 
   modelCall(facts: ModelCallFacts): void {
@@ -47,6 +51,16 @@ export class WardenMetrics {
     this.tokens.record(facts.inputTokens, { ...base, [GEN_AI.tokenType]: 'input' });
     this.tokens.record(facts.outputTokens, { ...base, [GEN_AI.tokenType]: 'output' });
     this.cost.add(facts.costUsd, base);
+  }
+
+  /** An amount booked against a quota (a call's reservation, a model call's spend, a run started). */
+  quotaBooked(quota: string, count: string, amount: number): void {
+    this.quotaUsed.add(amount, { [WARDEN.quotaName]: quota, [WARDEN.quotaCount]: count });
+  }
+
+  /** A quota threshold reached: a warning, a call sent for approval, a call or a model call refused. */
+  quotaReached(quota: string, action: string): void {
+    this.quotaExceeded.add(1, { [WARDEN.quotaName]: quota, [WARDEN.quotaAction]: action });
   }
 
   /** A governance fact reported by a run (through the `wardenTelemetry` sink). */

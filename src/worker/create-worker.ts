@@ -6,7 +6,7 @@ import { createActivities, type ModelEnv, type RunLimits } from '../activities';
 import type { AgentRegistry } from '../agents';
 import { LOCAL_TEMPORAL, TASK_QUEUE, type TemporalSettings } from '../config';
 import type { RunStore } from '../store/run-store';
-import type { Keyring } from '../governance';
+import type { FleetPolicy, Keyring } from '../governance';
 import type * as SlackNotify from '../approvals/slack/notify';
 import { traceContextMixin } from '../telemetry/logs';
 import type { WardenTelemetry } from '../telemetry/setup';
@@ -68,6 +68,15 @@ export interface WardenWorkerOptions {
   telemetry?: WardenTelemetry;
   /** Model API keys and base URLs (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, an agent's `apiKeyEnv`, …). Default none; the CLI passes `process.env`. */
   modelEnv?: ModelEnv;
+  /**
+   * Quotas and rate limits across every agent this worker serves (`loadFleetPolicy`, the policy
+   * directory's `fleet.yaml`). Workers sharing a run store should load the same fleet file.
+   */
+  fleet?: FleetPolicy;
+  /** The tenant of runs whose start does not sign one (`warden worker --default-tenant`). Default: none. */
+  defaultTenant?: string;
+  /** How long a held quota reservation counts when nothing settles it (a run terminated mid-call); default one hour. */
+  quotaReservationTtlMs?: number;
 }
 
 /** The most a worker waits between two heartbeats of a running activity to the server. */
@@ -123,6 +132,9 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       notifyApproval: slack ? slackNotifier(slack) : undefined,
       ...(options.telemetry ? { telemetry: options.telemetry } : {}),
       ...(options.modelEnv ? { modelEnv: options.modelEnv } : {}),
+      ...(options.fleet ? { fleet: options.fleet } : {}),
+      ...(options.defaultTenant !== undefined ? { defaultTenant: options.defaultTenant } : {}),
+      ...(options.quotaReservationTtlMs !== undefined ? { quotaReservationTtlMs: options.quotaReservationTtlMs } : {}),
     }),
     ...bundle,
     dataConverter: { failureConverterPath: FAILURE_CONVERTER_PATH, ...(plaintext.payloadCodecs.length > 0 ? { payloadCodecs: plaintext.payloadCodecs } : {}) },

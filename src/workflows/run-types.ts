@@ -1,4 +1,4 @@
-import type { ApprovalState, ApprovalVote, AuditEvent, AuditHead, BudgetExceeded, BudgetUsage, Budgets, DelegateUsage, Decision, GovernState, Policy, RetrySettings, SignedDecision } from '../governance/workflow-safe';
+import type { ApprovalState, ApprovalVote, AuditEvent, AuditHead, BudgetExceeded, BudgetUsage, Budgets, DelegateUsage, Decision, GovernState, Policy, QuotaSet, RetrySettings, SignedDecision } from '../governance/workflow-safe';
 
 /** A script turn for the `scripted` model: turn i answers the run's i-th model call. */
 export interface ScriptTurn {
@@ -23,6 +23,11 @@ export interface StartRunInput {
   policy?: Policy;
   /** A trusted channel's signed run start (`StartClaims`): makes the requester verified. */
   requesterProof?: SignedDecision;
+  /**
+   * The tenant the run works for: counted only when `requesterProof` signs the same tenant;
+   * otherwise the run gets the worker's default tenant, or none.
+   */
+  tenant?: string;
   /** Continue-as-new after this many steps even if Temporal has not suggested it yet. */
   continueAsNewAfterSteps?: number;
 }
@@ -98,6 +103,14 @@ export interface PreparedRun {
   requester: Requester;
   /** Channels this worker can notify approvers on. */
   notifications: { slack: boolean };
+  /** The tenant the run works for: from a signed start, or the worker's default (never from an unsigned start input). */
+  tenant?: string;
+  /** Why a tenant the start input named was not taken (it was not signed). */
+  tenantRefused?: string;
+  /** The quotas and rate limits that govern the run (its policy's and the fleet file's); absent when there are none. */
+  quotas?: QuotaSet;
+  /** A quota on runs started refused this run: it ends at once, with this message. */
+  quotaStop?: string;
   /**
    * The worker's grant over the rest of this preparation (`preparedDigest`), for this run: what
    * effectful activities check, so a preparation completed into the run by anyone else runs nothing.
@@ -196,6 +209,8 @@ export interface CompensationStep {
   runId?: string;
   agent?: string;
   shownArgs?: Record<string, unknown>;
+  /** The call's quota reservations (`call:<seq>`): its compensation gives them back. */
+  quotaRef?: string;
   /** The model activity's seal over the call (`CallProposal.seal`): a compensation is made only of a call the worker parsed. */
   seal?: string;
 }

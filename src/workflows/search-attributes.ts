@@ -12,4 +12,7 @@ export const requesterSearchAttribute = defineSearchAttributeKey('WardenRequeste
 /** Set at start on a run `warden replay` or `warden eval run` made: the id of the run it replays (`WardenReplayOf = "warden/refund-agent/…"`). */
 export const replayOfSearchAttribute = defineSearchAttributeKey('WardenReplayOf', 'KEYWORD');
 
-export const wardenSearchAttributes = [agentSearchAttribute, statusSearchAttribute, requesterSearchAttribute, replayOfSearchAttribute] as const;
+/** Set on a run that works for a tenant (from a signed start, or the worker's default): `WardenTenant = "acme"`. */
+export const tenantSearchAttribute = defineSearchAttributeKey('WardenTenant', 'KEYWORD');
+
+export const wardenSearchAttributes = [agentSearchAttribute, statusSearchAttribute, requesterSearchAttribute, replayOfSearchAttribute, tenantSearchAttribute] as const;

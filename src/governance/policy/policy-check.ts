@@ -19,6 +19,7 @@ const RUN_TYPE = record({
   id: prim('string'),
   requester: prim('string'),
   requesterVerified: prim('bool'),
+  tenant: prim('string'),
   step: prim('double'),
   toolCalls: prim('double'),
   costUsd: prim('double'),

@@ -24,6 +24,8 @@ export interface RunFacts {
   requester: string;
   /** Whether a trusted channel signed the run's start for `requester`; otherwise anyone could have typed the name. */
   requesterVerified: boolean;
+  /** The tenant the run works for, when a signed start named one (or the worker's default); '' for none. */
+  tenant?: string;
   step: number;
   toolCalls: number;
   costUsd: number;
@@ -115,7 +117,7 @@ export class CompiledPolicy {
     const bindings = {
       args: call.args,
       agent,
-      run: { ...run },
+      run: { tenant: '', ...run },
       tool: { name: call.tool, risk: call.risk ?? 'low' },
     } as unknown as Record<string, CelInput>;
     for (const { rule, condition } of this.rules) {

@@ -36,6 +36,10 @@ export type AuditEventType =
   | 'delegation_finished'
   | 'unencrypted_message'
   | 'run_finished'
+  /** A call or a model call's spend crossed a quota's `warn` threshold. */
+  | 'quota_warning'
+  /** A quota's `deny` or `require_approval` threshold kept a call (or a model call, or the run) from going ahead. */
+  | 'quota_exceeded'
   /** Not a run's: an operator set a quota's counters back to zero (`warden quota reset`), on the quota's own trail. */
   | 'quota_reset';
 

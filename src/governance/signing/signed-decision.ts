@@ -27,6 +27,8 @@ export interface StartClaims {
   goal: string;
   channel: string;
   issuedAt: string;
+  /** The tenant the run works for (quotas, `run.tenant`): only a signed start may choose one. */
+  tenant?: string;
 }
 
 /**
@@ -160,7 +162,7 @@ const decisionClaimsSchema = z.object({
   issuedAt: z.string(),
   note: z.string().optional(),
 });
-const startClaimsSchema = z.object({ kind: z.literal('start'), runId: z.string(), agent: z.string(), requester: z.string(), goal: z.string(), channel: z.string(), issuedAt: z.string() });
+const startClaimsSchema = z.object({ kind: z.literal('start'), runId: z.string(), agent: z.string(), requester: z.string(), goal: z.string(), channel: z.string(), issuedAt: z.string(), tenant: z.string().optional() });
 const operatorClaimsSchema = z.object({ kind: z.literal('operator'), action: z.enum(OPERATOR_ACTIONS), runId: z.string(), by: z.string(), channel: z.string(), issuedAt: z.string() });
 const signedBlockSchema = z.object({ payload: z.string(), signature: z.string(), keyId: z.string() });
 

@@ -35,6 +35,7 @@ export async function rollback(run: RunState): Promise<RollbackReport> {
         resultSeq: step.resultSeq,
         audit,
         ...(step.runId !== undefined ? { callRunId: step.runId, callAgent: step.agent ?? run.input.agent } : {}),
+        ...(step.quotaRef !== undefined ? { quotaRef: step.quotaRef } : {}),
         ...run.grantFor(step.seal),
       });
       run.audit.markFlushed(audit);

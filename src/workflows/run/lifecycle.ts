@@ -1,10 +1,11 @@
 import { ApplicationFailure, allHandlersFinished, condition, continueAsNew, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import { spentOf } from '../../governance/workflow-safe';
+import type { CallModelResult } from '../../activities/activity-types';
 import type { MessageRow } from '../../store/run-store';
 import type { agentRun } from '../agent-run';
 import { AuditLog } from '../audit-log';
-import { agentSearchAttribute, requesterSearchAttribute } from '../search-attributes';
+import { agentSearchAttribute, requesterSearchAttribute, tenantSearchAttribute } from '../search-attributes';
 import { ShadowDecider } from '../shadow-decider';
 import type { AgentRunInput, CarriedState, RollbackReport, RunOutcome } from '../run-types';
 import { core, model, recorder, verifier } from './activities';
@@ -33,6 +34,8 @@ export class Lifecycle {
     // flag is sealed. GRANTS implies FEWER_COMMANDS and the patches before it: one marker a run.
     run.grants = !carried?.ungranted && patched(GRANTS);
     run.fewerCommands = run.grants || patched(FEWER_COMMANDS);
+    // A model answer withheld because a quota on model spend was spent before the run's first call.
+    let spentBeforeStart: CallModelResult | null = null;
     if (carried) {
       // Only Temporal sets continuedFromExecutionRunId: a start input cannot pass itself off as a continuation.
       const from = workflowInfo().continuedFromExecutionRunId;
@@ -46,6 +49,7 @@ export class Lifecycle {
         if ('refused' in verdict) throw ApplicationFailure.nonRetryable(`refused: ${verdict.refused}`, 'RunInputError');
       }
       this.restore(carried);
+      run.quotas.begin();
       run.record('run_continued', { execution: carried.executions + 1, messageCount: carried.messageCount });
     } else {
       const delegation = input.delegation;
@@ -88,6 +92,7 @@ export class Lifecycle {
       }
       // A delegate works for its delegating run's requester, as that run's worker established them.
       if (delegation) run.prepared = { ...run.prepared, requester: delegation.requester };
+      run.quotas.begin();
       run.policy = run.compile(run.prepared.policy);
       run.shadow = ShadowDecider.from(run.prepared.shadow, run.prepared.agent.tools.map((t) => t.name));
       run.record('run_started', {
@@ -97,6 +102,8 @@ export class Lifecycle {
         requesterChannel: run.prepared.requester.channel ?? null,
         ...(run.prepared.requester.unverified ? { requesterUnverified: run.prepared.requester.unverified } : {}),
         goal: input.goal.slice(0, MAX_TEXT_IN_AUDIT),
+        ...(run.prepared.tenant !== undefined ? { tenant: run.prepared.tenant } : {}),
+        ...(run.prepared.tenantRefused !== undefined ? { tenantRefused: run.prepared.tenantRefused } : {}),
         policyVersion: run.policy.version,
         policySource: run.prepared.policySource,
         model: run.prepared.agent.modelId,
@@ -105,8 +112,13 @@ export class Lifecycle {
       });
       // With the first model call made, the goal is in the store already, and the answer is the first step's.
       run.messageCount = 1;
+      if (run.firstAnswer?.quota?.stop) {
+        spentBeforeStart = run.firstAnswer;
+        run.firstAnswer = null;
+      }
       if (run.firstAnswer) {
         this.calls.beginStep();
+        run.quotas.answered(run.firstAnswer);
         this.calls.account(run.firstAnswer);
       } else {
         run.pendingRows.push(goalRow);
@@ -124,6 +136,7 @@ export class Lifecycle {
     const identity: SearchAttributeUpdatePair[] = [
       { key: agentSearchAttribute, value: input.agent },
       { key: requesterSearchAttribute, value: run.prepared.requester.id },
+      ...(run.prepared.tenant !== undefined ? [{ key: tenantSearchAttribute, value: run.prepared.tenant }] : []),
     ];
     if (run.fewerCommands) {
       // With the run's first status report: the first answer's calls may change the status at once
@@ -132,6 +145,14 @@ export class Lifecycle {
     } else {
       upsertSearchAttributes(identity);
       run.report('running');
+    }
+    if (run.quotas.on && !carried) {
+      // A quota on runs started refused this run, or one on model spend was spent before its first call.
+      if (run.prepared.quotaStop !== undefined) {
+        run.record('quota_exceeded', { on: 'run_start', reason: run.prepared.quotaStop });
+        throw new RunEnd('budget_exhausted', run.prepared.quotaStop);
+      }
+      if (spentBeforeStart) run.quotas.answered(spentBeforeStart);
     }
   }
 
@@ -197,6 +218,8 @@ export class Lifecycle {
     }
     if (end.status === 'rolled_back') report = await rollback(run);
     run.desk.cancelPending();
+    // Whatever the run still holds against quotas (a call cut short, a cancelled run) goes back.
+    await run.quotas.settleRun();
     // Everything the run caused, its delegates' runs included (`delegated` says how much of it was theirs).
     const spent = spentOf(run.gov);
     const usage = { inputTokens: spent.inputTokens, outputTokens: spent.outputTokens, costUsd: spent.costUsd };

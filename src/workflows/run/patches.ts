@@ -49,6 +49,13 @@ export const DELEGATE_CANCEL_OUTCOME = 'warden-delegate-cancel-outcome';
 export const DELEGATE_CANCEL_USAGE = 'warden-delegate-cancel-usage';
 
 /**
+ * Executions under this patch book counted calls against fleet quotas and rate limits (a quota
+ * activity before the tool, a timer while a rate limit makes the call wait). Asked only by runs
+ * whose quota set is not empty, so a run without quotas records no marker.
+ */
+export const QUOTAS = 'warden-quotas';
+
+/**
  * Executions under this patch hand every effectful activity (tools, compensations) the grant their
  * preparation came with and the seal of the call, and take up a new policy or delegate only with
  * their grant: a preparation or a model answer completed into the run by anyone but the worker

@@ -30,6 +30,7 @@ import { text } from '../message-values';
 import type { AgentRunInput, CallRef, CompensationStep, DelegatedBy, DelegationView, PendingApproval, PreparedRun, RunOutcome, RunPhase, RunStatusView, ScriptTurn, ToolSpec } from '../run-types';
 import { verifier } from './activities';
 import { preparedDigest } from './patches';
+import { RunQuotas } from './quotas';
 import type { RunEnd } from './run-end';
 import type { agentRun } from '../agent-run';
 
@@ -115,6 +116,8 @@ export class RunState {
   private reportedStatus = '';
 
   readonly desk: ApprovalDesk;
+  /** The run's part in fleet quotas and rate limits. */
+  readonly quotas = new RunQuotas(this);
 
   /** Takes up a preparation as the worker handed it (with its grant, under GRANTS). */
   setPrepared(prepared: PreparedRun): void {
@@ -185,6 +188,7 @@ export class RunState {
       id: this.runId,
       requester: this.prepared.requester.id,
       requesterVerified: this.prepared.requester.verified,
+      tenant: this.prepared.tenant ?? '',
       step: usage.steps,
       toolCalls: usage.toolCalls,
       costUsd: usage.costUsd,

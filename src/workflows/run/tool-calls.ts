@@ -1,6 +1,6 @@
-import { ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, condition, isCancellation, patched, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
-import type { CallModelResult, ToolActivity, ToolActivityInput } from '../../activities/activity-types';
-import { admitApproved, checkModelCallBudgets, costOf, durationMs, governCall, spentOf, type ApprovalRequirement, type Decision } from '../../governance/workflow-safe';
+import { ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, condition, isCancellation, patched, proxyActivities, proxyLocalActivities, sleep } from '@temporalio/workflow';
+import type { CallModelResult, RatePace, ToolActivity, ToolActivityInput } from '../../activities/activity-types';
+import { admitApproved, checkModelCallBudgets, costOf, durationMs, governCall, spentOf, type ApprovalRequirement, type Decision, type QuotaSet } from '../../governance/workflow-safe';
 import type { ApprovalOutcome } from '../approval-desk';
 import type { ToolSpec } from '../run-types';
 import { failureMessage } from '../message-values';
@@ -72,9 +72,12 @@ export class ToolCalls {
         audit,
         scriptTurn: run.scriptTurn(),
         ...(run.telemetry.enabled ? { price: run.prepared.policy.pricing[run.prepared.agent.modelId] ?? null } : {}),
+        ...run.quotas.modelInput(),
       },
     ]);
     run.audit.markFlushed(audit);
+    // A quota on model spend that was spent already: no call was made, the run ends.
+    run.quotas.answered(answer);
     this.account(answer);
     return answer;
   }
@@ -104,6 +107,8 @@ export class ToolCalls {
       costUsd: cost,
       calls: answer.calls.map((c) => c.name),
       text: answer.text.slice(0, MAX_TEXT_IN_AUDIT),
+      // Present only when the context policy left turns out; a recorded answer without it gives the event it gave.
+      ...(answer.context ? { context: { ...answer.context } } : {}),
     });
   }
 
@@ -160,10 +165,53 @@ export class ToolCalls {
     if (run.ending) return run.settle(f, 'not run', `not run: ${run.ending.reason}`);
     if (!f.spec) return run.settle(f, 'refused', `not run: agent has no tool ${f.call.name}`);
     if (f.spec.delegate !== undefined) return this.delegations.delegate(f, f.spec.delegate);
-    await this.runTool(f, f.spec);
+    const quotaRules = run.quotas.rulesFor(f.call.name);
+    const booked = quotaRules ? await this.admitByQuotas(f, quotaRules) : undefined;
+    if (booked === null) return;
+    await this.runTool(f, f.spec, { ...(quotaRules?.quotas.length ? { quotaRef: run.quotas.refOf(f) } : {}), ...(booked?.pace ? { pace: booked.pace } : {}) });
   }
 
-  private async runTool(f: CallInFlight, spec: ToolSpec): Promise<void> {
+  /**
+   * Books a call against its quotas and rate limits (docs/quotas.md): refused at a hard limit, sent
+   * to people past a soft one (and booked once they approve), and, over a rate limit, made to wait
+   * on a durable timer for its slot. Null when the call must not run.
+   */
+  private async admitByQuotas(f: CallInFlight, rules: QuotaSet): Promise<{ pace?: RatePace[] } | null> {
+    const run = this.run;
+    let approved = false;
+    for (;;) {
+      const booked = await run.quotas.reserve(f, rules, approved);
+      if (booked.kind === 'booked') {
+        if (booked.waitMs > 0) {
+          run.setLine(f, `waits for rate limit ${booked.rateLimit ?? ''}`.trim());
+          await sleep(booked.waitMs);
+        }
+        return booked.pace ? { pace: booked.pace } : {};
+      }
+      const requirement = booked.hit.approval;
+      if (booked.kind === 'deny' || approved || !requirement) {
+        run.settle(f, 'refused', booked.message);
+        return null;
+      }
+      const decision: Decision = { decision: 'require_approval', ruleId: `quota:${booked.hit.quota}`, reason: booked.message, policyVersion: run.policy.version, approval: requirement };
+      f.requirement = requirement;
+      f.approvalId = this.requestApproval(f, decision, requirement);
+      const verdict = await this.awaitApproval(f);
+      if (verdict.kind === 'refuse') {
+        run.settle(f, 'not run', verdict.message);
+        return null;
+      }
+      approved = true;
+      await this.checkpoint(`before ${f.call.name}`);
+      if (run.ending) {
+        run.settle(f, 'not run', `not run: ${run.ending.reason}`);
+        return null;
+      }
+    }
+  }
+
+  private async runTool(f: CallInFlight, spec: ToolSpec, counted: { quotaRef?: string; pace?: RatePace[] } = {}): Promise<void> {
+    const quotaRef = counted.quotaRef;
     const run = this.run;
     const { call, seq } = f;
     run.phase = 'running_tools';
@@ -194,6 +242,8 @@ export class ToolCalls {
       resultSeq: seq,
       ...(spec.schemaDigest !== undefined ? { schemaDigest: spec.schemaDigest } : {}),
       audit,
+      ...(quotaRef !== undefined ? { quotaRef } : {}),
+      ...(counted.pace ? { pace: counted.pace } : {}),
       ...run.grantFor(call.seal),
     };
     const scope = cancellable ? new CancellationScope() : undefined;
@@ -203,7 +253,7 @@ export class ToolCalls {
       run.audit.markFlushed(audit);
       run.record('tool_succeeded', { callId: call.id, tool: call.name, attempts: result.attempt, summary: result.summary });
       run.setLine(f, 'done');
-      const step = { callId: call.id, tool: call.name, resultSeq: seq, args: call.args, at: new Date().toISOString(), ...(call.seal !== undefined ? { seal: call.seal } : {}) };
+      const step = { callId: call.id, tool: call.name, resultSeq: seq, args: call.args, at: new Date().toISOString(), ...(quotaRef !== undefined ? { quotaRef } : {}), ...(call.seal !== undefined ? { seal: call.seal } : {}) };
       if (spec.compensable) run.executedCalls.push(step);
       else run.notUndoable.push({ callId: call.id, tool: call.name });
     } catch (err) {
@@ -217,6 +267,8 @@ export class ToolCalls {
       const retryState = err instanceof ActivityFailure ? err.retryState : undefined;
       run.record('tool_failed', { callId: call.id, tool: call.name, error: message, retryState: retryState ?? null });
       run.settle(f, 'failed', `${call.name} failed: ${message}`);
+      // It did not run: what it reserved goes back to its quotas.
+      if (quotaRef !== undefined) await run.quotas.release(quotaRef);
       if (run.policy.policy.onToolFailure === 'fail_run') run.ending ??= new RunEnd('failed', `tool ${call.name} failed: ${message}`);
     } finally {
       if (scope) run.toolScopes.delete(scope);

@@ -1,0 +1,182 @@
+import type { Logger } from 'pino';
+import { callAmount, costOf, counterKey, hasQuotas, modelQuotas, quotaMessage, quotaSetFor, quotaWindowAt, rateInterval, runQuotas, type FleetPolicy, type QuotaFacts, type QuotaHit, type QuotaRule } from '../governance';
+import type { QuotaBooking } from '../store/quota-ledger';
+import type { RunStore } from '../store/run-store';
+import type { WardenMetrics } from '../telemetry/metrics';
+import type { PreparedRun, Requester } from '../workflows/run-types';
+import type { CallModelInput, CallModelResult, PrepareRunInput, RatePace, ReserveQuotaInput, ReserveQuotaResult, SettleQuotaInput, ToolActivityInput } from './activity-types';
+
+/** How long a held reservation counts when nothing settles it (a run terminated mid-call): then it expires. */
+export const DEFAULT_RESERVATION_TTL_MS = 60 * 60 * 1000;
+
+/** A tenant name as starts and worker settings give it: 1–128 printable characters. */
+export const TENANT_NAME = /^[^\s\p{C}][^\p{C}]{0,126}[^\s\p{C}]$|^[^\s\p{C}]$/u;
+
+export interface QuotaDeps {
+  store: RunStore;
+  logger: Logger;
+  /** The fleet file's quotas and rate limits (`policies/fleet.yaml`), across every agent this worker serves. */
+  fleet?: FleetPolicy;
+  /** The tenant of runs whose start does not sign one. */
+  defaultTenant?: string;
+  /** How long a held reservation counts when nothing settles it (default one hour). */
+  reservationTtlMs?: number;
+  metrics?: Pick<WardenMetrics, 'quotaBooked' | 'quotaReached'>;
+}
+
+const countName = (q: QuotaRule): string => (typeof q.count === 'string' ? q.count : 'sum');
+
+/**
+ * The quota side of a worker's activities: a run's tenant and quota set as it is prepared, each
+ * counted call booked before its tool runs, model spend checked before a model call and charged
+ * after it. Every booking goes through the run store (`QuotaLedger`), so all workers of one store
+ * count together.
+ */
+export function createQuotaActivities(deps: QuotaDeps) {
+  const { store, logger } = deps;
+  const ttl = deps.reservationTtlMs ?? DEFAULT_RESERVATION_TTL_MS;
+  if (deps.defaultTenant !== undefined && !TENANT_NAME.test(deps.defaultTenant)) throw new RangeError(`default tenant "${deps.defaultTenant}" must be 1–128 printable characters`);
+  const reached = (hits: readonly QuotaHit[]) => hits.forEach((h) => deps.metrics?.quotaReached(h.quota, h.action));
+
+  function booking(q: QuotaRule, facts: QuotaFacts, nowMs: number, amount: number): QuotaBooking {
+    const window = quotaWindowAt(q.window, nowMs);
+    return { quota: q.name, counter: counterKey(q.name, q.scope, facts), window: window.key, sinceMs: window.sinceMs, amount, thresholds: q.thresholds };
+  }
+
+  /**
+   * The run's tenant: the one its signed start names, else the worker's default, else none. A
+   * tenant an unsigned start names is never taken (anyone can start a workflow): it is reported.
+   */
+  function tenantOf(input: PrepareRunInput, requester: Requester): { tenant?: string; tenantRefused?: string } {
+    let signed: unknown;
+    if (requester.verified && typeof input.requesterProof === 'object' && input.requesterProof !== null) {
+      // The proof was verified for this run (requesterOf): its payload is what the channel signed.
+      const payload = (input.requesterProof as { payload?: unknown }).payload;
+      signed = typeof payload === 'string' ? (JSON.parse(payload) as { tenant?: unknown }).tenant : undefined;
+    }
+    if (typeof signed === 'string' && TENANT_NAME.test(signed)) return { tenant: signed };
+    const fallback = deps.defaultTenant !== undefined ? { tenant: deps.defaultTenant } : {};
+    if (input.tenant === undefined || input.tenant === fallback.tenant) return fallback;
+    const named = typeof input.tenant === 'string' ? `"${input.tenant.slice(0, 128)}"` : 'a tenant';
+    return { ...fallback, tenantRefused: `the start names ${named}, but a tenant counts only when a trusted channel signs the start` };
+  }
+
+  /** The slowest of the call's rate-limit slots: how long it waits, and for which limit. */
+  async function pace(input: ReserveQuotaInput, facts: QuotaFacts): Promise<{ waitMs: number; rateLimit?: string; pace?: RatePace[] }> {
+    let waitMs = 0;
+    let rateLimit: string | undefined;
+    const paces: RatePace[] = [];
+    for (const r of input.rateLimits) {
+      const limit = counterKey(r.name, r.scope, facts);
+      const intervalMs = rateInterval(r.rate);
+      paces.push({ limit, intervalMs, burst: r.burst });
+      const { slotMs } = await store.takeRateSlot({ id: `${input.runId}|${input.ref}|${r.name}`, limit, nowMs: Date.now(), intervalMs, burst: r.burst });
+      const wait = slotMs - Date.now();
+      if (wait > waitMs) {
+        waitMs = wait;
+        rateLimit = `${r.tool}:${r.rate}`;
+      }
+    }
+    const paced = paces.length > 0 ? { pace: paces } : {};
+    return rateLimit ? { waitMs: Math.ceil(waitMs), rateLimit, ...paced } : { waitMs: 0, ...paced };
+  }
+
+  /**
+   * As a paced tool starts: its slot by the clock of its start, so calls under one limit start at
+   * least an interval apart however late their tasks were picked up. The workflow's durable timer
+   * did the long wait; what is left here is scheduling jitter. A retried attempt keeps its slot.
+   */
+  async function waitForPace(input: ToolActivityInput, attemptKey: string): Promise<void> {
+    let until = 0;
+    for (const p of input.pace ?? []) {
+      const { slotMs } = await store.takeRateSlot({ id: `start|${attemptKey}|${p.limit}`, limit: `start|${p.limit}`, nowMs: Date.now(), intervalMs: p.intervalMs, burst: p.burst });
+      until = Math.max(until, slotMs);
+    }
+    const wait = until - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+
+  return {
+    /** Adds the run's tenant and quota set to a prepared run, and books the run against quotas on runs started. */
+    async prepare(input: PrepareRunInput, prepared: PreparedRun): Promise<PreparedRun> {
+      const out: PreparedRun = { ...prepared, ...tenantOf(input, prepared.requester) };
+      const set = quotaSetFor(input.agent, prepared.policy, deps.fleet);
+      if (!hasQuotas(set)) return out;
+      out.quotas = set;
+      const runs = runQuotas(set);
+      if (runs.length === 0) return out;
+      const nowMs = Date.now();
+      const facts: QuotaFacts = { agent: input.agent, tenant: out.tenant ?? null, requester: prepared.requester.id };
+      const result = await store.reserveQuota({ runId: input.runId, ref: 'start', tenant: facts.tenant, nowMs, expiresAtMs: nowMs + ttl, mode: 'reserve', bookings: runs.map((q) => booking(q, facts, nowMs, 1)) });
+      if (!result.ok) {
+        reached([result.hit]);
+        return { ...out, quotaStop: quotaMessage(result.hit) };
+      }
+      await store.settleQuota(input.runId, { ref: 'start', from: 'held', to: 'committed' });
+      reached(result.warnings);
+      for (const q of runs) deps.metrics?.quotaBooked(q.name, 'runs', 1);
+      return out;
+    },
+
+    /** Before a model call: whether a quota on model spend is spent already (then no call is made). */
+    async checkModel(input: CallModelInput): Promise<CallModelResult | null> {
+      const quota = input.quota;
+      if (!quota) return null;
+      const nowMs = Date.now();
+      const facts: QuotaFacts = { agent: input.agent, tenant: quota.tenant, requester: quota.requester };
+      const result = await store.reserveQuota({ runId: input.runId, ref: `model:${input.step}`, tenant: quota.tenant, nowMs, expiresAtMs: nowMs, mode: 'check', bookings: quota.quotas.map((q) => booking(q, facts, nowMs, 0)) });
+      if (result.ok) return null;
+      reached([result.hit]);
+      return { calls: [], text: '', usage: { inputTokens: 0, outputTokens: 0 }, quota: { stop: { ...result.hit, message: quotaMessage(result.hit) } } };
+    },
+
+    /** After a model call: its spend, booked (once per step, whatever the limits: it is spent). */
+    async chargeModel(input: CallModelInput, usage: { inputTokens: number; outputTokens: number }): Promise<QuotaHit[]> {
+      const quota = input.quota;
+      if (!quota) return [];
+      const nowMs = Date.now();
+      const facts: QuotaFacts = { agent: input.agent, tenant: quota.tenant, requester: quota.requester };
+      const amountOf = (q: QuotaRule) => (q.count === 'tokens' ? usage.inputTokens + usage.outputTokens : quota.price ? costOf(quota.price, usage.inputTokens, usage.outputTokens) : 0);
+      const quotas = modelQuotas({ quotas: quota.quotas, rateLimits: [] });
+      const result = await store.reserveQuota({ runId: input.runId, ref: `model:${input.step}`, tenant: quota.tenant, nowMs, expiresAtMs: nowMs, mode: 'charge', bookings: quotas.map((q) => booking(q, facts, nowMs, amountOf(q))) });
+      if (!result.ok) return [];
+      for (const q of quotas) deps.metrics?.quotaBooked(q.name, countName(q), amountOf(q));
+      reached(result.warnings);
+      return result.warnings;
+    },
+
+    async reserveQuota(input: ReserveQuotaInput): Promise<ReserveQuotaResult> {
+      const nowMs = Date.now();
+      const facts: QuotaFacts = { agent: input.agent, tenant: input.tenant, requester: input.requester, tool: input.tool };
+      const bookings: QuotaBooking[] = [];
+      for (const q of input.quotas) {
+        const amount = callAmount(q, input.args);
+        if ('error' in amount) {
+          const hit: QuotaHit = { quota: q.name, counter: counterKey(q.name, q.scope, facts), window: quotaWindowAt(q.window, nowMs).key, action: 'deny', above: 0, reason: amount.error, used: 0, amount: 0 };
+          return { kind: 'deny', hit, message: `denied by quota ${q.name}: ${amount.error}` };
+        }
+        bookings.push(booking(q, facts, nowMs, amount.amount));
+      }
+      if (bookings.length > 0) {
+        const result = await store.reserveQuota({ runId: input.runId, ref: input.ref, tenant: input.tenant, nowMs, expiresAtMs: nowMs + ttl, mode: 'reserve', approved: input.approved, bookings });
+        if (!result.ok) {
+          reached([result.hit]);
+          return { kind: result.hit.action === 'require_approval' ? 'require_approval' : 'deny', hit: result.hit, message: quotaMessage(result.hit) };
+        }
+        reached(result.warnings);
+        for (const [i, q] of input.quotas.entries()) deps.metrics?.quotaBooked(q.name, countName(q), bookings[i]?.amount ?? 0);
+        if (input.rateLimits.length === 0) return { kind: 'booked', warnings: result.warnings, waitMs: 0 };
+        return { kind: 'booked', warnings: result.warnings, ...(await pace(input, facts)) };
+      }
+      return { kind: 'booked', warnings: [], ...(await pace(input, facts)) };
+    },
+
+    waitForPace,
+
+    async settleQuota(input: SettleQuotaInput): Promise<number> {
+      const moved = await store.settleQuota(input.runId, { from: input.from, to: input.to, ...(input.ref !== undefined ? { ref: input.ref } : {}) });
+      if (moved > 0) logger.debug({ runId: input.runId, ref: input.ref, from: input.from, to: input.to, moved }, 'quota reservations settled');
+      return moved;
+    },
+  };
+}
