@@ -1,14 +1,14 @@
-import { chmodSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { createSigningKey, loadKeyring } from '../approvals/signing-keys';
+import { createPayloadKeyFile, rotatePayloadKeyFile } from '../codec/payload-keys';
+import { writePrivateFile } from '../private-files';
 import { normalizeIdentity } from '../governance/signing/identity-folding';
 import { parseKeyring, type KeyGrant } from '../governance/signing/keyring';
 import { CliError, UsageError } from './cli-errors';
 import { out } from './format';
 
-interface GenerateOptions {
-  id: string;
-  out: string;
+interface GrantOptions {
   channel: string;
   person?: string;
   groups?: string;
@@ -16,10 +16,20 @@ interface GenerateOptions {
   roles?: string;
 }
 
+interface GenerateOptions extends GrantOptions {
+  id: string;
+  out: string;
+}
+
+interface TrustOptions extends GrantOptions {
+  id: string;
+  publicKey: string;
+}
+
 const ROLES = ['operator', 'policy-admin'] as const;
 
 /** The roles the key may assert (`--roles operator,policy-admin`); none unless asked. */
-function rolesOf(opts: GenerateOptions): NonNullable<KeyGrant['roles']> | undefined {
+function rolesOf(opts: GrantOptions): NonNullable<KeyGrant['roles']> | undefined {
   if (opts.roles === undefined) return undefined;
   const roles = parseList(opts.roles);
   const unknown = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
@@ -43,7 +53,7 @@ function parseList(value?: string): string[] {
  * or anyone (a channel that authenticates people itself). A key that asserts nobody is useless,
  * and guessing would widen trust, so one of the two is required.
  */
-function peopleOf(opts: GenerateOptions): KeyGrant['people'] {
+function peopleOf(opts: GrantOptions): KeyGrant['people'] {
   if (opts.anyIdentity && (opts.person !== undefined || opts.groups !== undefined)) throw new UsageError('--any-identity trusts the channel for every person and group; it takes no --person or --groups');
   if (opts.anyIdentity) return '*';
   if (opts.groups !== undefined && opts.person === undefined) throw new UsageError('--groups needs --person: they are the groups that person may assert');
@@ -129,5 +139,76 @@ export function registerKeys(program: Command): void {
       parseKeyring(doc, file);
       replaceFile(file, JSON.stringify(doc, null, 2) + '\n');
       out(`revoked ${keyId} in ${file}: workers that read this file refuse its signatures from their next decision`);
+    });
+
+  keys
+    .command('trust')
+    .description('Add a grant to a trusted-keys file (created if missing): a public key and what it may assert; refuses a key id or public key it lists already')
+    .argument('<file>', 'the trusted-keys file workers read (WARDEN_TRUSTED_KEYS)')
+    .requiredOption('--id <keyId>', 'the key id signatures name, e.g. cli-alice')
+    .requiredOption('--public-key <hex>', 'the Ed25519 public key (64 hex characters, as warden keys generate prints it)')
+    .option('--channel <name>', 'the channel the key signs for (cli, web, slack)', 'cli')
+    .option('--person <id>', "the one person this key speaks for (a person's own CLI key)")
+    .option('--groups <list>', 'with --person: the groups that person may assert, comma-separated')
+    .option('--any-identity', 'the key may assert any person and groups: only for a channel that authenticates people itself')
+    .option('--roles <list>', 'roles the key may assert, comma-separated: operator (resume, rollback), policy-admin (policy apply)')
+    .action((file: string, opts: TrustOptions) => {
+      const people = peopleOf(opts);
+      const roles = rolesOf(opts);
+      const channel = opts.channel.trim();
+      if (!channel) throw new UsageError('--channel must name a channel (cli, web, slack)');
+      const keyId = opts.id.trim();
+      const entry = { publicKey: opts.publicKey.trim().toLowerCase(), channel, people, ...(roles && roles.length > 0 ? { roles } : {}) };
+      // The grant alone first: a bad public key or id is named before the file is touched.
+      try {
+        parseKeyring({ [keyId]: entry }, '--id/--public-key');
+      } catch (err) {
+        throw new UsageError(err instanceof Error ? err.message : String(err));
+      }
+      const exists = existsSync(file);
+      const doc = exists ? readTrustedDoc(file) : {};
+      if (Object.hasOwn(doc, keyId)) throw new CliError(`${file} has a key "${keyId}" already; it is not replaced (revoke it with warden keys revoke, and trust the new key under a new id)`);
+      const same = Object.entries(doc).find(([, grant]) => typeof grant === 'object' && grant !== null && String((grant as { publicKey?: unknown }).publicKey).toLowerCase() === entry.publicKey);
+      if (same) throw new CliError(`${file} trusts this public key already, as "${same[0]}"; one key, one grant`);
+      const next = { ...doc, [keyId]: entry };
+      parseKeyring(next, file);
+      const text = JSON.stringify(next, null, 2) + '\n';
+      if (exists) replaceFile(file, text);
+      else writePrivateFile(file, text, 'wx');
+      const [person] = people === '*' ? ['any person'] : Object.keys(people);
+      out(`trusted ${keyId} in ${file}: it may assert ${person ?? 'nobody'} on channel ${channel}${roles && roles.length > 0 ? `, in the role(s) ${roles.join(', ')}` : ''}; workers that read this file count its signatures from their next decision`);
+    });
+
+  const payload = keys.command('payload').description('Payload key files: the AES keys workers and clients encrypt run data with (WARDEN_PAYLOAD_KEYS)');
+  payload
+    .command('init')
+    .description('Create a payload key file with one fresh random key (mode 0600); refuses to overwrite a file')
+    .argument('<file>', 'where to write it')
+    .option('--id <keyId>', 'the key id (default key-<date>-<random>)')
+    .action((file: string, opts: { id?: string }) => {
+      let keys;
+      try {
+        keys = createPayloadKeyFile(file, ...(opts.id !== undefined ? [opts.id] : []));
+      } catch (err) {
+        throw new CliError(err instanceof Error ? err.message : String(err));
+      }
+      out(`wrote ${file} (mode 0600) with key ${keys.current}; keep it private and backed up: payloads written with it cannot be read without it`);
+      out(`give workers and clients the same file: WARDEN_PAYLOAD_KEYS=${file}`);
+    });
+  payload
+    .command('rotate')
+    .description('Add a fresh key to a payload key file and make it current; older keys stay, so runs already in history still decrypt')
+    .argument('<file>', 'the payload key file')
+    .option('--id <keyId>', 'the new key id (default key-<date>-<random>)')
+    .action((file: string, opts: { id?: string }) => {
+      let keys;
+      try {
+        keys = rotatePayloadKeyFile(file, ...(opts.id !== undefined ? [opts.id] : []));
+      } catch (err) {
+        throw new CliError(err instanceof Error ? err.message : String(err));
+      }
+      const older = Object.keys(keys.keys).filter((k) => k !== keys.current);
+      out(`rotated ${file}: new payloads are encrypted with ${keys.current}; ${older.join(', ')} still decrypt what was written with them`);
+      out('restart workers and clients (or give them the new file) so they encrypt with the new key; drop an old key only once no history written with it is read');
     });
 }

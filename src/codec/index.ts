@@ -8,7 +8,7 @@ export { PayloadCodecError, PayloadKeyError } from './codec-errors';
 export { PlaintextMarkingCodec, isEncryptedPayload } from './plaintext-codec';
 export { PLAINTEXT_PAYLOAD_ERROR, isPlaintext } from './plaintext-marker';
 export type { PlaintextMarker } from './plaintext-marker';
-export { createPayloadKeyFile, devPayloadKeysFile, ensureDevPayloadKeys, loadPayloadKeys, parsePayloadKeys, payloadKeysSchema } from './payload-keys';
+export { createPayloadKeyFile, devPayloadKeysFile, ensureDevPayloadKeys, loadPayloadKeys, newPayloadKeyId, parsePayloadKeys, payloadKeysSchema, rotatePayloadKeyFile } from './payload-keys';
 export type { PayloadKeys } from './payload-keys';
 export { createCodecHandler, DEFAULT_CODEC_DECODE_GROUPS, DEFAULT_CODEC_ENCODE_GROUPS } from './endpoint';
 export type { CodecEndpointOptions, CodecRequestHandler } from './endpoint';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { PayloadKeyError } from './codec-errors';
@@ -57,7 +57,7 @@ export function loadPayloadKeys(file: string): PayloadKeys {
  * Writes a new key file with one random key as `current` (mode 0600, parent dirs created).
  * Refuses to overwrite a file: losing a key makes every payload written with it unreadable.
  */
-export function createPayloadKeyFile(file: string, keyId = `key-${new Date().toISOString().slice(0, 10)}-${randomBytes(3).toString('hex')}`): PayloadKeys {
+export function createPayloadKeyFile(file: string, keyId = newPayloadKeyId()): PayloadKeys {
   const keys = parsePayloadKeys({ current: keyId, keys: { [keyId]: randomBytes(32).toString('hex') } }, `new payload key file ${file}`);
   try {
     // `wx` fails if the file exists, also when another process creates it at the same moment.
@@ -84,4 +84,30 @@ export function ensureDevPayloadKeys(home: string): { file: string; keys: Payloa
   const file = devPayloadKeysFile(home);
   if (existsSync(file)) return { file, keys: loadPayloadKeys(file), created: false };
   return { file, keys: createPayloadKeyFile(file, 'dev-1'), created: true };
+}
+
+/** A key id for a new payload key: `key-<date>-<6 hex>`. */
+export function newPayloadKeyId(): string {
+  return `key-${new Date().toISOString().slice(0, 10)}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Rotates a payload key file: adds a fresh random key and makes it `current`; every older key
+ * stays, so payloads written with them (runs in history) still decrypt. The file is replaced
+ * whole (written next to it, 0600, renamed), so a process reading it never sees half a file.
+ * Refuses a key id the file has already. Returns the new keyset.
+ */
+export function rotatePayloadKeyFile(file: string, keyId: string = newPayloadKeyId()): PayloadKeys {
+  const before = loadPayloadKeys(file);
+  if (Object.hasOwn(before.keys, keyId)) throw new PayloadKeyError(`payload key file ${file} has a key "${keyId}" already; a rotation adds a new key id`);
+  const after = parsePayloadKeys({ current: keyId, keys: { ...before.keys, [keyId]: randomBytes(32).toString('hex') } }, `rotated payload key file ${file}`);
+  const temp = `${file}.${process.pid}.tmp`;
+  try {
+    writePrivateFile(temp, JSON.stringify(after, null, 2) + '\n', 'wx');
+    renameSync(temp, file);
+  } catch (err) {
+    rmSync(temp, { force: true });
+    throw new PayloadKeyError(`cannot write payload key file ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return after;
 }
