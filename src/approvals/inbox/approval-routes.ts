@@ -10,6 +10,7 @@ import { QUERY_TIMEOUT_MS, describeFailure, readVerifiedTrail, within } from '..
 import type { InboxEnv, InboxGuards } from './inbox-guards';
 import { HISTORY_OUTCOMES, decisionPage, historyPage, historyRows, inboxPage, messagePage, runPage, type HistoryOutcome, type InboxItem } from './pages';
 import { sendPage } from './page-headers';
+import { quotaFigures } from './quota-panel';
 
 /** Listing runs through visibility can take longer than one query on a busy server. */
 const LIST_TIMEOUT_MS = 10_000;
@@ -49,7 +50,8 @@ export function approvalRoutes(options: ApprovalRouteOptions): Hono<InboxEnv> {
     const failures = listing.failures.map(({ runId, error }) => ({ runId, message: describeFailure(error) }));
     // Counted, not linked: a forged run's id is the forger's words.
     for (const message of ignoredApprovalsLines(listing.refused)) failures.push({ runId: '', message: `${message}.` });
-    return sendPage(c, 200, inboxPage(viewer, items, failures, Date.now()));
+    const quotas = await quotaFigures(client, store, items.flatMap((i) => i.approvals));
+    return sendPage(c, 200, inboxPage(viewer, items, failures, Date.now(), quotas));
   });
 
   routes.get('/runs/:id{.*}', guards.page, async (c) => {
@@ -73,7 +75,9 @@ export function approvalRoutes(options: ApprovalRouteOptions): Hono<InboxEnv> {
       return sendPage(c, 404, messagePage('No such run', `Run ${runId} was not found, or it does not answer (${describeFailure(status.status === 'rejected' ? status.reason : '')}).`, viewer));
     }
     const statusError = status.status === 'rejected' ? describeFailure(status.reason) : undefined;
-    return sendPage(c, 200, runPage(viewer, { runId, status: current, statusError, pending: pending.status === 'fulfilled' ? pending.value : [], trail }, Date.now()));
+    const waiting = pending.status === 'fulfilled' ? pending.value : [];
+    const quotas = await quotaFigures(client, store, waiting);
+    return sendPage(c, 200, runPage(viewer, { runId, status: current, statusError, pending: waiting, trail, quotas }, Date.now()));
   });
 
   routes.get('/history', guards.page, async (c) => {

@@ -102,7 +102,7 @@ export function page(title: string, chrome: Chrome, body: SafeHtml): string {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${title} · Warden</title><style>${new SafeHtml(CSS)}</style></head>
 <body><header class="top"><a class="brand" href="/">Warden</a>${
-    user ? html`<a href="/">Inbox</a><a href="/history">History</a><a href="/console/runs">Console</a>` : ''
+    user ? html`<a href="/">Inbox</a><a href="/history">History</a><a href="/quotas">Quotas</a><a href="/console/runs">Console</a>` : ''
   }<span class="who">${
     user
       ? html`<span>${user.label}</span>${

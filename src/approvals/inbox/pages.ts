@@ -5,6 +5,7 @@ import type { VerifiedTrail } from '../run-reads';
 import type { DecisionKind, DecisionResult } from '../decide';
 import type { Identity } from '../identity';
 import { html, page, type Chrome, type SafeHtml } from './html';
+import { quotaRow, type QuotaFigure } from './quota-panel';
 
 /** Who is looking at a page, and the token their forms carry. */
 export interface Viewer {
@@ -18,7 +19,7 @@ export function runPath(runId: string): string {
   return `/runs/${encodeURIComponent(runId)}`;
 }
 
-function chrome(viewer: Viewer): Chrome {
+export function chrome(viewer: Viewer): Chrome {
   const { identity } = viewer;
   const label = identity.name && identity.name !== identity.id ? `${identity.name} (${identity.id})` : identity.id;
   return { user: { label, csrf: viewer.session ? viewer.csrf : undefined } };
@@ -55,7 +56,8 @@ function eligibilityNote(approval: PendingApproval, identity: Identity): string 
   return null;
 }
 
-export function approvalCard(approval: PendingApproval, agent: string, viewer: Viewer, now: number): SafeHtml {
+/** One approval, with `quota` (where the quota that asked for it stands now) when a quota asked. */
+export function approvalCard(approval: PendingApproval, agent: string, viewer: Viewer, now: number, quota?: QuotaFigure): SafeHtml {
   const note = eligibilityNote(approval, viewer.identity);
   const left = timeLeft(approval.expiresAt, now);
   return html`<article class="card approval" id="${approval.approvalId}" data-run-id="${approval.runId}" data-approval-id="${approval.approvalId}">
@@ -65,6 +67,7 @@ export function approvalCard(approval: PendingApproval, agent: string, viewer: V
 ${approval.delegatedBy ? html`<dt>Delegated by</dt><dd class="delegated-by">agent ${approval.delegatedBy.agent} · <a href="${runPath(approval.delegatedBy.runId)}">${approval.delegatedBy.runId}</a></dd>` : ''}
 <dt>Requested by</dt><dd>${approval.requester}</dd>
 <dt>Rule</dt><dd><code>${approval.ruleId}</code> — ${approval.reason}</dd>
+${quota ? quotaRow(quota) : ''}
 <dt>Approvers</dt><dd>${approval.approvers.join(', ')}${approval.quorum > 1 ? ` · ${approval.approvals.length} of ${approval.quorum} approvals so far` : ''}${approval.escalated ? ' · escalated' : ''}</dd>
 <dt>Asked</dt><dd>${when(approval.createdAt)} · deadline ${when(approval.expiresAt)}</dd>
 </dl>
@@ -83,8 +86,8 @@ export interface InboxItem {
   approvals: PendingApproval[];
 }
 
-export function inboxPage(viewer: Viewer, items: InboxItem[], failures: { runId: string; message: string }[], now: number): string {
-  const cards = items.flatMap((item) => item.approvals.map((a) => approvalCard(a, item.run.agent, viewer, now)));
+export function inboxPage(viewer: Viewer, items: InboxItem[], failures: { runId: string; message: string }[], now: number, quotas: ReadonlyMap<string, QuotaFigure> = new Map()): string {
+  const cards = items.flatMap((item) => item.approvals.map((a) => approvalCard(a, item.run.agent, viewer, now, quotas.get(a.approvalId))));
   return page(
     'Pending approvals',
     chrome(viewer),
@@ -141,6 +144,8 @@ export interface RunPageData {
   statusError?: string;
   pending: PendingApproval[];
   trail: VerifiedTrail;
+  /** Where the quotas that asked for pending approvals stand, by approval id. */
+  quotas?: ReadonlyMap<string, QuotaFigure>;
 }
 
 export function runPage(viewer: Viewer, data: RunPageData, now: number): string {
@@ -167,7 +172,7 @@ ${status.delegations?.length ? html`<h2>Delegations</h2>${delegationTable(status
     html`<h1>Run <code>${data.runId}</code></h1>
 ${summary}
 <h2>Pending approvals</h2>
-${data.pending.length === 0 ? html`<p class="muted">None.</p>` : data.pending.map((a) => approvalCard(a, status?.agent ?? '', viewer, now))}
+${data.pending.length === 0 ? html`<p class="muted">None.</p>` : data.pending.map((a) => approvalCard(a, status?.agent ?? '', viewer, now, data.quotas?.get(a.approvalId)))}
 <h2>Audit trail</h2>
 ${data.trail.verified ? html`<p class="muted">Verified: every hash and link, and the head Temporal holds.</p>${auditTable(data.trail.events)}` : html`<p class="note bad" data-trail="unverified">This trail failed verification and is not shown: ${data.trail.problem}</p>`}`,
   );

@@ -15,6 +15,7 @@ import type { DecisionSigner } from '../signing-keys';
 import { isLoopbackHost, listen } from '../listen';
 import { consoleRoutes, type ConsoleOptions } from '../console';
 import { approvalRoutes } from './approval-routes';
+import { quotaRoutes } from './quota-routes';
 import { inboxGuards, type InboxEnv } from './inbox-guards';
 import { LoginLimiter, type LoginLimits } from './login-limiter';
 import { loginRoutes } from './login-routes';
@@ -124,6 +125,7 @@ export async function createInboxServer(options: InboxServerOptions): Promise<In
   app.use(pageHeaders);
   app.route('/', loginRoutes({ auth, sessions, sessionTtlMs, limiter, secure, guards, logger }));
   app.route('/', approvalRoutes({ client, store, signer, guards, logger, historyRuns: options.historyRuns ?? 50, confirmWithinMs: options.confirmWithinMs }));
+  app.route('/', quotaRoutes({ store, guards }));
   app.notFound((c) => {
     const known = ['GET', 'HEAD', 'POST'].includes(c.req.method);
     return sendPage(c, known ? 404 : 405, messagePage('Cannot do that', known ? 'Not found.' : 'Method not allowed.'));
