@@ -137,7 +137,9 @@ export function createQuotaActivities(deps: QuotaDeps) {
       const nowMs = Date.now();
       const facts: QuotaFacts = { agent: input.agent, tenant: quota.tenant, requester: quota.requester };
       const amountOf = (q: QuotaRule) => (q.count === 'tokens' ? usage.inputTokens + usage.outputTokens : quota.price ? costOf(quota.price, usage.inputTokens, usage.outputTokens) : 0);
-      const quotas = modelQuotas({ quotas: quota.quotas, rateLimits: [] });
+      // A call that cost nothing (no price, no tokens) books nothing.
+      const quotas = modelQuotas({ quotas: quota.quotas, rateLimits: [] }).filter((q) => amountOf(q) > 0);
+      if (quotas.length === 0) return [];
       const result = await store.reserveQuota({ runId: input.runId, ref: `model:${input.step}`, tenant: quota.tenant, nowMs, expiresAtMs: nowMs, mode: 'charge', bookings: quotas.map((q) => booking(q, facts, nowMs, amountOf(q))) });
       if (!result.ok) return [];
       for (const q of quotas) deps.metrics?.quotaBooked(q.name, countName(q), amountOf(q));

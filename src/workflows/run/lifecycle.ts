@@ -67,6 +67,8 @@ export class Lifecycle {
         startedAtMs: workflowInfo().startTime.getTime(),
         ...(input.policy !== undefined ? { policy: input.policy } : {}),
         ...(input.requesterProof !== undefined ? { requesterProof: input.requesterProof } : {}),
+        // Taken by the worker only when the signed start names it.
+        ...(input.tenant !== undefined ? { tenant: input.tenant } : {}),
         // A delegate's start input is checked by the worker against the delegating run's seal.
         ...(delegation !== undefined
           ? { delegation: { parent: { workflowId: workflowInfo().parent?.workflowId ?? '', runId: workflowInfo().parent?.runId ?? '' }, digest: sealedDigest(input), seal: input.seal, ...(run.grants ? { requester: delegation.requester } : {}) } }

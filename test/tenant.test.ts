@@ -1,0 +1,100 @@
+/**
+ * Tenants: a run's tenant comes only from a start a trusted channel signed (or the worker's
+ * default); an unsigned start that names one gets the default, and the trail says why. Each tenant
+ * spends its own model-cost quota: one spending its quota stops its runs' model calls, not the other's.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DecisionSigner } from '../src/approvals/signing-keys';
+import { fleetPolicySchema, generateSigningKey, parsePolicy, type AuditEvent } from '../src/governance';
+import type { ScriptTurn } from '../src/workflows/run-types';
+import { createTestBed, type TestBed } from './helpers';
+import { refundAgent, REFUND_AGENT, sqliteLedger, type EffectLedger } from './fixtures/quota/refund-agent';
+
+const key = generateSigningKey();
+const signer = new DecisionSigner({ keyId: 'tenant-web', privateKey: key.privateKey, publicKey: key.publicKey });
+const keyring = { 'tenant-web': { publicKey: key.publicKey, channel: 'web', people: '*' as const, revoked: false } };
+
+// $1 per million input tokens: a turn of 600,000 tokens costs $0.60.
+const policy = parsePolicy(
+  {
+    agent: REFUND_AGENT,
+    tools: { refund: {}, ping: {} },
+    rules: [
+      { id: 'acme-only-refunds', tools: ['refund'], when: 'run.tenant == "acme"', decision: 'allow', reason: 'acme refunds' },
+      { id: 'no-refunds', tools: ['refund'], decision: 'deny', reason: 'only acme may refund' },
+      { id: 'allow-rest', decision: 'allow', reason: 'test' },
+    ],
+    pricing: { scripted: { inputPerMTok: 1, outputPerMTok: 0 } },
+  },
+  'tenant test policy',
+);
+const spendTurn = (n: number) => ({ toolCalls: [{ name: 'ping', args: { n } }], usage: { inputTokens: 600_000, outputTokens: 0 } });
+const started = (trail: AuditEvent[]) => trail.find((e) => e.type === 'run_started')?.data;
+
+describe('tenants', () => {
+  let dir: string;
+  let ledger: EffectLedger;
+  let bed: TestBed;
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'warden-tenant-'));
+    ledger = sqliteLedger(path.join(dir, 'ledger.db'));
+    const fleet = fleetPolicySchema.parse({
+      quotas: [{ id: 'model-spend', count: 'costUsd', scope: ['tenant'], window: { calendar: 'month', timeZone: 'UTC' }, thresholds: [{ above: 1, action: 'deny', reason: "the tenant's monthly model budget is spent" }] }],
+    });
+    bed = await createTestBed({ agents: [refundAgent(ledger)], keyring, fleet, defaultTenant: 'shared' });
+  });
+  afterAll(async () => {
+    await bed?.close();
+    await ledger?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a signed start sets the tenant: run_started, the WardenTenant search attribute, run.tenant in policy conditions', async () => {
+    const runId = await bed.client.startRun({ agent: REFUND_AGENT, goal: 'refund for acme', requester: 'carol', tenant: 'acme', signer, channel: 'web', policy, script: [{ toolCalls: [{ name: 'refund', args: { order: 'a-1', amount: 5 } }] }, { text: 'done' }] });
+    expect(await bed.client.result(runId)).toMatchObject({ status: 'completed', toolCalls: 1 });
+    const trail = await bed.client.auditTrail(runId, bed.store);
+    expect(started(trail)).toMatchObject({ tenant: 'acme', requesterVerified: true });
+    expect(started(trail)).not.toHaveProperty('tenantRefused');
+    expect(trail.find((e) => e.type === 'policy_decision')?.data).toMatchObject({ decision: 'allow', ruleId: 'acme-only-refunds' });
+    expect((await bed.client.client.workflow.count(`WorkflowId = '${runId}' AND WardenTenant = 'acme'`)).count).toBe(1);
+  });
+
+  test('an unsigned start cannot choose a tenant: it gets the worker’s default, and the refusal is in its trail', async () => {
+    const runId = await bed.client.startRun({ agent: REFUND_AGENT, goal: 'refund, claiming to be acme', requester: 'mallory', tenant: 'acme', policy, script: [{ toolCalls: [{ name: 'refund', args: { order: 'm-1', amount: 5 } }] }, { text: 'done' }] });
+    await bed.client.result(runId);
+    const trail = await bed.client.auditTrail(runId, bed.store);
+    expect(started(trail)).toMatchObject({ tenant: 'shared', requesterVerified: false, tenantRefused: 'the start names "acme", but a tenant counts only when a trusted channel signs the start' });
+    expect(trail.find((e) => e.type === 'policy_decision')?.data).toMatchObject({ decision: 'deny', ruleId: 'no-refunds' });
+    expect((await ledger.effects()).map((e) => e.runId)).not.toContain(runId);
+    expect((await bed.client.client.workflow.count(`WorkflowId = '${runId}' AND WardenTenant = 'shared'`)).count).toBe(1);
+    // A tenant signed for another run does not count either: the proof is checked against the run.
+    const forged = await bed.client.startRun({ agent: REFUND_AGENT, goal: 'refund again', requester: 'mallory', tenant: 'acme', signer: { signStart: (c) => signer.signStart({ ...c, runId: 'warden/other/run' }) }, channel: 'web', policy, script: [{ text: 'done' }] });
+    await bed.client.result(forged);
+    expect(started(await bed.client.auditTrail(forged, bed.store))).toMatchObject({ tenant: 'shared', requesterVerified: false });
+  });
+
+  test('two tenants with their own cost quota: one spending its quota does not stop the other', async () => {
+    const start = (tenant: string, script: ScriptTurn[]) => bed.client.startRun({ agent: REFUND_AGENT, goal: `spend for ${tenant}`, requester: 'carol', tenant, signer, channel: 'web', policy, script });
+    // globex spends $0.60 of its $1; acme spends $1.20 and is stopped before its third model call.
+    const acme = await start('acme-spend', [spendTurn(1), spendTurn(2), { text: 'never asked' }]);
+    expect(await bed.client.result(acme)).toMatchObject({ status: 'budget_exhausted', steps: 3, usage: { costUsd: 1.2 } });
+    const acmeTrail = await bed.client.auditTrail(acme, bed.store);
+    expect(acmeTrail.find((e) => e.type === 'quota_exceeded')?.data).toMatchObject({ quota: 'fleet/model-spend', counter: 'fleet/model-spend|tenant=acme-spend', action: 'deny', on: 'model_call' });
+    expect((await bed.client.result(acme)).reason).toContain("denied by quota fleet/model-spend: the tenant's monthly model budget is spent");
+
+    const globex = await start('globex', [spendTurn(1), { text: 'done' }]);
+    expect(await bed.client.result(globex)).toMatchObject({ status: 'completed', toolCalls: 1 });
+    // A new acme run makes no model call at all.
+    const again = await start('acme-spend', [{ text: 'hello' }]);
+    expect(await bed.client.result(again)).toMatchObject({ status: 'budget_exhausted', steps: 0, usage: { costUsd: 0 } });
+    expect((await bed.client.auditTrail(again, bed.store)).some((e) => e.type === 'model_turn')).toBe(false);
+    const usage = await bed.store.quotaUsage({ quota: 'fleet/model-spend' });
+    // The other tests' runs spent fractions of a cent (the scripted model's own token counts).
+    expect(usage.filter((u) => u.committed >= 0.01).map((u) => [u.counter, Math.round(u.committed * 100) / 100])).toEqual([
+      ['fleet/model-spend|tenant=acme-spend', 1.2],
+      ['fleet/model-spend|tenant=globex', 0.6],
+    ]);
+  });
+});
