@@ -212,3 +212,17 @@ describe('quotas in policy tests', () => {
     ]);
   });
 });
+
+describe('tenants in policy tests', () => {
+  test('run.tenant is the case\'s tenant, empty when it names none', () => {
+    const tenantPolicy = new CompiledPolicy(parsePolicy({ agent: 'payer', tools: { look: {} }, rules: [{ id: 'acme-looks', when: "run.tenant == 'acme'", decision: 'allow' }, { id: 'no-tenant', when: "run.tenant == ''", decision: 'deny' }] }, 'unit test'));
+    const decide = (yamlCase: string) => {
+      const c = suite(`cases:\n  - ${yamlCase}\n`).cases[0];
+      if (!c) throw new Error('no case');
+      return decideCase(tenantPolicy, c);
+    };
+    expect(decide('{ name: a, tool: look, run: { tenant: acme }, expect: { decision: allow, rule: x } }')).toMatchObject({ decision: 'allow', ruleId: 'acme-looks' });
+    expect(decide('{ name: a, tool: look, expect: { decision: allow, rule: x } }')).toMatchObject({ decision: 'deny', ruleId: 'no-tenant' });
+    expect(decide('{ name: a, tool: look, run: { tenant: globex }, expect: { decision: allow, rule: x } }')).toMatchObject({ decision: 'deny', ruleId: 'default:no-match' });
+  });
+});

@@ -114,3 +114,13 @@ describe('what-if replays the candidate quotas over recorded calls', () => {
     expect(none.quotas && quotaLines(none.quotas)[0]).toBe('quotas: the candidate defines none; none replayed');
   });
 });
+
+test('the tenant run_started recorded is run.tenant when a candidate decides', () => {
+  const byTenant = new CompiledPolicy(parsePolicy({ ...base, rules: [{ id: 'acme-only', when: "run.tenant == 'acme'", decision: 'allow' }] }, 'tenant candidate'));
+  const report = whatIf([run('a', 'acme', [[1, 5]]), run('g', 'globex', [[2, 5]]), run('n', null, [[3, 5]])], byTenant);
+  expect(report.diffs.map((d) => [d.runId, d.kind, d.after.ruleId])).toEqual([
+    ['warden/payer/a', 'rule-changed', 'acme-only'],
+    ['warden/payer/g', 'allow-to-deny', 'default:no-match'],
+    ['warden/payer/n', 'allow-to-deny', 'default:no-match'],
+  ]);
+});

@@ -22,6 +22,8 @@ const runSchema = z.strictObject({
   id: z.string().min(1).optional(),
   requester: z.string().min(1, 'must name the requester').default('tester'),
   requesterVerified: z.boolean().default(false),
+  /** `run.tenant`: the tenant a signed start named (default none, '' in conditions). */
+  tenant: z.string().min(1, 'must name the tenant (leave it out for none)').optional(),
 });
 
 const usageSchema = z.strictObject({
@@ -175,6 +177,7 @@ export function caseFacts(policyAgent: string, c: PolicyTestCase): { run: RunFac
     costUsd: spent.costUsd,
     inputTokens: spent.inputTokens,
     outputTokens: spent.outputTokens,
+    ...(c.run.tenant !== undefined ? { tenant: c.run.tenant } : {}),
   };
   return { run, state, elapsedMs: elapsed === undefined ? 0 : durationMs(elapsed) };
 }

@@ -136,7 +136,7 @@ export function recordedRun(runId: string, events: readonly AuditEvent[]): Recor
       callId: str(event.data.callId),
       tool: str(event.data.tool),
       args,
-      run: { id: runId, requester, requesterVerified, step: at.steps, toolCalls: at.toolCalls, costUsd: at.costUsd, inputTokens: at.inputTokens, outputTokens: at.outputTokens },
+      run: { id: runId, requester, requesterVerified, step: at.steps, toolCalls: at.toolCalls, costUsd: at.costUsd, inputTokens: at.inputTokens, outputTokens: at.outputTokens, ...(tenant ? { tenant } : {}) },
       tenant,
       usage: at,
       elapsedMs: Number.isNaN(startMs) ? 0 : Math.max(0, Date.parse(event.at) - startMs),
