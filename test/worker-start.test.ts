@@ -4,14 +4,14 @@
  * A bundle is never served stale: a file webpack read that changed, or a path it missed that now
  * exists, means bundling again. The worker logs one JSON object per line, without webpack's report.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { cachedWorkflowBundle } from '../src/worker';
 import { repoRoot, wardenBin } from './fixtures/run-cli';
-import { settings } from './helpers';
+import { eventually, settings } from './helpers';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'warden-worker-start-'));
 const cacheDir = path.join(tmp, 'cache');
@@ -24,11 +24,10 @@ interface Started {
   lines: string[];
 }
 
-/** Starts `warden worker` without a prebuilt bundle, waits for its ready line, then stops it with SIGTERM. */
-function startAndStop(extraEnv: NodeJS.ProcessEnv = {}): Promise<Started> {
+/** `warden worker` without a prebuilt bundle, on a queue of its own, with the notes agent. */
+function spawnWorker(extraEnv: NodeJS.ProcessEnv = {}): ChildProcessWithoutNullStreams {
   const { address, namespace } = settings();
-  const started = Date.now();
-  const child = spawn(process.execPath, [wardenBin, 'worker', '--agents', path.join(fixture, 'index.ts'), '--policies', path.join(fixture, 'policies')], {
+  return spawn(process.execPath, [wardenBin, 'worker', '--agents', path.join(fixture, 'index.ts'), '--policies', path.join(fixture, 'policies')], {
     cwd: repoRoot,
     env: {
       ...process.env,
@@ -41,8 +40,14 @@ function startAndStop(extraEnv: NodeJS.ProcessEnv = {}): Promise<Started> {
       NOTES_DIR: path.join(tmp, 'notes'),
       ...extraEnv,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: 'pipe',
   });
+}
+
+/** Starts `warden worker`, waits for its ready line, then stops it with SIGTERM. */
+function startAndStop(extraEnv: NodeJS.ProcessEnv = {}): Promise<Started> {
+  const started = Date.now();
+  const child = spawnWorker(extraEnv);
   let output = '';
   let readyMs = -1;
   return new Promise((resolve, reject) => {
@@ -126,3 +131,39 @@ test('a cached bundle is not served once a file it was built from changed, or a 
   writeFileSync(manifestPath, JSON.stringify({ ...rebuilt, missing: [...rebuilt.missing, appeared] }));
   expect((await cachedWorkflowBundle({ dir, logger })).cached).toBe(false);
 }, 400_000);
+
+/** Whether `pid` still runs (a zombie nobody reaped counts as gone). */
+function processRuns(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+test('SIGKILL of the warden worker command takes the worker process with it within seconds', async () => {
+  const launcher = spawnWorker();
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not ready: ${output}`)), 150_000);
+    const onData = (c: Buffer) => {
+      output += c.toString();
+      if (output.includes('worker ready')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    launcher.stdout.on('data', onData);
+    launcher.stderr.on('data', onData);
+  });
+  // The command runs the worker in a tuned Node process of its own (bin/worker-process.js).
+  const [worker] = readFileSync(`/proc/${launcher.pid}/task/${launcher.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+  if (!worker) throw new Error('no worker process under the command');
+  expect(processRuns(worker)).toBe(true);
+  const killedAt = Date.now();
+  launcher.kill('SIGKILL');
+  await eventually(async () => !processRuns(worker), 60_000, 'the worker process to exit');
+  const goneMs = Date.now() - killedAt;
+  console.log(`launcher: the worker process exited ${goneMs} ms after its command was SIGKILLed`);
+  expect(goneMs).toBeLessThan(15_000);
+}, 200_000);

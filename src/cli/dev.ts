@@ -50,6 +50,35 @@ function prettyLogs(flag: boolean | undefined): boolean {
   return process.stdout.isTTY === true;
 }
 
+/** How long a worker whose launcher died may drain before it exits anyway. */
+const LAUNCHER_GONE_GRACE_MS = 3000;
+
+/**
+ * Started by bin/worker-process.js (the tuned process): the worker lives and dies with the
+ * `warden worker` command that started it, as if that command had exec'd it. When the command is
+ * gone — its IPC channel closes, or this process is handed to another parent (a SIGKILL of the
+ * command) — the worker drains as on SIGTERM, and exits after LAUNCHER_GONE_GRACE_MS at the
+ * latest: a supervisor that killed the command may already be starting the next one. Calls still
+ * in flight are retried by another worker after their heartbeat timeout.
+ */
+function dieWithLauncher(logger: { warn(fields: object, msg: string): void }): void {
+  const launcher = process.ppid;
+  let gone = false;
+  const onGone = (how: string) => {
+    if (gone) return;
+    gone = true;
+    logger.warn({ launcher, how }, 'the warden worker command that started this process is gone: stopping');
+    setTimeout(() => process.exit(1), LAUNCHER_GONE_GRACE_MS).unref();
+    process.kill(process.pid, 'SIGTERM');
+  };
+  process.once('disconnect', () => onGone('its IPC channel closed'));
+  process.channel?.unref();
+  // Belt and braces: a parent that changed means the command is gone, whatever the channel says.
+  setInterval(() => {
+    if (process.ppid !== launcher) onGone(`this process's parent is now ${process.ppid}`);
+  }, 500).unref();
+}
+
 /** The SDK's workflow-task slots (40): a smaller cache would evict runs while their tasks are in progress. */
 const MIN_CACHED_RUNS = 40;
 
@@ -216,11 +245,7 @@ export function registerDev(program: Command): void {
       };
       onShutdownSignal(cleanup, 'draining the worker');
       exitWhenWorkerDies(worker.done, cleanup);
-      if (process.env.WARDEN_WORKER_TUNED === '1' && process.connected) {
-        // Started by bin/worker-process.js: should that process die, drain as on SIGTERM.
-        process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
-        process.channel?.unref();
-      }
+      if (process.env.WARDEN_WORKER_TUNED === '1' && process.connected) dieWithLauncher(logger);
       out(
         `worker ready: task queue ${taskQueueFromEnv()} at ${settings.address} (namespace ${settings.namespace}); ` +
           `agents: ${registry.list().map((a) => a.name).join(', ')}; run store ${redactStoreLocation(storePath)}; ${keyCount} trusted key(s)${process.env.WARDEN_TRUSTED_KEYS ? ` from ${process.env.WARDEN_TRUSTED_KEYS}, re-read when it changes` : ''}; ${payloads}${telemetry ? `; traces and metrics to ${process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? ''} (OTLP/HTTP)` : ''}; up to ${maxCachedRuns} runs in memory; ${nodeSettings()}`,
