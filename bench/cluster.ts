@@ -264,7 +264,7 @@ async function main(): Promise<void> {
       const b = results.find((r) => r.mode === 'bare' && r.workers === workers);
       if (w && b) console.log(`   ${workers} worker${workers === 1 ? '' : 's'}: Warden ÷ Temporal alone, time to all waiting ${(w.startMs / b.startMs).toFixed(2)}, to all completed ${(w.approveMs / b.approveMs).toFixed(2)}`);
     }
-    const [one, two] = WORKER_COUNTS;
+    const [one, two] = [...WORKER_COUNTS].sort((a, b) => a - b);
     for (const mode of ['warden', 'bare'] as const) {
       const a = results.find((r) => r.mode === mode && r.workers === one);
       const b = results.find((r) => r.mode === mode && r.workers === two);

@@ -113,6 +113,13 @@ if (unavailable && gate !== '1') {
     }
   });
 
+  it('up again finds it running and changes nothing; a different shard count is refused', async () => {
+    const c = cluster!;
+    const again = await upCluster({ dir: c.dir, log: () => {} });
+    expect({ address: again.address, serverPid: again.serverPid, shards: again.shards }).toEqual({ address: c.address, serverPid: c.serverPid, shards: 4 });
+    await expect(upCluster({ dir: c.dir, shards: 8, log: () => {} })).rejects.toThrow(`the cluster in ${c.dir} was set up with 4 history shards; the count cannot change after setup`);
+  });
+
   it('completes every run through an approval, a worker killed mid-call and a server restart, one effect per call', async () => {
     const c = cluster!;
     const admin = new pg.Client({ connectionString: c.postgresUrl('postgres') });
