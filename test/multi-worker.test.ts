@@ -8,12 +8,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import pg from 'pg';
+import pino from 'pino';
 import { WardenClient } from '../src/client';
 import { parsePolicy, verifyAuditChain } from '../src/governance';
 import { createPostgresStore, type RunStore } from '../src/store';
 import { LEDGER_SCHEMA } from './fixtures/multi-worker-agent';
-import { eventually, settings, testPayloadCodec, testPayloadKeysFile } from './helpers';
+import { defineAgent } from '../src/agents';
+import { echo, testAgent } from './fixtures/test-agents';
+import { createTestBed, eventually, settings, testPayloadCodec, testPayloadKeysFile, testPolicy, type TestBed } from './helpers';
 import { describeWithPostgres } from './postgres';
 
 const RUNS = 6;
@@ -201,4 +205,32 @@ describeWithPostgres('two worker processes on one PostgreSQL run store', (server
     expect(verifyAuditChain(await store.readAudit(runId))).toMatchObject({ ok: true });
     expect(verifyAuditChain(await store.readAudit(childId))).toMatchObject({ ok: true });
   });
+});
+
+describe('a worker whose agents module lacks an agent, on a shared task queue', () => {
+  const beds: TestBed[] = [];
+  afterAll(async () => {
+    for (const bed of beds) await bed.close();
+  });
+
+  it('refuses the agent loudly, naming it and the worker, and hands the call to a worker that serves it', async () => {
+    const other = defineAgent({ name: 'other-agent', instructions: 'You echo.', model: 'scripted', tools: [echo] });
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>), done()) }));
+    // The first worker serves test-agent only; both share the task queue and the run store.
+    const lacking = await createTestBed({ agents: [testAgent], logger, workerOptions: { identity: 'lacking-worker' } });
+    beds.push(lacking);
+    const runId = await lacking.client.startRun({ agent: 'other-agent', goal: 'echo once', requester: 'carol', policy: testPolicy({ agent: 'other-agent' }), script: [{ toolCalls: [{ name: 'echo', args: { text: 'hi' } }] }, { text: 'echoed' }] });
+    const refusal = await eventually(async () => lines.find((l) => l.level === 50 && typeof l.msg === 'string' && l.msg.includes('is not served')), 30_000, 'the refusal in the log');
+    console.log(`missing agent: ${String(refusal.msg)}`);
+    expect(refusal).toMatchObject({ agent: 'other-agent', served: 'test-agent', taskQueue: lacking.taskQueue, workflowId: runId });
+    expect(refusal.msg).toContain('agent "other-agent" is not served by worker lacking-worker');
+    // The run waits for a worker that serves its agent; its status query answers meanwhile.
+    expect((await lacking.client.status(runId)).outcome ?? null).toBeNull();
+
+    const serving = await createTestBed({ agents: [testAgent, other], taskQueue: lacking.taskQueue, storePath: lacking.storePath });
+    beds.push(serving);
+    await lacking.stopWorker();
+    expect(await serving.client.result(runId)).toMatchObject({ status: 'completed', text: 'echoed', toolCalls: 1 });
+  }, 200_000);
 });

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { APICallError, InvalidPromptError } from '@ai-sdk/provider';
 import { jsonSchema, tool as aiTool, type ToolSet } from 'ai';
@@ -36,6 +37,8 @@ export interface ActivityDeps {
   notifyApproval?: CoreActivities['notifyApproval'];
   /** Puts model calls and tool calls in `chat` and `execute_tool` spans and reports their metrics. */
   telemetry?: Pick<ActivityTelemetry, 'tracer' | 'metrics'>;
+  /** The worker's identity, for messages that name it (default `<pid>@<host>`, as Temporal's). */
+  workerIdentity?: string;
   /** Model API keys and base URLs (`OPENAI_API_KEY`, an agent's `apiKeyEnv`, … see `ModelEnv`). Default none: such models fail with `ModelConfigError`. */
   modelEnv?: ModelEnv;
   /** The fleet file's quotas and rate limits (`loadFleetPolicy`), across every agent of this worker. */
@@ -126,6 +129,19 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
   if (deps.acceptRunInputPolicy) logger.warn('acceptRunInputPolicy is on: a start input may bring its own policy (tests only)');
   if (deps.allowUnsignedOperators) logger.warn('allowUnsignedOperators is on: resume, rollback and applyPolicy without a signed operator command count (development only)');
   const guard = new ExecutionGuard(logger);
+  /**
+   * Workers on one task queue share its tasks: one whose agents module lacks the run's agent says so
+   * loudly and hands the call back (retryable), so a worker that serves the agent takes it; when none
+   * does, the run fails with this message instead of an opaque one.
+   */
+  const servesAgent = (agent: string): void => {
+    if (registry.list().some((a) => a.name === agent)) return;
+    const info = Context.current().info;
+    const served = registry.list().map((a) => a.name).join(', ') || 'none';
+    const message = `agent "${agent}" is not served by worker ${deps.workerIdentity ?? `${process.pid}@${hostname()}`} (task queue ${info.taskQueue}; its agents module has: ${served}); every worker of a task queue must serve the same agents, or give each agent set a task queue of its own (WARDEN_TASK_QUEUE)`;
+    logger.error({ agent, served, taskQueue: info.taskQueue, workflowId: info.workflowExecution?.workflowId, attempt: info.attempt }, message);
+    throw ApplicationFailure.create({ type: 'AgentNotServed', message, nonRetryable: false });
+  };
   const grants = new Grants(store, logger);
   const quotas = createQuotaActivities({
     store,
@@ -184,6 +200,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
 
   const core: Omit<CoreActivities, 'notifyApproval'> & Partial<Pick<CoreActivities, 'notifyApproval'>> = {
     async prepareRun(input: PrepareRunInput): Promise<PreparedRun> {
+      servesAgent(input.agent);
       let agent;
       try {
         agent = registry.spec(input.agent);
@@ -288,6 +305,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
     async callModel(input: CallModelInput): Promise<CallModelResult> {
       await store.appendAudit(input.runId, input.audit);
       await store.appendMessages(input.runId, input.append);
+      servesAgent(input.agent);
       const agent = registry.get(input.agent);
       // A quota on model spend that is spent already: no further model call.
       const stopped = await quotas.checkModel(input);

@@ -125,6 +125,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       store: options.store,
       logger,
       keyring: typeof options.keyring === 'function' ? options.keyring : constant(options.keyring ?? {}),
+      ...(options.workerOptions?.identity !== undefined ? { workerIdentity: options.workerOptions.identity } : {}),
       allowUnsignedDecisions: options.allowUnsignedDecisions ?? false,
       allowUnsignedOperators: options.allowUnsignedOperators ?? false,
       acceptRunInputPolicy: options.acceptRunInputPolicy ?? false,
