@@ -37,6 +37,15 @@ export const recorder = proxyLocalActivities<CoreActivities>({
   retry: { initialInterval: '1s', maximumAttempts: 10, nonRetryableErrorTypes },
 });
 
+/**
+ * Quota bookings and settlements: short store transactions, so a short timeout, and a booking lost
+ * with a worker is retried within seconds (each is idempotent per run, call and quota).
+ */
+export const quotaBook = proxyActivities<CoreActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 20, nonRetryableErrorTypes },
+});
+
 export const notifier = proxyActivities<CoreActivities>({
   startToCloseTimeout: '30 seconds',
   // A retried post may show a second message; its buttons act on the same approval.

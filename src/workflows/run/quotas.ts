@@ -1,7 +1,7 @@
 import { patched } from '@temporalio/workflow';
 import type { CallModelResult, ModelQuotaInput, ReserveQuotaResult } from '../../activities/activity-types';
 import { hasQuotas, modelQuotas, rulesForCall, type QuotaHit, type QuotaSet } from '../../governance/workflow-safe';
-import { core } from './activities';
+import { quotaBook } from './activities';
 import { QUOTAS } from './patches';
 import { RunEnd } from './run-end';
 import type { CallInFlight, RunState } from './run-state';
@@ -56,7 +56,7 @@ export class RunQuotas {
   /** Books a call (after policy and any approval allowed it, before its tool runs); audits what it reached. */
   async reserve(f: CallInFlight, rules: QuotaSet, approved: boolean): Promise<ReserveQuotaResult> {
     const run = this.run;
-    const result = await core.reserveQuota({
+    const result = await quotaBook.reserveQuota({
       runId: run.runId,
       ref: this.refOf(f),
       agent: run.input.agent,
@@ -83,11 +83,11 @@ export class RunQuotas {
 
   /** A counted call that failed gives back what it held. */
   async release(ref: string): Promise<void> {
-    await core.settleQuota({ runId: this.run.runId, ref, from: 'held', to: 'released' });
+    await quotaBook.settleQuota({ runId: this.run.runId, ref, from: 'held', to: 'released' });
   }
 
   /** As the run ends (completed, failed, cancelled, rolled back): whatever it still holds goes back. */
   async settleRun(): Promise<void> {
-    if (this.on) await core.settleQuota({ runId: this.run.runId, from: 'held', to: 'released' });
+    if (this.on) await quotaBook.settleQuota({ runId: this.run.runId, from: 'held', to: 'released' });
   }
 }
