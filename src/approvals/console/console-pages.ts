@@ -1,5 +1,6 @@
 import type { RunStatusView, CompensationStep } from '../../workflows/run-types';
 import type { KillSwitchRecord } from '../../store/kill-switches';
+import type { WhatIfReport } from '../../governance';
 import { SafeHtml, html, page, type Chrome } from '../inbox/html';
 import type { Viewer } from '../inbox/pages';
 import type { ChartSpec } from './fleet-charts';
@@ -36,6 +37,7 @@ const TABS = [
   ['runs', 'Runs', '/console/runs'],
   ['charts', 'Fleet charts', '/console/charts'],
   ['agents', 'Kill switches', '/console/agents'],
+  ['policies', 'Apply a policy', '/console/policies'],
 ] as const;
 
 /** A console page: the inbox's frame, the console's stylesheet and tabs, then the content. */
@@ -283,5 +285,44 @@ export function chartsPage(viewer: Viewer, form: ChartsForm, charts: ChartSpec[]
         )}</p><div class="plot" id="chart-${c.id}"></div></section>`,
     )}</div>`,
     html`<script type="application/json" id="fleet-data">${new SafeHtml(data)}</script><script src="/console/assets/uPlot.iife.min.js"></script><script src="/console/assets/charts.js"></script>`,
+  );
+}
+
+export function policyFormPage(viewer: Viewer, policyAdmins: readonly string[], canApply: boolean, text = '', error?: string): string {
+  const body = canApply
+    ? html`<form class="confirm card" method="post" action="/console/policies/preview">
+<input type="hidden" name="csrf" value="${viewer.csrf}">
+<p>Paste the policy (YAML or JSON). The console first decides every call of the agent's recent runs again under it (what-if), and shows what would change; nothing is stored until you apply it.</p>
+${error ? html`<p class="error" role="alert">${error}</p>` : ''}
+<textarea name="policy" rows="16" required>${text}</textarea>
+<div class="actions"><button type="submit" class="primary">Show what would change…</button></div></form>`
+    : html`<p class="muted" data-no-controls>Applying a policy needs the policy-admin role (${policyAdmins.join(', ')}).</p>`;
+  return consolePage('Apply a policy', viewer, 'policies', html`<h1>Apply a policy</h1>${body}`);
+}
+
+export function whatIfPage(viewer: Viewer, text: string, version: string, report: WhatIfReport, running: number, days: number): string {
+  const kinds = Object.entries(report.byKind).filter(([, n]) => n > 0);
+  return consolePage(
+    'What would change',
+    viewer,
+    'policies',
+    html`<div class="card"><h1>Policy <code>${version}</code> for agent ${report.agent}</h1>
+<p data-what-if>Over ${report.runs} run(s) of the last ${days} days (${report.calls} recorded call(s)): ${report.unchanged} decided the same, ${report.diffs.length} differently.</p>
+${kinds.length > 0 ? html`<ul class="what-if-kinds">${kinds.map(([k, n]) => html`<li data-kind="${k}"><strong>${k}</strong>: ${n}</li>`)}</ul>` : ''}
+${
+  report.byRule.length > 0
+    ? html`<table class="what-if"><thead><tr><th>Change</th><th>Rule before</th><th>Rule after</th><th>Calls</th></tr></thead><tbody>${report.byRule.map(
+        (r) => html`<tr><td>${r.kind}</td><td><code>${r.from}</code></td><td><code>${r.to}</code></td><td>${r.count}</td></tr>`,
+      )}</tbody></table>`
+    : ''
+}
+${report.diffs.length > 0 ? html`<h2>Calls that would be decided differently</h2><table class="what-if-calls"><thead><tr><th>Run</th><th>Tool</th><th>Before</th><th>After</th></tr></thead><tbody>${report.diffs.slice(0, 50).map(
+      (d) => html`<tr><td><a href="${consoleRunPath(d.runId)}">${d.runId}</a></td><td><code>${d.tool}</code></td><td>${d.before.decision} (${d.before.ruleId})</td><td>${d.after.decision} (${d.after.ruleId})</td></tr>`,
+    )}</tbody></table>` : ''}
+${report.missing.length > 0 ? html`<p class="muted">Facts the trails lack: ${report.missing.map((m) => `${m.fact} (${m.calls} call(s))`).join('; ')}.</p>` : ''}
+<form class="confirm" method="post" action="/console/policies/apply">
+<input type="hidden" name="csrf" value="${viewer.csrf}"><input type="hidden" name="version" value="${version}"><textarea name="policy" hidden>${text}</textarea>
+<p>Applying stores it as agent ${report.agent}'s policy for new runs, and tells its ${running} running run(s) to take it up (signed with your name).</p>
+<div class="actions"><button type="submit" class="primary" data-confirm="apply">Apply policy ${version}</button> <a href="/console/policies">Back</a></div></form></div>`,
   );
 }

@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono';
 import type { Logger } from 'pino';
 import type { WardenClient } from '../../client';
-import { isEligible, type AuditEvent } from '../../governance';
+import { CompiledPolicy, isEligible, parsePolicyText, recordedRun, whatIf, type AuditEvent, type Policy } from '../../governance';
 import type { RunStore } from '../../store/run-store';
 import type { RunStatusView } from '../../workflows/run-types';
 import { HttpError } from '../http-error';
@@ -28,6 +28,8 @@ import {
   type DelegationNode,
   type Powers,
   type RunAction,
+  policyFormPage,
+  whatIfPage,
 } from './console-pages';
 import { fleetCharts } from './fleet-charts';
 import { listRunPage, type RunListFilter } from './run-listing';
@@ -41,6 +43,10 @@ export interface ConsoleOptions {
    * Workers count the signed commands only if they trust the inbox's key with the `operator` role.
    */
   operators?: readonly string[];
+  /** Who may apply a policy (what-if first), named the same way. Default `['group:policy-admins']`; workers need the inbox's key trusted with the `policy-admin` role. */
+  policyAdmins?: readonly string[];
+  /** How far back the what-if before applying a policy reads runs. Default 7 days, at most 200 runs. */
+  whatIfDays?: number;
   /** The Temporal UI's address (`http://localhost:8233`): each run page links to the run there. */
   temporalUiUrl?: string;
   /** Runs per page of the list. Default 50. */
@@ -89,7 +95,13 @@ export function consoleRoutes(options: ConsoleRouteOptions): Hono<InboxEnv> {
   routes.use('/console', consoleHeaders);
   routes.use('/console/*', consoleHeaders);
 
+  const policyAdmins = options.policyAdmins ?? ['group:policy-admins'];
+  const whatIfDays = options.whatIfDays ?? 7;
   const isOperator = (identity: Identity) => isEligible(identity.id, identity.groups, operators);
+  const isPolicyAdmin = (identity: Identity) => isEligible(identity.id, identity.groups, policyAdmins);
+  const requirePolicyAdmin = (identity: Identity) => {
+    if (!isPolicyAdmin(identity)) throw new HttpError(403, `Applying a policy needs the policy-admin role (${policyAdmins.join(', ')}), which ${identity.id} does not have. Nothing was done.`);
+  };
   const powersOf = (identity: Identity): Powers => ({ operator: isOperator(identity), operators });
   /** The server's own check: a control is refused (403, naming the role) to anyone who is not an operator, whatever the page showed. */
   const requireOperator = (identity: Identity, doing: string) => {
@@ -285,6 +297,61 @@ export function consoleRoutes(options: ConsoleRouteOptions): Hono<InboxEnv> {
       c,
       200,
       resultPage(viewer, 'Kill switch engaged', failed > 0 ? 'warn' : 'ok', `New runs of ${agent} are refused. Pause sent to ${paused.length} running run(s)${failed > 0 ? `; ${failed} could not be reached, pause them from their pages` : ''}.`, back, detail),
+    );
+  });
+
+  routes.get('/console/policies', guards.page, (c) => {
+    const viewer = c.get('viewer');
+    return sendPage(c, 200, policyFormPage(viewer, policyAdmins, isPolicyAdmin(viewer.identity)));
+  });
+
+  /** The policy in the form, validated as the worker validates an applied one; a bad one is shown back with the reason. */
+  const policyOf = (text: string): { policy: Policy; version: string } | { error: string } => {
+    if (!text.trim()) return { error: 'Paste a policy first.' };
+    try {
+      const policy = parsePolicyText(text, 'the pasted policy');
+      return { policy, version: new CompiledPolicy(policy).version };
+    } catch (err) {
+      return { error: err instanceof Error ? err.message : String(err) };
+    }
+  };
+
+  routes.post('/console/policies/preview', guards.post, async (c) => {
+    const viewer = c.get('viewer');
+    requirePolicyAdmin(viewer.identity);
+    const text = c.get('form').get('policy') ?? '';
+    const parsed = policyOf(text);
+    if ('error' in parsed) return sendPage(c, 400, policyFormPage(viewer, policyAdmins, true, text, parsed.error));
+    const s = needStore('The what-if');
+    const agent = parsed.policy.agent;
+    const since = new Date(Date.now() - whatIfDays * 86_400_000);
+    const runs = (await within(client, LIST_TIMEOUT_MS, () => client.listRuns({ agent, open: false, startedAfter: since }))).slice(0, 200);
+    const trails = await Promise.all(runs.map(async (r) => recordedRun(r.runId, await s.readAudit(r.runId))));
+    const report = whatIf(trails, new CompiledPolicy(parsed.policy));
+    const running = runs.filter((r) => !['completed', 'failed', 'budget_exhausted', 'cancelled', 'rolled_back', 'terminated'].includes(r.status)).length;
+    return sendPage(c, 200, whatIfPage(viewer, text, parsed.version, report, running, whatIfDays));
+  });
+
+  routes.post('/console/policies/apply', guards.post, async (c) => {
+    const viewer = c.get('viewer');
+    requirePolicyAdmin(viewer.identity);
+    const form = c.get('form');
+    const text = form.get('policy') ?? '';
+    const parsed = policyOf(text);
+    if ('error' in parsed) return sendPage(c, 400, policyFormPage(viewer, policyAdmins, true, text, parsed.error));
+    // What is applied is what the what-if was shown for.
+    if (form.get('version') !== parsed.version) throw new HttpError(409, `The policy is not the one the what-if was shown for (${form.get('version') ?? 'none'}, now ${parsed.version}). Nothing was applied: preview it again.`);
+    const by = viewer.identity.id;
+    const agent = parsed.policy.agent;
+    await needStore('Applying a policy').setAppliedPolicy(agent, { policy: parsed.policy, version: parsed.version, source: `console (applied by ${by})` });
+    logger.warn({ agent, version: parsed.version, by }, 'policy applied from the console');
+    const open = await within(client, LIST_TIMEOUT_MS, () => client.listRuns({ agent, open: true })).catch(() => []);
+    const sent = await Promise.allSettled(open.map((r) => within(client, QUERY_TIMEOUT_MS, () => client.applyPolicy(r.runId, { by, signer, channel: 'web' }))));
+    const ok = sent.filter((r) => r.status === 'fulfilled').length;
+    return sendPage(
+      c,
+      200,
+      resultPage(viewer, 'Policy applied', ok < open.length ? 'warn' : 'ok', `Policy ${parsed.version} is agent ${agent}'s policy for new runs; ${ok} of ${open.length} running run(s) told to take it up (signed as ${by}).`, { href: '/console/policies', label: 'Back' }),
     );
   });
 
