@@ -11,13 +11,16 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import pg from 'pg';
 import pino from 'pino';
+import { Context } from '@temporalio/activity';
+import { WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WardenClient } from '../src/client';
 import { parsePolicy, verifyAuditChain } from '../src/governance';
 import { createPostgresStore, type RunStore } from '../src/store';
 import { LEDGER_SCHEMA } from './fixtures/multi-worker-agent';
 import { defineAgent } from '../src/agents';
 import { echo, testAgent } from './fixtures/test-agents';
-import { createTestBed, eventually, settings, testPayloadCodec, testPayloadKeysFile, testPolicy, type TestBed } from './helpers';
+import { createTestBed, eventually, financeApprovalPolicy, settings, testPayloadCodec, testPayloadKeysFile, testPolicy, type TestBed } from './helpers';
 import { describeWithPostgres } from './postgres';
 
 const RUNS = 6;
@@ -232,5 +235,44 @@ describe('a worker whose agents module lacks an agent, on a shared task queue', 
     beds.push(serving);
     await lacking.stopWorker();
     expect(await serving.client.result(runId)).toMatchObject({ status: 'completed', text: 'echoed', toolCalls: 1 });
+  }, 200_000);
+});
+
+describe('approve under load', () => {
+  let bed: TestBed | undefined;
+  afterAll(async () => bed?.close());
+
+  it('a decision whose call timed out is sent again under its Update id: counted once, and the reply is the real outcome', async () => {
+    // A worker under load: verifying a decision takes 1.5 s, longer than the client's 500 ms per try.
+    const slowVerify = () => ({
+      inbound: {
+        async execute(input: unknown, next: (input: unknown) => Promise<unknown>) {
+          if (Context.current().info.activityType === 'verifyDecision') await sleep(1500);
+          return next(input);
+        },
+      },
+    });
+    bed = await createTestBed({ allowUnsignedDecisions: true, workerOptions: { interceptors: { activity: [slowVerify as never] } } });
+    const client = bed.client;
+    const start = (to: string) => client.startRun({ agent: 'test-agent', goal: `pay ${to}`, requester: 'carol', policy: financeApprovalPolicy(), script: [{ toolCalls: [{ name: 'transfer', args: { amount: 50, to } }] }, { text: 'paid' }] });
+    const pendingOf = async (runId: string) => eventually(async () => (await client.pendingApprovals(runId))[0], 30_000, 'the approval');
+
+    // One try only: the call fails with the deadline, yet the run counts the decision.
+    const first = await start('dora');
+    const firstApproval = await pendingOf(first);
+    await expect(client.approve(first, { approvalId: firstApproval.approvalId, approver: 'alice', groups: ['finance'] }, { rpcTimeoutMs: 500, attempts: 1 })).rejects.toBeInstanceOf(WorkflowUpdateRPCTimeoutOrCancelledError);
+    expect(await client.result(first)).toMatchObject({ status: 'completed' });
+
+    // With retries (the default), the same Update id again until the run answers: the real outcome.
+    const second = await start('erin');
+    const secondApproval = await pendingOf(second);
+    const started = Date.now();
+    const reply = await client.approve(second, { approvalId: secondApproval.approvalId, approver: 'alice', groups: ['finance'] }, { rpcTimeoutMs: 500 });
+    console.log(`approve under load: the reply came after ${Date.now() - started} ms, past the 500 ms deadline of each try`);
+    expect(reply).toMatchObject({ status: 'accepted', approvalId: secondApproval.approvalId, decided: true, state: 'approved', by: 'alice' });
+    expect(await client.result(second)).toMatchObject({ status: 'completed', text: 'paid' });
+    const trail = await client.auditTrail(second, bed.store);
+    expect(trail.filter((e) => e.type === 'approval_accepted')).toHaveLength(1);
+    expect(trail.filter((e) => e.type === 'approval_refused')).toHaveLength(0);
   }, 200_000);
 });

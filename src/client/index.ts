@@ -3,7 +3,7 @@
  * trails (taking only a run's own words), and sends them decisions and operator commands.
  */
 export { WardenClient } from './warden-client';
-export type { StartRunOptions, StartSigner } from './warden-client';
+export type { DecisionOptions, StartRunOptions, StartSigner } from './warden-client';
 export { OperatorCommandError } from './operator-command';
 export type { OperatorCommand, OperatorSigner } from './operator-command';
 export type { AuditTrailCheck } from './audit-verification';

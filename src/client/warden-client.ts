@@ -3,7 +3,7 @@ import type { PayloadCodec } from '@temporalio/common';
 import { failureConverter } from '../codec/failure-converter';
 import type * as TelemetryInterceptors from '@temporalio/interceptors-opentelemetry/lib/client';
 import type { WardenTelemetry } from '../telemetry';
-import { Client, Connection, WorkflowFailedError, WorkflowIdReusePolicy, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { Client, Connection, WorkflowFailedError, WorkflowIdReusePolicy, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type WorkflowHandle } from '@temporalio/client';
 // The governance modules themselves, not its index (which loads the policy engine, CEL): a client
 // that never passes a policy to `startRun` never loads it, and the CLI starts faster.
 import type { AuditEvent } from '../governance/signing/audit-chain';
@@ -65,6 +65,17 @@ export interface StartRunOptions {
 /** What signs a run start: a channel key (`DecisionSigner`). */
 export interface StartSigner {
   signStart(claims: { runId: string; agent: string; requester: string; goal: string; channel: string; tenant?: string }): SignedDecision;
+}
+
+/** How many times a decision is sent (under one Update id) when the call times out. */
+const DECISION_ATTEMPTS = 5;
+
+/** How `approve` and `reject` send a decision. */
+export interface DecisionOptions {
+  /** A deadline for each try of the call, in ms (default: the connection's). */
+  rpcTimeoutMs?: number;
+  /** Tries in all, each under the same Update id, while the call times out (default 5). */
+  attempts?: number;
 }
 
 /**
@@ -274,21 +285,35 @@ export class WardenClient {
    * trip. A decision its validator refuses (no such approval, already decided, past its deadline)
    * comes back `refused` and leaves nothing in history.
    */
-  approve(runId: string, decision: ApproveInput): Promise<DecisionReply> {
-    return this.decide(runId, 'approve', decision);
+  approve(runId: string, decision: ApproveInput, options: DecisionOptions = {}): Promise<DecisionReply> {
+    return this.decide(runId, 'approve', decision, options);
   }
 
-  reject(runId: string, decision: RejectInput): Promise<DecisionReply> {
-    return this.decide(runId, 'reject', decision);
+  reject(runId: string, decision: RejectInput, options: DecisionOptions = {}): Promise<DecisionReply> {
+    return this.decide(runId, 'reject', decision, options);
   }
 
-  private async decide(runId: string, kind: 'approve' | 'reject', decision: ApproveInput | RejectInput): Promise<DecisionReply> {
-    try {
-      if (kind === 'approve') return await this.handle(runId).executeUpdate(approveUpdate, { args: [decision as ApproveInput] });
-      return await this.handle(runId).executeUpdate(rejectUpdate, { args: [decision as RejectInput] });
-    } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError) return { status: 'refused', approvalId: decision.approvalId, reason: err.cause?.message ?? err.message };
-      throw err;
+  /**
+   * A decision as an Update with an id of its own, sent again under the same id when the call
+   * times out ("context deadline exceeded" under load): Temporal runs an Update once per id, so a
+   * decision the run already counted is not counted twice, and the reply is the real outcome.
+   */
+  private async decide(runId: string, kind: 'approve' | 'reject', decision: ApproveInput | RejectInput, options: DecisionOptions): Promise<DecisionReply> {
+    const updateId = `${kind}-${randomUUID()}`;
+    const attempts = options.attempts ?? DECISION_ATTEMPTS;
+    const send = (): Promise<DecisionReply> =>
+      kind === 'approve'
+        ? this.handle(runId).executeUpdate(approveUpdate, { args: [decision as ApproveInput], updateId })
+        : this.handle(runId).executeUpdate(rejectUpdate, { args: [decision as RejectInput], updateId });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const timeout = options.rpcTimeoutMs;
+        return timeout === undefined ? await send() : await this.client.connection.withDeadline(Date.now() + timeout, send);
+      } catch (err) {
+        if (err instanceof WorkflowUpdateFailedError) return { status: 'refused', approvalId: decision.approvalId, reason: err.cause?.message ?? err.message };
+        if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError && attempt < attempts) continue;
+        throw err;
+      }
     }
   }
 
