@@ -146,7 +146,7 @@ async function postForm(page: Page, action: string, fields: Record<string, strin
 }
 
 describe('runs list', () => {
-  test('filters by agent, status, requester and time, pages with tokens, and the run id box opens a run', async () => {
+  test('filters by agent, status, tenant, requester and time, pages with tokens, and the run id box opens a run', async () => {
     const done = await Promise.all(
       ['one', 'two', 'three'].map((k) =>
         bed.client.startRun({ agent: 'test-agent', goal: `echo ${k}`, requester: `dana-${k === 'one' ? 'x' : 'y'}`, policy: testPolicy(), script: [{ toolCalls: [{ name: 'echo', args: { text: k } }] }, { text: 'ok' }] }),
@@ -180,6 +180,16 @@ describe('runs list', () => {
     expect(secondIds.length).toBeGreaterThan(0);
     expect(secondIds.some((id) => firstIds.includes(id))).toBe(false);
     expect(other).toBe(2);
+
+    // A tenant (from a signed start): its runs only, with the tenant shown.
+    const tenantRun = await bed.client.startRun({ agent: 'test-agent', goal: 'echo for a tenant', requester: 'dana-x', tenant: 'acme-corp', signer, channel: 'web', policy: testPolicy(), script: [{ text: 'ok' }] });
+    await expect(bed.client.result(tenantRun)).resolves.toMatchObject({ status: 'completed' });
+    await eventually(async () => (await bed.client.listRuns({ open: false, query: `WardenTenant = 'acme-corp' AND WardenStatus = 'completed'` })).length === 1, 15_000, 'the tenant run listed');
+    await page.goto(`${inbox.url}/console/runs?tenant=acme-corp`);
+    expect(await rowIds(page)).toEqual([tenantRun]);
+    expect(await page.locator(`tr[data-run-id="${tenantRun}"]`).innerText()).toContain('acme-corp');
+    await page.goto(runPage(tenantRun));
+    expect(await entries(page, 'run_started').innerText()).toContain('acme-corp');
 
     // A time range before the runs lists none of them.
     await page.goto(`${inbox.url}/console/runs?requester=dana-x&to=2020-01-01`);
