@@ -16,6 +16,10 @@
  * 3. Policy decision time for a 50-rule policy: µs per decision, p50 and p99.
  * 4. Where `../shared/peers/langgraph` has its dependencies (`npm ci` there), the same scenarios
  *    on LangGraph.js, run in child processes on the same machine in the same session.
+ * 5. What a fleet quota costs: the governed run of scenario 1 beside the same run of an agent
+ *    whose policy counts every call against a quota (booked in the run store before the tool
+ *    runs, committed after), measured in the same rounds: ms per call, the ratio, history events
+ *    and bytes per call.
  *
  * Scenario 1 measures each size BENCH_ROUNDS times (3), the three loops side by side in each round,
  * and prints medians. BENCH_N=100,1000 and BENCH_K=1000 change the sizes; BENCH_SERVER_ARGS adds dev server flags.
@@ -49,6 +53,18 @@ const BARE_APPROVAL_QUEUE = 'bench-bare-approvals';
 const noopTool = defineTool({ name: 'noop', description: 'does nothing', input: z.object({ i: z.int() }), run: () => 'ok' });
 const benchAgent = defineAgent({ name: 'bench-agent', instructions: 'bench', model: 'scripted', tools: [noopTool] });
 const policy = parsePolicy({ agent: 'bench-agent', tools: { noop: {} }, rules: [{ id: 'allow', decision: 'allow' }], budgets: { maxSteps: 100_000 } }, 'bench');
+/** Scenario 5: the same agent and policy, and a quota that counts every call (per tenant, never reached). */
+const quotaAgent = defineAgent({ name: 'bench-quota-agent', instructions: 'bench', model: 'scripted', tools: [noopTool] });
+const quotaPolicy = parsePolicy(
+  {
+    agent: 'bench-quota-agent',
+    tools: { noop: {} },
+    rules: [{ id: 'allow', decision: 'allow' }],
+    budgets: { maxSteps: 100_000 },
+    quotas: [{ id: 'noop-calls', count: 'calls', tools: ['noop'], scope: ['tenant'], window: { rolling: '24h' }, thresholds: [{ above: 1_000_000_000, action: 'deny', reason: 'bench' }] }],
+  },
+  'bench quota',
+);
 
 const webKey = generateSigningKey();
 const signer = new DecisionSigner({ keyId: 'bench-web', privateKey: webKey.privateKey, publicKey: webKey.publicKey });
@@ -80,10 +96,10 @@ async function historyOf(client: Client, workflowId: string): Promise<{ events: 
   return { events, bytes, executions };
 }
 
-async function governed(warden: WardenClient, n: number): Promise<Measured> {
+async function governed(warden: WardenClient, n: number, agent = 'bench-agent'): Promise<Measured> {
   const script = [...Array.from({ length: n }, (_, i) => ({ toolCalls: [{ name: 'noop', args: { i } }], usage: { inputTokens: 1, outputTokens: 1 } })), { text: 'done' }];
   const started = performance.now();
-  const runId = await warden.startRun({ agent: 'bench-agent', goal: 'bench', requester: 'bench', script });
+  const runId = await warden.startRun({ agent, goal: 'bench', requester: 'bench', script });
   const outcome = await warden.result(runId);
   const ms = performance.now() - started;
   if (outcome.status !== 'completed' || outcome.toolCalls !== n) throw new Error(`governed run ended ${outcome.status}: ${outcome.reason}`);
@@ -267,13 +283,19 @@ async function main(): Promise<void> {
   const port = server.address.split(':').pop() ?? '';
   const tempDir = mkdtempSync(path.join(os.tmpdir(), 'warden-bench-'));
   const store = createSqliteStore(path.join(tempDir, 'warden.db'));
-  const rows: { n: number; bare: Measured; loop: Measured; governed: Measured; ratio: number }[] = [];
+  const rows: { n: number; bare: Measured; loop: Measured; governed: Measured; ratio: number; quota: Measured; quotaRatio: number }[] = [];
   let waiting: Awaited<ReturnType<typeof approvals>> | null = null;
   let floor: Awaited<ReturnType<typeof bareApprovals>> | null = null;
   try {
     const taskQueue = 'bench';
     const connection = await NativeConnection.connect({ address: server.address });
-    const registry = new AgentRegistry([benchAgent], [{ policy, source: 'bench' }]);
+    const registry = new AgentRegistry(
+      [benchAgent, quotaAgent],
+      [
+        { policy, source: 'bench' },
+        { policy: quotaPolicy, source: 'bench quota' },
+      ],
+    );
     const failureConverterPath = require.resolve('../src/codec/failure-converter');
     // Bundled the way a Warden worker runs them: the shared modules loaded once per worker thread.
     const { code } = await bundleWardenWorkflows({ workflowsPath: require.resolve('./workflows'), logger: new DefaultLogger('WARN') });
@@ -291,11 +313,22 @@ async function main(): Promise<void> {
       await bare(client, taskQueue, 5);
       await ungoverned(client, taskQueue, 5);
       await governed(warden, 5);
-      // Each size measured `rounds` times, the three side by side in each round; the medians are printed.
+      await governed(warden, 5, 'bench-quota-agent');
+      // Each size measured `rounds` times, the four side by side in each round; the medians are printed.
       for (const n of sizes) {
-        const rounds: { bare: Measured; loop: Measured; governed: Measured }[] = [];
-        for (let r = 0; r < ROUNDS; r++) rounds.push({ bare: await bare(client, taskQueue, n), loop: await ungoverned(client, taskQueue, n), governed: await governed(warden, n) });
-        rows.push({ n, bare: medianRun(rounds.map((x) => x.bare)), loop: medianRun(rounds.map((x) => x.loop)), governed: medianRun(rounds.map((x) => x.governed)), ratio: median(rounds.map((x) => x.governed.ms / x.loop.ms)) });
+        const rounds: { bare: Measured; loop: Measured; governed: Measured; quota: Measured }[] = [];
+        for (let r = 0; r < ROUNDS; r++) {
+          rounds.push({ bare: await bare(client, taskQueue, n), loop: await ungoverned(client, taskQueue, n), governed: await governed(warden, n), quota: await governed(warden, n, 'bench-quota-agent') });
+        }
+        rows.push({
+          n,
+          bare: medianRun(rounds.map((x) => x.bare)),
+          loop: medianRun(rounds.map((x) => x.loop)),
+          governed: medianRun(rounds.map((x) => x.governed)),
+          ratio: median(rounds.map((x) => x.governed.ms / x.loop.ms)),
+          quota: medianRun(rounds.map((x) => x.quota)),
+          quotaRatio: median(rounds.map((x) => x.quota.ms / x.governed.ms)),
+        });
       }
     });
     if (k > 0) {
@@ -356,6 +389,7 @@ async function main(): Promise<void> {
   }
   const d = decisionBench();
   console.log(`\n3. policy decision, 50 rules, last rule matches: p50 ${d.p50.toFixed(1)} µs, p99 ${d.p99.toFixed(1)} µs, mean ${d.mean.toFixed(1)} µs per decision`);
+  quotaLines(rows);
 
   const peerSteps = sizes.map((n) => ({ n, r: peer('bench-steps.mjs', [String(n), '--saver', 'sqlite', '--durability', 'sync']) }));
   if (peerSteps.every((p) => p.r === null)) {
@@ -367,6 +401,19 @@ async function main(): Promise<void> {
   const a = k > 0 ? peer('bench-approvals.mjs', [String(k), '--resume', 'concurrent']) : null;
   if (a) console.log(`   ${k} waiting: all waiting after ${String(a.time_to_K_interrupted_ms)} ms; RSS ${String(a.rss_baseline_mb)} MB before, ${String(a.rss_while_K_waiting_mb)} MB while waiting; all resumed in ${String(a.time_to_resume_all_ms)} ms`);
   console.log();
+}
+
+/** Scenario 5, printed after 3 (it was measured with 1, in the same rounds); 4 may end the report early. */
+function quotaLines(rows: readonly { n: number; governed: Measured; quota: Measured; quotaRatio: number }[]): void {
+  console.log(`\n5. a quota-counted call vs a plain governed call (one quota on calls, per tenant, in the SQLite run store); same rounds as 1, medians of ${ROUNDS} (the ratio: of each round's quota ÷ governed)\n`);
+  console.log('   N     | ms/call governed / quota-counted | quota ÷ governed | events/call governed / quota | bytes/call governed / quota');
+  for (const { n, governed: g, quota: q, quotaRatio } of rows) {
+    console.log(
+      `   ${String(n).padEnd(5)} | ${`${(g.ms / n).toFixed(1)} / ${(q.ms / n).toFixed(1)}`.padEnd(32)} | ${quotaRatio.toFixed(2).padStart(16)} | ` +
+        `${(g.events / n).toFixed(1)} / ${(q.events / n).toFixed(1)}`.padEnd(28) +
+        ` | ${(g.bytes / n).toFixed(0)} / ${(q.bytes / n).toFixed(0)}`,
+    );
+  }
 }
 
 main().catch((err: unknown) => {
