@@ -47,7 +47,7 @@ describeWithPostgres('PostgreSQL run store', (server) => {
       const again = await createPostgresStore(url);
       await again.close();
       const tables = await sql<{ table_name: string }>(url, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`);
-      expect(tables.map((t) => t.table_name)).toEqual(['applied_policies', 'audit_events', 'kill_switches', 'messages', 'run_claims', 'secrets', 'warden_schema_migrations']);
+      expect(tables.map((t) => t.table_name)).toEqual(['applied_policies', 'audit_events', 'kill_switches', 'messages', 'quota_reservations', 'rate_limits', 'rate_slots', 'run_claims', 'secrets', 'warden_schema_migrations']);
       const versions = await sql<{ version: number }>(url, 'SELECT version FROM warden_schema_migrations ORDER BY version');
       expect(versions.map((v) => v.version)).toEqual(Array.from({ length: POSTGRES_SCHEMA_VERSION }, (_, i) => i + 1));
     });
