@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { callAmount, costOf, counterKey, hasQuotas, modelQuotas, quotaMessage, quotaSetFor, quotaWindowAt, rateInterval, runQuotas, type FleetPolicy, type QuotaFacts, type QuotaHit, type QuotaRule } from '../governance';
+import { TENANT_NAME, callAmount, costOf, counterKey, hasQuotas, modelQuotas, quotaMessage, quotaSetFor, quotaWindowAt, rateInterval, runQuotas, type FleetPolicy, type QuotaFacts, type QuotaHit, type QuotaRule } from '../governance';
 import type { QuotaBooking } from '../store/quota-ledger';
 import type { RunStore } from '../store/run-store';
 import type { WardenMetrics } from '../telemetry/metrics';
@@ -9,8 +9,6 @@ import type { CallModelInput, CallModelResult, PrepareRunInput, RatePace, Reserv
 /** How long a held reservation counts when nothing settles it (a run terminated mid-call): then it expires. */
 export const DEFAULT_RESERVATION_TTL_MS = 60 * 60 * 1000;
 
-/** A tenant name as starts and worker settings give it: 1–128 printable characters. */
-export const TENANT_NAME = /^[^\s\p{C}][^\p{C}]{0,126}[^\s\p{C}]$|^[^\s\p{C}]$/u;
 
 export interface QuotaDeps {
   store: RunStore;

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { parsePolicyText, PolicyError, type Policy } from '../governance';
+import { parseFleetPolicyText, parsePolicyText, PolicyError, type FleetPolicy, type Policy } from '../governance';
 import { checkPolicy } from '../governance/policy/policy-check';
 import { throwPolicyProblems } from '../governance/policy/parse-policy';
 import type { AgentSpec, ToolSpec } from '../workflows/run-types';
@@ -211,7 +211,7 @@ export function loadPolicies(dir: string, agents: readonly Agent[] = []): Policy
   const seen = new Map<string, string>();
   for (const file of readdirSync(dir).sort()) {
     // Tests written beside a policy (`refund-agent.test.yaml`, read by `warden policy test`) are not policies.
-    if (!/\.(ya?ml|json)$/.test(file) || /\.test\.(ya?ml|json)$/.test(file)) continue;
+    if (!/\.(ya?ml|json)$/.test(file) || /\.test\.(ya?ml|json)$/.test(file) || isFleetFile(file)) continue;
     const source = path.join(dir, file);
     const text = readFileSync(source, 'utf8');
     const policy = parsePolicyText(text, source);
@@ -227,4 +227,24 @@ export function loadPolicies(dir: string, agents: readonly Agent[] = []): Policy
     out.push(agent && (agent.mcpTools ?? []).length > 0 ? { policy, source, text } : { policy, source });
   }
   return out;
+}
+
+/** The fleet file's names in a policy directory: quotas and rate limits across agents, not an agent's policy. */
+export const FLEET_FILES = ['fleet.yaml', 'fleet.yml', 'fleet.json'] as const;
+
+/** Whether a file (by its name) is a policy directory's fleet file. */
+export function isFleetFile(file: string): boolean {
+  return (FLEET_FILES as readonly string[]).includes(path.basename(file));
+}
+
+/**
+ * The fleet file of a policy directory (`fleet.yaml`), validated, with its path; undefined where
+ * the directory has none. A bad file throws `PolicyError` naming the file, path, line and column.
+ */
+export function loadFleetPolicy(dir: string): { fleet: FleetPolicy; source: string } | undefined {
+  const found = FLEET_FILES.map((name) => path.join(dir, name)).filter((f) => existsSync(f));
+  if (found.length > 1) throw new PolicyError(`${dir} has more than one fleet file (${found.map((f) => path.basename(f)).join(', ')}): keep one`, dir);
+  const source = found[0];
+  if (!source) return undefined;
+  return { fleet: parseFleetPolicyText(readFileSync(source, 'utf8'), source), source };
 }

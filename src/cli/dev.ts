@@ -2,13 +2,14 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { modelIdOf } from '../agents';
+import { TENANT_NAME } from '../governance';
 import { openRunStore, redactStoreLocation } from '../store';
 import { DEFAULT_MAX_CACHED_RUNS, connectWorker, createWardenWorker } from '../worker';
 import { acceptPlaintextFromEnv, logLevelFromEnv, payloadCodecFromEnv, payloadKeysFile, settingsFromEnv, slackFromEnv, storeLocation, taskQueueFromEnv, trustedKeysFromEnv } from './context';
 import { startDevEnvironment, type DevChannels } from './dev-channels';
-import { CliError, describeError } from './cli-errors';
+import { CliError, UsageError, describeError } from './cli-errors';
 import { out } from './format';
-import { DEFAULT_PORT, describeStack, installRuntime, loadRegistry, runWorker, telemetryFromCliEnv, withPortOptions, type LocalStack } from './local-stack';
+import { DEFAULT_PORT, describeStack, installRuntime, loadFleet, loadRegistry, runWorker, telemetryFromCliEnv, withPortOptions, type LocalStack } from './local-stack';
 import { onShutdownSignal } from './serve';
 import { defaultAgentsPath, defaultPoliciesPath, exampleAgentsPath } from './support/project-paths';
 import { workerLogger } from '../telemetry/logs';
@@ -183,11 +184,14 @@ export function registerDev(program: Command): void {
         .env('WARDEN_MAX_CACHED_RUNS')
         .argParser(parseCachedRuns),
     )
-    .action(async (opts: { agents: string; policies: string; workflowBundle?: string; maxCachedRuns?: number; pretty?: boolean }) => {
+    .addOption(new Option('--default-tenant <name>', "the tenant of runs whose start does not sign one (quotas scoped by tenant, run.tenant); default none").env('WARDEN_DEFAULT_TENANT'))
+    .action(async (opts: { agents: string; policies: string; workflowBundle?: string; maxCachedRuns?: number; pretty?: boolean; defaultTenant?: string }) => {
       const logger = workerLogger({ name: 'warden-worker', level: logLevelFromEnv('info'), pretty: prettyLogs(opts.pretty) });
       installRuntime('INFO', logger);
       const maxCachedRuns = opts.maxCachedRuns ?? DEFAULT_MAX_CACHED_RUNS;
       const registry = loadRegistry(opts.agents, opts.policies);
+      const fleet = loadFleet(opts.policies);
+      if (opts.defaultTenant !== undefined && !TENANT_NAME.test(opts.defaultTenant)) throw new UsageError(`--default-tenant must be 1–128 printable characters, got "${opts.defaultTenant}"`);
       const settings = settingsFromEnv();
       let keyring: ReturnType<typeof trustedKeysFromEnv>;
       try {
@@ -231,6 +235,8 @@ export function registerDev(program: Command): void {
           ...(telemetry ? { telemetry } : {}),
           ...(opts.workflowBundle ? { workflowBundle: { codePath: path.resolve(opts.workflowBundle) } } : {}),
           workerOptions: { maxCachedWorkflows: maxCachedRuns },
+          ...(fleet ? { fleet } : {}),
+          ...(opts.defaultTenant !== undefined ? { defaultTenant: opts.defaultTenant } : {}),
           // The one place model keys are read: the library itself reads no environment variables.
           modelEnv: process.env,
         }),

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { DefaultLogger, Runtime, type LogLevel, type NativeConnection, type Worker } from '@temporalio/worker';
 import pino from 'pino';
 import { ensureDevKeys, watchKeyring } from '../approvals/signing-keys';
-import { loadAgents, type AgentRegistry } from '../agents';
+import { loadAgents, loadFleetPolicy, type AgentRegistry } from '../agents';
+import type { FleetPolicy } from '../governance';
 import type { TemporalSettings } from '../config';
 import { startDevServer, type DevServer } from '../dev-server';
 import { openRunStore, redactStoreLocation, type RunStore } from '../store';
@@ -68,6 +69,15 @@ export function telemetryFromCliEnv(): WardenTelemetry | undefined {
     return (require('../telemetry/setup') as typeof TelemetrySetup).telemetryFromEnv(process.env, { serviceName: 'warden-worker' });
   } catch (err) {
     throw new CliError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+/** The policy directory's fleet file (`fleet.yaml`: quotas and rate limits across agents), if it has one; a bad one is a one-line error. */
+export function loadFleet(policies: string): FleetPolicy | undefined {
+  try {
+    return loadFleetPolicy(path.resolve(policies))?.fleet;
+  } catch (err) {
+    throw new CliError(describeError(err));
   }
 }
 
@@ -178,6 +188,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   installRuntime();
   // Agents and policies first: a typo in a policy should not cost a server start.
   const registry = loadRegistry(opts.agents, opts.policies);
+  const fleet = loadFleet(opts.policies);
   const home = wardenHome();
   // Keys, passwords, the run store and temporal.db live here: 0700, narrowed (and said) if older and looser.
   ensureWardenHome(home);
@@ -221,6 +232,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       slack: slackFromEnv(),
       workerOptions: { shutdownGraceTime: '5s' },
       ...(telemetry ? { telemetry } : {}),
+      ...(fleet ? { fleet } : {}),
       // The one place model keys are read: the library itself reads no environment variables.
       modelEnv: process.env,
     });

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { FILE_HEADERS_ONLY, createTwoFilesPatch } from 'diff';
 import { stringify as toYaml } from 'yaml';
-import { loadAgents, loadPolicies, type AgentRegistry, type AnyTool } from '../agents';
+import { isFleetFile, loadAgents, loadPolicies, type AgentRegistry, type AnyTool } from '../agents';
 import type { ZodType } from 'zod';
 import { CompiledPolicy, emptyLoopState, emptyUsage, governCall, parsePolicy, policyVersion, type Policy, type RunFacts } from '../governance';
 import { DIFF_KINDS, groupDiffs, recordedRun, whatIf } from '../governance/change-safety/what-if';
@@ -17,7 +17,7 @@ import { CliError, describeError, UsageError } from './cli-errors';
 import { out, outJson, printable, table } from './format';
 import { POLICY_DIFF_EXIT_CODE } from './support/exit-codes';
 import { checkPoliciesDir, defaultPoliciesPath, prepareAgentsModule } from './support/project-paths';
-import { applyPolicyFile, readPolicyFile, readPolicyText } from './support/policy-files';
+import { applyPolicyFile, readFleetFile, readPolicyFile, readPolicyText } from './support/policy-files';
 import { parseFailOn, parseSince, readTrails, whatIfLines, type TrailOptions } from './support/what-if-report';
 import { loadShadowPolicy } from '../activities/shadow-policy';
 import { registerPolicyTest } from './policy-test';
@@ -121,6 +121,15 @@ export function registerPolicy(program: Command): void {
     .action(async (file: string, opts: CheckOptions) => {
       if (!opts.tool && (opts.args !== undefined || opts.risk !== undefined || opts.requesterVerified)) throw new UsageError('--args, --risk and --requester-verified go with --tool');
       if (opts.risk !== undefined && !['low', 'medium', 'high'].includes(opts.risk)) throw new UsageError('--risk must be low, medium or high');
+      if (isFleetFile(file)) {
+        // The fleet file holds quotas and rate limits across agents, not an agent's policy.
+        if (opts.tool || opts.agents) throw new UsageError(`${file} is the fleet file (quotas and rate limits across agents): --tool and --agents go with an agent's policy`);
+        const fleet = readFleetFile(file);
+        const summary = { file, quotas: fleet.quotas.map((q) => q.id), rateLimits: fleet.rateLimits.map((r) => `${r.tool}:${r.rate}`) };
+        if (opts.json) outJson(summary);
+        else out(`${file}: fleet file, valid: ${fleet.quotas.length} quota(s)${fleet.quotas.length ? ` (${summary.quotas.join(', ')})` : ''}, ${fleet.rateLimits.length} rate limit(s)${fleet.rateLimits.length ? ` (${summary.rateLimits.join(', ')})` : ''}`);
+        return;
+      }
       const args = parseArgs(opts.args);
       const { policy: parsed, text } = readPolicyText(file);
       const loaded = opts.agents === undefined ? undefined : await agentTools(opts.agents, file, parsed.agent);

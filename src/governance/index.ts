@@ -9,7 +9,7 @@ export { nextAuditEvent, verifyAuditChain, emptyAuditHead, GENESIS_HASH } from '
 export type { AuditEvent, AuditEventType, AuditHead, ChainVerification } from './signing/audit-chain';
 export { policySchema } from './policy/policy-schema';
 export type { Policy, PolicyInput, Rule, ApprovalRequirement, RetrySettings, ToolPolicy, Budgets, LoopSettings, Price } from './policy/policy-schema';
-export { PolicyError, parsePolicy, parsePolicyText, policyVersion, CompiledPolicy } from './policy/parse-policy';
+export { PolicyError, parsePolicy, parsePolicyText, parseFleetPolicyText, policyVersion, CompiledPolicy } from './policy/parse-policy';
 export type { Decision, DecisionKind, RunFacts, CallFacts } from './policy/parse-policy';
 export { emptyUsage, checkBeforeModelCall, checkBeforeToolCall, costOf } from './accounting/budget';
 export type { BudgetUsage, BudgetExceeded, BudgetLimit } from './accounting/budget';
@@ -44,7 +44,7 @@ export { verdictOf, diffKindOf, recordedRun, whatIf, groupDiffs, DIFF_KINDS } fr
 export type { Verdict, DiffKind, RecordedCall, RecordedRun, CallDiff, RuleCount, WhatIfReport, WhatIfOptions } from './change-safety/what-if';
 export { shadowDiffOf, shadowDiffsOf } from './change-safety/shadow-diff';
 export type { ShadowDiff, ShadowSide } from './change-safety/shadow-diff';
-export { quotaWindowAt, describeWindow, quotaSetFor, hasQuotas, countsCall, rulesForCall, modelQuotas, runQuotas, counterKey, callAmount, judgeQuota, quotaMessage, rateInterval, rateSlot } from './quota';
+export { TENANT_NAME, quotaWindowAt, describeWindow, quotaSetFor, hasQuotas, countsCall, rulesForCall, modelQuotas, runQuotas, counterKey, callAmount, judgeQuota, quotaMessage, rateInterval, rateSlot } from './quota';
 export type { QuotaWindowAt, QuotaRule, RateRule, QuotaSet, QuotaFacts, QuotaHit, QuotaVerdict } from './quota';
 export { quotaSchema, rateLimitSchema, fleetPolicySchema, isTimeZone, QUOTA_SCOPES, QUOTA_COUNTS } from './policy/policy-schema';
 export type { QuotaDefinition, QuotaThreshold, QuotaWindow, QuotaScope, RateLimitDefinition, FleetPolicy } from './policy/policy-schema';

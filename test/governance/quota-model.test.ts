@@ -1,7 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { callAmount, counterKey, fleetPolicySchema, judgeQuota, parsePolicy, PolicyError, quotaSetFor, quotaWindowAt, rateSlot, rateInterval, rulesForCall, type QuotaThreshold } from '../../src/governance';
+import { loadFleetPolicy, loadPolicies } from '../../src/agents';
+import { callAmount, counterKey, fleetPolicySchema, judgeQuota, parseFleetPolicyText, parsePolicy, parsePolicyText, PolicyError, quotaSetFor, quotaWindowAt, rateSlot, rateInterval, rulesForCall, type QuotaThreshold } from '../../src/governance';
 import { createSqliteStore, type QuotaBooking, type RunStore } from '../../src/store';
 
 const deny = (above: number): QuotaThreshold => ({ above, action: 'deny', reason: 'refunds are capped per day' });
@@ -206,5 +207,40 @@ describe('the SQLite quota ledger', () => {
     for (let i = 0; i < 3; i++) slots.push((await store.takeRateSlot({ id: `c${i}`, limit: 'fleet/issue_refund:10/s', nowMs: 5000, intervalMs: 100, burst: 1 })).slotMs);
     expect(slots).toEqual([5000, 5100, 5200]);
     expect(await store.takeRateSlot({ id: 'c1', limit: 'fleet/issue_refund:10/s', nowMs: 9000, intervalMs: 100, burst: 1 })).toEqual({ slotMs: 5100 });
+  });
+});
+
+describe('the fleet file', () => {
+  const root = path.join(__dirname, '..', '..');
+
+  test("the repository's policies/fleet.yaml loads with the policy directory, which skips it as an agent policy", () => {
+    const loaded = loadFleetPolicy(path.join(root, 'policies'));
+    expect(loaded?.source).toBe(path.join(root, 'policies', 'fleet.yaml'));
+    expect(loaded?.fleet.quotas.map((q) => q.id)).toEqual(['model-spend']);
+    expect(loaded?.fleet.rateLimits).toEqual([{ tool: 'issue_refund', rate: '10/s', burst: 1, scope: [] }]);
+    expect(loadPolicies(path.join(root, 'policies')).map((p) => p.policy.agent).sort()).toEqual(['procurement-agent', 'refund-agent', 'triage-agent']);
+    expect(parsePolicyText(readFileSync(path.join(root, 'policies', 'refund-agent.yaml'), 'utf8'), 'refund-agent.yaml').quotas?.map((q) => q.id)).toEqual(['refunds-per-day']);
+  });
+
+  test('a bad fleet file is refused with the file, the field, its line and column', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'warden-fleet-'));
+    try {
+      writeFileSync(path.join(dir, 'fleet.yaml'), ['quotas:', '  - id: spend', '    count: costUsd', '    window: { calendar: fortnight }', '    thresholds: [{ above: 5, action: deny, reason: spent }]', 'rateLimits:', '  - tool: pay', '    rate: 10 a second'].join('\n'));
+      let error: unknown;
+      try {
+        loadFleetPolicy(dir);
+      } catch (err) {
+        error = err;
+      }
+      expect(error).toBeInstanceOf(PolicyError);
+      const issues = (error as PolicyError).issues.join('\n');
+      expect(issues).toContain(`${path.join(dir, 'fleet.yaml')}:4:25: quotas[0].window.calendar`);
+      expect(issues).toContain(`${path.join(dir, 'fleet.yaml')}:8:11: rateLimits[0].rate: must be calls per second, minute or hour, such as 10/s or 600/m`);
+      expect(() => parseFleetPolicyText('quotas: [{ id: x, count: runs, agents: [a], window: { rolling: 1h }, thresholds: [{ above: 1, action: deny, reason: r }] }]', 'fleet.yaml')).not.toThrow();
+      writeFileSync(path.join(dir, 'fleet.json'), '{}');
+      expect(() => loadFleetPolicy(dir)).toThrow(/more than one fleet file \(fleet\.yaml, fleet\.json\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

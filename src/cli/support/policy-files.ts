@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { CompiledPolicy, parsePolicyText, type Policy } from '../../governance';
+import { CompiledPolicy, parseFleetPolicyText, parsePolicyText, type FleetPolicy, type Policy } from '../../governance';
 import { loadShadowPolicy } from '../../activities/shadow-policy';
 import { CliError } from '../cli-errors';
 import { withClient, withStore } from '../context';
@@ -21,6 +21,17 @@ export function readPolicyText(file: string): { policy: Policy; text: string } {
     throw new CliError(`cannot read policy file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   return { policy: parsePolicyText(text, file), text };
+}
+
+/** Reads and validates the fleet file (quotas and rate limits across agents); a problem names the path, line and column. */
+export function readFleetFile(file: string): FleetPolicy {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CliError(`cannot read fleet file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return parseFleetPolicyText(text, file);
 }
 
 /**

@@ -2,7 +2,7 @@ import { parse } from '@bufbuild/cel';
 import type { z } from 'zod';
 import { PolicySourceMap } from './policy-location';
 import { formatPolicyPath, formatPolicyProblem, type PolicyProblem } from './policy-problem';
-import { MOVED_TO_WORKER, policySchema, type Policy } from './policy-schema';
+import { fleetPolicySchema, MOVED_TO_WORKER, policySchema, type FleetPolicy, type Policy } from './policy-schema';
 import { errorMarker, WardenError } from '../../errors';
 
 export { CompiledPolicy, policyVersion } from './policy-compiled';
@@ -119,4 +119,21 @@ export function parsePolicyText(text: string, source: string, options: ParsePoli
     throw new PolicyError([`${where}: not valid YAML: ${detail}`, ...frame].join('\n'), source, [`${where}: ${detail}`]);
   }
   return validate(map.doc.toJS(), source, map, options);
+}
+
+/**
+ * Parses and validates the fleet file (`policies/fleet.yaml`: quotas and rate limits across
+ * agents). Throws `PolicyError` naming the file, each bad path, its line and column.
+ */
+export function parseFleetPolicyText(text: string, source: string): FleetPolicy {
+  const map = new PolicySourceMap(text);
+  const [yamlError] = map.doc.errors;
+  if (yamlError) {
+    const start = yamlError.linePos?.[0];
+    const where = start ? `${source}:${start.line}:${start.col}` : source;
+    throw new PolicyError(`${where}: not valid YAML: ${yamlError.message.split('\n')[0] ?? ''}`, source, [`${where}: ${yamlError.message.split('\n')[0] ?? ''}`]);
+  }
+  const result = fleetPolicySchema.safeParse(map.doc.toJS() ?? {});
+  if (!result.success) throwPolicyProblems(source, problemsOf(result.error, map));
+  return result.data;
 }

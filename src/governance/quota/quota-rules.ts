@@ -21,6 +21,9 @@ export interface QuotaSet {
   rateLimits: RateRule[];
 }
 
+/** A tenant's name as signed starts and worker settings give it: 1–128 printable characters, no space at either end. */
+export const TENANT_NAME = /^[^\s\p{C}][^\p{C}]{0,126}[^\s\p{C}]$|^[^\s\p{C}]$/u;
+
 /** Who a run works for, as quotas scope it. `tenant` is null when the run has none. */
 export interface QuotaFacts {
   agent: string;
