@@ -52,6 +52,8 @@ export async function startDevChannels(stack: LocalStack, client: WardenClient, 
       logger: serverLogger('warden-inbox', quiet),
       // The dev UI decodes payloads through the inbox, as the person signed in to it.
       ...(stack.server.uiUrl ? { codec: { codec: stack.payloadCodec, uiOrigin: new URL(stack.server.uiUrl).origin, decodeGroups: DEV_CODEC_GROUPS, encodeGroups: DEV_CODEC_GROUPS } } : {}),
+      // The console links each run to the dev server's UI.
+      ...(stack.server.uiUrl ? { console: { temporalUiUrl: stack.server.uiUrl } } : {}),
     },
     '--inbox-port',
   );

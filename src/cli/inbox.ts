@@ -28,6 +28,17 @@ interface InboxOptions {
   codecUiOrigin?: string;
   codecDecodeGroups?: string[];
   codecEncodeGroups?: string[];
+  operators?: string[];
+  policyAdmins?: string[];
+  temporalUi?: string;
+}
+
+/** Who may use a console control, comma-separated as policies name approvers (`group:operators,user:alice`). */
+function parsePrincipals(value: string): string[] {
+  const names = value.split(',').map((n) => n.trim()).filter((n) => n !== '');
+  const bad = names.find((n) => !/^(user|group):[^\s:]+$/.test(n));
+  if (bad !== undefined) throw new InvalidArgumentError(`"${bad}" names nobody: use group:<name> or user:<id>, separated by commas`);
+  return names;
 }
 
 /** A comma-separated list of group names; empty (`""`) is no group at all. */
@@ -106,6 +117,9 @@ export function registerInbox(program: Command): void {
     .option('--insecure-http', 'serve plain HTTP on a non-loopback --host anyway (only behind a TLS-terminating proxy on a trusted network)')
     .option('--codec-ui-origin <origin>', "serve the payload codec endpoint (<inbox>/codec) to the Temporal UI at this origin, for signed-in people (keys: $WARDEN_PAYLOAD_KEYS)")
     .option('--codec-decode-groups <groups>', `groups whose members may decode payloads there, comma-separated (default: ${DEFAULT_CODEC_DECODE_GROUPS.join(',')})`, parseGroups)
+    .option('--operators <names>', 'who may pause, resume, cancel and roll back runs and use kill switches in the console, e.g. group:operators,user:alice (default: group:operators)', parsePrincipals)
+    .option('--policy-admins <names>', 'who may apply a policy in the console (default: group:policy-admins)', parsePrincipals)
+    .option('--temporal-ui <url>', "the Temporal UI's address: the console links each run to it")
     .option('--codec-encode-groups <groups>', `groups whose members may encode there, as the UI does for the signals it sends (default: ${DEFAULT_CODEC_ENCODE_GROUPS.join(',')}; "" for nobody)`, parseGroups)
     .action(async (opts: InboxOptions) => {
       const { tls, insecureHttp } = transportFrom(opts);
@@ -115,6 +129,7 @@ export function registerInbox(program: Command): void {
       if (opts.codecUiOrigin !== undefined && !URL.canParse(opts.codecUiOrigin)) throw new UsageError(`--codec-ui-origin ${opts.codecUiOrigin} is not a URL`);
       const payloadCodec = opts.codecUiOrigin !== undefined ? payloadCodecFromEnv() : undefined;
       if (opts.codecUiOrigin !== undefined && !payloadCodec) throw new UsageError('--codec-ui-origin needs the payload keys: set WARDEN_PAYLOAD_KEYS to the key file the workers use');
+      if (opts.temporalUi !== undefined && !URL.canParse(opts.temporalUi)) throw new UsageError(`--temporal-ui ${opts.temporalUi} is not a URL`);
       if (opts.codecUiOrigin === undefined && (opts.codecDecodeGroups ?? opts.codecEncodeGroups) !== undefined) throw new UsageError('--codec-decode-groups and --codec-encode-groups go with --codec-ui-origin');
       const decodeGroups = opts.codecDecodeGroups ?? DEFAULT_CODEC_DECODE_GROUPS;
       const encodeGroups = opts.codecEncodeGroups ?? DEFAULT_CODEC_ENCODE_GROUPS;
@@ -130,12 +145,14 @@ export function registerInbox(program: Command): void {
           tls,
           insecureHttp,
           ...(payloadCodec && opts.codecUiOrigin ? { codec: { codec: payloadCodec, uiOrigin: new URL(opts.codecUiOrigin).origin, decodeGroups, encodeGroups } } : {}),
+          console: { ...(opts.operators ? { operators: opts.operators } : {}), ...(opts.policyAdmins ? { policyAdmins: opts.policyAdmins } : {}), ...(opts.temporalUi ? { temporalUiUrl: opts.temporalUi } : {}) },
           logger: serverLogger('warden-inbox', 'info'),
         }),
       );
       out(`web inbox: ${inbox.url}`);
       out(`  Temporal    ${settings.address} (namespace ${settings.namespace}); run store ${storePath}`);
       out(`  sign-in     ${description}`);
+      out(`  console     ${inbox.url}/console: operators ${(opts.operators ?? ['group:operators']).join(', ')}; policy admins ${(opts.policyAdmins ?? ['group:policy-admins']).join(', ')}`);
       out(`  signing     key ${signer.keyId} from ${keyFile}: workers must trust it (WARDEN_TRUSTED_KEYS)`);
       if (payloadCodec) {
         out(`  codec       ${inbox.url}/codec for the Temporal UI at ${opts.codecUiOrigin ?? ''}: decode for group(s) ${decodeGroups.join(', ') || '(none)'}, encode for ${encodeGroups.join(', ') || '(none)'}`);
