@@ -3,7 +3,8 @@
  * PostgreSQL persistence and visibility and 4 history shards, not the dev server. Two worker
  * processes serve one task queue with a PostgreSQL run store; runs that need an approval wait
  * while one worker is killed with SIGKILL inside a tool call and the Temporal server is stopped and
- * started again; every run completes, each effect happened once, every audit trail verifies.
+ * started again; once approved, the server is killed with SIGKILL and started again; every run
+ * completes, each effect happened once, every audit trail verifies.
  *
  * Needs the binaries of scripts/cluster/build.sh and PostgreSQL; without them it is skipped with a
  * warning naming what is missing (WARDEN_CLUSTER_TESTS=1, as scripts/cluster/check.sh sets it,
@@ -120,7 +121,7 @@ if (unavailable && gate !== '1') {
     await expect(upCluster({ dir: c.dir, shards: 8, log: () => {} })).rejects.toThrow(`the cluster in ${c.dir} was set up with 4 history shards; the count cannot change after setup`);
   });
 
-  it('completes every run through an approval, a worker killed mid-call and a server restart, one effect per call', async () => {
+  it('completes every run through an approval, a worker killed mid-call, a server restart and a server crash, one effect per call', async () => {
     const c = cluster!;
     const admin = new pg.Client({ connectionString: c.postgresUrl('postgres') });
     await admin.connect();
@@ -201,6 +202,10 @@ if (unavailable && gate !== '1') {
       const reply = await eventually(async () => client!.approve(runId, { approvalId: approval.approvalId, approver: 'alice', signature }), 60_000, `approval of ${runId} accepted`);
       expect(reply).toMatchObject({ status: 'accepted' });
     }
+    // Then the server crashes (SIGKILL, nothing drained) while the approved calls are under way, and comes back.
+    const crashStarted = Date.now();
+    await restartServer(c, { crash: true, log: () => {} });
+    const crashMs = Date.now() - crashStarted;
 
     const outcomes = await Promise.all([...allowed, ...approvals].map((runId) => client!.result(runId)));
     for (const [i, outcome] of outcomes.slice(0, ALLOWED_RUNS).entries()) expect(outcome).toMatchObject({ status: 'completed', text: `booked run ${i}`, toolCalls: CALLS_PER_RUN });
@@ -234,6 +239,6 @@ if (unavailable && gate !== '1') {
     );
     expect(done).toBe(ALLOWED_RUNS + APPROVAL_RUNS);
     expect(b.child.exitCode).toBeNull();
-    console.log(`cluster: ${ALLOWED_RUNS} runs × ${CALLS_PER_RUN} calls and ${APPROVAL_RUNS} approved runs on 2 workers, ${attempts.length} tool attempts; worker a killed mid-call, server restarted in ${restartMs} ms while runs waited`);
+    console.log(`cluster: ${ALLOWED_RUNS} runs × ${CALLS_PER_RUN} calls and ${APPROVAL_RUNS} approved runs on 2 workers, ${attempts.length} tool attempts; worker a killed mid-call, server restarted in ${restartMs} ms while runs waited, crashed and back in ${crashMs} ms after the approvals`);
   }, 600_000);
 });

@@ -354,10 +354,11 @@ async function startServer(state: ClusterState, serverBin: string, log: (msg: st
   await waitForServer(state, readyTimeoutMs);
 }
 
-async function stopServer(state: ClusterState): Promise<void> {
+/** SIGTERM: the server drains and stops (SIGKILL after 30 s); SIGKILL: a crash. */
+async function stopServer(state: ClusterState, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
   const pid = state.serverPid;
   if (pid !== null && alive(pid)) {
-    process.kill(pid, 'SIGTERM');
+    process.kill(pid, signal);
     const deadline = Date.now() + 30_000;
     while (alive(pid) && Date.now() < deadline) await sleep(100);
     if (alive(pid)) process.kill(pid, 'SIGKILL');
@@ -572,22 +573,13 @@ export async function upCluster(options: ClusterOptions = {}): Promise<Cluster> 
   return withHelpers(state);
 }
 
-/** Stops the server and waits until it serves the namespace again: what a rolling restart looks like to workers and clients. */
-export async function restartServer(cluster: ClusterState, options: Pick<ClusterOptions, 'log' | 'readyTimeoutMs'> = {}): Promise<void> {
+/**
+ * Stops the server and waits until it serves the namespace again: what a deploy looks like to
+ * workers and clients, or with `crash` (SIGKILL, nothing drained) what a crashed server does.
+ */
+export async function restartServer(cluster: ClusterState, options: Pick<ClusterOptions, 'log' | 'readyTimeoutMs'> & { crash?: boolean } = {}): Promise<void> {
   const log = options.log ?? ((msg: string) => process.stderr.write(`[cluster] ${msg}\n`));
-  await stopServer(cluster);
-  await startServer(cluster, clusterBinaries().server, log, options.readyTimeoutMs ?? 120_000);
-  await ensureNamespace(cluster, log, options.readyTimeoutMs ?? 120_000);
-}
-
-/** Stops the server only (PostgreSQL stays up), as a crash or a deploy would. */
-export async function stopServerOnly(cluster: ClusterState): Promise<void> {
-  await stopServer(cluster);
-}
-
-/** Starts the server of a cluster whose server was stopped, and waits for the namespace. */
-export async function startServerOnly(cluster: ClusterState, options: Pick<ClusterOptions, 'log' | 'readyTimeoutMs'> = {}): Promise<void> {
-  const log = options.log ?? ((msg: string) => process.stderr.write(`[cluster] ${msg}\n`));
+  await stopServer(cluster, options.crash ? 'SIGKILL' : 'SIGTERM');
   await startServer(cluster, clusterBinaries().server, log, options.readyTimeoutMs ?? 120_000);
   await ensureNamespace(cluster, log, options.readyTimeoutMs ?? 120_000);
 }
