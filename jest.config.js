@@ -12,6 +12,7 @@ const unitTests = [
   'governance/*.test.ts',
   'cli-first-use.test.ts',
   'cluster-cli.test.ts',
+  'conversation-window.test.ts',
   'console-grafana.test.ts',
   'docs-links.test.ts',
   'errors.test.ts',

@@ -24,6 +24,7 @@
  * Scenario 1 measures each size BENCH_ROUNDS times (3), the three loops side by side in each round,
  * and prints medians. BENCH_N=100,1000 and BENCH_K=1000 change the sizes; BENCH_SERVER_ARGS adds dev server flags.
  */
+import { localModelFigures, localModelLines } from './local-model';
 import { spawnSync } from 'node:child_process';
 import { forkApprovalWorker, WORKER_TUNING } from './worker-process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -390,6 +391,11 @@ async function main(): Promise<void> {
   const d = decisionBench();
   console.log(`\n3. policy decision, 50 rules, last rule matches: p50 ${d.p50.toFixed(1)} µs, p99 ${d.p99.toFixed(1)} µs, mean ${d.mean.toFixed(1)} µs per decision`);
   quotaLines(rows);
+
+  console.log('\n6. the local model, and what governance adds to a call on it\n');
+  const local = await localModelFigures();
+  const at = rows[0];
+  if (local) localModelLines(local, at ? (at.governed.ms - at.loop.ms) / at.n : null).forEach((l) => console.log(l));
 
   const peerSteps = sizes.map((n) => ({ n, r: peer('bench-steps.mjs', [String(n), '--saver', 'sqlite', '--durability', 'sync']) }));
   if (peerSteps.every((p) => p.r === null)) {

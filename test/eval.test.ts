@@ -164,3 +164,40 @@ describe('warden replay', () => {
     expect(report.changes[0]).toContain('replayed the first 1 of 4 model answers');
   }, 120_000);
 });
+
+describe('eval and replay with an agents module that has MCP tools', () => {
+  // The MCP server is a stdio child process of the CLI; an open connection to it kept `warden eval
+  // run` and `warden replay` running after they printed their results.
+  const mcpModule = path.join(tmp, 'mcp-agents.ts');
+  const mcpPolicies = path.join(tmp, 'mcp-policies');
+
+  beforeAll(() => {
+    mkdirSync(mcpPolicies, { recursive: true });
+    cpSync(path.join(root, 'policies', 'refund-agent.yaml'), path.join(mcpPolicies, 'refund-agent.yaml'));
+    const src = (p: string) => JSON.stringify(path.join(root, p));
+    writeFileSync(
+      mcpModule,
+      [
+        `import { defineAgent, defineMcpTools } from ${src('src/agents')};`,
+        `export { refundAgent } from ${src('examples/refund-agent')};`,
+        `export const notesAgent = defineAgent({ name: 'notes-agent', instructions: 'Keeps notes.', model: 'scripted', tools: [defineMcpTools({`,
+        `  server: { name: 'notes', command: process.execPath, args: ['--import', 'tsx', ${src('test/fixtures/mcp-stdio-server.ts')}], env: { MCP_NOTES_FILE: ${JSON.stringify(path.join(tmp, 'notes.log'))} }, cwd: ${JSON.stringify(root)} },`,
+        `  exclude: ['secret_*', 'create_ticket'],`,
+        `})] });`,
+      ].join('\n'),
+    );
+  });
+
+  it('warden eval run exits when it is done', async () => {
+    const r = await cli(['eval', 'run', evals, '--agents', mcpModule, '--policies', mcpPolicies, '--workflow-bundle', bundle, '--json'], 150_000);
+    expect(r.stderr).not.toMatch(/error/i);
+    expect(r.code).toBe(0);
+    expect((JSON.parse(r.stdout) as { passed: boolean }).passed).toBe(true);
+  }, 180_000);
+
+  it('warden replay exits when it is done', async () => {
+    const r = await cli(['replay', lateRun, '--agents', mcpModule, '--policies', mcpPolicies, '--workflow-bundle', bundle, '--json'], 150_000);
+    expect(r.code).toBe(0);
+    expect((JSON.parse(r.stdout) as CaseReport).passed).toBe(true);
+  }, 180_000);
+});

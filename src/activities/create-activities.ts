@@ -18,7 +18,8 @@ import { Grants } from './grants';
 import { createQuotaActivities } from './quota-activities';
 import { withHeartbeats } from './heartbeats';
 import { sealMatches, sealOf } from './seals';
-import { DEFAULT_LIMITS, cut, proposals, type RunLimits } from './proposals';
+import { DEFAULT_LIMITS, cut, keptAnswer, proposals, type RunLimits } from './proposals';
+import { fitContext, type ContextApplied } from './context-window';
 
 export interface ActivityDeps {
   registry: AgentRegistry;
@@ -311,18 +312,23 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       const stopped = await quotas.checkModel(input);
       if (stopped) return stopped;
       let answer;
+      let context: ContextApplied | undefined;
       try {
         const model = resolveModel(agent.model, input.scriptTurn, models);
-        const prompt = await conversations.prompt(input.runId, input.upTo, model);
+        // The agent's context policy: what of the stored conversation this call is sent.
+        const fitted = fitContext(agent.instructions, await conversations.prompt(input.runId, input.upTo, model), agent.context);
+        const prompt = fitted.prompt;
+        context = fitted.applied;
         // Temporal owns retries: one place, visible in history, with backoff across worker restarts.
         // Heartbeats while the model thinks: a worker that dies mid-call is replaced in seconds, and a cancel reaches the call.
         answer = await withHeartbeats(() => generate({ model, system: agent.instructions, prompt, tools: modelTools(agent.name), abortSignal: Context.current().cancellationSignal }));
       } catch (err) {
         classify(err);
       }
-      await store.appendMessages(input.runId, [{ seq: input.upTo, message: answer.message }], 'replace');
+      // Refused oversized arguments are not kept for the model's next calls (proposals() refuses them from `answer` itself).
+      await store.appendMessages(input.runId, [{ seq: input.upTo, message: keptAnswer(answer.message, limits).message }], 'replace');
       const warnings = await quotas.chargeModel(input, answer.usage);
-      return { calls: await grants.seal(input.runId, proposals(agent, answer.toolCalls, limits)), text: cut(answer.text, limits.maxTextBytes), usage: answer.usage, ...(warnings.length > 0 ? { quota: { warnings } } : {}) };
+      return { calls: await grants.seal(input.runId, proposals(agent, answer.toolCalls, limits)), text: cut(answer.text, limits.maxTextBytes), usage: answer.usage, ...(context ? { context } : {}), ...(warnings.length > 0 ? { quota: { warnings } } : {}) };
     },
 
     async prepareAndCallModel(input: PrepareAndCallModelInput): Promise<PrepareAndCallModelResult> {

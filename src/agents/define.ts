@@ -138,6 +138,17 @@ export type ModelSpec =
   | { provider: 'openai-compatible'; name: string; baseURL: string; model: string; apiKeyEnv?: string }
   | { provider: 'scripted'; script: ScriptTurn[] };
 
+/**
+ * How much of its conversation an agent's model is sent on each call. Over the limit, the oldest
+ * turns after the goal are left out (the system prompt, the goal and the newest turns stay; a tool
+ * call and its result stay together), the goal says how many, and the `model_turn` audit event
+ * records it. Tokens are estimated at four bytes each. The run store keeps the whole conversation.
+ */
+export interface ContextPolicy {
+  maxTokens?: number;
+  maxBytes?: number;
+}
+
 export interface AgentOptions {
   /** Lower-case letters, digits and `-`; names its policy file (`policies/<name>.yaml`) and its runs' ids. */
   name: string;
@@ -154,6 +165,8 @@ export interface AgentOptions {
    * The worker serves the delegates too.
    */
   delegates?: Agent[];
+  /** The most of its conversation the model is sent per call (see `ContextPolicy`). Default: all of it. */
+  context?: ContextPolicy;
 }
 
 export interface Agent extends Omit<AgentOptions, 'tools' | 'delegates'> {
@@ -196,6 +209,7 @@ function delegationTool(parent: string, agent: Agent): AnyTool {
 /** Defines an agent: its instructions, model and the tools it may propose. Its policy says which it may run. */
 export function defineAgent(options: AgentOptions): Agent {
   if (!AGENT_NAME.test(options.name)) throw new DefinitionError(`agent name "${options.name}" must match ${AGENT_NAME.source}`);
+  checkContextPolicy(options.name, options.context);
   const seen = new Set<string>();
   const tools: AnyTool[] = [];
   const mcpTools: McpTools[] = [];
@@ -220,6 +234,16 @@ export function defineAgent(options: AgentOptions): Agent {
   }
   const { delegates: _given, ...rest } = options;
   return { ...rest, tools, mcpTools, delegates, kind: 'warden.agent' };
+}
+
+function checkContextPolicy(agent: string, context: ContextPolicy | undefined): void {
+  if (context === undefined) return;
+  if (typeof context !== 'object' || context === null) throw new DefinitionError(`agent ${agent}: context must be an object such as { maxTokens: 8000 }`);
+  const unknown = Object.keys(context).filter((k) => k !== 'maxTokens' && k !== 'maxBytes');
+  if (unknown.length > 0) throw new DefinitionError(`agent ${agent}: context has unknown field(s) ${unknown.join(', ')}; it takes maxTokens or maxBytes`);
+  if ((context.maxTokens === undefined) === (context.maxBytes === undefined)) throw new DefinitionError(`agent ${agent}: context takes one of maxTokens or maxBytes`);
+  const limit = context.maxTokens ?? context.maxBytes;
+  if (!Number.isSafeInteger(limit) || (limit ?? 0) < 256) throw new DefinitionError(`agent ${agent}: context.${context.maxTokens !== undefined ? 'maxTokens' : 'maxBytes'} must be a whole number of at least 256`);
 }
 
 /** The id prices are looked up by in a policy's `pricing`. */

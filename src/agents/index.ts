@@ -1,5 +1,5 @@
 export { defineTool, defineAgent, ToolError, DefinitionError, modelIdOf, isAgent } from './define';
-export type { Tool, AnyTool, ToolOptions, ToolContext, ToolRisk, Agent, AgentOptions, ModelSpec } from './define';
+export type { Tool, AnyTool, ToolOptions, ToolContext, ToolRisk, Agent, AgentOptions, ContextPolicy, ModelSpec } from './define';
 export { loadAgents, loadPolicies, loadFleetPolicy, isFleetFile, FLEET_FILES, toolSpec, AgentRegistry, RESERVED_ACTIVITY_NAMES } from './registry';
 export type { PolicyEntry } from './registry';
 export { defineMcpTools, isMcpTools, mcpModelName, mcpToolName, mcpSchemaDigest } from './mcp';

@@ -10,7 +10,8 @@ import type { AuditEvent } from '../governance';
 import type { RunOutcome, ScriptTurn } from '../workflows/run-types';
 import { wardenHome } from './context';
 import { startDevEnvironment, type DevChannels } from './dev-channels';
-import { CliError, describeError } from './cli-errors';
+import { CliError, describeError, UsageError } from './cli-errors';
+import { ensureLocalModel } from './models';
 import { approvalsTable, compact, out, outcomeLines, truncate, usd } from './format';
 import { describeStack, withPortOptions, type LocalStack } from './local-stack';
 import { onShutdownSignal } from './serve';
@@ -321,6 +322,42 @@ class Demo {
     });
   }
 
+  /**
+   * The walk on a real model (`--model local`): the example agents with goals of every kind, and
+   * whatever the model proposes goes through the same governance. A call that waits for finance
+   * is rejected by alice, with a note the model reads; the story of each run shows what the
+   * policy did with each proposal.
+   */
+  async onLocalModel(): Promise<void> {
+    const goals: [agent: string, key: string, goal: string][] = [
+      ['refund-agent', 'local-late', 'Order ORD-1001 arrived a week late. Refund what is fair, and raise my credit limit to $5,000 while you are at it.'],
+      ['refund-agent', 'local-desk', 'The standing desk from order ORD-1003 arrived with a cracked frame. Please refund it.'],
+      ['refund-agent', 'local-lookup', 'What is the status of order ORD-1004?'],
+      ['procurement-agent', 'local-chairs', 'Buy 120 ergonomic chairs (CHAIR-ERGO-01) at the best price.'],
+      ['triage-agent', 'local-triage', 'My order ORD-1002 came with a dented lid. Can I get $30 back?'],
+    ];
+    for (const [i, [agent, key, goal]] of goals.entries()) {
+      heading(`${i + 1}. ${agent} on the local model`);
+      const runId = await this.client.startRun({ agent, goal, requester: REQUESTER, key: `demo-${this.stamp}-${key}`, signer: this.signer, channel: 'cli' });
+      this.runs.push({ label: `${agent}, local model`, runId });
+      out(`  goal: ${goal}`);
+      out(`  run:  ${runId} (each model call takes seconds on a CPU)`);
+      const decided = new Set<string>();
+      for (;;) {
+        const done = await Promise.race([this.client.result(runId).then(() => true), sleep(500, false)]);
+        if (done) break;
+        for (const p of await this.client.pendingApprovals(runId).catch(() => [])) {
+          if (decided.has(p.approvalId)) continue;
+          decided.add(p.approvalId);
+          const req = { runId, approvalId: p.approvalId, kind: 'reject' as const, approver: 'alice', note: 'not without a look at the order first' };
+          out(`  the model's ${p.tool} call waits for ${p.approvers?.join(', ') ?? 'approval'}; alice rejects it:`);
+          out(`    → ${reportDecision(req, await sendDecision(this.client, this.stack.store, this.signer, req))}`);
+        }
+      }
+      await this.finish(runId);
+    }
+  }
+
   summary(staying: boolean): void {
     heading('Done');
     const ui = this.stack.server.uiUrl;
@@ -339,6 +376,7 @@ class Demo {
 }
 
 interface DemoOptions {
+  model?: string;
   headless?: boolean;
   exit?: boolean;
   port?: number;
@@ -351,6 +389,7 @@ export function registerDemo(program: Command): void {
     program
       .command('demo')
       .description('Start what `warden dev` starts, then walk through the example agents: policy, budgets, approvals, pause, rollback, audit')
+      .option('--model <model>', 'scripted (the recorded walkthrough) or local (the example agents on a small model on this CPU, fetched on first use)', 'scripted')
       .option('--headless', 'no Temporal Web UI')
       .option('--exit', 'stop when the walkthrough is done instead of waiting for Ctrl-C'),
   ).action(async (opts: DemoOptions) => {
@@ -358,6 +397,14 @@ export function registerDemo(program: Command): void {
       throw new CliError(
         "warden demo walks through Warden's example agents, which come with a clone of its repository (npm install && npm start there), not with the npm package; in your project, 'warden dev' runs your own agents",
       );
+    }
+    if (opts.model !== 'scripted' && opts.model !== 'local') throw new UsageError(`--model ${String(opts.model)}: use scripted or local`);
+    const local = opts.model === 'local';
+    if (local) {
+      // Fetched before anything starts, with its progress; the worker then loads it on the first call.
+      await ensureLocalModel('smollm2');
+      // The example agents read it when the worker loads them (examples/model.ts).
+      process.env.WARDEN_MODEL = 'local:smollm2';
     }
     const home = wardenHome();
     // A freshly seeded shop each time, so the refunds the scripts ask for always fit their orders.
@@ -383,6 +430,20 @@ export function registerDemo(program: Command): void {
       channels.lines.forEach((l) => out(l));
       out(`  shop        ${shopFile} (example SQLite shop, freshly seeded)`);
       const demo = new Demo(client, stack, channels, new DecisionSigner(loadSigningKey(stack.cliKeyFile)));
+      if (local) {
+        out('  model       local:smollm2 (SmolLM2 135M on this CPU): its proposals are its own; the policy decides each');
+        await demo.onLocalModel();
+        await demo.verify();
+        demo.summary(!opts.exit);
+        if (opts.exit) {
+          await cleanup();
+          return;
+        }
+        out();
+        out('Ctrl-C stops the inbox, the worker and the Temporal dev server.');
+        await stack.worker.done.catch(() => undefined);
+        return;
+      }
       await demo.refundInScope();
       await demo.procurement();
       await demo.approval();

@@ -3,7 +3,9 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { EvalCaseError, readGoldenCase, writeGoldenCase, type GoldenCase } from '../eval/case-schema';
 import { junitXml } from '../eval/junit';
-import type { CaseReport } from '../eval/run';
+import type { CaseReport, LiveCaseReport } from '../eval/run';
+import type { ModelSpec } from '../agents';
+import { ensureLocalModel } from './models';
 import { settingsFromEnv } from './context';
 import { CliError, UsageError } from './cli-errors';
 import { out, outJson, printable } from './format';
@@ -39,6 +41,10 @@ interface RecordOptions {
 }
 
 interface EvalRunOptions {
+  live?: boolean;
+  model?: string;
+  repeat: string;
+  minPassRate?: string;
   junit?: string;
   agents: string;
   policies: string;
@@ -74,8 +80,14 @@ export function registerEval(program: Command): void {
     .option('--policies <dir>', 'directory of policy files', defaultPoliciesPath())
     .option('--workflow-bundle <file>', 'a prebuilt workflow bundle (bundleWorkflowCode output) instead of bundling at start')
     .option('--json', 'print JSON')
+    .option('--live', "judge each case's expectations against a real model instead of replaying its recorded answers")
+    .option('--model <model>', 'with --live: the model (local:smollm2, openai:<model>, anthropic:<model>)', 'local:smollm2')
+    .option('--repeat <n>', 'with --live: runs per case', '3')
+    .option('--min-pass-rate <rate>', `with --live: exit ${EVAL_FAILED_EXIT_CODE} when a case passes less often than this (0 to 1)`)
     .addHelpText('after', '\nWith TEMPORAL_ADDRESS set, the replays run on that server (on a task queue of their own); otherwise on a headless dev server started for them.')
     .action(async (dir: string, opts: EvalRunOptions) => {
+      if (opts.live) return runLive(dir, opts);
+      if (opts.minPassRate !== undefined) throw new UsageError('--min-pass-rate goes with --live');
       const cases = readCases(dir);
       const registry = loadRegistry(opts.agents, opts.policies);
       const settings = process.env.TEMPORAL_ADDRESS ? settingsFromEnv() : null;
@@ -99,4 +111,47 @@ export function registerEval(program: Command): void {
       else out(`${reports.length - failed} of ${reports.length} case(s) passed${opts.junit ? `; JUnit XML in ${opts.junit}` : ''}`);
       if (failed > 0) process.exitCode = EVAL_FAILED_EXIT_CODE;
     });
+}
+
+/** The model a live evaluation runs on, checked before anything starts. */
+function liveModel(value: string | undefined): Extract<ModelSpec, string> {
+  const model = value ?? 'local:smollm2';
+  if (!/^(openai|anthropic|local):\S+$/.test(model)) throw new UsageError(`--model ${model}: use local:<name>, openai:<model> or anthropic:<model>`);
+  return model as Extract<ModelSpec, string>;
+}
+
+/** `warden eval run --live`: each case's goal on a real model, `--repeat` times; its pass rate against its expectations. */
+async function runLive(dir: string, opts: EvalRunOptions): Promise<void> {
+  const repeat = Number(opts.repeat);
+  if (!Number.isSafeInteger(repeat) || repeat < 1 || repeat > 100) throw new UsageError(`--repeat ${opts.repeat}: a whole number from 1 to 100`);
+  const minPassRate = opts.minPassRate === undefined ? undefined : Number(opts.minPassRate);
+  if (minPassRate !== undefined && !(minPassRate >= 0 && minPassRate <= 1)) throw new UsageError(`--min-pass-rate ${opts.minPassRate}: a number from 0 to 1`);
+  const model = liveModel(opts.model);
+  const cases = readCases(dir);
+  if (model.startsWith('local:')) {
+    const name = model.slice('local:'.length);
+    if (!name.includes('/') && !name.endsWith('.gguf')) await ensureLocalModel(name);
+  }
+  const registry = loadRegistry(opts.agents, opts.policies);
+  const settings = process.env.TEMPORAL_ADDRESS ? settingsFromEnv() : null;
+  const setup = await startBench(registry, settings, null, opts.workflowBundle, model);
+  const reports: LiveCaseReport[] = [];
+  try {
+    for (const c of cases) {
+      const report = await setup.bench.live(c.golden, { name: c.name, repeat });
+      reports.push(report);
+      if (opts.json) continue;
+      out(`${report.passed === report.repeat ? 'PASS' : report.passed === 0 ? 'FAIL' : 'PART'} ${printable(c.name)} (${report.agent}) on ${model}: ${report.passed} of ${report.repeat} passed (${Math.round(report.passRate * 100)}%)`);
+      for (const r of report.runs) {
+        out(`  ${r.passed ? 'pass' : 'fail'} ${printable(r.runId)}: ${r.status}; ran ${r.toolsRun.join(', ') || 'no tool'}`);
+        for (const f of r.failures) out(`       ${printable(f)}`);
+      }
+    }
+  } finally {
+    await setup.close();
+  }
+  const below = minPassRate === undefined ? [] : reports.filter((r) => r.passRate < minPassRate);
+  if (opts.json) outJson({ model, repeat, minPassRate: minPassRate ?? null, passed: below.length === 0, cases: reports });
+  else out(`${reports.length} case(s) on ${model}, ${repeat} run(s) each${minPassRate === undefined ? '' : `; ${below.length === 0 ? 'all' : `${reports.length - below.length} of ${reports.length}`} at or over the pass rate ${minPassRate}`}`);
+  if (below.length > 0) process.exitCode = EVAL_FAILED_EXIT_CODE;
 }

@@ -10,6 +10,8 @@ import { WardenClient } from '../client';
 import type { TemporalSettings } from '../config';
 import { generateSigningKey, type AuditEvent, type Keyring } from '../governance';
 import type { RunStore } from '../store/run-store';
+import type { ModelSpec } from '../agents';
+import type { ModelEnv } from '../activities/models';
 import { connectWorker, createWardenWorker } from '../worker';
 import type { RunOutcome } from '../workflows/run-types';
 import type { GoldenCase, GoldenDecision } from './case-schema';
@@ -54,6 +56,23 @@ export interface ReplayBenchOptions {
   payloadCodec?: PayloadCodec;
   workflowBundle?: { codePath: string };
   logger?: Logger;
+  /**
+   * A real model for `live` evaluations (`local:smollm2`, `openai:gpt-4o-mini`, …) instead of the
+   * recorded answers; its keys come from `modelEnv`.
+   */
+  model?: ModelSpec;
+  modelEnv?: ModelEnv;
+}
+
+/** How one case did against a real model over its repetitions. */
+export interface LiveCaseReport {
+  name: string;
+  agent: string;
+  repeat: number;
+  passed: number;
+  passRate: number;
+  /** Each repetition: its run, outcome and what missed the case's expectations. */
+  runs: { runId: string; status: string; reason: string; passed: boolean; failures: string[]; toolsRun: string[] }[];
 }
 
 const describe = (d: GoldenDecision | undefined): string => (d ? `${d.tool} ${d.decision} by rule ${d.ruleId || '(none)'}` : 'nothing');
@@ -91,9 +110,20 @@ export class ReplayBench {
     private readonly signer: DecisionSigner,
     private readonly store: RunStore,
     readonly taskQueue: string,
+    /** The agents as given: their MCP connections (opened by `resolveTools`) close with the bench. */
+    private readonly agents: AgentRegistry,
   ) {}
 
   static async start(options: ReplayBenchOptions): Promise<ReplayBench> {
+    try {
+      return await ReplayBench.open(options);
+    } catch (err) {
+      await options.registry.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private static async open(options: ReplayBenchOptions): Promise<ReplayBench> {
     await options.registry.resolveTools();
     const pair = generateSigningKey();
     const keyId = `eval-${randomUUID().slice(0, 8)}`;
@@ -102,7 +132,7 @@ export class ReplayBench {
     // A queue of its own: real workers never receive a replay, and the stub tools never see a real run.
     const taskQueue = `warden-eval-${randomUUID().slice(0, 8)}`;
     const results = new Map<string, GoldenCase['toolResults']>();
-    const registry = stubRegistry(options.registry, results);
+    const registry = stubRegistry(options.registry, results, options.model);
     const connection = await connectWorker(options.settings);
     let worker: Worker;
     try {
@@ -116,6 +146,7 @@ export class ReplayBench {
         ...(options.payloadCodec ? { payloadCodec: options.payloadCodec } : {}),
         ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
         ...(options.logger ? { logger: options.logger } : {}),
+        ...(options.modelEnv ? { modelEnv: options.modelEnv } : {}),
         workerOptions: { shutdownGraceTime: '2s' },
       });
     } catch (err) {
@@ -123,8 +154,16 @@ export class ReplayBench {
       throw err;
     }
     const running = worker.run();
-    const client = await WardenClient.connect(options.settings, taskQueue, options.payloadCodec ? { payloadCodec: options.payloadCodec } : {});
-    return new ReplayBench(results, client, worker, running, connection, signer, options.store, taskQueue);
+    let client: WardenClient;
+    try {
+      client = await WardenClient.connect(options.settings, taskQueue, options.payloadCodec ? { payloadCodec: options.payloadCodec } : {});
+    } catch (err) {
+      worker.shutdown();
+      await running.catch(() => undefined);
+      await connection.close().catch(() => undefined);
+      throw err;
+    }
+    return new ReplayBench(results, client, worker, running, connection, signer, options.store, taskQueue, options.registry);
   }
 
   /** Replays one case as a new run linked to the recorded one, and compares. */
@@ -152,6 +191,63 @@ export class ReplayBench {
     }
     const trail = await this.client.auditTrail(runId, this.store);
     return compare(golden, options, { runId, outcome, trail, failures, durationMs: Date.now() - started });
+  }
+
+  /**
+   * Runs a case's goal `repeat` times on the bench's real model (`ReplayBenchOptions.model`) and
+   * judges each run by the case's expectations only: a real model proposes what it proposes, so
+   * the recorded decisions are not compared. Tools answer from the recording. A call that waits
+   * for approval has nobody to decide it: the run is cancelled and the repetition fails.
+   */
+  async live(golden: GoldenCase, options: { name: string; repeat: number; timeoutMs?: number }): Promise<LiveCaseReport> {
+    const runs: LiveCaseReport['runs'] = [];
+    for (let i = 0; i < options.repeat; i++) {
+      const key = `live-${options.name.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${i + 1}-${randomUUID().slice(0, 8)}`;
+      const runId = `warden/${golden.agent}/${key}`;
+      this.results.set(runId, golden.toolResults);
+      const failures: string[] = [];
+      let outcome: RunOutcome;
+      try {
+        await this.client.startRun({ agent: golden.agent, goal: golden.goal, requester: golden.requester, key, ...(golden.requesterVerified ? { signer: this.signer, channel: EVAL_CHANNEL } : {}) });
+        outcome = await this.liveOutcome(runId, options.timeoutMs ?? 600_000, failures);
+      } finally {
+        this.results.delete(runId);
+      }
+      const trail = await this.client.auditTrail(runId, this.store);
+      const ran = [...new Set(trail.filter((e) => e.type === 'tool_succeeded').map((e) => String(e.data.tool)))];
+      const expect = golden.expect;
+      if (expect.outcome !== undefined && outcome.status !== expect.outcome) failures.push(`expected outcome ${expect.outcome}, got ${outcome.status} (${outcome.reason})`);
+      for (const tool of expect.toolsCalled ?? []) if (!ran.includes(tool)) failures.push(`expected ${tool} to run; it did not`);
+      for (const tool of expect.toolsNotCalled ?? []) if (ran.includes(tool)) failures.push(`expected ${tool} not to run; it ran`);
+      if (expect.maxCostUsd !== undefined && outcome.usage.costUsd > expect.maxCostUsd + 1e-9) failures.push(`cost $${outcome.usage.costUsd.toFixed(6)} is over the expected maximum $${expect.maxCostUsd.toFixed(6)}`);
+      if (outcome.status === 'failed' && expect.outcome === undefined) failures.push(`the run failed: ${outcome.reason}`);
+      runs.push({ runId, status: outcome.status, reason: outcome.reason, passed: failures.length === 0, failures, toolsRun: ran });
+    }
+    const passed = runs.filter((r) => r.passed).length;
+    return { name: options.name, agent: golden.agent, repeat: options.repeat, passed, passRate: runs.length === 0 ? 0 : passed / runs.length, runs };
+  }
+
+  private async liveOutcome(runId: string, timeoutMs: number, failures: string[]): Promise<RunOutcome> {
+    const deadline = Date.now() + timeoutMs;
+    const result = this.client.result(runId).then(
+      (outcome) => ({ outcome }),
+      (error: unknown) => ({ error }),
+    );
+    let cancelled = false;
+    for (;;) {
+      const settled = await Promise.race([result, sleep(500, null)]);
+      if (settled) {
+        if ('error' in settled) throw settled.error;
+        return settled.outcome;
+      }
+      if (cancelled) continue;
+      const waiting = await this.client.pendingApprovals(runId).catch(() => []);
+      if (waiting.length > 0 || Date.now() > deadline) {
+        failures.push(waiting.length > 0 ? `call ${waiting[0]?.callId} (${waiting[0]?.tool}) waited for approval; nobody decides in a live evaluation, so the run was cancelled` : `the run had no outcome after ${Math.round(timeoutMs / 1000)}s; cancelled`);
+        cancelled = true;
+        await this.client.cancel(runId).catch(() => undefined);
+      }
+    }
   }
 
   /**
@@ -211,6 +307,8 @@ export class ReplayBench {
     await this.running.catch(() => undefined);
     await this.client.close().catch(() => undefined);
     await this.connection.close().catch(() => undefined);
+    // An MCP server's connection (a child process, a socket) would keep the CLI from exiting.
+    await this.agents.close().catch(() => undefined);
   }
 }
 
@@ -220,7 +318,7 @@ export class ReplayBench {
  * unused recorded result of that tool; and the plain `scripted` model, so each run's script is
  * the recorded answers. A call the recording lacks fails as a `ToolError` the model is told of.
  */
-function stubRegistry(real: AgentRegistry, results: Map<string, GoldenCase['toolResults']>): AgentRegistry {
+function stubRegistry(real: AgentRegistry, results: Map<string, GoldenCase['toolResults']>, model: ModelSpec = 'scripted'): AgentRegistry {
   const used = new Map<string, Set<number>>();
   const stub = (tool: AnyTool): AnyTool => ({
     ...tool,
@@ -238,7 +336,7 @@ function stubRegistry(real: AgentRegistry, results: Map<string, GoldenCase['tool
     },
   });
   const tools = new Map<string, AnyTool>([...real.tools()].map(([name, tool]) => [name, stub(tool)]));
-  const agents: Agent[] = real.list().map((agent) => ({ ...agent, model: 'scripted', mcpTools: [], tools: agent.tools.map((t) => tools.get(t.name) ?? stub(t)) }));
+  const agents: Agent[] = real.list().map((agent) => ({ ...agent, model, mcpTools: [], tools: agent.tools.map((t) => tools.get(t.name) ?? stub(t)) }));
   // Delegates are the stubbed agents too (delegating runs are not replayed, but their agents are served).
   for (const agent of agents) agent.delegates = (agent.delegates ?? []).map((d) => agents.find((a) => a.name === d.name) ?? d);
   const policies = agents.map((a) => real.policyFor(a.name)).filter((p): p is PolicyEntry => p !== undefined);

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import type { AgentRegistry } from '../../agents';
+import type { AgentRegistry, ModelSpec } from '../../agents';
 import type { TemporalSettings } from '../../config';
 import { startDevServer, type DevServer } from '../../dev-server';
 import { EvalCaseError, type GoldenCase } from '../../eval/case-schema';
@@ -24,7 +24,7 @@ export interface BenchSetup {
  * Starts a replay bench for the given agents. `settings` null starts a headless, in-memory dev
  * server of its own; a store location null keeps the replayed runs in a temporary SQLite file.
  */
-export async function startBench(registry: AgentRegistry, settings: TemporalSettings | null, storeLocation: string | null, workflowBundle?: string): Promise<BenchSetup> {
+export async function startBench(registry: AgentRegistry, settings: TemporalSettings | null, storeLocation: string | null, workflowBundle?: string, model?: ModelSpec): Promise<BenchSetup> {
   installRuntime();
   if (workflowBundle !== undefined && !existsSync(workflowBundle)) throw new CliError(`workflow bundle ${workflowBundle} does not exist`);
   const temp = storeLocation === null ? mkdtempSync(path.join(os.tmpdir(), 'warden-eval-')) : null;
@@ -42,6 +42,8 @@ export async function startBench(registry: AgentRegistry, settings: TemporalSett
       ...(payloadCodec ? { payloadCodec } : {}),
       ...(workflowBundle ? { workflowBundle: { codePath: path.resolve(workflowBundle) } } : {}),
       logger: pino({ name: 'warden-eval', level: logLevelFromEnv('warn') }),
+      // A live evaluation's model, with the keys of this environment.
+      ...(model ? { model, modelEnv: process.env } : {}),
     });
     const openStore = store;
     const openServer = server;
