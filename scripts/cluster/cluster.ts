@@ -525,6 +525,10 @@ export async function upCluster(options: ClusterOptions = {}): Promise<Cluster> 
   if (state && options.shards !== undefined && options.shards !== state.shards) {
     throw new ClusterError(`the cluster in ${dir} was set up with ${state.shards} history shards; the count cannot change after setup (scripts/cluster/down.sh --purge, then up with --shards ${options.shards})`);
   }
+  if (state && options.namespace !== undefined && options.namespace !== state.namespace) {
+    state.namespace = options.namespace;
+    saveState(state);
+  }
   if (state && alive(state.serverPid)) {
     log(`already up at ${state.address} (pid ${state.serverPid})`);
     await ensureNamespace(state, log, readyTimeoutMs);
@@ -539,6 +543,8 @@ export async function upCluster(options: ClusterOptions = {}): Promise<Cluster> 
       state.address = `${HOST}:${state.ports.frontend}`;
       log(`the ports of the last run are taken; the frontend moves to ${state.address}`);
     }
+    // A rebuilt server updates the schemas below (update-schema applies what is new).
+    state.version = bins.version ?? state.version;
     state.fsync = options.fsync ?? state.fsync;
     state.logLevel = options.logLevel ?? state.logLevel;
   } else {
@@ -557,7 +563,6 @@ export async function upCluster(options: ClusterOptions = {}): Promise<Cluster> 
     };
   }
   state.runStoreUrl = postgresUrl(state, 'warden');
-  if (options.namespace !== undefined) state.namespace = options.namespace;
   saveState(state);
 
   await startPostgres(state, log);

@@ -61,6 +61,11 @@ async function main(): Promise<number> {
         ...(values.namespace !== undefined ? { namespace: values.namespace } : {}),
         ...(values['no-fsync'] ? { fsync: false } : {}),
         ...(values['log-level'] !== undefined ? { logLevel: values['log-level'] } : {}),
+      }).catch((err: unknown) => {
+        const dir = values.dir ?? defaultClusterDir();
+        const message = err instanceof Error ? err.message : String(err);
+        if (!clusterStatus(dir).postgres) throw err;
+        throw new ClusterError(`${message}\nPostgreSQL is still running: scripts/cluster/down.sh${values.dir !== undefined ? ` --dir ${dir}` : ''} stops it (--purge also removes the data)`);
       });
       process.stderr.write(`${describe(cluster)}\n`);
       console.log(exports(cluster));
