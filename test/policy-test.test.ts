@@ -24,7 +24,7 @@ interface JsonReport {
   passed: number;
   failed: number;
   malformed: number;
-  files: { file: string; agent?: string; uncoveredRules?: string[]; cases?: { name: string; passed: boolean }[]; problems?: { path: string; caseName?: string }[] }[];
+  files: { file: string; agent?: string; uncoveredRules?: string[]; uncoveredQuotas?: string[]; cases?: { name: string; passed: boolean }[]; problems?: { path: string; caseName?: string }[] }[];
 }
 
 /** A directory with the refund policy and the given test file beside it. */
@@ -45,6 +45,7 @@ describe('warden policy test', () => {
     expect(r.stdout).toContain('  ✓ a refund just over $100 waits for finance');
     expect(r.stdout).not.toContain('✗');
     expect(r.stdout).not.toContain('rules no case reaches');
+    expect(r.stdout).not.toContain('quotas no case reaches');
     expect(r.stdout).toMatch(/\n\d+ cases: \d+ passed, 0 failed \(3 files\)\n$/);
 
     const json = await warden(['policy', 'test', 'policies', '--json']);
@@ -52,10 +53,10 @@ describe('warden policy test', () => {
     const report = JSON.parse(json.stdout) as JsonReport;
     expect(report.failed).toBe(0);
     expect(report.malformed).toBe(0);
-    expect(report.files.map((f) => [f.agent, f.uncoveredRules])).toEqual([
-      ['procurement-agent', []],
-      ['refund-agent', []],
-      ['triage-agent', []],
+    expect(report.files.map((f) => [f.agent, f.uncoveredRules, f.uncoveredQuotas])).toEqual([
+      ['procurement-agent', [], []],
+      ['refund-agent', [], []],
+      ['triage-agent', [], []],
     ]);
     for (const f of report.files) expect(f.cases?.every((c) => c.passed)).toBe(true);
   });

@@ -100,7 +100,7 @@ interface CaseReport extends PolicyTestResult {
 }
 
 type FileReport =
-  | { file: string; policy: string; agent: string; policyVersion: string; passed: number; failed: number; uncoveredRules: string[]; cases: CaseReport[] }
+  | { file: string; policy: string; agent: string; policyVersion: string; passed: number; failed: number; uncoveredRules: string[]; uncoveredQuotas: string[]; cases: CaseReport[] }
   | { file: string; malformed: true; error: string; problems: PolicyTestProblem[] }
   | { file: string; policy: string; error: string };
 
@@ -130,7 +130,7 @@ function runFile(file: string, agents: Map<string, PolicyTestOptions> | undefine
       const at = map.positionOf(['cases', r.index]);
       return at ? { ...r, line: at.line } : r;
     });
-    return { file, policy: policyFile, agent: run.agent, policyVersion: run.policyVersion, passed: run.passed, failed: run.failed, uncoveredRules: run.uncoveredRules, cases };
+    return { file, policy: policyFile, agent: run.agent, policyVersion: run.policyVersion, passed: run.passed, failed: run.failed, uncoveredRules: run.uncoveredRules, uncoveredQuotas: run.uncoveredQuotas, cases };
   } catch (err) {
     if (PolicyTestError.isInstance(err)) return { file, malformed: true, error: err.message.split('\n')[0] ?? err.message, problems: [...err.problems] };
     if (PolicyError.isInstance(err) || CliError.isInstance(err)) return { file, policy: policyFile, error: describeError(err) };
@@ -160,6 +160,7 @@ function printFile(report: FileReport): void {
     out(`      ${printable(c.failure ?? '')}`);
   }
   if (report.uncoveredRules.length > 0) out(`  rules no case reaches: ${report.uncoveredRules.join(', ')}`);
+  if (report.uncoveredQuotas.length > 0) out(`  quotas no case reaches: ${report.uncoveredQuotas.join(', ')}`);
 }
 
 export function registerPolicyTest(policy: Command): void {

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { loadPolicies } from '../agents';
+import { loadFleetPolicy, loadPolicies } from '../agents';
 import { emptyAuditHead, nextAuditEvent, parsePolicy, type AuditEvent, type Policy } from '../governance';
 import type { RunStore } from '../store';
 import { counterOfTenant, describeCount, limitOf, quotaStanding, type NamedQuota, type QuotaStanding } from '../client/quota-standing';
@@ -17,13 +17,15 @@ export function quotaTrailId(name: string): string {
 
 /**
  * The quotas the workers enforce: each agent's own (its applied policy if there is one, else its
- * policy file), by fleet-wide name (`<agent>/<id>`).
+ * policy file), by fleet-wide name (`<agent>/<id>`), then the fleet file's (`fleet/<id>`).
  */
 async function knownQuotas(store: RunStore, dir: string): Promise<NamedQuota[]> {
   checkPoliciesDir(dir);
   const byAgent = new Map<string, { policy: Policy; source: string }>();
+  let fleet: ReturnType<typeof loadFleetPolicy>;
   try {
     for (const p of loadPolicies(path.resolve(dir))) byAgent.set(p.policy.agent, { policy: p.policy, source: p.source });
+    fleet = loadFleetPolicy(path.resolve(dir));
   } catch (err) {
     throw new CliError(describeError(err));
   }
@@ -38,6 +40,7 @@ async function knownQuotas(store: RunStore, dir: string): Promise<NamedQuota[]> 
   for (const [agent, { policy, source }] of [...byAgent].sort(([a], [b]) => a.localeCompare(b))) {
     for (const q of policy.quotas ?? []) quotas.push({ name: `${agent}/${q.id}`, definition: q, source });
   }
+  for (const q of fleet?.fleet.quotas ?? []) quotas.push({ name: `fleet/${q.id}`, definition: q, source: fleet?.source ?? 'the fleet file' });
   return quotas;
 }
 
@@ -49,7 +52,7 @@ function findQuota(quotas: readonly NamedQuota[], id: string, dir: string): Name
   if (byId.length === 1 && byId[0]) return byId[0];
   if (byId.length > 1) throw new UsageError(`quota id ${id} is ambiguous: say which, ${byId.map((q) => q.name).join(' or ')}`);
   const names = quotas.map((q) => q.name);
-  throw new CliError(`no quota ${id} in the policies of ${dir} or the applied policies (${names.length > 0 ? `quotas: ${names.join(', ')}` : 'no policy defines a quota'})`);
+  throw new CliError(`no quota ${id} in the policies of ${dir}, its fleet file or the applied policies (${names.length > 0 ? `quotas: ${names.join(', ')}` : 'no policy defines a quota'})`);
 }
 
 const fmt = (n: number) => String(Math.round(n * 1e6) / 1e6);

@@ -148,6 +148,7 @@ describe('runPolicyTests', () => {
     expect(run.results[2]?.failure).toBe('expected a reason containing "never", got "unverified requesters pay small amounts only"');
     expect([run.passed, run.failed]).toEqual([2, 2]);
     expect(run.uncoveredRules).toEqual(['big-pay', 'late-looks', 'look']);
+    expect(run.uncoveredQuotas).toEqual([]);
     expect(run.policyVersion).toBe(policy.version);
   });
 });

@@ -278,6 +278,8 @@ export interface PolicyTestRun {
   failed: number;
   /** Rules of the policy no case was decided by. */
   uncoveredRules: string[];
+  /** The policy's quotas (by id) that stopped no case or sent none for approval. */
+  uncoveredQuotas: string[];
 }
 
 /**
@@ -302,5 +304,6 @@ export function runPolicyTests(policy: CompiledPolicy, file: PolicyTestFile, opt
     passed: results.length - failed,
     failed,
     uncoveredRules: policy.policy.rules.map((r) => r.id).filter((id) => !reached.has(id)),
+    uncoveredQuotas: (policy.policy.quotas ?? []).map((q) => q.id).filter((id) => !reached.has(`quota:${policy.policy.agent}/${id}`)),
   };
 }
