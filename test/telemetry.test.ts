@@ -240,3 +240,32 @@ test('the CLI exports only when OTEL_EXPORTER_OTLP_ENDPOINT is set, and refuses 
   expect(fromEnv?.resource.attributes['service.name']).toBe('warden-env-test');
   await fromEnv?.shutdown();
 });
+
+test('span ids are unique across traces: a query span never takes an id the run drew, before or after a replay', async () => {
+  const runId = await bed.client.startRun({
+    agent: 'test-agent',
+    goal: 'pay twice',
+    requester: 'carol',
+    policy,
+    script: [{ toolCalls: [{ name: 'transfer', args: { amount: 5, to: 'acct-1' } }] }, { toolCalls: [{ name: 'echo', args: { text: 'a' } }] }, { toolCalls: [{ name: 'echo', args: { text: 'b' } }] }, { text: 'done' }],
+  });
+  const approval = await eventually(async () => (await bed.client.pendingApprovals(runId))[0], 30_000, 'a pending approval');
+  // Queries while the run waits: with ids from the run's random source they shifted what the run drew next.
+  for (let i = 0; i < 3; i++) await bed.client.status(runId);
+  const signature = signer.sign({ approvalId: approval.approvalId, runId, decision: 'approve', approver: 'bob', groups: ['finance'], channel: 'web' });
+  await bed.client.approve(runId, { approvalId: approval.approvalId, approver: 'bob', signature });
+  expect(await bed.client.result(runId)).toMatchObject({ status: 'completed' });
+  // A worker that no longer has the run replays it to answer: the replay draws the run's ids again.
+  await bed.stopWorker();
+  await bed.startWorker();
+  for (let i = 0; i < 3; i++) await bed.client.status(runId);
+  const queriesDone = await eventually(async () => {
+    await telemetry.forceFlush();
+    const handled = receiver.spans.filter((s) => s.name === 'HandleQuery:status');
+    return handled.length >= 6 ? handled : undefined;
+  }, 30_000, 'the query spans');
+  const ids = receiver.spans.map((s) => s.spanId);
+  const twice = [...new Set(ids.filter((id, i) => ids.indexOf(id) !== i))].map((id) => receiver.spans.filter((s) => s.spanId === id).map((s) => `${s.name} in ${s.traceId}`).join(' and '));
+  console.log(`span ids: ${ids.length} spans exported, ${queriesDone.length} of them query spans, ${twice.length} ids seen twice`);
+  expect(twice).toEqual([]);
+}, 120_000);

@@ -9,13 +9,17 @@
  * replay; their ids come from the workflow's seeded random source and their times from workflow
  * time, so a run replayed after eviction ends the same span it started.
  */
-import { SpanKind, SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
+// First: Temporal's workflow module gives the sandbox the `performance` the OpenTelemetry SDK reads as it loads.
 import {
   OpenTelemetryInboundInterceptor,
   OpenTelemetryInternalsInterceptor,
   OpenTelemetryOutboundInterceptor,
 } from '@temporalio/interceptors-opentelemetry/lib/workflow';
-import { ContinueAsNew, workflowInfo, type Next, type WorkflowExecuteInput, type WorkflowInboundCallsInterceptor, type WorkflowInterceptors } from '@temporalio/workflow';
+import { SpanKind, SpanStatusCode, context, trace, type Span, type Tracer } from '@opentelemetry/api';
+import { BasicTracerProvider, SimpleSpanProcessor, type IdGenerator } from '@opentelemetry/sdk-trace-base';
+import { extractContextFromHeaders, instrument } from '@temporalio/interceptors-opentelemetry/lib/instrumentation';
+import { SpanExporter } from '@temporalio/interceptors-opentelemetry/lib/workflow/span-exporter';
+import { ContinueAsNew, workflowInfo, type Next, type QueryInput, type WorkflowExecuteInput, type WorkflowInboundCallsInterceptor, type WorkflowInterceptors } from '@temporalio/workflow';
 import { GEN_AI, WARDEN } from './conventions';
 import { RUN_TRACE_API } from './workflow-events';
 
@@ -92,12 +96,56 @@ export class InvokeAgentInterceptor implements WorkflowInboundCallsInterceptor {
   }
 }
 
+/** `length` hex characters digested from `text` (FNV-1a rounds): ids that need no random source. */
+function hexDigest(text: string, length: number): string {
+  let out = '';
+  for (let round = 0; out.length < length; round++) {
+    let h = (0x811c9dc5 ^ round) >>> 0;
+    for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+    out += h.toString(16).padStart(8, '0');
+  }
+  return out.slice(0, length);
+}
+
+/** Ids for one query's span, from what makes that query unique; set before each query's span starts. */
+class QuerySpanIds implements IdGenerator {
+  seed = '';
+  generateTraceId(): string {
+    return hexDigest(`${this.seed}/trace`, 32);
+  }
+  generateSpanId(): string {
+    return hexDigest(`${this.seed}/span`, 16);
+  }
+}
+
+const querySpanIds = new QuerySpanIds();
+let queryTracer: Tracer | undefined;
+let queries = 0;
+
+/**
+ * Temporal's inbound interceptor, except for queries: their `HandleQuery` spans take their ids
+ * from the query (its id, the caller's span, the run, a count) instead of the run's seeded random
+ * source. A query is not part of a run's history: drawing from that source gave its span the id a
+ * span of the run had drawn (or would draw on replay) — one span id in two traces — and moved the
+ * run's random sequence off the one its replay follows.
+ */
+class WardenInboundInterceptor extends OpenTelemetryInboundInterceptor {
+  override async handleQuery(input: QueryInput, next: Next<WorkflowInboundCallsInterceptor, 'handleQuery'>): Promise<unknown> {
+    const parent = extractContextFromHeaders(input.headers);
+    const caller = parent ? trace.getSpanContext(parent) : undefined;
+    const info = workflowInfo();
+    querySpanIds.seed = `${input.queryId}|${caller?.traceId ?? ''}|${caller?.spanId ?? ''}|${info.workflowId}|${info.runId}|${++queries}|${Date.now()}`;
+    queryTracer ??= new BasicTracerProvider({ idGenerator: querySpanIds, spanProcessors: [new SimpleSpanProcessor(new SpanExporter())] }).getTracer('@temporalio/interceptor-workflow');
+    return instrument({ tracer: queryTracer, spanName: `HandleQuery:${input.queryName}`, fn: () => next(input), ...(parent ? { context: parent } : {}) });
+  }
+}
+
 export const interceptors = (): WorkflowInterceptors => {
   // Called once for each run, on the run's own global: its telemetry (workflow-events.ts) reports through this.
   (globalThis as { [RUN_TRACE_API]?: typeof trace })[RUN_TRACE_API] = trace;
   return {
     // The first inbound interceptor is the outermost: RunWorkflow, then invoke_agent inside it.
-    inbound: [new OpenTelemetryInboundInterceptor(), new InvokeAgentInterceptor()],
+    inbound: [new WardenInboundInterceptor(), new InvokeAgentInterceptor()],
     outbound: [new OpenTelemetryOutboundInterceptor()],
     internals: [new OpenTelemetryInternalsInterceptor()],
   };
