@@ -9,7 +9,8 @@ import path from 'node:path';
 import { DecisionSigner } from '../src/approvals/signing-keys';
 import { fleetPolicySchema, generateSigningKey, parsePolicy, type AuditEvent } from '../src/governance';
 import type { ScriptTurn } from '../src/workflows/run-types';
-import { createTestBed, type TestBed } from './helpers';
+import { approvalCard } from '../src/approvals/inbox/pages';
+import { createTestBed, eventually, type TestBed } from './helpers';
 import { refundAgent, REFUND_AGENT, sqliteLedger, type EffectLedger } from './fixtures/quota/refund-agent';
 
 const key = generateSigningKey();
@@ -73,6 +74,20 @@ describe('tenants', () => {
     const forged = await bed.client.startRun({ agent: REFUND_AGENT, goal: 'refund again', requester: 'mallory', tenant: 'acme', signer: { signStart: (c) => signer.signStart({ ...c, runId: 'warden/other/run' }) }, channel: 'web', policy, script: [{ text: 'done' }] });
     await bed.client.result(forged);
     expect(started(await bed.client.auditTrail(forged, bed.store))).toMatchObject({ tenant: 'shared', requesterVerified: false });
+  });
+
+  test("an approval shows the run's tenant: in the pendingApprovals query and on the inbox's card", async () => {
+    const asking = parsePolicy({ ...policy, rules: [{ id: 'refunds-need-finance', tools: ['refund'], decision: 'require_approval', reason: 'finance looks', approval: { approvers: ['group:finance'] } }, { id: 'allow-rest', decision: 'allow' }] }, 'asking policy');
+    const runId = await bed.client.startRun({ agent: REFUND_AGENT, goal: 'refund for acme', requester: 'carol', tenant: 'acme', signer, channel: 'web', policy: asking, script: [{ toolCalls: [{ name: 'refund', args: { order: 'a-2', amount: 5 } }] }, { text: 'done' }] });
+    const [pending] = await eventually(async () => {
+      const p = await bed.client.pendingApprovals(runId);
+      return p.length > 0 ? p : undefined;
+    }, 60_000, 'the approval');
+    expect(pending).toMatchObject({ tenant: 'acme', requester: 'carol' });
+    if (!pending) throw new Error('no approval');
+    const card = approvalCard(pending, REFUND_AGENT, { identity: { id: 'fran', groups: ['finance'] }, csrf: 'x', session: true }, Date.now()).toString();
+    expect(card).toContain('carol <span class="muted tenant">for tenant acme</span>');
+    await bed.client.cancel(runId);
   });
 
   test('two tenants with their own cost quota: one spending its quota does not stop the other', async () => {

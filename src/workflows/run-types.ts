@@ -196,6 +196,8 @@ export type PendingApproval = Omit<ApprovalState, 'votes' | 'state' | 'decidedBy
   paused: boolean;
   /** The call is a delegate's: the run that delegated the task (approvers see whose work it is). */
   delegatedBy?: DelegatedBy;
+  /** The tenant the run works for, when it has one. */
+  tenant?: string;
 };
 
 export interface CompensationStep {

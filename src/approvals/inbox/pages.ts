@@ -65,7 +65,7 @@ export function approvalCard(approval: PendingApproval, agent: string, viewer: V
 <dl>
 <dt>Run</dt><dd><a href="${runPath(approval.runId)}">${approval.runId}</a></dd>
 ${approval.delegatedBy ? html`<dt>Delegated by</dt><dd class="delegated-by">agent ${approval.delegatedBy.agent} · <a href="${runPath(approval.delegatedBy.runId)}">${approval.delegatedBy.runId}</a></dd>` : ''}
-<dt>Requested by</dt><dd>${approval.requester}</dd>
+<dt>Requested by</dt><dd>${approval.requester}${approval.tenant !== undefined ? html` <span class="muted tenant">for tenant ${approval.tenant}</span>` : ''}</dd>
 <dt>Rule</dt><dd><code>${approval.ruleId}</code> — ${approval.reason}</dd>
 ${quota ? quotaRow(quota) : ''}
 <dt>Approvers</dt><dd>${approval.approvers.join(', ')}${approval.quorum > 1 ? ` · ${approval.approvals.length} of ${approval.quorum} approvals so far` : ''}${approval.escalated ? ' · escalated' : ''}</dd>

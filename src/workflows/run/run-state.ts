@@ -238,8 +238,9 @@ export class RunState {
 
   pendingApprovals(): PendingApproval[] {
     const delegatedBy = this.delegatedBy();
+    const tenant = this.prepared?.tenant;
     const pending = this.desk.view(this.paused);
-    return delegatedBy ? pending.map((a) => ({ ...a, delegatedBy })) : pending;
+    return delegatedBy || tenant !== undefined ? pending.map((a) => ({ ...a, ...(delegatedBy ? { delegatedBy } : {}), ...(tenant !== undefined ? { tenant } : {}) })) : pending;
   }
 
   delegatedBy(): DelegatedBy | undefined {
