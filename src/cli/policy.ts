@@ -5,6 +5,7 @@ import { stringify as toYaml } from 'yaml';
 import { isFleetFile, loadAgents, loadPolicies, type AgentRegistry, type AnyTool } from '../agents';
 import type { ZodType } from 'zod';
 import { CompiledPolicy, emptyLoopState, emptyUsage, governCall, parsePolicy, policyVersion, type Policy, type RunFacts } from '../governance';
+import { quotaSetFor } from '../governance/quota';
 import { DIFF_KINDS, groupDiffs, recordedRun, whatIf } from '../governance/change-safety/what-if';
 import { shadowDiffsOf } from '../governance/change-safety/shadow-diff';
 import { checkPolicy } from '../governance/policy/policy-check';
@@ -284,20 +285,21 @@ function registerChangeSafety(policy: Command): void {
     .option('--runs <query>', "a Temporal list query that narrows the runs, e.g. \"WardenStatus = 'completed'\"")
     .option('--agents <module>', "module exporting agents: tools' risk and which tools the agent has (otherwise risk is taken as low)")
     .option('--fail-on <kinds>', `exit ${POLICY_DIFF_EXIT_CODE} when a difference of these kinds exists: ${DIFF_KINDS.join(',')} (or any)`)
+    .option('--fleet <file>', "the fleet file (policies/fleet.yaml): its quotas that reach the candidate's agent are replayed too")
     .option('--json', 'print JSON')
-    .action(async (file: string, opts: TrailOptions & { agent?: string; agents?: string; failOn?: string; json?: boolean }) => {
+    .action(async (file: string, opts: TrailOptions & { agent?: string; agents?: string; failOn?: string; fleet?: string; json?: boolean }) => {
       const failOn = parseFailOn(opts.failOn);
       parseSince(opts.since);
       const candidate = readPolicyFile(file);
       if (opts.agent !== undefined && opts.agent !== candidate.agent) throw new UsageError(`--agent ${opts.agent}: the candidate ${file} is a policy for ${candidate.agent}`);
       const tools = opts.agents === undefined ? undefined : (await agentTools(opts.agents, file, candidate.agent)).specs;
       const compiled = new CompiledPolicy(candidate, tools ? { knownTools: new Set(tools.map((t) => t.name)) } : {});
+      const fleet = opts.fleet === undefined ? undefined : readFleetFile(opts.fleet);
       const trails = await withClientAndStore((client, store) => readTrails(client, store, candidate.agent, opts));
-      const report = whatIf(
-        trails.map((t) => recordedRun(t.runId, t.events)),
-        compiled,
-        tools ? { tools: new Map(tools.map((t) => [t.name, t])) } : {},
-      );
+      const report = whatIf(trails.map((t) => recordedRun(t.runId, t.events)), compiled, {
+        ...(tools ? { tools: new Map(tools.map((t) => [t.name, t])) } : {}),
+        ...(fleet ? { quotas: quotaSetFor(candidate.agent, candidate, fleet) } : {}),
+      });
       const failing = report.diffs.filter((d) => failOn.includes(d.kind));
       if (opts.json) outJson({ candidate: file, ...report, failOn, failing: failing.length });
       else whatIfLines(file, report).forEach((l) => out(l));

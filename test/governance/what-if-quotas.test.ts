@@ -6,6 +6,8 @@
 import { CompiledPolicy, nextAuditEvent, parsePolicy, type AuditEvent, type AuditEventType, type PolicyInput } from '../../src/governance';
 import { recordedRun, whatIf } from '../../src/governance/change-safety/what-if';
 import { quotaLines, whatIfLines } from '../../src/cli/support/what-if-report';
+import { quotaSetFor } from '../../src/governance/quota';
+import { runCli } from '../fixtures/run-cli';
 
 const T0 = Date.parse('2025-03-01T10:00:00Z');
 
@@ -123,4 +125,26 @@ test('the tenant run_started recorded is run.tenant when a candidate decides', (
     ['warden/payer/g', 'allow-to-deny', 'default:no-match'],
     ['warden/payer/n', 'allow-to-deny', 'default:no-match'],
   ]);
+});
+
+describe("the fleet file's quotas", () => {
+  const fleet = { quotas: [{ id: 'all-transfers', count: 'calls' as const, tools: ['transfer'], scope: [], window: { rolling: '24h' }, thresholds: [{ above: 1, action: 'deny' as const, reason: 'one transfer a day, fleet-wide' }] }], rateLimits: [] };
+
+  test('given the fleet file, its quotas that reach the agent are replayed too, and it is no longer named as not evaluated', () => {
+    const candidate = withQuotas();
+    const report = whatIf([run('a', 'acme', [[1, 10], [2, 10]])], candidate, { quotas: quotaSetFor('payer', candidate.policy, fleet) });
+    expect(report.quotas?.evaluated).toEqual(['payer/transfers-per-day', 'payer/transfer-sum', 'fleet/all-transfers']);
+    expect(report.quotas?.hits.map((h) => [h.callId, h.quota, h.action])).toEqual([['c1', 'fleet/all-transfers', 'deny']]);
+    expect(report.quotas?.notEvaluated.map((n) => n.quota)).not.toContain('the fleet file');
+  });
+
+  test('warden policy what-if --fleet refuses a fleet file it cannot read or that is invalid, before reading any run', async () => {
+    const missing = await runCli(['policy', 'what-if', 'policies/refund-agent.yaml', '--fleet', '/nonexistent/fleet.yaml'], { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:1' });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('/nonexistent/fleet.yaml');
+    const bad = await runCli(['policy', 'what-if', 'policies/refund-agent.yaml', '--fleet', 'policies/refund-agent.yaml'], { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:1' });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('policies/refund-agent.yaml');
+    expect(bad.stderr).not.toContain('cannot reach Temporal');
+  });
 });

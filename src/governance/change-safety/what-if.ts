@@ -324,6 +324,6 @@ export function whatIf(runs: readonly RecordedRun[], candidate: CompiledPolicy, 
 
 function replayedQuotas(calls: readonly QuotaReplayCall[], candidate: CompiledPolicy, given: QuotaSet | undefined): QuotaReplay {
   const replay = replayQuotas(calls, given ?? quotaSetFor(candidate.policy.agent, candidate.policy));
-  if (!given) replay.notEvaluated.push({ quota: 'the fleet file', kind: 'fleet', why: "its quotas reach every agent's runs; what-if replays the candidate's own" });
+  if (!given) replay.notEvaluated.push({ quota: 'the fleet file', kind: 'fleet', why: "its quotas reach every agent's runs; what-if replays the candidate's own unless given the fleet file (--fleet)" });
   return replay;
 }
