@@ -249,8 +249,7 @@ export class ToolCalls {
     const scope = cancellable ? new CancellationScope() : undefined;
     if (scope) run.toolScopes.add(scope);
     try {
-      const call = () => (scope ? scope.run(() => activity(input)) : activity(input));
-      const result = spec.local ? await run.local(call) : await call();
+      const result = scope ? await scope.run(() => activity(input)) : await activity(input);
       run.audit.markFlushed(audit);
       run.record('tool_succeeded', { callId: call.id, tool: call.name, attempts: result.attempt, summary: result.summary });
       run.setLine(f, 'done');
