@@ -11,7 +11,7 @@
  * makes that a failure; WARDEN_CLUSTER_TESTS=0 skips it).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -19,7 +19,7 @@ import { DecisionSigner } from '../src/approvals/signing-keys';
 import { WardenClient } from '../src/client';
 import { generateSigningKey, parsePolicy, verifyAuditChain, type Keyring } from '../src/governance';
 import { createPostgresStore, type RunStore } from '../src/store';
-import { clusterUnavailable, downCluster, restartServer, upCluster, type Cluster } from '../scripts/cluster/cluster';
+import { clusterBinaries, clusterUnavailable, downCluster, restartServer, upCluster, type Cluster } from '../scripts/cluster/cluster';
 import { LEDGER_SCHEMA } from './fixtures/multi-worker-agent';
 import { eventually, testPayloadCodec, testPayloadKeysFile } from './helpers';
 
@@ -238,6 +238,14 @@ if (unavailable && gate !== '1') {
       'the completed runs counted by their search attributes',
     );
     expect(done).toBe(ALLOWED_RUNS + APPROVAL_RUNS);
+    // The Web UI, where build.sh built it, lists the runs through the cluster's frontend.
+    if (existsSync(clusterBinaries().ui)) {
+      expect(c.uiUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const listed = (await (await fetch(`${c.uiUrl}/api/v1/namespaces/${c.namespace}/workflows?query=${encodeURIComponent(`WardenAgent = 'ledger-agent' AND TaskQueue = '${taskQueue}'`)}`)).json()) as {
+        executions?: { execution?: { workflowId?: string } }[];
+      };
+      expect(new Set(listed.executions?.map((e) => e.execution?.workflowId))).toEqual(new Set([...allowed, ...approvals]));
+    }
     expect(b.child.exitCode).toBeNull();
     console.log(`cluster: ${ALLOWED_RUNS} runs × ${CALLS_PER_RUN} calls and ${APPROVAL_RUNS} approved runs on 2 workers, ${attempts.length} tool attempts; worker a killed mid-call, server restarted in ${restartMs} ms while runs waited, crashed and back in ${crashMs} ms after the approvals`);
   }, 600_000);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the Temporal server (`temporal-server`) and its SQL schema tool (`temporal-sql-tool`, which
 # carries the schema files of the module's schema/ directory) from the Go module go.temporal.io/server
-# into $WARDEN_CACHE_DIR/bin (default ~/.cache/warden/bin). Does nothing when that version is there already. The default version is the server line the
+# into $WARDEN_CACHE_DIR/bin (default ~/.cache/warden/bin), and the Temporal Web UI
+# (`temporal-ui-server`, github.com/temporalio/ui-server/v2, the version the CLI v1.5.1 embeds) unless
+# WARDEN_CLUSTER_UI=0; a failed UI build only warns. Does nothing when those versions are there already. The default version is the server line the
 # Temporal CLI v1.5.1 embeds (1.29); TEMPORAL_SERVER_VERSION picks another.
 #
 # The first build takes several minutes (it compiles the whole server); it runs under `nice`.
@@ -20,8 +22,27 @@ die() {
 
 installed_version() { cat "$BIN_DIR/temporal-server.version" 2>/dev/null || true; }
 
+# The Temporal Web UI (optional: up.sh starts it when it is there). A failed build only warns.
+build_ui() {
+  local ui_version="${TEMPORAL_UI_VERSION:-v2.42.1}"
+  if [ -x "$BIN_DIR/temporal-ui-server" ] && [ "$(cat "$BIN_DIR/temporal-ui-server.version" 2>/dev/null)" = "$ui_version" ]; then return 0; fi
+  command -v go >/dev/null || return 0
+  local ui_work
+  ui_work="$(mktemp -d "${TMPDIR:-/tmp}/warden-ui-build.XXXXXX")"
+  log "go install github.com/temporalio/ui-server/v2/cmd/server@$ui_version (the Web UI; a minute or two the first time, under nice)"
+  if GOBIN="$ui_work" nice -n 10 go install "github.com/temporalio/ui-server/v2/cmd/server@$ui_version" >"$ui_work.log" 2>&1 && [ -x "$ui_work/server" ]; then
+    mv -f "$ui_work/server" "$BIN_DIR/temporal-ui-server"
+    echo "$ui_version" >"$BIN_DIR/temporal-ui-server.version"
+    log "built $BIN_DIR/temporal-ui-server ($ui_version)"
+  else
+    log "warning: go build of the Temporal Web UI (github.com/temporalio/ui-server/v2@$ui_version) failed; the cluster runs without it: $(tail -n 5 "$ui_work.log")"
+  fi
+  rm -rf "$ui_work" "$ui_work.log"
+}
+
 if [ -x "$BIN_DIR/temporal-server" ] && [ -x "$BIN_DIR/temporal-sql-tool" ] && [ "$(installed_version)" = "$VERSION" ]; then
   log "temporal-server and temporal-sql-tool $VERSION already in $BIN_DIR"
+  [ "${WARDEN_CLUSTER_UI:-1}" = "0" ] || build_ui
   exit 0
 fi
 
@@ -54,3 +75,4 @@ mv -f "$work/bin/server" "$BIN_DIR/temporal-server"
 mv -f "$work/bin/sql" "$BIN_DIR/temporal-sql-tool"
 echo "$VERSION" >"$BIN_DIR/temporal-server.version"
 log "built $BIN_DIR/temporal-server and $BIN_DIR/temporal-sql-tool ($VERSION)"
+[ "${WARDEN_CLUSTER_UI:-1}" = "0" ] || build_ui

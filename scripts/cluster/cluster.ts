@@ -48,6 +48,8 @@ export interface ClusterOptions {
   logLevel?: string;
   /** Progress notes. Default: stderr. */
   log?: (msg: string) => void;
+  /** Start the Temporal Web UI when build.sh built it. Default true (WARDEN_CLUSTER_UI=0: false). */
+  ui?: boolean;
   /** How long to wait for the server and the namespace. Default 120 s. */
   readyTimeoutMs?: number;
 }
@@ -60,10 +62,13 @@ export interface ClusterState {
   namespace: string;
   /** gRPC `host:port` of the frontend: `TEMPORAL_ADDRESS`. */
   address: string;
-  ports: { frontend: number; frontendHttp: number; frontendMembership: number; history: number; historyMembership: number; matching: number; matchingMembership: number; worker: number; workerMembership: number; metrics: number; postgres: number };
+  ports: { frontend: number; frontendHttp: number; frontendMembership: number; history: number; historyMembership: number; matching: number; matchingMembership: number; worker: number; workerMembership: number; metrics: number; postgres: number; ui?: number };
   fsync: boolean;
   logLevel: string;
   serverPid: number | null;
+  /** The Temporal Web UI, when its binary is built and it started; null otherwise. */
+  uiPid?: number | null;
+  uiUrl?: string | null;
   /** A database on the cluster's PostgreSQL for Warden's run store (`WARDEN_STORE`). */
   runStoreUrl: string;
 }
@@ -79,12 +84,13 @@ export function defaultClusterDir(): string {
 }
 
 /** Where build.sh puts the binaries, and the version it built. */
-export function clusterBinaries(): { server: string; sqlTool: string; version: string | null } {
+export function clusterBinaries(): { server: string; sqlTool: string; ui: string; version: string | null } {
   const bin = path.join(wardenCacheDir(), 'bin');
   const versionFile = path.join(bin, 'temporal-server.version');
   return {
     server: path.join(bin, 'temporal-server'),
     sqlTool: path.join(bin, 'temporal-sql-tool'),
+    ui: path.join(bin, 'temporal-ui-server'),
     version: existsSync(versionFile) ? readFileSync(versionFile, 'utf8').trim() : null,
   };
 }
@@ -314,8 +320,8 @@ function writeConfig(state: ClusterState): void {
 // Children this process started, so their exit is seen even before they are reaped.
 const children = new Map<number, ChildProcess>();
 
-function alive(pid: number | null): boolean {
-  if (pid === null) return false;
+function alive(pid: number | null | undefined, program = 'temporal-server'): boolean {
+  if (pid === null || pid === undefined) return false;
   const child = children.get(pid);
   if (child) return child.exitCode === null && child.signalCode === null;
   try {
@@ -325,7 +331,7 @@ function alive(pid: number | null): boolean {
   }
   // A pid reused by something else is not our server.
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('temporal-server');
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(program);
   } catch {
     return true;
   }
@@ -354,19 +360,88 @@ async function startServer(state: ClusterState, serverBin: string, log: (msg: st
   await waitForServer(state, readyTimeoutMs);
 }
 
-/** SIGTERM: the server drains and stops (SIGKILL after 30 s); SIGKILL: a crash. */
-async function stopServer(state: ClusterState, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
-  const pid = state.serverPid;
-  if (pid !== null && alive(pid)) {
+/** SIGTERM: the process drains and stops (SIGKILL after 30 s); SIGKILL: a crash. */
+async function stopProcess(pid: number | null | undefined, program: string, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
+  if (pid !== null && pid !== undefined && alive(pid, program)) {
     process.kill(pid, signal);
     const deadline = Date.now() + 30_000;
-    while (alive(pid) && Date.now() < deadline) await sleep(100);
-    if (alive(pid)) process.kill(pid, 'SIGKILL');
-    while (alive(pid)) await sleep(50);
+    while (alive(pid, program) && Date.now() < deadline) await sleep(100);
+    if (alive(pid, program)) process.kill(pid, 'SIGKILL');
+    while (alive(pid, program)) await sleep(50);
   }
   children.delete(pid ?? -1);
+}
+
+async function stopServer(state: ClusterState, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+  await stopProcess(state.serverPid, 'temporal-server', signal);
   state.serverPid = null;
   saveState(state);
+}
+
+async function stopUi(state: ClusterState): Promise<void> {
+  await stopProcess(state.uiPid, 'temporal-ui-server', 'SIGTERM');
+  state.uiPid = null;
+  state.uiUrl = null;
+  saveState(state);
+}
+
+/**
+ * The Temporal Web UI (`temporal-ui-server`, built by build.sh) on the cluster's frontend, with
+ * its own config in `ui/config/development.yaml`. Optional: without the binary, or should it not
+ * answer, the cluster runs without it and says so.
+ */
+async function startUi(state: ClusterState, binary: string, log: (msg: string) => void): Promise<void> {
+  if (!existsSync(binary)) {
+    log(`no Web UI: ${binary} is not built (scripts/cluster/build.sh builds it)`);
+    return;
+  }
+  if (state.ports.ui === undefined || !(await portsFree([state.ports.ui]))) state.ports.ui = (await freeLowPorts(1))[0]!;
+  const root = path.join(state.dir, 'ui');
+  mkdirSync(path.join(root, 'config'), { recursive: true });
+  const config = {
+    temporalGrpcAddress: state.address,
+    host: HOST,
+    port: state.ports.ui,
+    enableUi: true,
+    defaultNamespace: state.namespace,
+    cors: { cookieInsecure: true },
+    notifyOnNewVersion: false,
+    hideLogs: true,
+  };
+  writeFileSync(path.join(root, 'config', 'development.yaml'), `# Written by scripts/cluster (Warden); rewritten on every \`up\`.\n${YAML.stringify(config)}`);
+  const uiLog = path.join(state.dir, 'ui.log');
+  const logFd = openSync(uiLog, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(binary, ['--root', root, '--env', 'development', 'start'], { detached: true, stdio: ['ignore', logFd, logFd] });
+  } finally {
+    closeSync(logFd);
+  }
+  if (child.pid === undefined) return log(`no Web UI: cannot run ${binary}`);
+  children.set(child.pid, child);
+  child.unref();
+  state.uiPid = child.pid;
+  const url = `http://${HOST}:${state.ports.ui}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (!alive(state.uiPid, 'temporal-ui-server')) {
+      log(`no Web UI: it exited at start (${uiLog}):\n${tail(uiLog)}`);
+      return stopUi(state);
+    }
+    const answered = await fetch(`${url}/`).then(
+      (r) => r.status < 500,
+      () => false,
+    );
+    if (answered) break;
+    if (Date.now() > deadline) {
+      log(`no Web UI: it did not answer at ${url} within 60 s (${uiLog})`);
+      return stopUi(state);
+    }
+    await sleep(250);
+  }
+  state.uiUrl = url;
+  saveState(state);
+  log(`Web UI at ${url}`);
 }
 
 async function withConnection<T>(address: string, fn: (connection: Connection) => Promise<T>): Promise<T> {
@@ -529,9 +604,11 @@ export async function upCluster(options: ClusterOptions = {}): Promise<Cluster> 
     state.namespace = options.namespace;
     saveState(state);
   }
+  const wantUi = options.ui ?? process.env.WARDEN_CLUSTER_UI !== '0';
   if (state && alive(state.serverPid)) {
     log(`already up at ${state.address} (pid ${state.serverPid})`);
     await ensureNamespace(state, log, readyTimeoutMs);
+    if (wantUi && !alive(state.uiPid, 'temporal-ui-server')) await startUi(state, bins.ui, log);
     return withHelpers(state);
   }
   if (state) {
@@ -575,6 +652,7 @@ export async function upCluster(options: ClusterOptions = {}): Promise<Cluster> 
     await stopServer(state);
     throw err;
   }
+  if (wantUi && !alive(state.uiPid, 'temporal-ui-server')) await startUi(state, bins.ui, log);
   return withHelpers(state);
 }
 
@@ -595,6 +673,8 @@ export async function downCluster(options: { dir?: string; purge?: boolean; log?
   const dir = path.resolve(options.dir ?? defaultClusterDir());
   const state = readState(dir);
   if (state) {
+    if (alive(state.uiPid, 'temporal-ui-server')) log(`stopping the Web UI (pid ${state.uiPid})`);
+    await stopUi(state);
     if (alive(state.serverPid)) log(`stopping the Temporal server (pid ${state.serverPid})`);
     await stopServer(state);
   }

@@ -22,6 +22,7 @@ function exports(state: ClusterState): string {
 function describe(state: ClusterState): string {
   return [
     `Temporal ${state.version} at ${state.address}, namespace ${state.namespace}: ${state.shards} history shards, PostgreSQL persistence and visibility on 127.0.0.1:${state.ports.postgres}${state.fsync ? '' : ' (fsync off)'}`,
+    ...(state.uiUrl ? [`  web UI   ${state.uiUrl}`] : []),
     `  metrics  http://127.0.0.1:${state.ports.metrics}/metrics`,
     `  config   ${state.dir}/config/development.yaml, ${state.dir}/config/dynamicconfig.yaml`,
     `  logs     ${state.dir}/server.log, ${state.dir}/postgres/postgres.log`,

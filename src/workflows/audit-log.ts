@@ -28,8 +28,27 @@ export class AuditLog {
     return this.head;
   }
 
+  /**
+   * A local activity resolves in an activation whose clock reads differently on replay (live, the
+   * moment it resolved; replayed, the workflow task's time). Events recorded in that activation
+   * carry the time the activity was called at instead, so a replayed run records the same trail.
+   */
+  private pinned: { at: number; during: number } | null = null;
+
+  /** After a local activity called at `at` resolved: events of this activation are stamped `at`. */
+  pin(at: number): void {
+    this.pinned = { at, during: Date.now() };
+  }
+
+  private now(): number {
+    const now = Date.now();
+    if (this.pinned?.during === now) return this.pinned.at;
+    this.pinned = null;
+    return now;
+  }
+
   record(type: AuditEventType, data: Record<string, unknown>): AuditEvent {
-    const event = nextAuditEvent(this.head, type, data, new Date().toISOString());
+    const event = nextAuditEvent(this.head, type, data, new Date(this.now()).toISOString());
     this.head = { seq: event.seq, hash: event.hash };
     this.events.push(event);
     return event;

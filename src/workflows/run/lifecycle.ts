@@ -45,7 +45,7 @@ export class Lifecycle {
       // Cron and retry runs are continued too, with the first input again: only a seal of the
       // execution before this one, made by its worker as it continued as new, proves where the state came from.
       if (patched(SEALED_STATE)) {
-        const verdict = await verifier.verifySeal({ kind: 'carry', from: { workflowId: run.runId, runId: from }, digest: sealedDigest(input), seal: input.seal });
+        const verdict = await run.local(() => verifier.verifySeal({ kind: 'carry', from: { workflowId: run.runId, runId: from }, digest: sealedDigest(input), seal: input.seal }));
         if ('refused' in verdict) throw ApplicationFailure.nonRetryable(`refused: ${verdict.refused}`, 'RunInputError');
       }
       this.restore(carried);

@@ -43,7 +43,7 @@ export class OperatorControls {
     let verdict: VerifyOperatorResult | null = null;
     for (const runId of [run.runId, ...run.lineage()]) {
       try {
-        verdict = await verifier.verifyOperator({ runId, nowMs: Date.now(), action, by: input?.by, signature });
+        verdict = await this.run.local(() => verifier.verifyOperator({ runId, nowMs: Date.now(), action, by: input?.by, signature }));
       } catch (err) {
         return refuse(`the worker could not verify the ${action}: ${failureMessage(err)}`);
       }

@@ -119,6 +119,16 @@ export class RunState {
   /** The run's part in fleet quotas and rate limits. */
   readonly quotas = new RunQuotas(this);
 
+  /** A local activity, after which this activation's events carry the time it was called at (`AuditLog.pin`). */
+  async local<T>(call: () => Promise<T>): Promise<T> {
+    const at = Date.now();
+    try {
+      return await call();
+    } finally {
+      this.audit.pin(at);
+    }
+  }
+
   /** Takes up a preparation as the worker handed it (with its grant, under GRANTS). */
   setPrepared(prepared: PreparedRun): void {
     this.prepared = prepared;
@@ -142,7 +152,7 @@ export class RunState {
       runId: this.runId,
       record: (type, data) => this.record(type, data),
       rollingBack: () => this.rollbackRequest !== null,
-      verify: (decision) => verifier.verifyDecision(decision),
+      verify: (decision) => this.local(() => verifier.verifyDecision(decision)),
       pending: () => this.pendingApprovals(),
       writeMemo: (fields) => this.audit.write(fields),
       memoPatched: () => this.fewerCommands || patched(APPROVALS_MEMO_PATCH),

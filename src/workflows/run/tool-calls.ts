@@ -249,7 +249,8 @@ export class ToolCalls {
     const scope = cancellable ? new CancellationScope() : undefined;
     if (scope) run.toolScopes.add(scope);
     try {
-      const result = scope ? await scope.run(() => activity(input)) : await activity(input);
+      const invoke = () => (scope ? scope.run(() => activity(input)) : activity(input));
+      const result = spec.local ? await run.local(invoke) : await invoke();
       run.audit.markFlushed(audit);
       run.record('tool_succeeded', { callId: call.id, tool: call.name, attempts: result.attempt, summary: result.summary });
       run.setLine(f, 'done');
