@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DecisionSigner } from '../src/approvals/signing-keys';
+import { defineAgent } from '../src/agents';
 import { fleetPolicySchema, generateSigningKey, parsePolicy, type AuditEvent } from '../src/governance';
 import type { ScriptTurn } from '../src/workflows/run-types';
 import { approvalCard } from '../src/approvals/inbox/pages';
@@ -44,7 +45,10 @@ describe('tenants', () => {
     const fleet = fleetPolicySchema.parse({
       quotas: [{ id: 'model-spend', count: 'costUsd', scope: ['tenant'], window: { calendar: 'month', timeZone: 'UTC' }, thresholds: [{ above: 1, action: 'deny', reason: "the tenant's monthly model budget is spent" }] }],
     });
-    bed = await createTestBed({ agents: [refundAgent(ledger)], keyring, fleet, defaultTenant: 'shared' });
+    const agent = refundAgent(ledger);
+    const boss = defineAgent({ name: 'quota-boss', instructions: 'You delegate.', model: 'scripted', tools: [], delegates: [agent] });
+    // A delegate's policy comes from its worker, never from a start input.
+    bed = await createTestBed({ agents: [agent, boss], policies: [policy], keyring, fleet, defaultTenant: 'shared' });
   });
   afterAll(async () => {
     await bed?.close();
@@ -88,6 +92,16 @@ describe('tenants', () => {
     const card = approvalCard(pending, REFUND_AGENT, { identity: { id: 'fran', groups: ['finance'] }, csrf: 'x', session: true }, Date.now()).toString();
     expect(card).toContain('carol <span class="muted tenant">for tenant acme</span>');
     await bed.client.cancel(runId);
+  });
+
+  test("a delegate works for its delegating run's tenant", async () => {
+    const bossPolicy = parsePolicy({ agent: 'quota-boss', tools: { 'agent:quota-refund-agent': {} }, rules: [{ id: 'delegate', decision: 'allow', reason: 'test' }] }, 'boss policy');
+    const delegateScript = [{ toolCalls: [{ name: 'ping', args: { n: 1 } }] }, { text: 'pinged' }];
+    const runId = await bed.client.startRun({ agent: 'quota-boss', goal: 'have it pinged', requester: 'carol', tenant: 'acme', signer, channel: 'web', policy: bossPolicy, script: [{ toolCalls: [{ name: 'agent__quota-refund-agent', args: { goal: 'ping once' }, script: delegateScript }] }, { text: 'done' }] });
+    expect(await bed.client.result(runId)).toMatchObject({ status: 'completed' });
+    const childId = (await bed.client.auditTrail(runId, bed.store)).find((e) => e.type === 'delegation_started')?.data.runId;
+    expect(typeof childId).toBe('string');
+    expect(started(await bed.client.auditTrail(String(childId), bed.store))).toMatchObject({ tenant: 'acme' });
   });
 
   test('two tenants with their own cost quota: one spending its quota does not stop the other', async () => {

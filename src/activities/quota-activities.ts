@@ -52,6 +52,8 @@ export function createQuotaActivities(deps: QuotaDeps) {
       const payload = (input.requesterProof as { payload?: unknown }).payload;
       signed = typeof payload === 'string' ? (JSON.parse(payload) as { tenant?: unknown }).tenant : undefined;
     }
+    // A delegate works for its delegating run's tenant: its start input is sealed by that run (checked before this).
+    if (signed === undefined && input.delegation !== undefined && typeof input.tenant === 'string') signed = input.tenant;
     if (typeof signed === 'string' && TENANT_NAME.test(signed)) return { tenant: signed };
     const fallback = deps.defaultTenant !== undefined ? { tenant: deps.defaultTenant } : {};
     if (input.tenant === undefined || input.tenant === fallback.tenant) return fallback;

@@ -62,7 +62,7 @@ export class Delegations {
     run.setLine(f, `delegated to ${runId}`);
     let outcome: RunOutcome;
     try {
-      const childInput: AgentRunInput = { agent, goal: typeof call.args.goal === 'string' ? call.args.goal : '', requester: run.prepared.requester.id, delegation, ...(script ? { script } : {}) };
+      const childInput: AgentRunInput = { agent, goal: typeof call.args.goal === 'string' ? call.args.goal : '', requester: run.prepared.requester.id, delegation, ...(script ? { script } : {}), ...(run.prepared.tenant !== undefined ? { tenant: run.prepared.tenant } : {}) };
       // The delegate's worker accepts the delegation only with this run's seal over its start input.
       if (patched(SEALED_STATE)) {
         const grant = run.grantRef();
