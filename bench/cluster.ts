@@ -209,7 +209,15 @@ async function main(): Promise<void> {
   const dir = path.join(tempDir, 'cluster');
   const fsync = process.env.BENCH_CLUSTER_FSYNC !== 'off';
   const upStarted = performance.now();
-  const cluster = await upCluster({ dir, fsync, log: (msg) => process.stderr.write(`[cluster] ${msg}\n`) });
+  let cluster: Cluster;
+  try {
+    cluster = await upCluster({ dir, fsync, ui: false, log: (msg) => process.stderr.write(`[cluster] ${msg}\n`) });
+  } catch (err) {
+    // Whatever did start (PostgreSQL) goes with the directory.
+    await downCluster({ dir, purge: true, log: () => {} }).catch(() => undefined);
+    rmSync(tempDir, { recursive: true, force: true });
+    throw err;
+  }
   const upMs = performance.now() - upStarted;
   const results: Waiting[] = [];
   let calls: PerCall | null = null;
