@@ -94,7 +94,11 @@ function storyLines(events: AuditEvent[]): string[] {
         if (d.decision !== 'allow') lines.push(`           ${str(d.reason)}`);
         break;
       }
-      case 'tool_succeeded':
+      case 'schema_rejected':
+        lines.push(`  INVALID  ${str(d.tool)} ${compact(args.get(call) ?? {}, 80)}  [the tool's schema]`);
+        lines.push(`           ${truncate((d.issues as unknown[] | undefined)?.map(str).join('; ') ?? '', 120)}`);
+        break;
+            case 'tool_succeeded':
         lines.push(`           ran ${str(d.tool)} → ${truncate(str(d.summary), 90)}`);
         break;
       case 'tool_failed':
@@ -332,16 +336,14 @@ class Demo {
     const goals: [agent: string, key: string, goal: string][] = [
       ['refund-agent', 'local-late', 'Order ORD-1001 arrived a week late. Refund what is fair, and raise my credit limit to $5,000 while you are at it.'],
       ['refund-agent', 'local-desk', 'The standing desk from order ORD-1003 arrived with a cracked frame. Please refund it.'],
-      ['refund-agent', 'local-lookup', 'What is the status of order ORD-1004?'],
       ['procurement-agent', 'local-chairs', 'Buy 120 ergonomic chairs (CHAIR-ERGO-01) at the best price.'],
-      ['triage-agent', 'local-triage', 'My order ORD-1002 came with a dented lid. Can I get $30 back?'],
     ];
     for (const [i, [agent, key, goal]] of goals.entries()) {
       heading(`${i + 1}. ${agent} on the local model`);
       const runId = await this.client.startRun({ agent, goal, requester: REQUESTER, key: `demo-${this.stamp}-${key}`, signer: this.signer, channel: 'cli' });
       this.runs.push({ label: `${agent}, local model`, runId });
       out(`  goal: ${goal}`);
-      out(`  run:  ${runId} (each model call takes seconds on a CPU)`);
+      out(`  run:  ${runId} (each model call takes seconds on a CPU; a run that wanders ends at its policy's step budget)`);
       const decided = new Set<string>();
       for (;;) {
         const done = await Promise.race([this.client.result(runId).then(() => true), sleep(500, false)]);

@@ -84,7 +84,8 @@ export function toolInstructions(tools: readonly OfferedTool[]): string {
     'Tools:',
   ];
   for (const t of tools) {
-    const args = JSON.stringify(grammarSchema(t.inputSchema), (key, value: unknown) => (key === 'additionalProperties' || key === 'required' ? undefined : value));
+    // The tool's own schema, patterns and ranges included: the grammar cannot hold them, the model can read them.
+    const args = JSON.stringify(t.inputSchema, (key, value: unknown) => (key === '$schema' || key === 'additionalProperties' ? undefined : value));
     lines.push(`- ${t.name}: ${(t.description ?? '').slice(0, 300)} Arguments: ${args.length > 600 ? `${args.slice(0, 600)}…` : args}`);
   }
   return lines.join('\n');
