@@ -6,7 +6,8 @@ import { DecisionSigner } from '../src/approvals/signing-keys';
 import { generateSigningKey } from '../src/governance';
 import { createTelemetry, telemetryFromEnv, TelemetryError, traceContextMixin, WORKFLOW_TELEMETRY_MODULES, type WardenTelemetry } from '../src/telemetry';
 import { effects } from './fixtures/test-agents';
-import { createTestBed, eventually, testPolicy, type TestBed } from './helpers';
+import { createTestBed, eventually, settings, testPayloadKeysFile, testPolicy, type TestBed } from './helpers';
+import { runCli } from './fixtures/run-cli';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedMetric, type ReceivedSpan } from './otlp-receiver';
 
 const key = generateSigningKey();
@@ -269,3 +270,27 @@ test('span ids are unique across traces: a query span never takes an id the run 
   console.log(`span ids: ${ids.length} spans exported, ${queriesDone.length} of them query spans, ${twice.length} ids seen twice`);
   expect(twice).toEqual([]);
 }, 120_000);
+
+test('warden run and warden status send their spans when OTEL_EXPORTER_OTLP_ENDPOINT is set; the worker joins the trace', async () => {
+  const { address, namespace } = settings();
+  const { WARDEN_TRUSTED_KEYS: _trusted, ...env } = process.env;
+  const cliEnv = { ...env, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace, WARDEN_TASK_QUEUE: bed.taskQueue, WARDEN_PAYLOAD_KEYS: testPayloadKeysFile(), OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, WARDEN_HOME: '/nonexistent-warden-home' };
+  const started = await runCli(['run', 'test-agent', '--goal', 'traced from the CLI', '--key', `cli-traced-${Date.now()}`, '--json'], cliEnv, 90_000);
+  expect(started).toMatchObject({ code: 0 });
+  const { runId } = JSON.parse(started.stdout) as { runId: string };
+  await bed.client.result(runId).catch(() => undefined);
+  expect((await runCli(['status', runId], cliEnv, 90_000)).code).toBe(0);
+  // The worker's RunWorkflow span of this run hangs under the CLI's StartWorkflow span: one trace.
+  const run = await eventually(async () => {
+    await telemetry.forceFlush();
+    return receiver.spans.find((s) => s.name === 'RunWorkflow:agentRun' && s.attributes.workflowId === runId);
+  }, 30_000, "the worker's RunWorkflow span");
+  const start = receiver.spans.find((s) => s.spanId === run.parentSpanId && s.traceId === run.traceId);
+  expect(start).toMatchObject({ name: 'StartWorkflow:agentRun', resource: expect.objectContaining({ 'service.name': 'warden-cli' }) });
+  const query = await eventually(async () => {
+    await telemetry.forceFlush();
+    const caller = receiver.spans.find((s) => s.name === 'QueryWorkflow:status' && s.resource['service.name'] === 'warden-cli');
+    return caller && receiver.spans.find((s) => s.name === 'HandleQuery:status' && s.parentSpanId === caller.spanId);
+  }, 30_000, 'the status query traced from the CLI into the worker');
+  expect(query.resource['service.name']).toBe('warden-test');
+}, 180_000);

@@ -14,6 +14,8 @@ import type * as ApprovalKeysModule from '../approvals/signing-keys';
 import type { Keyring } from '../governance/signing/keyring';
 import type * as StoreModule from '../store';
 import type { RunStore } from '../store';
+import type * as TelemetrySetup from '../telemetry/setup';
+import type { WardenTelemetry } from '../telemetry/setup';
 import { CliError, describeError } from './cli-errors';
 
 // Every command loads this module, and most need only a few of its helpers: the Temporal client,
@@ -118,11 +120,11 @@ export function acceptPlaintextFromEnv(): boolean {
 }
 
 /** Connects a client for a command that keeps it open (a server); the error names the address. The caller closes it. */
-export async function connectClient(settings: TemporalSettings): Promise<WardenClient> {
+export async function connectClient(settings: TemporalSettings, telemetry?: WardenTelemetry): Promise<WardenClient> {
   const payloadCodec = payloadCodecFromEnv();
   try {
     const { WardenClient } = require('../client') as typeof ClientModule;
-    return await WardenClient.connect(settings, taskQueueFromEnv(), { payloadCodec });
+    return await WardenClient.connect(settings, taskQueueFromEnv(), { payloadCodec, ...(telemetry ? { telemetry } : {}) });
   } catch (err) {
     throw new CliError(describeError(err, { address: settings.address }));
   }
@@ -133,11 +135,32 @@ export async function connectClient(settings: TemporalSettings): Promise<WardenC
  * error names the address, since that is what a person gets wrong.
  */
 export async function withClient<T>(fn: (client: WardenClient) => Promise<T>): Promise<T> {
-  const client = await connectClient(settingsFromEnv());
+  const telemetry = cliTelemetryFromEnv();
   try {
-    return await fn(client);
+    const client = await connectClient(settingsFromEnv(), telemetry);
+    try {
+      return await fn(client);
+    } finally {
+      await client.close();
+    }
   } finally {
-    await client.close();
+    // The command's spans (StartWorkflow, StartWorkflowUpdate, HandleQuery's caller) leave before it exits.
+    await telemetry?.shutdown().catch(() => undefined);
+  }
+}
+
+/**
+ * A command's own traces, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (service `warden-cli` unless
+ * `OTEL_SERVICE_NAME` says otherwise): a run started or a decision sent with `warden run` or
+ * `warden approve` starts the trace the worker's spans join. None otherwise.
+ */
+function cliTelemetryFromEnv(): WardenTelemetry | undefined {
+  if (!process.env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim()) return undefined;
+  try {
+    // The OpenTelemetry SDK is loaded only when it is asked for.
+    return (require('../telemetry/setup') as typeof TelemetrySetup).telemetryFromEnv(process.env, { serviceName: 'warden-cli' });
+  } catch (err) {
+    throw new CliError(err instanceof Error ? err.message : String(err));
   }
 }
 
