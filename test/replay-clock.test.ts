@@ -18,9 +18,16 @@ const keyring: Keyring = {
   web: { publicKey: webKey.publicKey, channel: 'web', people: { fiona: ['finance'] }, revoked: false },
 };
 
+/** The worker reads its keyring in the local activity that checks a signature: slowly here, so the activity resolves well after it was called. */
+const slowKeyring = (): Keyring => {
+  const until = Date.now() + 50;
+  while (Date.now() < until);
+  return keyring;
+};
+
 let bed: TestBed;
 beforeAll(async () => {
-  bed = await createTestBed({ keyring });
+  bed = await createTestBed({ keyring: slowKeyring });
 });
 afterAll(async () => bed?.close());
 
