@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fleetPolicySchema, parsePolicy, type AuditEvent, type PolicyInput } from '../src/governance';
 import { createTestBed, eventually, type TestBed } from './helpers';
 import { refundAgent, REFUND_AGENT, sqliteLedger, type EffectLedger } from './fixtures/quota/refund-agent';
+import { startFakeSlack } from './fixtures/approvals/fake-slack';
 
 const DAY_QUOTA = {
   id: 'refunds-per-day',
@@ -200,5 +201,52 @@ describe('rate limits (SQLite)', () => {
     const last = at[49] ?? 0;
     expect(last - first).toBeGreaterThanOrEqual(4900);
     console.log(`rate limit 10/s: 50 calls over ${last - first} ms`);
+  });
+});
+
+describe('quota notices in Slack', () => {
+  let dir: string;
+  let ledger: EffectLedger;
+  let bed: TestBed;
+  let fake: Awaited<ReturnType<typeof startFakeSlack>>;
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'warden-quota-slack-'));
+    ledger = sqliteLedger(path.join(dir, 'ledger.db'));
+    fake = await startFakeSlack();
+    const fleet = fleetPolicySchema.parse({
+      quotas: [
+        {
+          id: 'refunds-per-hour',
+          count: { sum: 'args.amount' },
+          tools: ['refund'],
+          window: { rolling: '1h' },
+          thresholds: [
+            { above: 100, action: 'warn', reason: 'refunds are running high this hour', notify: { slack: { channel: 'C0QUOTAS' } } },
+            { above: 200, action: 'deny', reason: 'refunds are capped at $200 an hour', notify: { slack: { channel: 'C0QUOTAS' } } },
+          ],
+        },
+      ],
+    });
+    bed = await createTestBed({ agents: [refundAgent(ledger)], fleet, slack: { botToken: 'xoxb-test', slackApiUrl: fake.url } });
+  });
+  afterAll(async () => {
+    await bed?.close();
+    await fake?.close();
+    await ledger?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a threshold with notify.slack posts to its channel as a booking crosses it', async () => {
+    const runId = await bed.client.startRun({ agent: REFUND_AGENT, goal: 'three refunds', requester: 'carol', policy: policy(), script: [refundTurn('h-1', 80), refundTurn('h-2', 80), refundTurn('h-3', 80), { text: 'done' }] });
+    expect(await bed.client.result(runId)).toMatchObject({ status: 'completed' });
+    expect((await ledger.effects()).map((e) => e.amount)).toEqual([80, 80]);
+    const posts = fake.calls.filter((c) => c.method === 'chat.postMessage' && c.args.channel === 'C0QUOTAS').map((c) => String(c.args.text));
+    expect(posts).toEqual([
+      `Quota fleet/refunds-per-hour (fleet/refunds-per-hour, rolling:1h) passed 100: refunds are running high this hour (160 with refund in run ${runId})`,
+      `Quota fleet/refunds-per-hour (fleet/refunds-per-hour, rolling:1h) refused a booking at 200: refunds are capped at $200 an hour (240 with refund in run ${runId})`,
+    ]);
+    const trail = await bed.client.auditTrail(runId, bed.store);
+    expect(trail.filter((e) => e.type === 'quota_warning').map((e) => e.data.above)).toEqual([100]);
+    expect(trail.filter((e) => e.type === 'quota_exceeded').map((e) => e.data.above)).toEqual([200]);
   });
 });

@@ -36,6 +36,8 @@ export interface ActivityDeps {
   limits?: Partial<RunLimits>;
   /** Posts approval requests to Slack; absent when the worker has no Slack configuration. */
   notifyApproval?: CoreActivities['notifyApproval'];
+  /** Posts a plain message to a Slack channel (quota thresholds that ask for it); absent without Slack. */
+  notifySlackText?: (channel: string, text: string) => Promise<void>;
   /** Puts model calls and tool calls in `chat` and `execute_tool` spans and reports their metrics. */
   telemetry?: Pick<ActivityTelemetry, 'tracer' | 'metrics'>;
   /** The worker's identity, for messages that name it (default `<pid>@<host>`, as Temporal's). */
@@ -151,6 +153,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
     ...(deps.defaultTenant !== undefined ? { defaultTenant: deps.defaultTenant } : {}),
     ...(deps.quotaReservationTtlMs !== undefined ? { reservationTtlMs: deps.quotaReservationTtlMs } : {}),
     ...(deps.telemetry ? { metrics: deps.telemetry.metrics } : {}),
+    ...(deps.notifySlackText ? { notifySlack: deps.notifySlackText } : {}),
   });
   /** The execution this activity runs for, as Temporal tells the worker (never as an input says). */
   const execution = (): { workflowId: string; runId: string } => {

@@ -20,7 +20,11 @@ export interface QuotaDeps {
   /** How long a held reservation counts when nothing settles it (default one hour). */
   reservationTtlMs?: number;
   metrics?: Pick<WardenMetrics, 'quotaBooked' | 'quotaReached'>;
+  /** Posts a plain message to a Slack channel; absent when the worker has no Slack configuration. */
+  notifySlack?: (channel: string, text: string) => Promise<void>;
 }
+
+const round2 = (n: number): string => String(Math.round(n * 100) / 100);
 
 const countName = (q: QuotaRule): string => (typeof q.count === 'string' ? q.count : 'sum');
 
@@ -34,7 +38,16 @@ export function createQuotaActivities(deps: QuotaDeps) {
   const { store, logger } = deps;
   const ttl = deps.reservationTtlMs ?? DEFAULT_RESERVATION_TTL_MS;
   if (deps.defaultTenant !== undefined && !TENANT_NAME.test(deps.defaultTenant)) throw new RangeError(`default tenant "${deps.defaultTenant}" must be 1–128 printable characters`);
-  const reached = (hits: readonly QuotaHit[]) => hits.forEach((h) => deps.metrics?.quotaReached(h.quota, h.action));
+  /** Thresholds reached: a metric each, and a Slack message where the threshold asks for one (never failing the booking). */
+  const reached = async (hits: readonly QuotaHit[], who: string) => {
+    for (const h of hits) {
+      deps.metrics?.quotaReached(h.quota, h.action);
+      const channel = h.notify?.slack?.channel;
+      if (!channel || !deps.notifySlack) continue;
+      const text = `Quota ${h.quota} (${h.counter}, ${h.window}) ${h.action === 'warn' ? 'passed' : h.action === 'deny' ? 'refused a booking at' : 'asked for approval past'} ${h.above}: ${h.reason} (${round2(h.used + h.amount)} with ${who})`;
+      await deps.notifySlack(channel, text).catch((err: unknown) => logger.warn({ err, quota: h.quota, channel }, 'quota notice to Slack failed'));
+    }
+  };
 
   function booking(q: QuotaRule, facts: QuotaFacts, nowMs: number, amount: number): QuotaBooking {
     const window = quotaWindowAt(q.window, nowMs);
@@ -109,11 +122,11 @@ export function createQuotaActivities(deps: QuotaDeps) {
       const facts: QuotaFacts = { agent: input.agent, tenant: out.tenant ?? null, requester: prepared.requester.id };
       const result = await store.reserveQuota({ runId: input.runId, ref: 'start', tenant: facts.tenant, nowMs, expiresAtMs: nowMs + ttl, mode: 'reserve', bookings: runs.map((q) => booking(q, facts, nowMs, 1)) });
       if (!result.ok) {
-        reached([result.hit]);
+        await reached([result.hit], `run ${input.runId}`);
         return { ...out, quotaStop: quotaMessage(result.hit) };
       }
       await store.settleQuota(input.runId, { ref: 'start', from: 'held', to: 'committed' });
-      reached(result.warnings);
+      await reached(result.warnings, `run ${input.runId}`);
       for (const q of runs) deps.metrics?.quotaBooked(q.name, 'runs', 1);
       return out;
     },
@@ -126,7 +139,7 @@ export function createQuotaActivities(deps: QuotaDeps) {
       const facts: QuotaFacts = { agent: input.agent, tenant: quota.tenant, requester: quota.requester };
       const result = await store.reserveQuota({ runId: input.runId, ref: `model:${input.step}`, tenant: quota.tenant, nowMs, expiresAtMs: nowMs, mode: 'check', bookings: quota.quotas.map((q) => booking(q, facts, nowMs, 0)) });
       if (result.ok) return null;
-      reached([result.hit]);
+      await reached([result.hit], `run ${input.runId}`);
       return { calls: [], text: '', usage: { inputTokens: 0, outputTokens: 0 }, quota: { stop: { ...result.hit, message: quotaMessage(result.hit) } } };
     },
 
@@ -143,7 +156,7 @@ export function createQuotaActivities(deps: QuotaDeps) {
       const result = await store.reserveQuota({ runId: input.runId, ref: `model:${input.step}`, tenant: quota.tenant, nowMs, expiresAtMs: nowMs, mode: 'charge', bookings: quotas.map((q) => booking(q, facts, nowMs, amountOf(q))) });
       if (!result.ok) return [];
       for (const q of quotas) deps.metrics?.quotaBooked(q.name, countName(q), amountOf(q));
-      reached(result.warnings);
+      await reached(result.warnings, `run ${input.runId}`);
       return result.warnings;
     },
 
@@ -162,10 +175,10 @@ export function createQuotaActivities(deps: QuotaDeps) {
       if (bookings.length > 0) {
         const result = await store.reserveQuota({ runId: input.runId, ref: input.ref, tenant: input.tenant, nowMs, expiresAtMs: nowMs + ttl, mode: 'reserve', approved: input.approved, bookings });
         if (!result.ok) {
-          reached([result.hit]);
+          await reached([result.hit], `${input.tool} in run ${input.runId}`);
           return { kind: result.hit.action === 'require_approval' ? 'require_approval' : 'deny', hit: result.hit, message: quotaMessage(result.hit) };
         }
-        reached(result.warnings);
+        await reached(result.warnings, `${input.tool} in run ${input.runId}`);
         for (const [i, q] of input.quotas.entries()) deps.metrics?.quotaBooked(q.name, countName(q), bookings[i]?.amount ?? 0);
         if (input.rateLimits.length === 0) return { kind: 'booked', warnings: result.warnings, waitMs: 0 };
         return { kind: 'booked', warnings: result.warnings, ...(await pace(input, facts)) };

@@ -142,6 +142,7 @@ export function judgeBookings(req: QuotaReserveRequest, used: readonly number[])
     used: u,
     amount: req.mode === 'check' ? 0 : b.amount,
     ...(t.approval ? { approval: t.approval } : {}),
+    ...(t.notify ? { notify: t.notify } : {}),
   });
   for (const [i, b] of req.bookings.entries()) {
     const u = used[i] ?? 0;

@@ -131,6 +131,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       acceptRunInputPolicy: options.acceptRunInputPolicy ?? false,
       ...(options.limits ? { limits: options.limits } : {}),
       notifyApproval: slack ? slackNotifier(slack) : undefined,
+      ...(slack ? { notifySlackText: slackTextNotifier(slack) } : {}),
       ...(options.telemetry ? { telemetry: options.telemetry } : {}),
       ...(options.modelEnv ? { modelEnv: options.modelEnv } : {}),
       ...(options.fleet ? { fleet: options.fleet } : {}),
@@ -164,6 +165,14 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     }
   };
   return worker;
+}
+
+/** Plain Slack messages (quota thresholds), loaded only by a worker configured for Slack. */
+function slackTextNotifier(slack: { botToken: string; slackApiUrl?: string }): (channel: string, text: string) => Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { notifySlackText, slackWebClient } = require('../approvals/slack/notify') as typeof SlackNotify;
+  const client = slackWebClient(slack);
+  return (channel, text) => notifySlackText({ channel, text }, { botToken: slack.botToken, client });
 }
 
 /** The Slack notifier, loaded only by a worker configured for Slack (Bolt is several MB of heap). */

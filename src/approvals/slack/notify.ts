@@ -48,6 +48,15 @@ export function slackWebClient(options: { botToken: string; slackApiUrl?: string
 }
 
 /**
+ * Posts a plain notice (a quota threshold reached) to a channel. Best effort for the caller: it
+ * throws what Slack answered, and the quota activity logs it without failing the booking.
+ */
+export async function notifySlackText(notice: { channel: string; text: string }, options: SlackNotifyOptions): Promise<void> {
+  const client = options.client ?? slackWebClient(options);
+  await client.chat.postMessage({ channel: notice.channel, text: notice.text, unfurl_links: false, unfurl_media: false });
+}
+
+/**
  * Posts an approval request with Approve/Reject buttons to the rule's Slack channel and returns
  * the message's channel and ts. Runs as an activity (see `slackNotifyActivity`); a retried
  * attempt may post a second message, whose buttons act on the same approval.

@@ -140,6 +140,8 @@ export const quotaThresholdSchema = z.strictObject({
   /** What the model (and the audit trail, and approvers) read. */
   reason: z.string({ error: 'must be a reason the model can read' }).min(1, 'must be a reason the model can read'),
   approval: approvalRequirementSchema.optional(),
+  /** Tell people when a booking reaches this threshold (a worker configured for Slack posts to the channel). */
+  notify: z.strictObject({ slack: z.strictObject({ channel: z.string().min(1) }) }).optional(),
 });
 
 const countName = (count: string | { sum: string }): string => (typeof count === 'string' ? count : `a sum over ${count.sum}`);

@@ -104,6 +104,7 @@ export interface QuotaHit {
   used: number;
   amount: number;
   approval?: QuotaThreshold['approval'];
+  notify?: QuotaThreshold['notify'];
 }
 
 export type QuotaVerdict = { kind: 'allow'; warnings: QuotaThreshold[] } | { kind: 'require_approval' | 'deny'; threshold: QuotaThreshold };
