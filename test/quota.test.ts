@@ -12,6 +12,8 @@ import { fleetPolicySchema, parsePolicy, type AuditEvent, type PolicyInput } fro
 import { createTestBed, eventually, type TestBed } from './helpers';
 import { refundAgent, REFUND_AGENT, sqliteLedger, type EffectLedger } from './fixtures/quota/refund-agent';
 import { startFakeSlack } from './fixtures/approvals/fake-slack';
+import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver';
+import { createTelemetry, type WardenTelemetry } from '../src/telemetry';
 
 const DAY_QUOTA = {
   id: 'refunds-per-day',
@@ -248,5 +250,41 @@ describe('quota notices in Slack', () => {
     const trail = await bed.client.auditTrail(runId, bed.store);
     expect(trail.filter((e) => e.type === 'quota_warning').map((e) => e.data.above)).toEqual([100]);
     expect(trail.filter((e) => e.type === 'quota_exceeded').map((e) => e.data.above)).toEqual([200]);
+  });
+});
+
+describe('quota metrics', () => {
+  let dir: string;
+  let ledger: EffectLedger;
+  let bed: TestBed;
+  let receiver: OtlpReceiver;
+  let telemetry: WardenTelemetry;
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'warden-quota-metrics-'));
+    ledger = sqliteLedger(path.join(dir, 'ledger.db'));
+    receiver = await startOtlpReceiver();
+    telemetry = createTelemetry({ endpoint: receiver.url, serviceName: 'warden-quota-test', metricIntervalMs: 10 * 60_000 });
+    const fleet = fleetPolicySchema.parse({ quotas: [{ id: 'two-refunds', count: 'calls', tools: ['refund'], window: { rolling: '1h' }, thresholds: [{ above: 1, action: 'warn', reason: 'a second refund' }, { above: 2, action: 'deny', reason: 'two refunds an hour' }] }] });
+    bed = await createTestBed({ agents: [refundAgent(ledger)], fleet, telemetry });
+  });
+  afterAll(async () => {
+    await bed?.close();
+    await telemetry?.shutdown();
+    await receiver?.close();
+    await ledger?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('warden.quota.used counts what was booked, warden.quota.exceeded the thresholds reached, by quota and action', async () => {
+    const runId = await bed.client.startRun({ agent: REFUND_AGENT, goal: 'three refunds', requester: 'carol', policy: policy(), script: [refundTurn('m-1', 5), refundTurn('m-2', 5), refundTurn('m-3', 5), { text: 'done' }] });
+    await bed.client.result(runId);
+    await telemetry.forceFlush();
+    const latest = (name: string) => [...receiver.metrics].reverse().find((m) => m.name === name);
+    expect(latest('warden.quota.used')?.points).toEqual([expect.objectContaining({ attributes: { 'warden.quota.name': 'fleet/two-refunds', 'warden.quota.count': 'calls' }, value: 2 })]);
+    const exceeded = latest('warden.quota.exceeded')?.points ?? [];
+    expect(exceeded.map((p) => [p.attributes['warden.quota.action'], p.value]).sort()).toEqual([
+      ['deny', 1],
+      ['warn', 1],
+    ]);
   });
 });
