@@ -54,6 +54,7 @@ export interface ReceivedSpan {
   kind: number;
   attributes: Record<string, unknown>;
   events: { name: string; attributes: Record<string, unknown> }[];
+  links: { traceId: string; spanId: string; attributes: Record<string, unknown> }[];
   status: { code?: number; message?: string };
   scope: string;
   resource: Record<string, unknown>;
@@ -109,6 +110,7 @@ function decodeTraces(body: Buffer, into: ReceivedSpan[]): void {
           kind: Number(s.kind ?? 0),
           attributes: attributesOf(s.attributes as KeyValue[]),
           events: ((s.events ?? []) as { name: string; attributes?: KeyValue[] }[]).map((e) => ({ name: e.name, attributes: attributesOf(e.attributes) })),
+          links: ((s.links ?? []) as { traceId?: string; spanId?: string; attributes?: KeyValue[] }[]).map((l) => ({ traceId: hex(l.traceId), spanId: hex(l.spanId), attributes: attributesOf(l.attributes) })),
           status: s.status ?? {},
           scope: ss.scope?.name ?? '',
           resource,

@@ -160,6 +160,9 @@ test('a governed run with a signed approval exports its span tree, governance at
   const update = receiver.spans.find((s) => s.name === 'HandleUpdate:approve' && s.events.some((e) => e.attributes['warden.approval.id'] === approval.approvalId));
   expect(update?.events.find((e) => e.name === 'warden.approval')?.attributes).toMatchObject({ 'warden.approval.outcome': 'approved', 'warden.approval.decided_by': 'bob', 'gen_ai.tool.name': 'transfer' });
   expect(receiver.spans.find((s) => s.spanId === update?.parentSpanId)?.name).toBe('StartWorkflowUpdate:approve');
+  // The two traces lead to each other: the decision's span links to the run's, the run's to the decision's.
+  expect(update?.links).toEqual([{ traceId: invoke.traceId, spanId: invoke.spanId, attributes: { 'warden.run.id': runId, 'warden.approval.id': approval.approvalId } }]);
+  expect(invoke.links).toEqual([{ traceId: update?.traceId, spanId: update?.spanId, attributes: { 'warden.approval.id': approval.approvalId } }]);
 
   // Logs carry the trace: the worker's warning while it prepares the run names its activity span.
   const prepare = t.named('RunActivity:prepareAndCallModel')[0];

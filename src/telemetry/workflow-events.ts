@@ -10,7 +10,7 @@
  * evicted from the cache and replayed reports each fact once.
  */
 import type { Attributes, TraceAPI } from '@opentelemetry/api';
-import { proxySinks, type Sinks } from '@temporalio/workflow';
+import { proxySinks, workflowInfo, type Sinks } from '@temporalio/workflow';
 import { TELEMETRY_SINK, WARDEN, GEN_AI, type CallGovernance, type GovernanceFact } from './conventions';
 
 /** The sink the worker registers for governance facts. */
@@ -52,6 +52,9 @@ export class RunTelemetry {
    * created. Without them nothing is reported: no sink calls, nothing extra in history.
    */
   readonly enabled = traceApi()?.getActiveSpan() !== undefined;
+
+  /** The run's span (`invoke_agent`), active as the run starts: what a decision's trace links to. */
+  private readonly runSpan = traceApi()?.getActiveSpan();
 
   /** Create it while the run starts (inside the workflow function), not in a handler. */
   constructor(private readonly agent: string) {}
@@ -129,6 +132,7 @@ export class RunTelemetry {
       if (outcome !== 'withdrawn' && facts?.approvalId === approvalId) this.calls.delete(asked.callId);
     }
     this.fact({ kind: 'approval', agent: this.agent, tool: asked.tool, outcome, waitMs });
+    this.linkDecision(approvalId);
     this.event('warden.approval', {
       [GEN_AI.toolName]: asked.tool,
       [GEN_AI.toolCallId]: asked.callId,
@@ -137,6 +141,22 @@ export class RunTelemetry {
       [WARDEN.approvalWaitMs]: waitMs,
       ...(by ? { [WARDEN.decidedBy]: by } : {}),
     });
+  }
+
+  /**
+   * A decision arrives in a trace of its own (the client's Update or signal): its span and the
+   * run's span link to each other, so either trace leads to the other. Nothing for an approval that
+   * expired (no decision, no other trace).
+   */
+  private linkDecision(approvalId: string): void {
+    const decision = traceApi()?.getActiveSpan();
+    const run = this.runSpan;
+    if (!decision || !run) return;
+    const from = decision.spanContext();
+    const to = run.spanContext();
+    if (from.traceId === to.traceId) return;
+    decision.addLink({ context: to, attributes: { [WARDEN.runId]: workflowInfo().workflowId, [WARDEN.approvalId]: approvalId } });
+    run.addLink({ context: from, attributes: { [WARDEN.approvalId]: approvalId } });
   }
 
   private fact(fact: GovernanceFact): void {
