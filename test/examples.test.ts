@@ -172,9 +172,10 @@ describe('example policies', () => {
     expect(refundPolicy.tools.issue_refund).toMatchObject({ timeout: '20s', retry: { maximumAttempts: 3, initialInterval: '2s' } });
   });
 
-  it('prices the scripted model and gpt-4o-mini, and sets every budget', () => {
+  it('prices the scripted model, gpt-4o-mini and the local model (free), and sets every budget', () => {
     for (const policy of [refundPolicy, procurementPolicy]) {
-      expect(Object.keys(policy.pricing).sort()).toEqual(['openai:gpt-4o-mini', 'scripted']);
+      expect(Object.keys(policy.pricing).sort()).toEqual(['local:smollm2', 'openai:gpt-4o-mini', 'scripted']);
+      expect(policy.pricing['local:smollm2']).toEqual({ inputPerMTok: 0, outputPerMTok: 0 });
       expect(policy.budgets).toEqual({ maxSteps: expect.any(Number), maxToolCalls: expect.any(Number), maxCostUsd: expect.any(Number), maxWallTime: expect.any(String) });
     }
   });
@@ -252,6 +253,8 @@ describe('example agents', () => {
     expect(exampleModel(undefined)).toBe('scripted');
     expect(exampleModel('scripted')).toBe('scripted');
     expect(exampleModel('openai:gpt-4o-mini')).toBe('openai:gpt-4o-mini');
+    expect(exampleModel('local')).toBe('local:smollm2');
+    expect(exampleModel('local:/models/x.gguf')).toBe('local:/models/x.gguf');
     expect(() => exampleModel('gpt-4o-mini')).toThrow(DefinitionError);
   });
 

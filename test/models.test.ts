@@ -78,7 +78,7 @@ describe('model ids through the provider registry', () => {
   test('an unknown provider or a bare id is a ModelConfigError that lists what works', () => {
     for (const spec of ['groq:llama-3', 'gpt-4o']) {
       expect(() => resolveModel(spec as `openai:${string}`, undefined, createModelResolver({ OPENAI_API_KEY: 'k' }))).toThrow(
-        `unknown model "${spec}": use openai:<model>, anthropic:<model>, scripted or an openai-compatible object`,
+        `unknown model "${spec}": use openai:<model>, anthropic:<model>, local:<model>, scripted or an openai-compatible object`,
       );
     }
   });
