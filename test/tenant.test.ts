@@ -11,6 +11,7 @@ import { defineAgent } from '../src/agents';
 import { fleetPolicySchema, generateSigningKey, parsePolicy, type AuditEvent } from '../src/governance';
 import type { ScriptTurn } from '../src/workflows/run-types';
 import { approvalCard } from '../src/approvals/inbox/pages';
+import { statusLines } from '../src/cli/format';
 import { createTestBed, eventually, type TestBed } from './helpers';
 import { refundAgent, REFUND_AGENT, sqliteLedger, type EffectLedger } from './fixtures/quota/refund-agent';
 
@@ -62,6 +63,9 @@ describe('tenants', () => {
     const trail = await bed.client.auditTrail(runId, bed.store);
     expect(started(trail)).toMatchObject({ tenant: 'acme', requesterVerified: true });
     expect(started(trail)).not.toHaveProperty('tenantRefused');
+    const status = await bed.client.status(runId);
+    expect(status).toMatchObject({ tenant: 'acme', requesterVerified: true });
+    expect(statusLines(status).join('\n')).toContain('(requested by carol, for tenant acme)');
     expect(trail.find((e) => e.type === 'policy_decision')?.data).toMatchObject({ decision: 'allow', ruleId: 'acme-only-refunds' });
     expect((await bed.client.client.workflow.count(`WorkflowId = '${runId}' AND WardenTenant = 'acme'`)).count).toBe(1);
   });

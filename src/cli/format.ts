@@ -167,7 +167,7 @@ export function statusLines(s: RunStatusView): string[] {
   const last = s.lastDecision ? `${printable(s.lastDecision.tool)} → ${printable(s.lastDecision.decision)} (rule ${printable(s.lastDecision.ruleId)})` : '—';
   const rows: [string, string][] = [
     ['run', printable(s.runId)],
-    ['agent', `${printable(s.agent)} (requested by ${printable(s.requester)})`],
+    ['agent', `${printable(s.agent)} (requested by ${printable(s.requester)}${s.tenant !== undefined ? `, for tenant ${printable(s.tenant)}` : ''})`],
     ...(s.delegatedBy ? ([['delegated by', `${printable(s.delegatedBy.agent)} run ${printable(s.delegatedBy.runId)} (call ${printable(s.delegatedBy.callId)})`]] as [string, string][]) : []),
     ['phase', `${printable(s.phase)}${s.paused && s.phase !== 'paused' ? ' (paused)' : ''}`],
     ['step', `${s.step}: ${printable(s.currentDetails)}`],

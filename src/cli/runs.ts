@@ -12,6 +12,7 @@ import type * as SignersModule from './support/signers';
 interface RunOptions {
   goal: string;
   requester?: string;
+  tenant?: string;
   key?: string;
   signingKey?: string;
   script?: string;
@@ -32,6 +33,7 @@ export function registerRuns(program: Command): void {
     .argument('<agent>', 'agent name, e.g. refund-agent')
     .requiredOption('--goal <text>', 'what the agent is asked to do')
     .option('--requester <id>', 'who asks (cannot approve the run\'s own calls); default $USER, else your account name')
+    .option('--tenant <name>', 'the tenant the run works for (quotas, run.tenant); counts only signed with the CLI key, else the worker gives its default')
     .option('--key <key>', 'run key: the run id becomes warden/<agent>/<key> (never reused); default random')
     .option('--signing-key <file>', 'CLI signing key that vouches for --requester (default: $WARDEN_SIGNING_KEY, else .warden/keys/cli.json); without one the run is unverified')
     .option('--script <file>', 'JSON array of turns for the scripted model (offline runs)')
@@ -45,7 +47,7 @@ export function registerRuns(program: Command): void {
       // The CLI key vouches for the requester as channel `cli`; the worker checks the key may assert them.
       const signing: Pick<StartRunOptions, 'signer' | 'channel'> = signer ? { signer, channel: 'cli' } : {};
       await withClient(async (client) => {
-        const runId = await client.startRun({ agent, goal: opts.goal, requester: opts.requester ?? currentUser(), key: opts.key, script, ...signing });
+        const runId = await client.startRun({ agent, goal: opts.goal, requester: opts.requester ?? currentUser(), key: opts.key, script, ...signing, ...(opts.tenant !== undefined ? { tenant: opts.tenant } : {}) });
         // After the start, so a start that fails is still one error line.
         if (!signer) process.stderr.write(`note: ${runId} started with an unverified requester (no CLI signing key: --signing-key, WARDEN_SIGNING_KEY or ${path.join(wardenHome(), 'keys', 'cli.json')})\n`);
         if (!opts.wait) return opts.json ? outJson({ runId }) : out(runId);

@@ -236,6 +236,8 @@ export interface RunStatusView {
   agent: string;
   requester: string;
   requesterVerified: boolean;
+  /** The tenant the run works for, when it has one (docs/quotas.md). */
+  tenant?: string;
   phase: RunPhase;
   paused: boolean;
   step: number;

@@ -155,7 +155,7 @@ export function runPage(viewer: Viewer, data: RunPageData, now: number): string 
     ? html`<div class="card"><dl>
 <dt>Agent</dt><dd>${status.agent}</dd>
 ${status.delegatedBy ? html`<dt>Delegated by</dt><dd class="delegated-by">agent ${status.delegatedBy.agent} · <a href="${runPath(status.delegatedBy.runId)}">${status.delegatedBy.runId}</a> (call <code>${status.delegatedBy.callId}</code>)</dd>` : ''}
-<dt>Requested by</dt><dd>${status.requester}</dd>
+<dt>Requested by</dt><dd>${status.requester}${status.tenant !== undefined ? html` <span class="muted tenant">for tenant ${status.tenant}</span>` : ''}</dd>
 <dt>Phase</dt><dd>${status.phase}${status.paused ? ' (paused)' : ''}</dd>
 <dt>Step</dt><dd>${status.step}</dd>
 <dt>Now</dt><dd>${status.currentDetails}</dd>

@@ -23,6 +23,7 @@ export function statusView(run: RunState): RunStatusView {
     agent: run.input.agent,
     requester: run.prepared?.requester.id ?? run.input.requester,
     requesterVerified: run.prepared?.requester.verified ?? false,
+    ...(run.prepared?.tenant !== undefined ? { tenant: run.prepared.tenant } : {}),
     phase: run.phase,
     paused: run.paused,
     step: run.gov.usage.steps,
