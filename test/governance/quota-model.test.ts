@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -243,4 +244,25 @@ describe('the fleet file', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('warden policy check on quotas', () => {
+  const root = path.join(__dirname, '..', '..');
+  const cli = (args: string[]) => spawnSync(process.execPath, [path.join(root, 'bin', 'warden.js'), ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 });
+
+  test('the fleet file checks, and a bad quota in an agent policy is reported with its field, line and column', () => {
+    const ok = cli(['policy', 'check', path.join(root, 'policies', 'fleet.yaml')]);
+    expect(ok.stdout).toContain('fleet file, valid: 1 quota(s) (model-spend), 1 rate limit(s) (issue_refund:10/s)');
+    expect(ok.status).toBe(0);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'warden-quota-check-'));
+    try {
+      const bad = path.join(dir, 'refund-agent.yaml');
+      writeFileSync(bad, ['agent: refund-agent', 'tools: { issue_refund: }', 'quotas:', '  - id: refunds', '    count: { sum: args.amount }', '    window: { calendar: day, timeZone: Mars/Base }', '    thresholds: [{ above: 10, action: deny, reason: capped }]'].join('\n'));
+      const refused = cli(['policy', 'check', bad]);
+      expect(refused.status).not.toBe(0);
+      expect(refused.stderr).toContain(`${bad}:6:40: quotas[0].window.timeZone: must be an IANA time zone such as UTC or Europe/Berlin`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
