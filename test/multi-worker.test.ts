@@ -224,10 +224,10 @@ describe('a worker whose agents module lacks an agent, on a shared task queue', 
     const lacking = await createTestBed({ agents: [testAgent], logger, workerOptions: { identity: 'lacking-worker' } });
     beds.push(lacking);
     const runId = await lacking.client.startRun({ agent: 'other-agent', goal: 'echo once', requester: 'carol', policy: testPolicy({ agent: 'other-agent' }), script: [{ toolCalls: [{ name: 'echo', args: { text: 'hi' } }] }, { text: 'echoed' }] });
-    const refusal = await eventually(async () => lines.find((l) => l.level === 50 && typeof l.msg === 'string' && l.msg.includes('is not served')), 30_000, 'the refusal in the log');
+    const refusal = await eventually(async () => lines.find((l) => l.level === 50 && typeof l.msg === 'string' && l.msg.includes('does not serve it')), 30_000, 'the refusal in the log');
     console.log(`missing agent: ${String(refusal.msg)}`);
     expect(refusal).toMatchObject({ agent: 'other-agent', served: 'test-agent', taskQueue: lacking.taskQueue, workflowId: runId });
-    expect(refusal.msg).toContain('agent "other-agent" is not served by worker lacking-worker');
+    expect(refusal.msg).toContain('unknown agent "other-agent": worker lacking-worker');
     // The run waits for a worker that serves its agent; its status query answers meanwhile.
     expect((await lacking.client.status(runId)).outcome ?? null).toBeNull();
 

@@ -141,9 +141,10 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
     if (registry.list().some((a) => a.name === agent)) return;
     const info = Context.current().info;
     const served = registry.list().map((a) => a.name).join(', ') || 'none';
-    const message = `agent "${agent}" is not served by worker ${deps.workerIdentity ?? `${process.pid}@${hostname()}`} (task queue ${info.taskQueue}; its agents module has: ${served}); every worker of a task queue must serve the same agents, or give each agent set a task queue of its own (WARDEN_TASK_QUEUE)`;
+    const message = `unknown agent "${agent}": worker ${deps.workerIdentity ?? `${process.pid}@${hostname()}`} (task queue ${info.taskQueue}) does not serve it; its agents module has: ${served}. Every worker of a task queue must serve the same agents, or give each agent set a task queue of its own (WARDEN_TASK_QUEUE)`;
     logger.error({ agent, served, taskQueue: info.taskQueue, workflowId: info.workflowExecution?.workflowId, attempt: info.attempt }, message);
-    throw ApplicationFailure.create({ type: 'AgentNotServed', message, nonRetryable: false });
+    // Soon again, whatever the call's backoff: another worker may take it, and with none the run fails in seconds.
+    throw ApplicationFailure.create({ type: 'AgentNotServed', message, nonRetryable: false, nextRetryDelay: '1s' });
   };
   const grants = new Grants(store, logger);
   const quotas = createQuotaActivities({
