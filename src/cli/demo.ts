@@ -143,6 +143,36 @@ function storyLines(events: AuditEvent[]): string[] {
   return lines;
 }
 
+/**
+ * A story with each block (an event line and its indented detail lines) once, in the order first
+ * seen, with how many times it happened: a real model proposes the same call turn after turn.
+ */
+function collapsed(lines: readonly string[]): string[] {
+  const blocks: { text: string[]; count: number }[] = [];
+  const seen = new Map<string, { text: string[]; count: number }>();
+  let current: string[] | null = null;
+  const flush = () => {
+    if (!current) return;
+    const key = current.join('\n');
+    const block = seen.get(key);
+    if (block) block.count += 1;
+    else {
+      const fresh = { text: current, count: 1 };
+      seen.set(key, fresh);
+      blocks.push(fresh);
+    }
+  };
+  for (const line of lines) {
+    if (/^ {2}\S/.test(line)) {
+      flush();
+      current = [line];
+    } else if (current) current.push(line);
+    else current = [line];
+  }
+  flush();
+  return blocks.flatMap((b) => (b.count === 1 ? b.text : [`${b.text[0]}  (×${b.count})`, ...b.text.slice(1)]));
+}
+
 interface DemoRun {
   label: string;
   runId: string;
@@ -171,9 +201,10 @@ class Demo {
     return runId;
   }
 
-  private async finish(runId: string): Promise<RunOutcome> {
+  private async finish(runId: string, collapse = false): Promise<RunOutcome> {
     const outcome = await this.client.result(runId);
-    storyLines(await this.client.auditTrail(runId, this.stack.store)).forEach((l) => out(l));
+    const story = storyLines(await this.client.auditTrail(runId, this.stack.store));
+    (collapse ? collapsed(story) : story).forEach((l) => out(l));
     out(`  outcome: ${outcome.status} (${outcome.reason})`);
     outcomeLines(runId, outcome)
       .slice(1)
@@ -356,7 +387,7 @@ class Demo {
           out(`    → ${reportDecision(req, await sendDecision(this.client, this.stack.store, this.signer, req))}`);
         }
       }
-      await this.finish(runId);
+      await this.finish(runId, true);
     }
   }
 
