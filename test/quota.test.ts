@@ -288,3 +288,38 @@ describe('quota metrics', () => {
     ]);
   });
 });
+
+describe('a cancelled run gives back what it holds', () => {
+  let dir: string;
+  let ledger: EffectLedger;
+  let bed: TestBed;
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'warden-quota-cancel-'));
+    ledger = sqliteLedger(path.join(dir, 'ledger.db'));
+    // One refund an hour: the second call of a turn holds its reservation while it waits for its slot.
+    const fleet = fleetPolicySchema.parse({ quotas: [DAY_QUOTA], rateLimits: [{ tool: 'refund', rate: '1/h' }] });
+    bed = await createTestBed({ agents: [refundAgent(ledger)], fleet });
+  });
+  afterAll(async () => {
+    await bed?.close();
+    await ledger?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a call waiting for its rate-limit slot holds its amount; cancelling the run releases it', async () => {
+    const runId = await bed.client.startRun({ agent: REFUND_AGENT, goal: 'two refunds', requester: 'carol', policy: policy(), script: [{ toolCalls: [{ name: 'refund', args: { order: 'c-1', amount: 60 } }, { name: 'refund', args: { order: 'c-2', amount: 70 } }] }, { text: 'done' }] });
+    await eventually(async () => (await bed.client.status(runId)).currentDetails.includes('refund waits for rate limit refund:1/h'), 60_000, 'the second refund waiting for its slot');
+    const states = async () => (await bed.store.listQuotaReservations({ runId })).map((r) => [r.amount, r.state]).sort((a, b) => Number(a[0]) - Number(b[0]));
+    expect(await states()).toEqual([
+      [60, 'committed'],
+      [70, 'held'],
+    ]);
+    await bed.client.cancel(runId);
+    expect(await bed.client.result(runId)).toMatchObject({ status: 'cancelled' });
+    expect(await states()).toEqual([
+      [60, 'committed'],
+      [70, 'released'],
+    ]);
+    expect((await ledger.effects()).map((e) => e.amount)).toEqual([60]);
+  });
+});
