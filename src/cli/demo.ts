@@ -11,7 +11,7 @@ import type { RunOutcome, ScriptTurn } from '../workflows/run-types';
 import { wardenHome } from './context';
 import { startDevEnvironment, type DevChannels } from './dev-channels';
 import { CliError, describeError, UsageError } from './cli-errors';
-import { ensureLocalModel } from './models';
+import { ensureLocalModel } from './support/local-models';
 import { approvalsTable, compact, out, outcomeLines, truncate, usd } from './format';
 import { describeStack, withPortOptions, type LocalStack } from './local-stack';
 import { onShutdownSignal } from './serve';

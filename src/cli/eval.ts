@@ -5,7 +5,7 @@ import { EvalCaseError, readGoldenCase, writeGoldenCase, type GoldenCase } from 
 import { junitXml } from '../eval/junit';
 import type { CaseReport, LiveCaseReport } from '../eval/run';
 import type { ModelSpec } from '../agents';
-import { ensureLocalModel } from './models';
+import { ensureLocalModel } from './support/local-models';
 import { settingsFromEnv } from './context';
 import { CliError, UsageError } from './cli-errors';
 import { out, outJson, printable } from './format';
