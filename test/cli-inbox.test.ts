@@ -239,7 +239,7 @@ describe('development users', () => {
   test('made once with random passwords: hashes in users.yaml, passwords in dev-passwords.txt (0600)', async () => {
     const devHome = path.join(tmp, 'dev-home');
     const first = await ensureDevUsers(devHome);
-    expect(first.created?.map((u) => `${u.id}:${u.groups.join(',')}`)).toEqual(['alice:finance', 'bob:finance-leads', 'carol:support']);
+    expect(first.created?.map((u) => `${u.id}:${u.groups.join(',')}`)).toEqual(['alice:finance', 'bob:finance-leads,operators,policy-admins', 'carol:support']);
     // The development CLI key speaks for the same people, in the same groups.
     expect(devUserDirectory()).toEqual(Object.fromEntries((first.created ?? []).map((u) => [u.id, u.groups])));
     const users = loadUsersFile(first.usersFile);

@@ -185,8 +185,9 @@ export function ensureDevKeys(home: string, cliPeople: Record<string, string[]>)
     const file = path.join(dir, `${channel}.json`);
     const key = existsSync(file) ? loadSigningKey(file) : createSigningKey(file, `dev-${channel}`);
     const people: KeyGrant['people'] = channel === 'cli' ? cliPeople : '*';
-    // The development CLI key operates runs too (pause, resume, rollback, policy apply) for the dev users.
-    const roles: KeyGrant['roles'] = channel === 'cli' ? ['operator', 'policy-admin'] : undefined;
+    // The development CLI key operates runs too (pause, resume, rollback, policy apply) for the dev
+    // users, and so does the inbox's key, for the people its console lets operate (bob, in dev).
+    const roles: KeyGrant['roles'] = channel === 'slack' ? undefined : ['operator', 'policy-admin'];
     const revoked = previous[key.keyId]?.publicKey === key.publicKey && previous[key.keyId]?.revoked === true;
     trusted[key.keyId] = { publicKey: key.publicKey, channel, people, ...(roles ? { roles } : {}), ...(revoked ? { revoked: true as const } : {}) };
   }

@@ -5,10 +5,13 @@ import { stringify as toYaml } from 'yaml';
 import { hashPassword } from '../approvals/auth/password';
 import { writePrivateFile } from '../private-files';
 
-/** The people of the demo's policies: alice approves refunds, bob gets the escalations, carol may not approve. */
+/**
+ * The people of the demo's policies: alice approves refunds, bob gets the escalations and operates
+ * runs (the console's operators and policy admins), carol may not approve.
+ */
 const DEV_USERS = [
   { id: 'alice', name: 'Alice Adams', groups: ['finance'] },
-  { id: 'bob', name: 'Bob Brown', groups: ['finance-leads'] },
+  { id: 'bob', name: 'Bob Brown', groups: ['finance-leads', 'operators', 'policy-admins'] },
   { id: 'carol', name: 'Carol Clark', groups: ['support'] },
 ] as const;
 
