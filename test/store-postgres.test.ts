@@ -107,8 +107,11 @@ describeWithPostgres('PostgreSQL run store', (server) => {
         await blue.close();
         await green.close();
       }
-      const tables = await sql<{ n: string }>(url, `SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'warden_blue'`);
-      expect(Number(tables[0]?.n)).toBe(6);
+      const tablesOf = async (schema: string) =>
+        (await sql<{ table_name: string }>(url, `SELECT table_name FROM information_schema.tables WHERE table_schema = '${schema}' ORDER BY table_name`)).map((t) => t.table_name);
+      // Each schema holds the whole store, and nothing of the other's.
+      expect(await tablesOf('warden_blue')).toEqual(['applied_policies', 'audit_events', 'kill_switches', 'messages', 'quota_reservations', 'rate_limits', 'rate_slots', 'run_claims', 'secrets', 'warden_schema_migrations']);
+      expect(await tablesOf('warden_green')).toEqual(await tablesOf('warden_blue'));
       await expect(createPostgresStore(url, { schema: 'x"; DROP TABLE messages; --' })).rejects.toThrow(/schema "x"; DROP TABLE messages; --" must match/);
       await expect(createPostgresStore(url, { poolSize: 0 })).rejects.toThrow('poolSize must be a positive integer, got 0');
     });
