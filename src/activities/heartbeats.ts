@@ -29,7 +29,7 @@ export async function withHeartbeats<T>(fn: (beat: (details?: unknown) => void) 
     if (details !== undefined) last = details;
     ctx.heartbeat(last);
   };
-  beat();
+  // The first beat after `everyMs`: a call shorter than that sends none (the heartbeat timeout still counts from its start).
   const timer = setInterval(beat, everyMs);
   try {
     return await fn(beat);
