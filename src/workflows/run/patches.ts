@@ -76,3 +76,9 @@ export function sealedDigest(input: AgentRunInput): string {
   const { seal: _seal, ...rest } = JSON.parse(JSON.stringify(input)) as AgentRunInput;
   return digestOf(rest);
 }
+
+/**
+ * Executions under this patch ask the worker what a cancelled delegate spent with a local activity
+ * (whose result no Temporal client can complete in its place), not a regular one.
+ */
+export const DELEGATE_USAGE_LOCAL = 'warden-delegate-usage-local';
