@@ -5,7 +5,7 @@ import type { AgentRunInput, DelegationInput, DelegationView, RunOutcome } from 
 import { failureMessage } from '../message-values';
 import type { agentRun } from '../agent-run';
 import { core, verifier } from './activities';
-import { DELEGATE_CANCEL_USAGE, SEALED_STATE, sealedDigest } from './patches';
+import { DELEGATE_CANCEL_USAGE, DELEGATE_USAGE_LOCAL, SEALED_STATE, sealedDigest } from './patches';
 import type { CallInFlight, RunState } from './run-state';
 
 /** The workflow type of a delegate's run: `agentRun` (src/workflows/agent-run.ts), by name so this module does not import the workflow. */
@@ -117,10 +117,17 @@ export class Delegations {
     run.setLine(f, outcome.status === 'completed' ? 'done' : `${outcome.status}: ${outcome.reason}`);
   }
 
-  /** What a cancelled delegate spent, from its trail; even when this run is being cancelled too. */
+  /**
+   * What a cancelled delegate spent, from its trail; even when this run is being cancelled too.
+   * Asked with a local activity (DELEGATE_USAGE_LOCAL): a regular one's result could be completed
+   * by anyone with a Temporal client (zero spending, say) in the worker's place.
+   */
   private async spendingOf(runId: string): Promise<DelegateUsage | undefined> {
+    const input = { runId: this.run.runId, delegate: runId };
     try {
-      const found = await CancellationScope.nonCancellable(() => core.delegateSpending({ runId: this.run.runId, delegate: runId }));
+      const found = await CancellationScope.nonCancellable(() =>
+        patched(DELEGATE_USAGE_LOCAL) ? this.run.local(() => verifier.delegateSpending(input)) : core.delegateSpending(input),
+      );
       if ('used' in found) return found.used;
       log.warn('delegate spending not charged', { delegate: runId, reason: found.refused });
     } catch (err) {
