@@ -88,6 +88,8 @@ export interface VerifyOperatorInput {
   action: OperatorAction;
   by: unknown;
   signature?: unknown;
+  /** The run's agent: a resume is refused while its kill switch is engaged. Absent from inputs recorded before. */
+  agent?: string;
 }
 
 export type VerifyOperatorResult = { operator: string; signed: boolean } | { refused: string };
@@ -190,6 +192,12 @@ export interface ToolActivityInput {
   quotaRef?: string;
   /** The rate limits that pace the call: the tool starts no sooner than one interval after the last call under each. */
   pace?: RatePace[];
+  /**
+   * A counted or paced call: what the run booked before it (`reserveQuota`), booked again by the
+   * tool activity itself before the tool runs (a no-op for a booking the ledger holds), so no
+   * verdict completed into the run by anyone else lets a call past a quota or a rate limit.
+   */
+  booking?: ToolBooking;
   /** Runs started under the grants patch: the run's grant, checked before the tool runs. */
   grant?: GrantRef;
   /** With `grant`: the model activity's seal over this call (null when none came). */
@@ -219,6 +227,9 @@ export interface ReserveQuotaInput {
   quotas: QuotaRule[];
   rateLimits: RateRule[];
 }
+
+/** What a tool activity books again as it starts (the rest of `ReserveQuotaInput` is in its own input). */
+export type ToolBooking = Pick<ReserveQuotaInput, 'ref' | 'tenant' | 'approved' | 'quotas' | 'rateLimits'>;
 
 /**
  * A quota's verdict on a call: booked (with warnings crossed, and how long the call must wait for

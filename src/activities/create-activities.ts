@@ -398,8 +398,9 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
           `the input schema of ${name} changed since this run started (run: ${input.schemaDigest ?? 'none'}, this worker: ${tool.schemaDigest}): not called; a new run uses the new schema`,
         );
       }
-      // A rate-limited call starts no sooner than its slot by the clock of this start.
-      if (input.pace) await quotas.waitForPace(input, `${input.runId}|${input.resultSeq}`);
+      // A counted call runs only on the ledger's own booking; a rate-limited one starts no sooner than its slot by the clock of this start.
+      if (input.booking) await quotas.confirmBooking(name, input, input.booking);
+      else if (input.pace) await quotas.waitForPace(input.pace, `${input.runId}|${input.resultSeq}`);
       let value: unknown;
       try {
         // The workflow hands over exactly the arguments it governed (parsed once, in callModel): parsing

@@ -4,7 +4,9 @@ import type { QuotaBooking } from '../store/quota-ledger';
 import type { RunStore } from '../store/run-store';
 import type { WardenMetrics } from '../telemetry/metrics';
 import type { PreparedRun, Requester } from '../workflows/run-types';
-import type { CallModelInput, CallModelResult, PrepareRunInput, RatePace, ReserveQuotaInput, ReserveQuotaResult, SettleQuotaInput, ToolActivityInput } from './activity-types';
+import type { CallModelInput, CallModelResult, PrepareRunInput, RatePace, ReserveQuotaInput, ReserveQuotaResult, SettleQuotaInput, ToolActivityInput, ToolBooking } from './activity-types';
+import { activityRefused } from './execution-guard';
+import { withHeartbeats } from './heartbeats';
 
 /** How long a held reservation counts when nothing settles it (a run terminated mid-call): then it expires. */
 export const DEFAULT_RESERVATION_TTL_MS = 60 * 60 * 1000;
@@ -99,14 +101,47 @@ export function createQuotaActivities(deps: QuotaDeps) {
    * least an interval apart however late their tasks were picked up. The workflow's durable timer
    * did the long wait; what is left here is scheduling jitter. A retried attempt keeps its slot.
    */
-  async function waitForPace(input: ToolActivityInput, attemptKey: string): Promise<void> {
+  async function waitForPace(paces: readonly RatePace[], attemptKey: string): Promise<void> {
     let until = 0;
-    for (const p of input.pace ?? []) {
+    for (const p of paces) {
       const { slotMs } = await store.takeRateSlot({ id: `start|${attemptKey}|${p.limit}`, limit: `start|${p.limit}`, nowMs: Date.now(), intervalMs: p.intervalMs, burst: p.burst });
       until = Math.max(until, slotMs);
     }
     const wait = until - Date.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+
+  /**
+   * Books a call (all its quotas or none) and takes its rate-limit slots. `report`: thresholds
+   * reached and amounts booked go to metrics and Slack (not when a tool confirms its run's booking,
+   * which the reserving activity reported).
+   */
+  async function reserve(input: ReserveQuotaInput, report: boolean): Promise<ReserveQuotaResult> {
+      const nowMs = Date.now();
+      const facts: QuotaFacts = { agent: input.agent, tenant: input.tenant, requester: input.requester, tool: input.tool };
+      const bookings: QuotaBooking[] = [];
+      for (const q of input.quotas) {
+        const amount = callAmount(q, input.args);
+        if ('error' in amount) {
+          const hit: QuotaHit = { quota: q.name, counter: counterKey(q.name, q.scope, facts), window: quotaWindowAt(q.window, nowMs).key, action: 'deny', above: 0, reason: amount.error, used: 0, amount: 0 };
+          return { kind: 'deny', hit, message: `denied by quota ${q.name}: ${amount.error}` };
+        }
+        bookings.push(booking(q, facts, nowMs, amount.amount));
+      }
+      if (bookings.length > 0) {
+        const result = await store.reserveQuota({ runId: input.runId, ref: input.ref, tenant: input.tenant, nowMs, expiresAtMs: nowMs + ttl, mode: 'reserve', approved: input.approved, bookings });
+        if (!result.ok) {
+          if (report) await reached([result.hit], `${input.tool} in run ${input.runId}`);
+          return { kind: result.hit.action === 'require_approval' ? 'require_approval' : 'deny', hit: result.hit, message: quotaMessage(result.hit) };
+        }
+        if (report) {
+          await reached(result.warnings, `${input.tool} in run ${input.runId}`);
+          for (const [i, q] of input.quotas.entries()) deps.metrics?.quotaBooked(q.name, countName(q), bookings[i]?.amount ?? 0);
+        }
+        if (input.rateLimits.length === 0) return { kind: 'booked', warnings: result.warnings, waitMs: 0 };
+        return { kind: 'booked', warnings: result.warnings, ...(await pace(input, facts)) };
+      }
+      return { kind: 'booked', warnings: [], ...(await pace(input, facts)) };
   }
 
   return {
@@ -160,30 +195,25 @@ export function createQuotaActivities(deps: QuotaDeps) {
       return result.warnings;
     },
 
-    async reserveQuota(input: ReserveQuotaInput): Promise<ReserveQuotaResult> {
-      const nowMs = Date.now();
-      const facts: QuotaFacts = { agent: input.agent, tenant: input.tenant, requester: input.requester, tool: input.tool };
-      const bookings: QuotaBooking[] = [];
-      for (const q of input.quotas) {
-        const amount = callAmount(q, input.args);
-        if ('error' in amount) {
-          const hit: QuotaHit = { quota: q.name, counter: counterKey(q.name, q.scope, facts), window: quotaWindowAt(q.window, nowMs).key, action: 'deny', above: 0, reason: amount.error, used: 0, amount: 0 };
-          return { kind: 'deny', hit, message: `denied by quota ${q.name}: ${amount.error}` };
-        }
-        bookings.push(booking(q, facts, nowMs, amount.amount));
+
+    /** Books a call before its tool activity (after policy and any approval allowed it). */
+    reserveQuota: (input: ReserveQuotaInput): Promise<ReserveQuotaResult> => reserve(input, true),
+
+    /**
+     * As a counted or paced tool starts: its booking made again, a no-op for the booking the ledger
+     * holds (a reservation's id is its run, ref and quota; a rate slot's, its run, ref and limit).
+     * Anyone with a Temporal client can complete the booking activity with a verdict of their own
+     * ("booked", no wait): here the ledger's own verdict decides, so a call the ledger refuses or
+     * would ask approval for is not run, and a call whose slot lies ahead waits for it.
+     */
+    async confirmBooking(tool: string, input: ToolActivityInput, booking: ToolBooking): Promise<void> {
+      const verdict = await reserve({ runId: input.runId, agent: input.agent, requester: input.requester, tool, args: input.args, ...booking }, false);
+      if (verdict.kind !== 'booked') {
+        logger.warn({ runId: input.runId, callId: input.callId, tool, quota: verdict.hit.quota }, 'tool refused: its booking verdict was not the quota ledger\'s');
+        throw activityRefused(`refused: ${tool} not run: ${verdict.message} (the run was told the call was booked, but the quota ledger holds no such booking)`);
       }
-      if (bookings.length > 0) {
-        const result = await store.reserveQuota({ runId: input.runId, ref: input.ref, tenant: input.tenant, nowMs, expiresAtMs: nowMs + ttl, mode: 'reserve', approved: input.approved, bookings });
-        if (!result.ok) {
-          await reached([result.hit], `${input.tool} in run ${input.runId}`);
-          return { kind: result.hit.action === 'require_approval' ? 'require_approval' : 'deny', hit: result.hit, message: quotaMessage(result.hit) };
-        }
-        await reached(result.warnings, `${input.tool} in run ${input.runId}`);
-        for (const [i, q] of input.quotas.entries()) deps.metrics?.quotaBooked(q.name, countName(q), bookings[i]?.amount ?? 0);
-        if (input.rateLimits.length === 0) return { kind: 'booked', warnings: result.warnings, waitMs: 0 };
-        return { kind: 'booked', warnings: result.warnings, ...(await pace(input, facts)) };
-      }
-      return { kind: 'booked', warnings: [], ...(await pace(input, facts)) };
+      if (verdict.waitMs > 0) await withHeartbeats(() => new Promise((resolve) => setTimeout(resolve, verdict.waitMs)));
+      if (verdict.pace) await waitForPace(verdict.pace, `${input.runId}|${input.resultSeq}`);
     },
 
     waitForPace,

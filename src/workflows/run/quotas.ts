@@ -1,5 +1,5 @@
 import { patched } from '@temporalio/workflow';
-import type { CallModelResult, ModelQuotaInput, ReserveQuotaResult } from '../../activities/activity-types';
+import type { CallModelResult, ModelQuotaInput, ReserveQuotaResult, ToolBooking } from '../../activities/activity-types';
 import { hasQuotas, modelQuotas, rulesForCall, type QuotaHit, type QuotaSet } from '../../governance/workflow-safe';
 import { quotaBook } from './activities';
 import { QUOTAS } from './patches';
@@ -53,21 +53,15 @@ export class RunQuotas {
     }
   }
 
+  /** What a call books: made once for its booking activity and again for its tool (which books it again, see `confirmBooking`). */
+  bookingOf(f: CallInFlight, rules: QuotaSet, approved: boolean): ToolBooking {
+    return { ref: this.refOf(f), tenant: this.run.prepared.tenant ?? null, approved, quotas: rules.quotas, rateLimits: rules.rateLimits };
+  }
+
   /** Books a call (after policy and any approval allowed it, before its tool runs); audits what it reached. */
   async reserve(f: CallInFlight, rules: QuotaSet, approved: boolean): Promise<ReserveQuotaResult> {
     const run = this.run;
-    const result = await quotaBook.reserveQuota({
-      runId: run.runId,
-      ref: this.refOf(f),
-      agent: run.input.agent,
-      tenant: run.prepared.tenant ?? null,
-      requester: run.prepared.requester.id,
-      tool: f.call.name,
-      args: f.call.args,
-      approved,
-      quotas: rules.quotas,
-      rateLimits: rules.rateLimits,
-    });
+    const result = await quotaBook.reserveQuota({ runId: run.runId, agent: run.input.agent, requester: run.prepared.requester.id, tool: f.call.name, args: f.call.args, ...this.bookingOf(f, rules, approved) });
     if (result.kind === 'booked') {
       for (const hit of result.warnings) run.record('quota_warning', { callId: f.call.id, tool: f.call.name, ...hitFields(hit) });
     } else {

@@ -1,5 +1,5 @@
 import { ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, condition, isCancellation, patched, proxyActivities, proxyLocalActivities, sleep } from '@temporalio/workflow';
-import type { CallModelResult, RatePace, ToolActivity, ToolActivityInput } from '../../activities/activity-types';
+import type { CallModelResult, RatePace, ToolActivity, ToolActivityInput, ToolBooking } from '../../activities/activity-types';
 import { admitApproved, checkModelCallBudgets, costOf, durationMs, governCall, spentOf, type ApprovalRequirement, type Decision, type QuotaSet } from '../../governance/workflow-safe';
 import type { ApprovalOutcome } from '../approval-desk';
 import type { ToolSpec } from '../run-types';
@@ -168,7 +168,11 @@ export class ToolCalls {
     const quotaRules = run.quotas.rulesFor(f.call.name);
     const booked = quotaRules ? await this.admitByQuotas(f, quotaRules) : undefined;
     if (booked === null) return;
-    await this.runTool(f, f.spec, { ...(quotaRules?.quotas.length ? { quotaRef: run.quotas.refOf(f) } : {}), ...(booked?.pace ? { pace: booked.pace } : {}) });
+    await this.runTool(f, f.spec, {
+      ...(quotaRules?.quotas.length ? { quotaRef: run.quotas.refOf(f) } : {}),
+      ...(booked?.pace ? { pace: booked.pace } : {}),
+      ...(quotaRules && booked ? { booking: run.quotas.bookingOf(f, quotaRules, booked.approved) } : {}),
+    });
   }
 
   /**
@@ -176,7 +180,7 @@ export class ToolCalls {
    * to people past a soft one (and booked once they approve), and, over a rate limit, made to wait
    * on a durable timer for its slot. Null when the call must not run.
    */
-  private async admitByQuotas(f: CallInFlight, rules: QuotaSet): Promise<{ pace?: RatePace[] } | null> {
+  private async admitByQuotas(f: CallInFlight, rules: QuotaSet): Promise<{ pace?: RatePace[]; approved: boolean } | null> {
     const run = this.run;
     let approved = false;
     for (;;) {
@@ -186,7 +190,7 @@ export class ToolCalls {
           run.setLine(f, `waits for rate limit ${booked.rateLimit ?? ''}`.trim());
           await sleep(booked.waitMs);
         }
-        return booked.pace ? { pace: booked.pace } : {};
+        return booked.pace ? { pace: booked.pace, approved } : { approved };
       }
       const requirement = booked.hit.approval;
       if (booked.kind === 'deny' || approved || !requirement) {
@@ -210,7 +214,7 @@ export class ToolCalls {
     }
   }
 
-  private async runTool(f: CallInFlight, spec: ToolSpec, counted: { quotaRef?: string; pace?: RatePace[] } = {}): Promise<void> {
+  private async runTool(f: CallInFlight, spec: ToolSpec, counted: { quotaRef?: string; pace?: RatePace[]; booking?: ToolBooking } = {}): Promise<void> {
     const quotaRef = counted.quotaRef;
     const run = this.run;
     const { call, seq } = f;
@@ -244,6 +248,7 @@ export class ToolCalls {
       audit,
       ...(quotaRef !== undefined ? { quotaRef } : {}),
       ...(counted.pace ? { pace: counted.pace } : {}),
+      ...(counted.booking ? { booking: counted.booking } : {}),
       ...run.grantFor(call.seal),
     };
     const scope = cancellable ? new CancellationScope() : undefined;
