@@ -5,7 +5,7 @@ import { checkSeq, StoreError, toJson } from './rows';
 import type { MessageRow, RunStore } from './run-store';
 import { postgresFleetIndexSql, postgresFleetQueries } from './fleet-queries';
 import { postgresKillSwitchSql, postgresKillSwitches } from './kill-switches';
-import { postgresQuotaLedger, postgresQuotaSql } from './quota-ledger';
+import { postgresQuotaLedger, postgresQuotaSql } from './quota-ledger-postgres';
 
 /** How the PostgreSQL run store connects and where its tables live. */
 export interface PostgresStoreOptions {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { AuditEvent, AuditEventType } from '../governance';
 import type { MessageRow, RunStore } from './run-store';
-import { sqliteQuotaLedger } from './quota-ledger';
+import { sqliteQuotaLedger } from './quota-ledger-sqlite';
 import { checkSeq, StoreError, toJson } from './rows';
 import { sqliteFleetQueries } from './fleet-queries';
 import { sqliteKillSwitches } from './kill-switches';
