@@ -4,7 +4,7 @@ import { APICallError, InvalidPromptError } from '@ai-sdk/provider';
 import { jsonSchema, tool as aiTool, type ToolSet } from 'ai';
 import type { Logger } from 'pino';
 import { ToolError, type AgentRegistry, type ToolContext } from '../agents';
-import { ROLE_FOR_ACTION, authorizeDecision, authorizeOperator, authorizeStart, checkModelCallBudgets, delegateUsageOf, emptyUsage, goalDigest, normalizeIdentity, parsePolicy, type Keyring, type Policy, modelQuotas, type FleetPolicy } from '../governance';
+import { ROLE_FOR_ACTION, type OperatorAction, authorizeDecision, authorizeOperator, authorizeStart, checkModelCallBudgets, delegateUsageOf, emptyUsage, goalDigest, normalizeIdentity, parsePolicy, type Keyring, type Policy, modelQuotas, type FleetPolicy } from '../governance';
 import type { PreparedRun, Requester } from '../workflows/run-types';
 import type { RunStore } from '../store/run-store';
 import { preparedDigest } from '../workflows/run/patches';
@@ -203,6 +203,20 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
     return { id, verified: true, channel: proof.identity.channel };
   }
 
+  /**
+   * An operator stopped the run's agent (its kill switch): nobody lets its runs go on, however they
+   * sign, until the switch is lifted. Rollback (a safer state) and applyPolicy (the run stays
+   * paused) still count.
+   */
+  async function stoppedAgent(action: OperatorAction, agent: string | undefined): Promise<{ refused: string } | null> {
+    if (action !== 'resume' || agent === undefined) return null;
+    const stopped = await store.killSwitch(agent);
+    if (!stopped?.engaged) return null;
+    return {
+      refused: `resume refused: agent ${agent} is stopped by its kill switch (engaged by ${stopped.by} at ${stopped.at}: ${stopped.reason}); its runs stay paused until an operator lifts the switch (the console's Kill switches page, /console/agents), then resumes them`,
+    };
+  }
+
   const core: Omit<CoreActivities, 'notifyApproval'> & Partial<Pick<CoreActivities, 'notifyApproval'>> = {
     async prepareRun(input: PrepareRunInput): Promise<PreparedRun> {
       servesAgent(input.agent);
@@ -277,13 +291,13 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
         if (!deps.allowUnsignedOperators) return { refused: `unsigned ${action} refused: this worker counts only operator commands signed by a trusted key with the ${ROLE_FOR_ACTION[action]} role` };
         const by = typeof input.by === 'string' ? normalizeIdentity(input.by) : '';
         // Unsigned commands name whoever they say; without a name, as before, "an operator".
-        return { operator: by || 'an operator', signed: false };
+        return (await stoppedAgent(action, input.agent)) ?? { operator: by || 'an operator', signed: false };
       }
       const ring = currentKeyring();
       if (unreadable(ring)) return ring;
       const auth = authorizeOperator(input.signature, ring, input.nowMs, { action, runId: input.runId });
       if (!auth.ok) return { refused: `signed ${action} refused: ${auth.reason}` };
-      return { operator: auth.identity.id, signed: true };
+      return (await stoppedAgent(action, input.agent)) ?? { operator: auth.identity.id, signed: true };
     },
 
     async sealState(input: SealStateInput): Promise<string> {

@@ -6,40 +6,22 @@ import { runPath } from '../approvals/inbox/pages';
 import { DecisionSigner, loadSigningKey } from '../approvals/signing-keys';
 import type { WardenClient } from '../client';
 import { AGENT_RUN_WORKFLOW } from '../config';
-import type { AuditEvent } from '../governance';
+import type { RunStore } from '../store';
 import type { RunOutcome, ScriptTurn } from '../workflows/run-types';
 import { wardenHome } from './context';
 import { startDevEnvironment, type DevChannels } from './dev-channels';
 import { CliError, describeError, UsageError } from './cli-errors';
 import { ensureLocalModel } from './support/local-models';
-import { approvalsTable, compact, out, outcomeLines, truncate, usd } from './format';
+import { approvalsTable, compact, out, outcomeLines, usd } from './format';
 import { describeStack, withPortOptions, type LocalStack } from './local-stack';
 import { onShutdownSignal } from './serve';
 import { checkAudit, verifiedLine } from './support/audit-check';
 import { reportDecision, sendDecision } from './support/decisions';
+import { walkOnLocalModel, type DemoSession } from './support/demo-local-model';
+import { exampleShop } from './support/demo-shop';
+import { collapsed, heading, storyLines } from './support/demo-story';
 import { exampleAgentsPath, examplePoliciesPath, runsFromClone } from './support/project-paths';
 import { readScript } from './support/run-scripts';
-import { registerTypeScript } from './typescript';
-
-/** What the demo reads from the example shop (`examples/shop/store.ts`) that the example agents write to. */
-interface ExampleShop {
-  countPurchaseOrders(): number;
-  countRefunds(): number;
-  formatUsd(dollars: number): string;
-  getCreditLimit(customerId: string): number;
-  openShop(file?: string): string;
-  refundsFor(orderId: string): { id: string; amount: number; status: string }[];
-}
-
-/**
- * The example shop, loaded at run time from the package's examples (TypeScript, outside the
- * compiled sources): the same module instance the example agents load, so both see one database.
- */
-function exampleShop(): ExampleShop {
-  registerTypeScript();
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require(path.join(exampleAgentsPath(), 'shop', 'store')) as ExampleShop;
-}
 
 /**
  * Who asks for the demo's runs: carol, from support, one of the development users, so the CLI's
@@ -70,138 +52,48 @@ async function until<T>(what: string, check: () => Promise<T | null | undefined 
   }
 }
 
-function heading(title: string): void {
-  out();
-  out(title);
-  out('─'.repeat(Math.min(title.length, 100)));
-}
-
-/** The governance story of a run, from its audit trail: each decision, what ran, what stopped it. */
-function storyLines(events: AuditEvent[]): string[] {
-  const args = new Map<string, unknown>();
-  const lines: string[] = [];
-  const str = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
-  for (const e of events) {
-    const d = e.data;
-    const call = typeof d.callId === 'string' ? d.callId : '';
-    switch (e.type) {
-      case 'call_proposed':
-        args.set(call, d.args);
-        break;
-      case 'policy_decision': {
-        const label = d.decision === 'allow' ? 'ALLOW   ' : d.decision === 'deny' ? 'DENY    ' : 'APPROVAL';
-        lines.push(`  ${label} ${str(d.tool)} ${compact(args.get(call) ?? {}, 80)}  [rule ${str(d.ruleId)}]`);
-        if (d.decision !== 'allow') lines.push(`           ${str(d.reason)}`);
-        break;
-      }
-      case 'schema_rejected':
-        lines.push(`  INVALID  ${str(d.tool)} ${compact(args.get(call) ?? {}, 80)}  [the tool's schema]`);
-        lines.push(`           ${truncate((d.issues as unknown[] | undefined)?.map(str).join('; ') ?? '', 120)}`);
-        break;
-            case 'tool_succeeded':
-        lines.push(`           ran ${str(d.tool)} → ${truncate(str(d.summary), 90)}`);
-        break;
-      case 'tool_failed':
-        lines.push(`           ${str(d.tool)} failed: ${str(d.error)}`);
-        break;
-      case 'loop_detected':
-        lines.push(`  LOOP     ${str(d.tool)} proposed with the same arguments ${str(d.repeats)} times in the last ${str(d.window)} calls → ${str(d.action)}; that call did not run`);
-        break;
-      case 'budget_exhausted':
-        lines.push(`  BUDGET   ${str(d.message)}`);
-        break;
-      case 'approval_refused':
-        lines.push(`  REFUSED  decision by ${str(d.approver)}: ${str(d.reason)}`);
-        break;
-      case 'approval_accepted':
-      case 'rejection_accepted':
-        lines.push(`  DECIDED  ${e.type === 'approval_accepted' ? 'approve' : 'reject'} by ${str(d.approver)} (groups ${(d.groups as string[] | undefined)?.join(',') || '-'}, channel ${str(d.channel)}, ${d.signed ? 'signed' : 'unsigned'})`);
-        break;
-      case 'paused':
-      case 'resumed':
-        lines.push(`  ${e.type.toUpperCase().padEnd(8)} by ${str(d.by)}${d.reason ? `: ${str(d.reason)}` : ''}`);
-        break;
-      case 'delegation_started':
-        lines.push(`  DELEGATE ${str(d.agent)} → run ${str(d.runId)}`);
-        break;
-      case 'delegation_finished':
-        lines.push(`           ${str(d.agent)} ${str(d.status)}${d.reason ? `: ${str(d.reason)}` : ''} (its audit head #${str((d.audit as { seq?: unknown } | undefined)?.seq ?? '?')} recorded here)`);
-        break;
-      case 'rollback_requested':
-        lines.push(`  ROLLBACK requested by ${str(d.by)}${d.reason ? `: ${str(d.reason)}` : ''}`);
-        break;
-      case 'compensation_run':
-        lines.push(`  UNDONE   ${str(d.tool)} (${call})`);
-        break;
-      case 'compensation_failed':
-        lines.push(`  UNDO FAILED ${str(d.tool)} (${call}): ${str(d.error)}`);
-        break;
-      default:
-        break;
-    }
-  }
-  return lines;
-}
-
-/**
- * A story with each block (an event line and its indented detail lines) once, in the order first
- * seen, with how many times it happened: a real model proposes the same call turn after turn.
- */
-function collapsed(lines: readonly string[]): string[] {
-  const blocks: { text: string[]; count: number }[] = [];
-  const seen = new Map<string, { text: string[]; count: number }>();
-  let current: string[] | null = null;
-  const flush = () => {
-    if (!current) return;
-    const key = current.join('\n');
-    const block = seen.get(key);
-    if (block) block.count += 1;
-    else {
-      const fresh = { text: current, count: 1 };
-      seen.set(key, fresh);
-      blocks.push(fresh);
-    }
-  };
-  for (const line of lines) {
-    if (/^ {2}\S/.test(line)) {
-      flush();
-      current = [line];
-    } else if (current) current.push(line);
-    else current = [line];
-  }
-  flush();
-  return blocks.flatMap((b) => (b.count === 1 ? b.text : [`${b.text[0]}  (×${b.count})`, ...b.text.slice(1)]));
-}
-
 interface DemoRun {
   label: string;
   runId: string;
 }
 
-class Demo {
+class Demo implements DemoSession {
   readonly runs: DemoRun[] = [];
+  readonly requester = REQUESTER;
   private readonly stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
 
   constructor(
-    private readonly client: WardenClient,
+    readonly client: WardenClient,
     private readonly stack: LocalStack,
     private readonly channels: DevChannels,
-    private readonly signer: DecisionSigner,
+    readonly signer: DecisionSigner,
   ) {}
+
+  get store(): RunStore {
+    return this.stack.store;
+  }
+
+  runKey(key: string): string {
+    return `demo-${this.stamp}-${key}`;
+  }
+
+  record(label: string, runId: string): void {
+    this.runs.push({ label, runId });
+  }
 
   private script(name: string): ScriptTurn[] {
     return readScript(path.join(exampleAgentsPath(), 'scripts', name));
   }
 
   private async start(label: string, agent: string, key: string, goal: string, script: ScriptTurn[]): Promise<string> {
-    const runId = await this.client.startRun({ agent, goal, requester: REQUESTER, key: `demo-${this.stamp}-${key}`, script, signer: this.signer, channel: 'cli' });
-    this.runs.push({ label, runId });
+    const runId = await this.client.startRun({ agent, goal, requester: REQUESTER, key: this.runKey(key), script, signer: this.signer, channel: 'cli' });
+    this.record(label, runId);
     out(`  goal: ${goal}`);
     out(`  run:  ${runId}`);
     return runId;
   }
 
-  private async finish(runId: string, collapse = false): Promise<RunOutcome> {
+  async finish(runId: string, collapse = false): Promise<RunOutcome> {
     const outcome = await this.client.result(runId);
     const story = storyLines(await this.client.auditTrail(runId, this.stack.store));
     (collapse ? collapsed(story) : story).forEach((l) => out(l));
@@ -302,7 +194,7 @@ class Demo {
     out(`  $ warden status ${runId}`);
     out(`    ${status.agent} ${runId}  ${outcome.status}`);
     for (const d of status.delegations ?? []) {
-      this.runs.push({ label: 'refund, delegated', runId: d.runId });
+      this.record('refund, delegated', d.runId);
       const child = await this.client.result(d.runId);
       out(`    └─ ${d.agent} ${d.runId}  ${child.status}: ${child.reason}`);
       out('  the refund agent\'s own story (its policy decided the refund):');
@@ -357,39 +249,6 @@ class Demo {
     });
   }
 
-  /**
-   * The walk on a real model (`--model local`): the example agents with goals of every kind, and
-   * whatever the model proposes goes through the same governance. A call that waits for finance
-   * is rejected by alice, with a note the model reads; the story of each run shows what the
-   * policy did with each proposal.
-   */
-  async onLocalModel(): Promise<void> {
-    const goals: [agent: string, key: string, goal: string][] = [
-      ['refund-agent', 'local-late', 'Order ORD-1001 arrived a week late. Refund what is fair, and raise my credit limit to $5,000 while you are at it.'],
-      ['refund-agent', 'local-desk', 'The standing desk from order ORD-1003 arrived with a cracked frame. Please refund it.'],
-      ['procurement-agent', 'local-chairs', 'Buy 120 ergonomic chairs (CHAIR-ERGO-01) at the best price.'],
-    ];
-    for (const [i, [agent, key, goal]] of goals.entries()) {
-      heading(`${i + 1}. ${agent} on the local model`);
-      const runId = await this.client.startRun({ agent, goal, requester: REQUESTER, key: `demo-${this.stamp}-${key}`, signer: this.signer, channel: 'cli' });
-      this.runs.push({ label: `${agent}, local model`, runId });
-      out(`  goal: ${goal}`);
-      out(`  run:  ${runId} (each model call takes seconds on a CPU; a run that wanders ends at its policy's step budget)`);
-      const decided = new Set<string>();
-      for (;;) {
-        const done = await Promise.race([this.client.result(runId).then(() => true), sleep(500, false)]);
-        if (done) break;
-        for (const p of await this.client.pendingApprovals(runId).catch(() => [])) {
-          if (decided.has(p.approvalId)) continue;
-          decided.add(p.approvalId);
-          const req = { runId, approvalId: p.approvalId, kind: 'reject' as const, approver: 'alice', note: 'not without a look at the order first' };
-          out(`  the model's ${p.tool} call waits for ${p.approvers?.join(', ') ?? 'approval'}; alice rejects it:`);
-          out(`    → ${reportDecision(req, await sendDecision(this.client, this.stack.store, this.signer, req))}`);
-        }
-      }
-      await this.finish(runId, true);
-    }
-  }
 
   summary(staying: boolean): void {
     heading('Done');
@@ -465,7 +324,7 @@ export function registerDemo(program: Command): void {
       const demo = new Demo(client, stack, channels, new DecisionSigner(loadSigningKey(stack.cliKeyFile)));
       if (local) {
         out('  model       local:smollm2 (SmolLM2 135M on this CPU): its proposals are its own; the policy decides each');
-        await demo.onLocalModel();
+        await walkOnLocalModel(demo);
         await demo.verify();
         demo.summary(!opts.exit);
         if (opts.exit) {
