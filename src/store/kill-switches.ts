@@ -4,7 +4,8 @@ import { StoreError } from './rows';
 
 /**
  * An agent's kill switch: while it is engaged, the prepare activity refuses every new run (and
- * every continue-as-new) of the agent, with the reason given. Each engage and lift is a row of
+ * every continue-as-new) of the agent, with the reason given, and the worker's `verifyOperator`
+ * refuses every resume of its runs, however signed. Each engage and lift is a row of
  * its own, never rewritten: the switch's state is its newest row, and the rows are its record
  * (who, when, why).
  */

@@ -43,7 +43,7 @@ export class OperatorControls {
     let verdict: VerifyOperatorResult | null = null;
     for (const runId of [run.runId, ...run.lineage()]) {
       try {
-        verdict = await this.run.local(() => verifier.verifyOperator({ runId, nowMs: Date.now(), action, by: input?.by, signature }));
+        verdict = await this.run.local(() => verifier.verifyOperator({ runId, nowMs: Date.now(), action, by: input?.by, signature, agent: run.input.agent }));
       } catch (err) {
         return refuse(`the worker could not verify the ${action}: ${failureMessage(err)}`);
       }
@@ -76,8 +76,9 @@ export class OperatorControls {
 
   /**
    * Resumes a paused run. Anyone may ask for a pause (a safer state); letting a run go on widens
-   * what runs, so the worker must verify a signed operator first. A run its policy paused (the
-   * loop breaker) is not let go by its own requester.
+   * what runs, so the worker must verify a signed operator first (and refuses while the agent's
+   * kill switch is engaged). A run its policy paused (the loop breaker) is not let go by its own
+   * requester.
    */
   async resume(input?: OperatorInput): Promise<void> {
     const run = this.run;
