@@ -1,4 +1,4 @@
-import type { AuditEvent, Budgets, CallProposal, DecisionAuthority, DelegateUsage, OperatorAction, Policy, Price, QuotaHit, QuotaRule, RateRule } from '../governance';
+import type { AuditInput, Budgets, CallProposal, DecisionAuthority, DelegateUsage, OperatorAction, Policy, Price, QuotaHit, QuotaRule, RateRule } from '../governance';
 import type { CallGovernance } from '../telemetry/conventions';
 import type { MessageRow } from '../store/run-store';
 import type { PendingApproval, PreparedRun, Requester, ScriptTurn, ShadowSource } from '../workflows/run-types';
@@ -122,7 +122,8 @@ export interface CallModelInput {
   /** The model reads messages `[0, upTo)`; its answer is stored at `upTo`. */
   upTo: number;
   append: MessageRow[];
-  audit: AuditEvent[];
+  /** Events the run store lacks so far: written before the activity does anything else. */
+  audit: AuditInput;
   /**
    * For a run that brings its own script: the turn that answers this call (null once the script
    * has ended). Only this turn travels, so a long scripted run's history stays flat.
@@ -185,7 +186,8 @@ export interface ToolActivityInput {
   resultSeq: number;
   /** The schema digest the run pinned for this tool (`ToolSpec.schemaDigest`): the call is refused if the worker's differs. */
   schemaDigest?: string;
-  audit: AuditEvent[];
+  /** Events the run store lacks so far: written before the activity does anything else. */
+  audit: AuditInput;
   /** How the call was governed, sent only when the worker traces: the `execute_tool` span's attributes. */
   governance?: CallGovernance;
   /** The call's quota reservations (`call:<seq>`): committed when the tool succeeds, refunded when its compensation runs. */
@@ -267,7 +269,8 @@ export interface CompensateInput extends ToolActivityInput {
 export interface RecordRunInput {
   runId: string;
   append: MessageRow[];
-  audit: AuditEvent[];
+  /** Events the run store lacks so far: written before the activity does anything else. */
+  audit: AuditInput;
 }
 
 /** A request to tell people in Slack that an approval waits (redacted arguments only). */

@@ -4,7 +4,7 @@ import { APICallError, InvalidPromptError } from '@ai-sdk/provider';
 import { jsonSchema, tool as aiTool, type ToolSet } from 'ai';
 import type { Logger } from 'pino';
 import { ToolError, type AgentRegistry, type ToolContext } from '../agents';
-import { ROLE_FOR_ACTION, type OperatorAction, authorizeDecision, authorizeOperator, authorizeStart, checkModelCallBudgets, delegateUsageOf, emptyUsage, goalDigest, normalizeIdentity, parsePolicy, type Keyring, type Policy, modelQuotas, type FleetPolicy } from '../governance';
+import { ROLE_FOR_ACTION, type OperatorAction, authorizeDecision, authorizeOperator, authorizeStart, checkModelCallBudgets, delegateUsageOf, emptyUsage, goalDigest, normalizeIdentity, parsePolicy, type Keyring, type Policy, modelQuotas, type FleetPolicy, AuditBatchError, unpackAudit, type AuditInput } from '../governance';
 import type { PreparedRun, Requester } from '../workflows/run-types';
 import type { RunStore } from '../store/run-store';
 import { preparedDigest } from '../workflows/run/patches';
@@ -145,6 +145,17 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
     logger.error({ agent, served, taskQueue: info.taskQueue, workflowId: info.workflowExecution?.workflowId, attempt: info.attempt }, message);
     // Soon again, whatever the call's backoff: another worker may take it, and with none the run fails in seconds.
     throw ApplicationFailure.create({ type: 'AgentNotServed', message, nonRetryable: false, nextRetryDelay: '1s' });
+  };
+  /** The events an activity input carries, links rebuilt (a batch) and written to the store before anything else. */
+  const appendAudit = async (runId: string, audit: AuditInput): Promise<void> => {
+    let events;
+    try {
+      events = unpackAudit(audit);
+    } catch (err) {
+      if (AuditBatchError.isInstance(err)) throw nonRetryable('AuditBatchError', `run ${runId}: ${err.message}`);
+      throw err;
+    }
+    await store.appendAudit(runId, events);
   };
   const grants = new Grants(store, logger);
   const quotas = createQuotaActivities({
@@ -322,7 +333,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
     },
 
     async callModel(input: CallModelInput): Promise<CallModelResult> {
-      await store.appendAudit(input.runId, input.audit);
+      await appendAudit(input.runId, input.audit);
       await store.appendMessages(input.runId, input.append);
       servesAgent(input.agent);
       const agent = registry.get(input.agent);
@@ -363,7 +374,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
     },
 
     async compensateCall(input: CompensateInput): Promise<ToolActivityResult> {
-      await store.appendAudit(input.runId, input.audit);
+      await appendAudit(input.runId, input.audit);
       await grants.check('compensateCall', input.tool, input);
       const tool = registry.tools().get(input.tool);
       const compensate = tool?.compensate;
@@ -386,7 +397,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
     settleQuota: (input) => quotas.settleQuota(input),
 
     async recordRun(input: RecordRunInput) {
-      await store.appendAudit(input.runId, input.audit);
+      await appendAudit(input.runId, input.audit);
       await store.appendMessages(input.runId, input.append);
     },
 
@@ -403,7 +414,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
   const tools: Record<string, ToolActivity> = {};
   for (const [name, tool] of registry.tools()) {
     tools[name] = async (input: ToolActivityInput): Promise<ToolActivityResult> => {
-      await store.appendAudit(input.runId, input.audit);
+      await appendAudit(input.runId, input.audit);
       await grants.check(name, name, input);
       if (tool.schemaDigest !== undefined && input.schemaDigest !== tool.schemaDigest) {
         // The run pinned the schema it started with; a server that changed since is not called with arguments governed under the old one.

@@ -5,8 +5,8 @@
 export { canonicalJson } from './signing/canonical';
 export { sha256Hex, digestOf, approvalIdFor } from './signing/digest';
 export { durationMs, DURATION_PATTERN } from './policy/duration';
-export { nextAuditEvent, verifyAuditChain, emptyAuditHead, GENESIS_HASH } from './signing/audit-chain';
-export type { AuditEvent, AuditEventType, AuditHead, ChainVerification } from './signing/audit-chain';
+export { nextAuditEvent, verifyAuditChain, emptyAuditHead, GENESIS_HASH, packAudit, unpackAudit, AuditBatchError } from './signing/audit-chain';
+export type { AuditEvent, AuditEventType, AuditHead, ChainVerification, AuditBatch, AuditInput } from './signing/audit-chain';
 export { policySchema } from './policy/policy-schema';
 export type { Policy, PolicyInput, Rule, ApprovalRequirement, RetrySettings, ToolPolicy, Budgets, LoopSettings, Price } from './policy/policy-schema';
 export { PolicyError, parsePolicy, parsePolicyText, parseFleetPolicyText, policyVersion, CompiledPolicy } from './policy/parse-policy';

@@ -6,8 +6,8 @@
  * bundle, which each worker thread loads (zod alone, when it was here, cost more per run than the
  * run itself, before the bundle's modules were shared). `test/workflow-bundle.test.ts` holds the line.
  */
-export { emptyAuditHead, nextAuditEvent } from './signing/audit-chain';
-export type { AuditEvent, AuditEventType, AuditHead } from './signing/audit-chain';
+export { emptyAuditHead, nextAuditEvent, packAudit } from './signing/audit-chain';
+export type { AuditEvent, AuditEventType, AuditHead, AuditInput } from './signing/audit-chain';
 export { approvalIdFor, digestOf } from './signing/digest';
 export { durationMs } from './policy/duration';
 export { checkBeforeModelCall, costOf, emptyUsage } from './accounting/budget';

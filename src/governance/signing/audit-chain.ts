@@ -1,3 +1,4 @@
+import { WardenError, errorMarker } from '../../errors';
 import { canonicalJson } from './canonical';
 import { sha256Hex } from './digest';
 
@@ -89,4 +90,47 @@ export function verifyAuditChain(events: readonly AuditEvent[], from: AuditHead 
     head = { seq: event.seq, hash: event.hash };
   }
   return { ok: true, count: events.length, head };
+}
+
+/**
+ * A stretch of a chain as it rides in an activity input: its events without their links (two
+ * hashes an event, most of its bytes), the hash the first links to and the hash of the last. The
+ * worker rebuilds the links (`unpackAudit`) and checks that they end where the workflow's did.
+ */
+export interface AuditBatch {
+  prevHash: string;
+  events: Omit<AuditEvent, 'prevHash' | 'hash'>[];
+  hash: string;
+}
+
+/** What an activity input carries of the chain: the events whole (runs recorded before batches), or a batch. */
+export type AuditInput = readonly AuditEvent[] | AuditBatch;
+
+/** Events for an activity input, as a batch; nothing to send stays an empty list. */
+export function packAudit(events: readonly AuditEvent[]): AuditInput {
+  const first = events[0];
+  const last = events[events.length - 1];
+  if (!first || !last) return [];
+  return { prevHash: first.prevHash, events: events.map(({ prevHash: _prev, hash: _hash, ...event }) => event), hash: last.hash };
+}
+
+/** Thrown when a batch's events do not hash to the head it names: it was not the workflow's chain. */
+export class AuditBatchError extends WardenError {
+  static override readonly marker = errorMarker('AuditBatchError');
+  override name = 'AuditBatchError';
+}
+
+/** The events of an activity input, links rebuilt and checked against the batch's head. */
+export function unpackAudit(input: AuditInput): AuditEvent[] {
+  if (Array.isArray(input)) return [...(input as readonly AuditEvent[])];
+  const batch = input as AuditBatch;
+  let prevHash = batch.prevHash;
+  const events = batch.events.map((e) => {
+    const linked = { seq: e.seq, at: e.at, type: e.type, data: e.data, prevHash };
+    const event = { ...linked, hash: hashOf(linked) };
+    prevHash = event.hash;
+    return event;
+  });
+  if (prevHash !== batch.hash) throw new AuditBatchError(`the audit batch of events ${events[0]?.seq ?? '?'}–${events[events.length - 1]?.seq ?? '?'} does not hash to the head it names (${batch.hash.slice(0, 12)}…): it is not the run's chain`);
+  return events;
 }

@@ -1,6 +1,6 @@
 import { isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { CoreActivities } from '../../activities/activity-types';
-import { durationMs } from '../../governance/workflow-safe';
+import { durationMs, packAudit } from '../../governance/workflow-safe';
 import type { RollbackReport } from '../run-types';
 import { failureMessage } from '../message-values';
 import { retryPolicy } from './activities';
@@ -33,7 +33,7 @@ export async function rollback(run: RunState): Promise<RollbackReport> {
         args: step.args,
         idempotencyKey: run.idempotencyKey(step.runId === undefined ? `undo:${step.callId}` : `undo:${step.runId}:${step.callId}`, step.resultSeq, step.args),
         resultSeq: step.resultSeq,
-        audit,
+        audit: packAudit(audit),
         ...(step.runId !== undefined ? { callRunId: step.runId, callAgent: step.agent ?? run.input.agent } : {}),
         ...(step.quotaRef !== undefined ? { quotaRef: step.quotaRef } : {}),
         ...run.grantFor(step.seal),

@@ -1,6 +1,6 @@
 import { ApplicationFailure, allHandlersFinished, condition, continueAsNew, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import { spentOf } from '../../governance/workflow-safe';
+import { packAudit, spentOf } from '../../governance/workflow-safe';
 import type { CallModelResult } from '../../activities/activity-types';
 import type { MessageRow } from '../../store/run-store';
 import type { agentRun } from '../agent-run';
@@ -260,7 +260,7 @@ export class Lifecycle {
     const audit = run.audit.unflushed();
     const append = run.takePending();
     if (audit.length > 0 || append.length > 0) {
-      await (run.fewerCommands ? recorder : core).recordRun({ runId: run.runId, audit, append });
+      await (run.fewerCommands ? recorder : core).recordRun({ runId: run.runId, audit: packAudit(audit), append });
       run.audit.markFlushed(audit);
     }
     run.audit.anchor(run.desk.memoChange());

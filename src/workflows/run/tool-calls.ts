@@ -1,6 +1,6 @@
 import { ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, condition, isCancellation, patched, proxyActivities, proxyLocalActivities, sleep } from '@temporalio/workflow';
 import type { CallModelResult, RatePace, ToolActivity, ToolActivityInput, ToolBooking } from '../../activities/activity-types';
-import { admitApproved, checkModelCallBudgets, costOf, durationMs, governCall, spentOf, type ApprovalRequirement, type Decision, type QuotaSet } from '../../governance/workflow-safe';
+import { admitApproved, packAudit, checkModelCallBudgets, costOf, durationMs, governCall, spentOf, type ApprovalRequirement, type Decision, type QuotaSet } from '../../governance/workflow-safe';
 import type { ApprovalOutcome } from '../approval-desk';
 import type { ToolSpec } from '../run-types';
 import { failureMessage } from '../message-values';
@@ -69,7 +69,7 @@ export class ToolCalls {
         step,
         upTo: run.messageCount,
         append: run.takePending(),
-        audit,
+        audit: packAudit(audit),
         scriptTurn: run.scriptTurn(),
         ...(run.telemetry.enabled ? { price: run.prepared.policy.pricing[run.prepared.agent.modelId] ?? null } : {}),
         ...run.quotas.modelInput(),
@@ -245,7 +245,7 @@ export class ToolCalls {
       governance: run.telemetry.governanceOf(call.id),
       resultSeq: seq,
       ...(spec.schemaDigest !== undefined ? { schemaDigest: spec.schemaDigest } : {}),
-      audit,
+      audit: packAudit(audit),
       ...(quotaRef !== undefined ? { quotaRef } : {}),
       ...(counted.pace ? { pace: counted.pace } : {}),
       ...(counted.booking ? { booking: counted.booking } : {}),
