@@ -1,7 +1,8 @@
 /**
  * Tenants: a run's tenant comes only from a start a trusted channel signed (or the worker's
- * default); an unsigned start that names one gets the default, and the trail says why. Each tenant
- * spends its own model-cost quota: one spending its quota stops its runs' model calls, not the other's.
+ * default; the starts that claim one without that proof are in test/security/tenant-claims.test.ts).
+ * Each tenant spends its own model-cost quota: one spending its quota stops its runs' model calls,
+ * not the other's.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -68,20 +69,6 @@ describe('tenants', () => {
     expect(statusLines(status).join('\n')).toContain('(requested by carol, for tenant acme)');
     expect(trail.find((e) => e.type === 'policy_decision')?.data).toMatchObject({ decision: 'allow', ruleId: 'acme-only-refunds' });
     expect((await bed.client.client.workflow.count(`WorkflowId = '${runId}' AND WardenTenant = 'acme'`)).count).toBe(1);
-  });
-
-  test('an unsigned start cannot choose a tenant: it gets the worker’s default, and the refusal is in its trail', async () => {
-    const runId = await bed.client.startRun({ agent: REFUND_AGENT, goal: 'refund, claiming to be acme', requester: 'mallory', tenant: 'acme', policy, script: [{ toolCalls: [{ name: 'refund', args: { order: 'm-1', amount: 5 } }] }, { text: 'done' }] });
-    await bed.client.result(runId);
-    const trail = await bed.client.auditTrail(runId, bed.store);
-    expect(started(trail)).toMatchObject({ tenant: 'shared', requesterVerified: false, tenantRefused: 'the start names "acme", but a tenant counts only when a trusted channel signs the start' });
-    expect(trail.find((e) => e.type === 'policy_decision')?.data).toMatchObject({ decision: 'deny', ruleId: 'no-refunds' });
-    expect((await ledger.effects()).map((e) => e.runId)).not.toContain(runId);
-    expect((await bed.client.client.workflow.count(`WorkflowId = '${runId}' AND WardenTenant = 'shared'`)).count).toBe(1);
-    // A tenant signed for another run does not count either: the proof is checked against the run.
-    const forged = await bed.client.startRun({ agent: REFUND_AGENT, goal: 'refund again', requester: 'mallory', tenant: 'acme', signer: { signStart: (c) => signer.signStart({ ...c, runId: 'warden/other/run' }) }, channel: 'web', policy, script: [{ text: 'done' }] });
-    await bed.client.result(forged);
-    expect(started(await bed.client.auditTrail(forged, bed.store))).toMatchObject({ tenant: 'shared', requesterVerified: false });
   });
 
   test("an approval shows the run's tenant: in the pendingApprovals query and on the inbox's card", async () => {
