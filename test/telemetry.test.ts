@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { DefaultLogger } from '@temporalio/worker';
 import { bundleWardenWorkflows } from '../src/worker/bundle';
@@ -12,7 +15,12 @@ import { startOtlpReceiver, type OtlpReceiver, type ReceivedMetric, type Receive
 
 const key = generateSigningKey();
 const signer = new DecisionSigner({ keyId: 'test-web', privateKey: key.privateKey, publicKey: key.publicKey });
-const keyring = { 'test-web': { publicKey: key.publicKey, channel: 'web', people: '*' as const, revoked: false } };
+/** The CLI's key, as `warden approve --key` reads it from a file. */
+const cliKey = generateSigningKey();
+const keyring = {
+  'test-web': { publicKey: key.publicKey, channel: 'web', people: '*' as const, revoked: false },
+  'test-cli': { publicKey: cliKey.publicKey, channel: 'cli', people: '*' as const, revoked: false },
+};
 
 /** The value of the transfer's `pin`, a field its schema marks sensitive: it must not leave in any exported byte. */
 const PIN = 'pin-5581-do-not-export';
@@ -296,4 +304,27 @@ test('warden run and warden status send their spans when OTEL_EXPORTER_OTLP_ENDP
     return caller && receiver.spans.find((s) => s.name === 'HandleQuery:status' && s.parentSpanId === caller.spanId);
   }, 30_000, 'the status query traced from the CLI into the worker');
   expect(query.resource['service.name']).toBe('warden-test');
+}, 180_000);
+
+test('warden approve sends its spans when OTEL_EXPORTER_OTLP_ENDPOINT is set; the run handles the decision in the same trace', async () => {
+  const { address, namespace } = settings();
+  const { WARDEN_TRUSTED_KEYS: _trusted, ...env } = process.env;
+  const keyFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'warden-telemetry-cli-')), 'cli.json');
+  writeFileSync(keyFile, JSON.stringify({ keyId: 'test-cli', privateKey: cliKey.privateKey }), { mode: 0o600 });
+  const cliEnv = { ...env, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace, WARDEN_TASK_QUEUE: bed.taskQueue, WARDEN_PAYLOAD_KEYS: testPayloadKeysFile(), WARDEN_STORE: bed.storePath, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, WARDEN_HOME: '/nonexistent-warden-home' };
+  const runId = await bed.client.startRun({ agent: 'test-agent', goal: 'pay, approved from the CLI', requester: 'carol', policy, script: [{ toolCalls: [{ name: 'transfer', args: { amount: 7, to: 'acct-2' } }] }, { text: 'done' }] });
+  const approval = await eventually(async () => (await bed.client.pendingApprovals(runId))[0], 30_000, 'a pending approval');
+  const approved = await runCli(['approve', runId, approval.approvalId, '--as', 'bob', '--groups', 'finance', '--key', keyFile], cliEnv, 90_000);
+  expect(approved).toMatchObject({ code: 0 });
+  expect(approved.stdout).toContain(`approval of ${approval.approvalId} accepted from bob`);
+  expect(await bed.client.result(runId)).toMatchObject({ status: 'completed' });
+  // The CLI's StartWorkflowUpdate span reached the receiver before the command exited; the worker's handler hangs under it.
+  const handled = await eventually(async () => {
+    await telemetry.forceFlush();
+    return receiver.spans.find((s) => s.name === 'HandleUpdate:approve' && s.events.some((e) => e.attributes['warden.approval.id'] === approval.approvalId));
+  }, 30_000, "the worker's HandleUpdate span of the CLI's approval");
+  const sent = receiver.spans.find((s) => s.spanId === handled.parentSpanId && s.traceId === handled.traceId);
+  expect(sent).toMatchObject({ name: 'StartWorkflowUpdate:approve', resource: expect.objectContaining({ 'service.name': 'warden-cli' }) });
+  expect(handled.resource['service.name']).toBe('warden-test');
+  expect(handled.events.find((e) => e.name === 'warden.approval')?.attributes).toMatchObject({ 'warden.approval.outcome': 'approved', 'warden.approval.decided_by': 'bob' });
 }, 180_000);
