@@ -10,8 +10,7 @@
  * warning naming what is missing (WARDEN_CLUSTER_TESTS=1, as scripts/cluster/check.sh sets it,
  * makes that a failure; WARDEN_CLUSTER_TESTS=0 skips it).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -22,6 +21,7 @@ import { createPostgresStore, type RunStore } from '../src/store';
 import { clusterBinaries, clusterUnavailable, downCluster, restartServer, upCluster, type Cluster } from '../scripts/cluster/cluster';
 import { LEDGER_SCHEMA } from './fixtures/multi-worker-agent';
 import { eventually, testPayloadCodec, testPayloadKeysFile } from './helpers';
+import { killWorker, startWorkerProcess, stopWorkers, type WorkerProcess } from './worker-processes';
 
 const ALLOWED_RUNS = 4;
 const CALLS_PER_RUN = 2;
@@ -31,36 +31,9 @@ const webKey = generateSigningKey();
 const signer = new DecisionSigner({ keyId: 'cluster-web', privateKey: webKey.privateKey, publicKey: webKey.publicKey });
 const keyring: Keyring = { 'cluster-web': { publicKey: webKey.publicKey, channel: 'web', people: '*', revoked: false } };
 
-interface WorkerProcess {
-  id: string;
-  child: ChildProcess;
-  dir: string;
-  exited: Promise<number | null>;
-}
-
 /** One Warden worker process (test/fixtures/multi-worker-process.ts) in its own working directory. */
 function startWorker(id: string, env: NodeJS.ProcessEnv): Promise<WorkerProcess> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), `warden-cluster-worker-${id}-`));
-  const script = path.join(__dirname, 'fixtures', 'multi-worker-process.ts');
-  const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), script], { cwd: dir, env: { ...env, MULTI_WORKER_ID: id }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker ${id} did not start in 90 s: ${output}`)), 90_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes(`worker ${id} ready`)) {
-        clearTimeout(timer);
-        resolve({ id, child, dir, exited });
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`worker ${id} exited with ${code}: ${output}`));
-    });
-  });
+  return startWorkerProcess(id, env, { script: path.join(__dirname, 'fixtures', 'multi-worker-process.ts'), idVariable: 'MULTI_WORKER_ID', ownDir: 'warden-cluster-worker-', readyWithinMs: 90_000 });
 }
 
 async function rows<R extends pg.QueryResultRow>(pool: pg.Pool, text: string, values: unknown[] = []): Promise<R[]> {
@@ -90,11 +63,7 @@ if (unavailable && gate !== '1') {
   }, 300_000);
 
   afterAll(async () => {
-    for (const w of workers) {
-      if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
-      await w.exited;
-      rmSync(w.dir, { recursive: true, force: true });
-    }
+    await stopWorkers(workers);
     await client?.close();
     await store?.close();
     await ledger?.end();
@@ -184,8 +153,7 @@ if (unavailable && gate !== '1') {
       90_000,
       'worker a inside a tool call while b has worked too',
     );
-    a.child.kill('SIGKILL');
-    await a.exited;
+    await killWorker(a);
 
     // The approval runs wait; the server goes down and comes back while they do.
     const pending = await Promise.all(approvals.map((runId) => eventually(async () => (await client!.pendingApprovals(runId))[0], 90_000, `${runId} to wait for approval`)));

@@ -4,9 +4,6 @@
  * while a tool call is in flight; every run still completes, the other worker picks the runs up
  * from the shared store, and each effect happened once per idempotency key.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import pg from 'pg';
@@ -22,45 +19,13 @@ import { defineAgent } from '../src/agents';
 import { echo, testAgent } from './fixtures/test-agents';
 import { createTestBed, eventually, financeApprovalPolicy, settings, testPayloadCodec, testPayloadKeysFile, testPolicy, type TestBed } from './helpers';
 import { describeWithPostgres } from './postgres';
+import { killWorker, startWorkerProcess, stopWorkers, type WorkerProcess } from './worker-processes';
 
 const RUNS = 6;
 const CALLS_PER_RUN = 2;
 
-interface WorkerProcess {
-  id: string;
-  child: ChildProcess;
-  dir: string;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
 function startWorker(id: string, env: NodeJS.ProcessEnv): Promise<WorkerProcess> {
-  // Its own working directory, like a worker on another host: nothing it writes there is shared.
-  const dir = mkdtempSync(path.join(os.tmpdir(), `warden-worker-${id}-`));
-  const script = path.join(__dirname, 'fixtures', 'multi-worker-process.ts');
-  const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), script], {
-    cwd: dir,
-    env: { ...env, MULTI_WORKER_ID: id },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker ${id} did not start in 60 s: ${output}`)), 60_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes(`worker ${id} ready`)) {
-        clearTimeout(timer);
-        resolve({ id, child, dir, output: () => output, exited });
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`worker ${id} exited with ${code}: ${output}`));
-    });
-  });
+  return startWorkerProcess(id, env, { script: path.join(__dirname, 'fixtures', 'multi-worker-process.ts'), idVariable: 'MULTI_WORKER_ID', ownDir: 'warden-worker-' });
 }
 
 async function query<R extends pg.QueryResultRow>(pool: pg.Pool, text: string, values: unknown[] = []): Promise<R[]> {
@@ -75,11 +40,7 @@ describeWithPostgres('two worker processes on one PostgreSQL run store', (server
   let shared: { env: NodeJS.ProcessEnv; storeUrl: string; taskQueue: string } | undefined;
 
   afterAll(async () => {
-    for (const w of workers) {
-      if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
-      await w.exited;
-      rmSync(w.dir, { recursive: true, force: true });
-    }
+    await stopWorkers(workers);
     await client?.close();
     await store?.close();
     await ledger?.end();
@@ -132,8 +93,7 @@ describeWithPostgres('two worker processes on one PostgreSQL run store', (server
       60_000,
       'worker a inside a tool call while b has worked too',
     );
-    a.child.kill('SIGKILL');
-    await a.exited;
+    await killWorker(a);
     expect(a.child.signalCode).toBe('SIGKILL');
 
     const started = Date.now();
@@ -195,8 +155,7 @@ describeWithPostgres('two worker processes on one PostgreSQL run store', (server
     );
     const victim = workers.find((w) => w.id === holder);
     if (!victim) throw new Error(`no worker ${holder}`);
-    victim.child.kill('SIGKILL');
-    await victim.exited;
+    await killWorker(victim);
 
     expect(await client.result(runId)).toMatchObject({ status: 'completed', text: 'the ledger agent booked both', toolCalls: 3, delegated: { toolCalls: 2, steps: 3 } });
     expect(await client.result(childId)).toMatchObject({ status: 'completed', text: 'booked both', toolCalls: 2 });

@@ -4,9 +4,6 @@
  * ($960), counted in the tool's own ledger; every other call is denied with the quota's reason.
  * The same again with one worker SIGKILLed halfway: still exactly $960, and nothing left held.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { WardenClient } from '../src/client';
@@ -15,6 +12,7 @@ import { createPostgresStore, type RunStore } from '../src/store';
 import { PG_LEDGER_SCHEMA, postgresLedger, REFUND_AGENT, type EffectLedger } from './fixtures/quota/refund-agent';
 import { eventually, settings, testPayloadCodec, testPayloadKeysFile } from './helpers';
 import { describeWithPostgres } from './postgres';
+import { killWorker, startWorkerProcess, stopWorkers, type WorkerProcess } from './worker-processes';
 
 const RUNS = 100;
 const FLEET = {
@@ -29,35 +27,8 @@ const FLEET = {
   ],
 };
 
-interface WorkerProcess {
-  id: string;
-  child: ChildProcess;
-  dir: string;
-  exited: Promise<number | null>;
-}
-
 function startWorker(id: string, env: NodeJS.ProcessEnv): Promise<WorkerProcess> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), `warden-quota-worker-${id}-`));
-  const script = path.join(__dirname, 'fixtures', 'quota', 'quota-worker-process.ts');
-  const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), script], { cwd: dir, env: { ...env, QUOTA_WORKER_ID: id }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker ${id} did not start in 60 s: ${output}`)), 60_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes(`worker ${id} ready`)) {
-        clearTimeout(timer);
-        resolve({ id, child, dir, exited });
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`worker ${id} exited with ${code}: ${output}`));
-    });
-  });
+  return startWorkerProcess(id, env, { script: path.join(__dirname, 'fixtures', 'quota', 'quota-worker-process.ts'), idVariable: 'QUOTA_WORKER_ID', ownDir: 'warden-quota-worker-' });
 }
 
 const policy = parsePolicy({ agent: REFUND_AGENT, tools: { refund: {}, ping: {} }, rules: [{ id: 'allow-all', decision: 'allow', reason: 'test' }] }, 'quota multi-worker policy');
@@ -72,11 +43,7 @@ describeWithPostgres('fleet quotas across two worker processes on one PostgreSQL
   let env: NodeJS.ProcessEnv = {};
 
   afterAll(async () => {
-    for (const w of workers) {
-      if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
-      await w.exited;
-      rmSync(w.dir, { recursive: true, force: true });
-    }
+    await stopWorkers(workers);
     await client?.close();
     await store?.close();
     await ledger?.close();
@@ -160,8 +127,7 @@ describeWithPostgres('fleet quotas across two worker processes on one PostgreSQL
       120_000,
       'worker a refunding in the second batch',
     );
-    a.child.kill('SIGKILL');
-    await a.exited;
+    await killWorker(a);
     expect(a.child.signalCode).toBe('SIGKILL');
     await expectExactly960(runIds);
     console.log(`quota multi-worker: worker a killed after ${before} of 16 refunds`);
