@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Context, MiddlewareHandler } from 'hono';
-import { secureHeaders } from 'hono/secure-headers';
-import { STYLE_HASH } from '../inbox/html';
+import { securityHeaders } from '../inbox/page-headers';
 
 /**
  * The console's headers: the inbox's (no framing, no sniffing, no referrer elsewhere, forms post
@@ -9,27 +8,7 @@ import { STYLE_HASH } from '../inbox/html';
  * asset from elsewhere: the charts are drawn by uPlot and the console's own script, both served
  * below, from their numbers in a JSON data block (which the browser never runs).
  */
-export const consoleHeaders: MiddlewareHandler = secureHeaders({
-  contentSecurityPolicy: {
-    defaultSrc: ["'none'"],
-    styleSrc: [`'${STYLE_HASH}'`, "'self'"],
-    scriptSrc: ["'self'"],
-    formAction: ["'self'"],
-    frameAncestors: ["'none'"],
-    baseUri: ["'none'"],
-  },
-  referrerPolicy: 'same-origin',
-  xContentTypeOptions: true,
-  crossOriginResourcePolicy: false,
-  crossOriginOpenerPolicy: false,
-  originAgentCluster: false,
-  strictTransportSecurity: false,
-  xDnsPrefetchControl: false,
-  xDownloadOptions: false,
-  xFrameOptions: false,
-  xPermittedCrossDomainPolicies: false,
-  xXssProtection: false,
-});
+export const consoleHeaders: MiddlewareHandler = securityHeaders({ ownAssets: true });
 
 const CONSOLE_CSS = `
 nav.console{display:flex;gap:.5rem;margin-bottom:1rem;flex-wrap:wrap}
