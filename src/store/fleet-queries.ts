@@ -79,6 +79,20 @@ function checkRange(range: FleetRange): void {
 
 const num = (v: unknown) => (v === null || v === undefined ? 0 : Number(v));
 
+/** `fleetActivity`'s rows as both stores' queries name their columns. */
+function activityRows(rows: readonly Record<string, unknown>[]): FleetActivityRow[] {
+  return rows.map((r) => ({
+    bucket: String(r.bucket),
+    type: String(r.type),
+    decision: (r.decision as string | null) ?? null,
+    status: (r.status as string | null) ?? null,
+    count: num(r.count),
+    inputTokens: num(r.input_tokens),
+    outputTokens: num(r.output_tokens),
+    costUsd: num(r.cost_usd),
+  }));
+}
+
 function waitRows(rows: readonly { bucket: string; asked: string; settled: string; type: string; decision: string | null }[]): ApprovalWaitRow[] {
   return rows.map((r) => ({
     bucket: r.bucket,
@@ -128,16 +142,7 @@ export function sqliteFleetQueries(db: Database.Database): FleetQueries {
            GROUP BY 1, 2, 3, 4 ORDER BY 1`,
         )
         .all(params(range)) as Record<string, unknown>[];
-      return rows.map((r) => ({
-        bucket: String(r.bucket),
-        type: String(r.type),
-        decision: (r.decision as string | null) ?? null,
-        status: (r.status as string | null) ?? null,
-        count: num(r.count),
-        inputTokens: num(r.input_tokens),
-        outputTokens: num(r.output_tokens),
-        costUsd: num(r.cost_usd),
-      }));
+      return activityRows(rows);
     },
 
     async approvalWaits(range) {
@@ -213,16 +218,7 @@ export function postgresFleetQueries(query: PostgresQuery, s: string): FleetQuer
          GROUP BY 1, 2, 3, 4 ORDER BY 1`,
         [...values, COUNTED],
       );
-      return rows.map((r) => ({
-        bucket: String(r.bucket),
-        type: String(r.type),
-        decision: (r.decision as string | null) ?? null,
-        status: (r.status as string | null) ?? null,
-        count: num(r.count),
-        inputTokens: num(r.input_tokens),
-        outputTokens: num(r.output_tokens),
-        costUsd: num(r.cost_usd),
-      }));
+      return activityRows(rows);
     },
 
     async approvalWaits(range) {
