@@ -4,12 +4,13 @@
  * the same directory. Where the binaries are missing, the suites that ask for it are skipped with a
  * warning that says what to install.
  */
-import { execFile, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { freePorts } from '../src/dev-server/free-port';
+import { findPostgresBin, postgresRunAs, postgresUnavailable } from '../scripts/postgres-binaries';
 
 const TEST_USER = 'warden_test';
 
@@ -22,57 +23,6 @@ export interface PostgresServer {
   /** Creates an empty database with a fresh name and returns its URL. */
   createDatabase(prefix?: string): Promise<string>;
   stop(): Promise<void>;
-}
-
-function onPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (dir && existsSync(path.join(dir, name))) return dir;
-  }
-  return undefined;
-}
-
-/** The directory with initdb, pg_ctl and postgres: PATH first, then the newest /usr/lib/postgresql/<version>/bin. */
-export function findPostgresBin(): string | undefined {
-  const fromPath = onPath('initdb');
-  if (fromPath && existsSync(path.join(fromPath, 'pg_ctl'))) return fromPath;
-  const root = '/usr/lib/postgresql';
-  if (!existsSync(root)) return undefined;
-  const versions = readdirSync(root)
-    .filter((v) => /^\d+$/.test(v) && existsSync(path.join(root, v, 'bin', 'initdb')))
-    .sort((a, b) => Number(b) - Number(a));
-  return versions[0] ? path.join(root, versions[0], 'bin') : undefined;
-}
-
-interface RunAs {
-  /** Prefix for every server command: `runuser -u <user> --` when this process is root (initdb refuses root). */
-  prefix: string[];
-  uid?: number;
-  gid?: number;
-}
-
-function uidOf(user: string): { uid: number; gid: number } | undefined {
-  const uid = spawnSync('id', ['-u', user], { encoding: 'utf8' });
-  const gid = spawnSync('id', ['-g', user], { encoding: 'utf8' });
-  if (uid.status !== 0 || gid.status !== 0) return undefined;
-  return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
-}
-
-function runAs(): RunAs | string {
-  if (process.getuid?.() !== 0) return { prefix: [] };
-  const runuser = onPath('runuser') ?? (existsSync('/usr/sbin/runuser') ? '/usr/sbin' : undefined);
-  if (!runuser) return 'running as root and runuser is missing (initdb refuses to run as root)';
-  for (const user of ['postgres', 'nobody']) {
-    const ids = uidOf(user);
-    if (ids) return { prefix: [path.join(runuser, 'runuser'), '-u', user, '--'], ...ids };
-  }
-  return 'running as root and there is no postgres or nobody user to run the server as (initdb refuses to run as root)';
-}
-
-/** Why the PostgreSQL suites cannot run here, or undefined if they can. */
-export function postgresUnavailable(): string | undefined {
-  if (!findPostgresBin()) return 'PostgreSQL binaries (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql/*/bin: apt-get install postgresql';
-  const as = runAs();
-  return typeof as === 'string' ? as : undefined;
 }
 
 /** One port the OS reports free on 127.0.0.1. */
@@ -91,7 +41,7 @@ function run(command: string[], timeoutMs: number): Promise<{ stdout: string; st
 /** Starts a throwaway server. Call `stop()` at the end: it stops the server and removes its directory. */
 export async function startPostgres(): Promise<PostgresServer> {
   const bin = findPostgresBin();
-  const as = runAs();
+  const as = postgresRunAs();
   if (!bin || typeof as === 'string') throw new Error(postgresUnavailable());
   const dir = mkdtempSync(path.join(os.tmpdir(), 'warden-pg-'));
   if (as.uid !== undefined && as.gid !== undefined) chownSync(dir, as.uid, as.gid);

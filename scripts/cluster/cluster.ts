@@ -9,7 +9,7 @@
  * `restartServer` and `downCluster`. Every step names what failed, with the tail of the log that says why.
  */
 import { spawn, execFile, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,6 +20,7 @@ import YAML from 'yaml';
 import { resolveTemporalBinary, wardenCacheDir } from '../../src/dev-server/resolve-binary';
 import { QUEUE_PROCESSOR_SETTINGS } from '../../src/dev-server/start-dev-server';
 import { wardenSearchAttributes } from '../../src/workflows/search-attributes';
+import { findPostgresBin, postgresRunAs, postgresUnavailable } from '../postgres-binaries';
 
 /** A step of bringing the cluster up or down failed; the message names the step and why. */
 export class ClusterError extends Error {
@@ -101,9 +102,7 @@ export function clusterUnavailable(): string | undefined {
   for (const file of [bins.server, bins.sqlTool]) {
     if (!existsSync(file)) return `${file} is missing: build it with scripts/cluster/build.sh (a Go build of go.temporal.io/server, minutes the first time)`;
   }
-  if (!findPostgresBin()) return 'PostgreSQL binaries (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql/*/bin: apt-get install postgresql';
-  const as = runAs();
-  return typeof as === 'string' ? as : undefined;
+  return postgresUnavailable();
 }
 
 /** The last lines of a log, each cut short (the server's error lines carry whole stack traces). */
@@ -132,36 +131,6 @@ function run(step: string, command: string[], timeoutMs = 120_000): Promise<stri
 
 // PostgreSQL --------------------------------------------------------------------------------------
 
-function onPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) if (dir && existsSync(path.join(dir, name))) return dir;
-  return undefined;
-}
-
-/** The directory with initdb and pg_ctl: PATH first, then the newest /usr/lib/postgresql/<version>/bin. */
-function findPostgresBin(): string | undefined {
-  const fromPath = onPath('initdb');
-  if (fromPath && existsSync(path.join(fromPath, 'pg_ctl'))) return fromPath;
-  const root = '/usr/lib/postgresql';
-  if (!existsSync(root)) return undefined;
-  const versions = readdirSync(root)
-    .filter((v) => /^\d+$/.test(v) && existsSync(path.join(root, v, 'bin', 'initdb')))
-    .sort((a, b) => Number(b) - Number(a));
-  return versions[0] ? path.join(root, versions[0], 'bin') : undefined;
-}
-
-/** initdb and the server refuse to run as root: as root they run as `postgres` (or `nobody`) through runuser. */
-function runAs(): { prefix: string[]; uid?: number; gid?: number } | string {
-  if (process.getuid?.() !== 0) return { prefix: [] };
-  const runuser = onPath('runuser') ?? (existsSync('/usr/sbin/runuser') ? '/usr/sbin' : undefined);
-  if (!runuser) return 'running as root and runuser is missing (PostgreSQL refuses to run as root)';
-  for (const user of ['postgres', 'nobody']) {
-    const uid = spawnSync('id', ['-u', user], { encoding: 'utf8' });
-    const gid = spawnSync('id', ['-g', user], { encoding: 'utf8' });
-    if (uid.status === 0 && gid.status === 0) return { prefix: [path.join(runuser, 'runuser'), '-u', user, '--'], uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
-  }
-  return 'running as root and there is no postgres or nobody user to run PostgreSQL as';
-}
-
 function postgresPaths(dir: string) {
   const root = path.join(dir, 'postgres');
   return { root, data: path.join(root, 'data'), log: path.join(root, 'postgres.log') };
@@ -169,7 +138,7 @@ function postgresPaths(dir: string) {
 
 function postgresRunning(dir: string): boolean {
   const bin = findPostgresBin();
-  const as = runAs();
+  const as = postgresRunAs();
   if (!bin || typeof as === 'string' || !existsSync(postgresPaths(dir).data)) return false;
   const [file, ...args] = [...as.prefix, path.join(bin, 'pg_ctl'), '-D', postgresPaths(dir).data, 'status'];
   return spawnSync(file, args).status === 0;
@@ -177,7 +146,7 @@ function postgresRunning(dir: string): boolean {
 
 async function startPostgres(state: ClusterState, log: (msg: string) => void): Promise<void> {
   const bin = findPostgresBin();
-  const as = runAs();
+  const as = postgresRunAs();
   if (!bin) throw new ClusterError('PostgreSQL binaries (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql/*/bin: apt-get install postgresql');
   if (typeof as === 'string') throw new ClusterError(as);
   const pgPaths = postgresPaths(state.dir);
@@ -213,7 +182,7 @@ async function startPostgres(state: ClusterState, log: (msg: string) => void): P
 
 async function stopPostgres(dir: string): Promise<void> {
   const bin = findPostgresBin();
-  const as = runAs();
+  const as = postgresRunAs();
   if (!bin || typeof as === 'string' || !postgresRunning(dir)) return;
   await run('pg_ctl stop (PostgreSQL)', [...as.prefix, path.join(bin, 'pg_ctl'), '-D', postgresPaths(dir).data, '-m', 'fast', '-w', '-t', '60', 'stop'], 90_000);
 }
