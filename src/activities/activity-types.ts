@@ -90,6 +90,11 @@ export interface VerifyOperatorInput {
   signature?: unknown;
   /** The run's agent: a resume is refused while its kill switch is engaged. Absent from inputs recorded before. */
   agent?: string;
+  /**
+   * The run the command is signed for, when it is one of this run's delegating runs (its sealed
+   * lineage) rather than `runId`: a command signed for a delegating run reaches its delegates.
+   */
+  signedFor?: string;
 }
 
 export type VerifyOperatorResult = { operator: string; signed: boolean } | { refused: string };

@@ -306,7 +306,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       }
       const ring = currentKeyring();
       if (unreadable(ring)) return ring;
-      const auth = authorizeOperator(input.signature, ring, input.nowMs, { action, runId: input.runId });
+      const auth = authorizeOperator(input.signature, ring, input.nowMs, { action, runId: input.signedFor ?? input.runId });
       if (!auth.ok) return { refused: `signed ${action} refused: ${auth.reason}` };
       return (await stoppedAgent(action, input.agent)) ?? { operator: auth.identity.id, signed: true };
     },

@@ -5,8 +5,8 @@
  * code before the worker checked the switch.
  */
 import { DecisionSigner } from '../../src/approvals/signing-keys';
-import { generateSigningKey, type Keyring } from '../../src/governance';
-import { effects } from '../fixtures/test-agents';
+import { generateSigningKey, parsePolicy, type Keyring } from '../../src/governance';
+import { delegatingAgent, effects } from '../fixtures/test-agents';
 import { createTestBed, eventually, financeApprovalPolicy, type TestBed } from '../helpers';
 
 const opsKey = generateSigningKey();
@@ -16,7 +16,8 @@ const keyring: Keyring = { ops: { publicKey: opsKey.publicKey, channel: 'cli', p
 
 let bed: TestBed;
 beforeAll(async () => {
-  bed = await createTestBed({ keyring });
+  // test-boss delegates to test-agent, whose policy (transfers wait for finance) the worker loads for its delegates.
+  bed = await createTestBed({ keyring, agents: [delegatingAgent], policies: [financeApprovalPolicy()] });
 });
 afterAll(async () => bed?.close());
 beforeEach(() => effects.reset());
@@ -77,4 +78,26 @@ test("a signed rollback of a stopped agent's run still counts: it asks for a saf
   expect(outcome).toMatchObject({ status: 'rolled_back', reason: 'rolled back by olga: undo what it paid' });
   expect(effects.compensated).toHaveLength(1);
   expect((await trail(runId)).filter((e) => e.type === 'operator_refused' || e.type === 'resume_refused')).toEqual([]);
+}, 120_000);
+
+test("a delegating run's signed resume lets it go on, but not its delegate whose agent is stopped", async () => {
+  const bossPolicy = parsePolicy({ agent: 'test-boss', tools: { echo: {}, 'agent:test-agent': {} }, rules: [{ id: 'allow-all', decision: 'allow' }] }, 'boss policy');
+  const delegateScript = [{ toolCalls: [{ name: 'transfer', args: { amount: 500, to: 'bob' } }] }, { text: 'paid' }];
+  const runId = await bed.client.startRun({ agent: 'test-boss', goal: 'have bob paid', requester: 'carol', policy: bossPolicy, script: [{ toolCalls: [{ name: 'agent__test-agent', args: { goal: 'pay bob 500' }, script: delegateScript }] }, { text: 'done' }] });
+  const childId = `${runId.replace('warden/test-boss/', 'warden/test-agent/')}.d2`;
+  await eventually(async () => (await bed.client.pendingApprovals(childId))[0], 30_000, "the delegate's pending approval");
+  // Only the delegate's agent is stopped; pausing the delegating run pauses its delegate too.
+  await bed.store.setKillSwitch('test-agent', { engaged: true, by: 'olga', reason: 'it pays the wrong people' });
+  await bed.client.pause(runId, { by: 'olga', reason: 'looking', signer: ops });
+  await eventually(async () => (await bed.client.status(childId)).paused, 20_000, 'the delegate to pause');
+  // The resume signed for the delegating run reaches the delegate too: it counts there only for a running agent.
+  await bed.client.resume(runId, { by: 'olga', signer: ops });
+  await eventually(async () => !(await bed.client.status(runId)).paused, 20_000, 'the delegating run to resume');
+  const refused = await eventually(async () => (await trail(childId)).find((e) => e.type === 'resume_refused'), 20_000, "the delegate's refusal");
+  expect(String(refused.data.reason)).toContain('agent test-agent is stopped by its kill switch (engaged by olga at ');
+  expect((await bed.client.status(childId)).paused).toBe(true);
+  expect((await trail(runId)).some((e) => e.type === 'resume_refused')).toBe(false);
+  await bed.client.cancel(runId);
+  expect(await bed.client.result(runId)).toMatchObject({ status: 'cancelled' });
+  expect(effects.count('transfer')).toBe(0);
 }, 120_000);

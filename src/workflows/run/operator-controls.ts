@@ -42,8 +42,10 @@ export class OperatorControls {
     if (used && run.usedCommands.includes(used)) return refuse(`this signed ${action} was counted already (a signed command counts once)`);
     let verdict: VerifyOperatorResult | null = null;
     for (const runId of [run.runId, ...run.lineage()]) {
+      // The input names this run (the activity runs only for the run that scheduled it); a delegating run, as the one signed for.
+      const signedFor = runId === run.runId ? {} : { signedFor: runId };
       try {
-        verdict = await this.run.local(() => verifier.verifyOperator({ runId, nowMs: Date.now(), action, by: input?.by, signature, agent: run.input.agent }));
+        verdict = await this.run.local(() => verifier.verifyOperator({ runId: run.runId, ...signedFor, nowMs: Date.now(), action, by: input?.by, signature, agent: run.input.agent }));
       } catch (err) {
         return refuse(`the worker could not verify the ${action}: ${failureMessage(err)}`);
       }
