@@ -1,6 +1,6 @@
-import { createAnthropic } from '@ai-sdk/anthropic';
-import { createOpenAI } from '@ai-sdk/openai';
-import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
+import type * as AnthropicModule from '@ai-sdk/anthropic';
+import type * as OpenAIModule from '@ai-sdk/openai';
+import type * as OpenAICompatibleModule from '@ai-sdk/openai-compatible';
 import { NoSuchModelError, type LanguageModelV3, type LanguageModelV3CallOptions, type LanguageModelV3Content, type LanguageModelV3GenerateResult, type ProviderV3 } from '@ai-sdk/provider';
 import { createProviderRegistry, NoSuchProviderError, type ProviderRegistryProvider } from 'ai';
 import { existsSync } from 'node:fs';
@@ -21,6 +21,13 @@ export class ModelConfigError extends WardenError {
  * Warden's library code reads no environment variables: the CLI passes `process.env`.
  */
 export type ModelEnv = Readonly<Record<string, string | undefined>>;
+
+/* eslint-disable @typescript-eslint/no-require-imports -- each provider is loaded when a worker has its key or an agent names it */
+const createAnthropic: typeof AnthropicModule.createAnthropic = (settings) => (require('@ai-sdk/anthropic') as typeof AnthropicModule).createAnthropic(settings);
+const createOpenAI: typeof OpenAIModule.createOpenAI = (settings) => (require('@ai-sdk/openai') as typeof OpenAIModule).createOpenAI(settings);
+const createOpenAICompatible: typeof OpenAICompatibleModule.createOpenAICompatible = (settings) =>
+  (require('@ai-sdk/openai-compatible') as typeof OpenAICompatibleModule).createOpenAICompatible(settings);
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 /** The keys each `provider:model` prefix needs, and where its API is when the env names no base URL. */
 const PROVIDERS = {

@@ -1,14 +1,30 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { ErrorCode, McpError, ToolListChangedNotificationSchema, type CallToolResult, type Tool as McpToolInfo } from '@modelcontextprotocol/sdk/types.js';
-import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type * as McpClientModule from '@modelcontextprotocol/sdk/client/index.js';
+import type * as McpStdioModule from '@modelcontextprotocol/sdk/client/stdio.js';
+import type * as McpHttpModule from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type * as McpTypesModule from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult, McpError, Tool as McpToolInfo } from '@modelcontextprotocol/sdk/types.js';
+import type * as McpAjvModule from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
 import { z } from 'zod';
 import { digestOf, DURATION_PATTERN, durationMs, sha256Hex, type RetrySettings } from '../governance';
 import { MCP_SERVER_NAME, MCP_TOOL_NAME, toolMatches } from '../governance/policy/policy-tools';
 import { DefinitionError, ToolError, type AnyTool, type ToolContext, type ToolRisk } from './define';
 import { errorMarker, WardenError } from '../errors';
+
+/* eslint-disable @typescript-eslint/no-require-imports -- the MCP SDK is loaded on first use: see mcpSdk */
+/**
+ * The MCP SDK, loaded when an agent first defines MCP tools: a worker (or a CLI command) whose
+ * agents use no MCP server never loads it, a tenth of a second of `warden worker`'s start.
+ */
+const mcpSdk = () => ({
+  Client: (require('@modelcontextprotocol/sdk/client/index.js') as typeof McpClientModule).Client,
+  StdioClientTransport: (require('@modelcontextprotocol/sdk/client/stdio.js') as typeof McpStdioModule).StdioClientTransport,
+  StreamableHTTPClientTransport: (require('@modelcontextprotocol/sdk/client/streamableHttp.js') as typeof McpHttpModule).StreamableHTTPClientTransport,
+  types: require('@modelcontextprotocol/sdk/types.js') as typeof McpTypesModule,
+  AjvJsonSchemaValidator: (require('@modelcontextprotocol/sdk/validation/ajv-provider.js') as typeof McpAjvModule).AjvJsonSchemaValidator,
+});
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 /** An MCP server the worker starts as a child process and talks to over stdin/stdout. */
 export interface McpStdioServer {
@@ -143,6 +159,7 @@ class McpConnection {
 
   private async connect(): Promise<Client> {
     const server = this.server;
+    const { Client, StdioClientTransport, StreamableHTTPClientTransport, types } = mcpSdk();
     const client = new Client({ name: 'warden', version: '0.1.0' });
     let transport;
     if (isStdio(server)) {
@@ -165,7 +182,7 @@ class McpConnection {
     };
     await client.connect(transport, { timeout: this.connectTimeoutMs });
     this.current = client;
-    client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+    client.setNotificationHandler(types.ToolListChangedNotificationSchema, () => {
       this.listChanged = true;
     });
     this.generation += 1;
@@ -238,6 +255,7 @@ const textOf = (result: CallToolResult): string =>
 
 /** Errors of a call that trying again cannot help: the server answered, and said no. */
 function isAnswer(err: unknown): err is McpError {
+  const { ErrorCode, McpError } = mcpSdk().types;
   const retryable: number[] = [ErrorCode.ConnectionClosed, ErrorCode.RequestTimeout];
   return err instanceof McpError && !retryable.includes(err.code);
 }
@@ -271,7 +289,7 @@ export function defineMcpTools(options: McpToolsOptions): McpTools {
     if (value !== undefined && !DURATION_PATTERN.test(value)) throw new DefinitionError(`MCP server ${server.name}: ${field} "${value}" is not a duration such as 30s`);
   }
   const connection = new McpConnection(server, durationMs(options.connectTimeout ?? '30s'));
-  const validator = new AjvJsonSchemaValidator();
+  const validator = new (mcpSdk().AjvJsonSchemaValidator)();
   /** Digests of the schemas this worker listed, by the server's tool name. */
   const listed = new Map<string, string>();
   /** The server's schemas as last listed after a reconnection or a list change; undefined while the first listing holds. */

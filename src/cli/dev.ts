@@ -6,7 +6,8 @@ import { TENANT_NAME } from '../governance';
 import { openRunStore, redactStoreLocation } from '../store';
 import { DEFAULT_MAX_CACHED_RUNS, connectWorker, createWardenWorker } from '../worker';
 import { acceptPlaintextFromEnv, logLevelFromEnv, payloadCodecFromEnv, payloadKeysFile, settingsFromEnv, slackFromEnv, storeLocation, taskQueueFromEnv, trustedKeysFromEnv } from './context';
-import { startDevEnvironment, type DevChannels } from './dev-channels';
+import type * as DevChannelsModule from './dev-channels';
+import type { DevChannels } from './dev-channels';
 import { CliError, UsageError, describeError } from './cli-errors';
 import { out } from './format';
 import { DEFAULT_PORT, describeStack, installRuntime, loadFleet, loadRegistry, runWorker, telemetryFromCliEnv, withPortOptions, type LocalStack } from './local-stack';
@@ -145,6 +146,9 @@ export function registerDev(program: Command): void {
   ).action(async (opts: DevOptions) => {
     out('starting the Temporal dev server, a worker and the web inbox…');
     const agents = opts.agents ?? defaultAgentsPath();
+    // Loaded here, not for `warden worker`: the inbox, Slack's Bolt and Express are `warden dev`'s alone.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { startDevEnvironment } = require('./dev-channels') as typeof DevChannelsModule;
     const env = await startDevEnvironment({
       agents,
       policies: opts.policies ?? defaultPoliciesPath(),

@@ -115,7 +115,10 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
   // MCP servers are listed now, once: their tools become activities, and runs pin these schemas.
   await options.registry.resolveTools();
   const plaintext = plaintextGuard(options.payloadCodec, options.acceptPlaintextPayloads ?? false, logger);
-  const tracing = telemetryWorkerOptions(options.telemetry, workflowBundle, logger);
+  // A bundle from the cache was built here, with the telemetry modules exactly when this worker traces:
+  // without telemetry there is nothing to look for in it (reading it and loading OpenTelemetry to find out cost ~0.1 s).
+  const ownBundle = !options.workflowBundle && options.bundleCache !== undefined;
+  const tracing = ownBundle && !options.telemetry ? {} : telemetryWorkerOptions(options.telemetry, workflowBundle, logger);
   const worker = await Worker.create({
     connection,
     namespace: settings.namespace,
