@@ -221,6 +221,17 @@ export const policySchema = z
     quotas: z.array(quotaSchema).optional(),
     /** Rate limits on this agent's tools, across every run and worker. */
     rateLimits: z.array(rateLimitSchema).optional(),
+    /**
+     * The run's audit trail: `anchorEveryTurns` is how often a running run writes its chain's head
+     * to Temporal (its memo), where the run store cannot rewrite it (default 10; 1 is every turn).
+     * A run anchors as well before it waits for people or for a resume, and as it continues or ends.
+     */
+    audit: z
+      .strictObject(
+        { anchorEveryTurns: z.int({ error: 'must be a whole number of turns' }).min(1, 'must be at least 1 (every turn)').max(1000, 'must be at most 1000').optional() },
+        { error: 'must be { anchorEveryTurns: <turns between anchors of the audit head> }' },
+      )
+      .optional(),
     /** After a tool has failed all its retries: tell the model and go on, or end the run as failed. */
     onToolFailure: z.enum(['continue', 'fail_run']).default('continue'),
     /** When the run fails: leave it, or run the compensations of what it did. */

@@ -10,7 +10,7 @@ import { ShadowDecider } from '../shadow-decider';
 import type { AgentRunInput, CarriedState, RollbackReport, RunOutcome } from '../run-types';
 import { core, model, recorder, verifier } from './activities';
 import { rollback } from './compensation';
-import { FEWER_COMMANDS, GRANTS, PREPARE_WITH_FIRST_MODEL_CALL, SEALED_STATE, sealedDigest } from './patches';
+import { FEWER_COMMANDS, GRANTS, PREPARE_WITH_FIRST_MODEL_CALL, SEALED_STATE, SPARSE_ANCHORS, sealedDigest } from './patches';
 import { RunEnd } from './run-end';
 import type { RunState } from './run-state';
 import { MAX_TEXT_IN_AUDIT, type ToolCalls } from './tool-calls';
@@ -32,7 +32,9 @@ export class Lifecycle {
     const carried = input.carried;
     // A run that started before grants goes on without them (its preparation has none); the carried
     // flag is sealed. GRANTS implies FEWER_COMMANDS and the patches before it: one marker a run.
-    run.grants = !carried?.ungranted && patched(GRANTS);
+    // SPARSE_ANCHORS implies GRANTS, and an execution continued from one without grants asks neither.
+    run.sparseAnchors = !carried?.ungranted && patched(SPARSE_ANCHORS);
+    run.grants = run.sparseAnchors || (!carried?.ungranted && patched(GRANTS));
     run.fewerCommands = run.grants || patched(FEWER_COMMANDS);
     // A model answer withheld because a quota on model spend was spent before the run's first call.
     let spentBeforeStart: CallModelResult | null = null;

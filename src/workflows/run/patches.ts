@@ -82,3 +82,16 @@ export function sealedDigest(input: AgentRunInput): string {
  * (whose result no Temporal client can complete in its place), not a regular one.
  */
 export const DELEGATE_USAGE_LOCAL = 'warden-delegate-usage-local';
+
+/**
+ * Executions under this patch write their audit chain's head to the memo every N turns (the
+ * policy's `audit.anchorEveryTurns`, default 10), and still before every wait for people or for a
+ * resume, and as they continue or end: a memo upsert (and a visibility write) a turn was most of
+ * what a fast turn cost beyond its two activities. Asked once, as the execution starts, before
+ * GRANTS, which it implies (with the patches before that): a new execution records this marker
+ * alone. An execution continued from one without grants keeps going without both.
+ */
+export const SPARSE_ANCHORS = 'warden-sparse-anchors';
+
+/** How many turns a run goes between anchors when its policy does not say (`audit.anchorEveryTurns`). */
+export const DEFAULT_ANCHOR_EVERY_TURNS = 10;

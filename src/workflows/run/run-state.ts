@@ -77,6 +77,8 @@ export class RunState {
   prepared!: PreparedRun;
   /** Whether this execution hands its grant to effectful activities (GRANTS); set as it starts. */
   grants = false;
+  /** Whether this execution anchors its audit head every N turns rather than every turn (SPARSE_ANCHORS); set as it starts. */
+  sparseAnchors = false;
   /** `preparedDigest` of the preparation as the worker handed it: what its grant covers. */
   private preparedDigest = '';
   policy!: CompiledPolicy;

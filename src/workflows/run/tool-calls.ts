@@ -5,7 +5,7 @@ import type { ApprovalOutcome } from '../approval-desk';
 import type { ToolSpec } from '../run-types';
 import { failureMessage } from '../message-values';
 import { model, notifier, retryPolicy } from './activities';
-import { CANCEL_TOOLS } from './patches';
+import { CANCEL_TOOLS, DEFAULT_ANCHOR_EVERY_TURNS } from './patches';
 import type { Delegations } from './delegation';
 import { RunEnd } from './run-end';
 import type { CallInFlight, RunState } from './run-state';
@@ -30,9 +30,15 @@ export class ToolCalls {
     private readonly delegations: Delegations,
   ) {}
 
+  /** Turns this execution has begun: under SPARSE_ANCHORS its first and every Nth anchor the audit head. */
+  private turns = 0;
+
   async turn(): Promise<void> {
     const run = this.run;
-    run.audit.anchor(run.desk.memoChange());
+    const every = run.sparseAnchors ? (run.policy.policy.audit?.anchorEveryTurns ?? DEFAULT_ANCHOR_EVERY_TURNS) : 1;
+    // Pending approvals that changed go to the memo in any case (with the head, if it moved).
+    if (this.turns++ % every === 0) run.audit.anchor(run.desk.memoChange());
+    else run.audit.write(run.desk.memoChange());
     await this.checkpoint('before the next model call');
     // The first answer may have come with the run's preparation (it is accounted for already).
     const answer = run.firstAnswer ?? (await this.askModel());
@@ -288,6 +294,8 @@ export class ToolCalls {
       const before = run.phase;
       run.phase = 'paused';
       run.report('paused', `paused ${where}`);
+      // A pause may last days: what the store has is anchored first (every turn did it before SPARSE_ANCHORS).
+      if (run.sparseAnchors) run.audit.anchor(run.desk.memoChange());
       await condition(() => !run.paused || run.rollbackRequest !== null);
       run.phase = before;
       run.report(run.statusName());
