@@ -101,3 +101,25 @@ test("a delegating run's signed resume lets it go on, but not its delegate whose
   expect(await bed.client.result(runId)).toMatchObject({ status: 'cancelled' });
   expect(effects.count('transfer')).toBe(0);
 }, 120_000);
+
+test("on a development worker that counts unsigned operator commands, an unsigned resume of a stopped agent's run is refused too", async () => {
+  const dev = await createTestBed({ allowUnsignedOperators: true });
+  try {
+    const policy = financeApprovalPolicy();
+    const runId = await dev.client.startRun({ agent: 'test-agent', goal: 'pay', requester: 'carol', policy, script: [{ toolCalls: [{ name: 'transfer', args: { amount: 500, to: 'bob' } }] }, { text: 'done' }] });
+    await eventually(async () => (await dev.client.pendingApprovals(runId))[0], 20_000, 'a pending approval');
+    await dev.store.setKillSwitch('test-agent', { engaged: true, by: 'olga', reason: 'it pays the wrong people' });
+    await dev.client.pause(runId, { by: 'olga' });
+    await eventually(async () => (await dev.client.status(runId)).paused, 20_000, 'the pause');
+    await dev.client.resume(runId, { by: 'olga' });
+    const refused = await eventually(async () => (await dev.client.auditTrail(runId, dev.store)).find((e) => e.type === 'resume_refused'), 20_000, 'the resume refused');
+    expect(String(refused.data.reason)).toContain('agent test-agent is stopped by its kill switch (engaged by olga at ');
+    expect((await dev.client.status(runId)).paused).toBe(true);
+    await dev.store.setKillSwitch('test-agent', { engaged: false, by: 'olga', reason: 'fixed' });
+    await dev.client.resume(runId, { by: 'olga' });
+    await eventually(async () => !(await dev.client.status(runId)).paused, 20_000, 'the resume');
+    await dev.client.cancel(runId);
+  } finally {
+    await dev.close();
+  }
+}, 120_000);
