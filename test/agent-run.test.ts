@@ -307,6 +307,19 @@ describe('budgets', () => {
     expect(effects.count('echo')).toBe(2);
   });
 
+  test('the loop breaker fails the run on one invalid call repeated (each refused by the schema, none run)', async () => {
+    const same = Array.from({ length: 6 }, () => ({ toolCalls: [{ name: 'echo', args: { text: '' } }] }));
+    const runId = await bed.client.startRun({ agent: 'test-agent', goal: 'x', requester: 'carol', policy: testPolicy({ loop: { maxRepeats: 3, window: 5, action: 'fail_run' } }), script: same });
+    const outcome = await bed.client.result(runId);
+    expect(outcome.status).toBe('budget_exhausted');
+    expect(outcome.reason).toContain('loop detected: echo called with the same arguments 3 times');
+    expect(outcome.steps).toBe(3);
+    expect(effects.count('echo')).toBe(0);
+    const types = (await bed.store.readAudit(runId)).map((e) => e.type);
+    expect(types.filter((t) => t === 'schema_rejected')).toHaveLength(3);
+    expect(types).toContain('loop_detected');
+  });
+
   test('the loop breaker can stop just that tool while the run goes on', async () => {
     const same = Array.from({ length: 4 }, () => ({ toolCalls: [{ name: 'echo', args: { text: 'same' } }] }));
     const runId = await bed.client.startRun({

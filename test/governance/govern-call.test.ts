@@ -101,6 +101,33 @@ describe('governCall', () => {
     expect(paused.plan).toEqual({ kind: 'run' });
   });
 
+  test('loop breaker: a model repeating one invalid call is a loop too (runs under loopSeesRejected); before, such calls went unseen', () => {
+    const loop = (action: 'fail_run' | 'stop_tool' | 'pause') => policy({ loop: { maxRepeats: 3, window: 5, action } });
+    const invalid = call('transfer', { amount: 'lots' }, { refused: 'amount: expected number, received string' });
+    const thrice = (p: CompiledPolicy, seesRejected: boolean) => {
+      let state = fresh();
+      let last = governCall(state, invalid, ctx(transfer, { policy: p, loopSeesRejected: seesRejected }));
+      for (let i = 0; i < 2; i++) {
+        state = last.state;
+        last = governCall(state, invalid, ctx(transfer, { policy: p, loopSeesRejected: seesRejected }));
+      }
+      return last;
+    };
+    const ended = thrice(loop('fail_run'), true);
+    expect(ended.events.map((e) => e.type)).toEqual(['call_proposed', 'schema_rejected', 'loop_detected']);
+    expect(ended.end).toMatchObject({ status: 'budget_exhausted', reason: expect.stringContaining('loop detected: transfer called with the same arguments 3 times') });
+    expect(ended.plan).toEqual({ kind: 'refuse', message: expect.stringMatching(/^invalid arguments for transfer, nothing ran: amount: expected number.*; not run: loop detected/) });
+    expect(ended.state.usage.toolCalls).toBe(0);
+    expect(thrice(loop('stop_tool'), true).state.stoppedTools).toEqual(['transfer']);
+    const paused = thrice(loop('pause'), true);
+    expect(paused.pause).toContain('loop detected');
+    expect(paused.plan.kind).toBe('refuse');
+    // Runs recorded before decide as they did: the rejected calls pass the loop breaker unseen.
+    const unseen = thrice(loop('fail_run'), false);
+    expect(unseen.end).toBeUndefined();
+    expect(unseen.state.loop).toEqual(emptyLoopState());
+  });
+
   test('the input state is never mutated', () => {
     const state = fresh();
     governCall(state, call('echo', { text: 'x' }), ctx(echo));

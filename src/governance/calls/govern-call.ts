@@ -56,6 +56,11 @@ export interface GovernContext {
   ending?: string;
   /** For a delegate: the ceiling its delegating run gave it, enforced besides the policy's budgets. */
   inherited?: Budgets;
+  /**
+   * The loop breaker counts calls refused for their arguments too: a model repeating one invalid
+   * call is a loop like any other. Runs recorded before this (their replay must decide alike) leave it off.
+   */
+  loopSeesRejected?: boolean;
 }
 
 export type CallPlan =
@@ -100,6 +105,26 @@ function decisionEvent(call: CallProposal, decision: Decision): GovernEvent {
 }
 
 /**
+ * The loop breaker's view of a call (when the policy has one): the state with the call observed,
+ * and, when the call trips it, the refusal that ends the run or stops the tool (`result`) or the
+ * pause it asks for. Its event is added to `events`.
+ */
+function observeLoop(state: GovernState, call: CallProposal, ctx: GovernContext, events: GovernEvent[]): { next: GovernState; result?: GovernResult; pause?: string } | null {
+  const settings = ctx.policy.policy.loop;
+  if (!settings) return null;
+  const seen = observeCall(state.loop, settings, call.name, digestOf(call.args));
+  const next = { ...state, loop: seen.state };
+  if (!seen.tripped) return { next };
+  const message = `loop detected: ${call.name} called with the same arguments ${seen.repeats} times in the last ${settings.window} calls`;
+  events.push({ type: 'loop_detected', data: { callId: call.id, tool: call.name, repeats: seen.repeats, window: settings.window, action: settings.action } });
+  if (settings.action === 'fail_run') return { next, result: { plan: { kind: 'refuse', message: `not run: ${message}` }, state: next, events, end: { status: 'budget_exhausted', reason: message } } };
+  if (settings.action === 'stop_tool') {
+    return { next, result: { plan: { kind: 'refuse', message: `not run: ${message}; the tool is stopped for the rest of this run` }, state: { ...next, stoppedTools: [...next.stoppedTools, call.name] }, events } };
+  }
+  return { next, pause: message };
+}
+
+/**
  * Steps 1–3 of one proposed call, as a pure function: size and schema (already applied by the
  * model activity, reported in `refused`), tool known to the agent, loop breaker's stopped tools,
  * budgets, loop detection, then the policy. Returns the plan, the new state and the audit events,
@@ -118,7 +143,11 @@ export function governCall(state: GovernState, call: CallProposal, ctx: GovernCo
   }
   if (call.refused !== undefined) {
     events.push({ type: 'schema_rejected', data: { callId: call.id, tool: call.name, issues: [call.refused] } });
-    return refuse(`invalid arguments for ${call.name}, nothing ran: ${call.refused}`);
+    const invalid = `invalid arguments for ${call.name}, nothing ran: ${call.refused}`;
+    const loop = ctx.loopSeesRejected ? observeLoop(state, call, ctx, events) : null;
+    if (!loop) return refuse(invalid);
+    if (loop.result) return { ...loop.result, plan: { kind: 'refuse', message: `${invalid}; ${loop.result.plan.kind === 'refuse' ? loop.result.plan.message : ''}` } };
+    return { plan: { kind: 'refuse', message: invalid }, state: loop.next, events, ...(loop.pause !== undefined ? { pause: loop.pause } : {}) };
   }
   if (state.stoppedTools.includes(call.name)) {
     const decision: Decision = { decision: 'deny', ruleId: 'default:tool-stopped', reason: `tool ${call.name} was stopped by the loop breaker`, policyVersion: version };
@@ -132,22 +161,10 @@ export function governCall(state: GovernState, call: CallProposal, ctx: GovernCo
     return refuse(`not run: ${exceeded.message}`, { end: { status: 'budget_exhausted', reason: exceeded.message, budget: exceeded } });
   }
 
-  let next = state;
-  let pause: string | undefined;
-  const loopSettings = ctx.policy.policy.loop;
-  if (loopSettings) {
-    const seen = observeCall(state.loop, loopSettings, call.name, digestOf(call.args));
-    next = { ...next, loop: seen.state };
-    if (seen.tripped) {
-      const message = `loop detected: ${call.name} called with the same arguments ${seen.repeats} times in the last ${loopSettings.window} calls`;
-      events.push({ type: 'loop_detected', data: { callId: call.id, tool: call.name, repeats: seen.repeats, window: loopSettings.window, action: loopSettings.action } });
-      if (loopSettings.action === 'fail_run') return { plan: { kind: 'refuse', message: `not run: ${message}` }, state: next, events, end: { status: 'budget_exhausted', reason: message } };
-      if (loopSettings.action === 'stop_tool') {
-        return { plan: { kind: 'refuse', message: `not run: ${message}; the tool is stopped for the rest of this run` }, state: { ...next, stoppedTools: [...next.stoppedTools, call.name] }, events };
-      }
-      pause = message;
-    }
-  }
+  const loop = observeLoop(state, call, ctx, events);
+  if (loop?.result) return loop.result;
+  const next = loop?.next ?? state;
+  const pause = loop?.pause;
 
   const decision = ctx.policy.decide({ tool: call.name, args: call.args, risk: ctx.tool.risk }, ctx.agent, ctx.run);
   events.push(decisionEvent(call, decision));

@@ -220,7 +220,7 @@ export function decideCase(policy: CompiledPolicy, c: PolicyTestCase, options: P
   const tool = known && c.risk ? { ...known, risk: c.risk } : known;
   const prepared = tool && options.prepareArgs ? options.prepareArgs(c.tool, c.args) : { args: c.args };
   const call = 'refused' in prepared ? { id: 'policy-test', name: c.tool, args: c.args, refused: prepared.refused } : { id: 'policy-test', name: c.tool, args: prepared.args };
-  const ctx = { policy, agent, tool, run, elapsedMs, ...(c.delegation?.ceiling ? { inherited: c.delegation.ceiling } : {}) };
+  const ctx = { policy, agent, tool, run, elapsedMs, loopSeesRejected: true, ...(c.delegation?.ceiling ? { inherited: c.delegation.ceiling } : {}) };
   const result = governCall(state, call, ctx);
   const verdict = verdictOf(result);
   if (!verdict) return { decision: 'deny', ruleId: 'refused' in prepared ? INVALID_ARGUMENTS_RULE : 'refused', reason: result.plan.kind === 'refuse' ? result.plan.message : '' };

@@ -95,3 +95,10 @@ export const SPARSE_ANCHORS = 'warden-sparse-anchors';
 
 /** How many turns a run goes between anchors when its policy does not say (`audit.anchorEveryTurns`). */
 export const DEFAULT_ANCHOR_EVERY_TURNS = 10;
+
+/**
+ * Executions under this patch let the loop breaker count calls refused for their arguments (a
+ * model repeating one invalid call is a loop). Asked only when such a call meets a policy with a
+ * loop breaker, so most runs record no marker.
+ */
+export const LOOP_SEES_REJECTED = 'warden-loop-sees-rejected';

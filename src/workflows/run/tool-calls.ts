@@ -5,7 +5,7 @@ import type { ApprovalOutcome } from '../approval-desk';
 import type { ToolSpec } from '../run-types';
 import { failureMessage } from '../message-values';
 import { model, notifier, retryPolicy } from './activities';
-import { CANCEL_TOOLS, DEFAULT_ANCHOR_EVERY_TURNS } from './patches';
+import { CANCEL_TOOLS, DEFAULT_ANCHOR_EVERY_TURNS, LOOP_SEES_REJECTED } from './patches';
 import type { Delegations } from './delegation';
 import { RunEnd } from './run-end';
 import type { CallInFlight, RunState } from './run-state';
@@ -129,6 +129,8 @@ export class ToolCalls {
       elapsedMs: run.elapsed(),
       ...(run.ending ? { ending: run.ending.reason } : {}),
       ...(run.input.delegation ? { inherited: run.input.delegation.ceiling } : {}),
+      // Asked only when it matters (a call refused for its arguments, under a loop breaker): most runs record no marker.
+      ...(f.call.refused !== undefined && f.spec && run.policy.policy.loop && patched(LOOP_SEES_REJECTED) ? { loopSeesRejected: true } : {}),
     };
     const result = governCall(run.gov, f.call, ctx);
     // Judged from the same state; only the comparison is kept (audited), never the shadow's plan or state.
