@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,13 +14,15 @@ import { startDevEnvironment, type DevChannels } from './dev-channels';
 import { CliError, describeError, UsageError } from './cli-errors';
 import { ensureLocalModel } from './support/local-models';
 import { approvalsTable, compact, out, outcomeLines, usd } from './format';
-import { describeStack, withPortOptions, type LocalStack } from './local-stack';
+import { describeStack, installRuntime, withPortOptions, type LocalStack } from './local-stack';
 import { onShutdownSignal } from './serve';
 import { checkAudit, verifiedLine } from './support/audit-check';
 import { reportDecision, sendDecision } from './support/decisions';
 import { walkOnLocalModel, type DemoSession } from './support/demo-local-model';
+import { writtenInDemo } from './support/demo-logs';
 import { exampleShop } from './support/demo-shop';
 import { collapsed, heading, storyLines } from './support/demo-story';
+import { INTERRUPTED_EXIT } from './support/exit-codes';
 import { exampleAgentsPath, examplePoliciesPath, runsFromClone } from './support/project-paths';
 import { readScript } from './support/run-scripts';
 
@@ -42,9 +45,11 @@ const ROLLBACK_SCRIPT: ScriptTurn[] = [
   { text: 'Both refunds are on their way.', usage: { inputTokens: 1500, outputTokens: 12 } },
 ];
 
-async function until<T>(what: string, check: () => Promise<T | null | undefined | false>, ms = 30_000): Promise<T> {
+/** Asks `check` every 100 ms until it has an answer; stops when the demo does (`signal`). */
+async function until<T>(signal: AbortSignal, what: string, check: () => Promise<T | null | undefined | false>, ms = 30_000): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
+    signal.throwIfAborted();
     const value = await check().catch(() => null);
     if (value) return value;
     if (Date.now() > deadline) throw new CliError(`demo: timed out waiting for ${what}`);
@@ -67,6 +72,7 @@ class Demo implements DemoSession {
     private readonly stack: LocalStack,
     private readonly channels: DevChannels,
     readonly signer: DecisionSigner,
+    readonly signal: AbortSignal,
   ) {}
 
   get store(): RunStore {
@@ -86,6 +92,7 @@ class Demo implements DemoSession {
   }
 
   private async start(label: string, agent: string, key: string, goal: string, script: ScriptTurn[]): Promise<string> {
+    this.signal.throwIfAborted();
     const runId = await this.client.startRun({ agent, goal, requester: REQUESTER, key: this.runKey(key), script, signer: this.signer, channel: 'cli' });
     this.record(label, runId);
     out(`  goal: ${goal}`);
@@ -94,6 +101,7 @@ class Demo implements DemoSession {
   }
 
   async finish(runId: string, collapse = false): Promise<RunOutcome> {
+    this.signal.throwIfAborted();
     const outcome = await this.client.result(runId);
     const story = storyLines(await this.client.auditTrail(runId, this.stack.store));
     (collapse ? collapsed(story) : story).forEach((l) => out(l));
@@ -133,7 +141,7 @@ class Demo implements DemoSession {
   async approval(): Promise<void> {
     heading('3. A large refund waits, durably, for someone in finance');
     const runId = await this.start('refund, approved', 'refund-agent', 'approval', 'The standing desk from order ORD-1003 arrived with a cracked frame. Please refund it.', this.script('refund-large.json'));
-    const [pending] = await until('the approval request', async () => {
+    const [pending] = await until(this.signal, 'the approval request', async () => {
       const list = await this.client.pendingApprovals(runId);
       return list.length > 0 ? list : null;
     });
@@ -159,7 +167,7 @@ class Demo implements DemoSession {
     const runId = await this.start('refund, paused and resumed', 'refund-agent', 'pause', 'Order ORD-1001 arrived late; refund what is fair.', this.script('refund-out-of-scope.json'));
     await this.client.pause(runId, { by: OPERATOR, reason: 'checking the customer history first', signer: this.signer });
     out(`  $ warden pause ${runId} --reason "checking the customer history first"`);
-    const paused = await until('the run to pause', async () => {
+    const paused = await until(this.signal, 'the run to pause', async () => {
       const s = await this.client.status(runId);
       return s.phase === 'paused' ? s : null;
     });
@@ -176,7 +184,7 @@ class Demo implements DemoSession {
     heading('5. Roll back a run: undo what it did');
     const runId = await this.start('refund, rolled back', 'refund-agent', 'rollback', 'Order ORD-1006 was scratched; refund what is fair.', ROLLBACK_SCRIPT);
     // The $300 refund waiting for finance means the $40 one has already run.
-    await until('the first refund to run', async () => (await this.client.pendingApprovals(runId)).length > 0);
+    await until(this.signal, 'the first refund to run', async () => (await this.client.pendingApprovals(runId)).length > 0);
     const plan = await this.client.rollbackPlan(runId);
     out(`  shop: ORD-1006 refunds: ${exampleShop().refundsFor('ORD-1006').map((r) => `${r.id} ${exampleShop().formatUsd(r.amount)} ${r.status}`).join(', ')}`);
     out(`  rollback plan (newest first): ${plan.map((s) => `${s.tool} ${compact(s.args, 70)}`).join('; ') || 'nothing to undo'}`);
@@ -226,7 +234,7 @@ class Demo implements DemoSession {
       'The replacement standing desk for order ORD-1003 arrived cracked as well. Please refund it.',
       this.script('refund-large.json'),
     );
-    await until('the approval request', async () => (await this.client.pendingApprovals(runId)).length > 0);
+    await until(this.signal, 'the approval request', async () => (await this.client.pendingApprovals(runId)).length > 0);
     out('  its $450.00 refund waits for finance, and this time the demo does not decide.');
     out(`  Approve it in the inbox: ${this.channels.inbox.url}${runPath(runId)} (${this.channels.signInHint})`);
     out(`  (or reject it, with a reason the agent reads; ${REQUESTER}, who asked for it, may not decide: the run refuses her and says why)`);
@@ -235,17 +243,17 @@ class Demo implements DemoSession {
   }
 
   /** Prints the run's story and outcome when it ends, unless the demo is stopping by then. */
-  watch(runId: string, stopping: () => boolean): void {
+  watch(runId: string): void {
     const report = async () => {
       await this.client.result(runId);
-      if (stopping()) return;
+      if (this.signal.aborted) return;
       heading(`Your run ended: ${runId}`);
       await this.finish(runId);
       out(`  shop: ORD-1003 refunds: ${exampleShop().refundsFor('ORD-1003').map((r) => `${r.id} ${exampleShop().formatUsd(r.amount)} ${r.status}`).join(', ') || 'none'}`);
       out(`  audit: ${verifiedLine(await checkAudit(this.client, this.stack.store, runId))}`);
     };
     report().catch((err: unknown) => {
-      if (!stopping()) process.stderr.write(`note: lost track of ${runId}: ${describeError(err)}\n`);
+      if (!this.signal.aborted) process.stderr.write(`note: lost track of ${runId}: ${describeError(err)}\n`);
     });
   }
 
@@ -309,50 +317,53 @@ export function registerDemo(program: Command): void {
 
     out('Warden demo: governed agent runs on Temporal');
     out('starting the Temporal dev server, a worker and the web inbox…');
+    // Installed before the stack's worker starts: a tool's expected failure stays in the run's story, out of the console.
+    installRuntime('WARN', undefined, writtenInDemo);
     const env = await startDevEnvironment({ agents: exampleAgentsPath(), policies: examplePoliciesPath(), headless: opts.headless, port: opts.port, uiPort: opts.uiPort, inboxPort: opts.inboxPort });
     const { stack, client, channels } = env;
-    let stopping = false;
-    const cleanup = () => {
-      stopping = true;
-      return env.shutdown();
-    };
-    onShutdownSignal(cleanup, 'stopping the inbox, the worker and the Temporal dev server');
+    // Every call of the walkthrough runs under this signal: stopping cancels the calls still waiting
+    // (a run's result is a long poll) before the connection closes, which would otherwise retry them
+    // on a closed channel and crash. Then the worker drains, the connections close, the server stops.
+    const calls = new AbortController();
+    // The client adds a listener to it for each call and keeps it: a whole walkthrough's worth, not a leak.
+    setMaxListeners(0, calls.signal);
+    let stopping: Promise<void> | null = null;
+    const stop = () =>
+      (stopping ??= (async () => {
+        calls.abort();
+        await stack.worker.shutdown();
+        await env.shutdown();
+      })());
+    onShutdownSignal(stop, 'stopping the inbox, the worker and the Temporal dev server', INTERRUPTED_EXIT);
     try {
-      describeStack(stack).forEach((l) => out(l));
-      channels.lines.forEach((l) => out(l));
-      out(`  shop        ${shopFile} (example SQLite shop, freshly seeded)`);
-      const demo = new Demo(client, stack, channels, new DecisionSigner(loadSigningKey(stack.cliKeyFile)));
-      if (local) {
-        out('  model       local:smollm2 (SmolLM2 135M on this CPU): its proposals are its own; the policy decides each');
-        await walkOnLocalModel(demo);
-        await demo.verify();
-        demo.summary(!opts.exit);
-        if (opts.exit) {
-          await cleanup();
-          return;
+      await client.client.connection.withAbortSignal(calls.signal, async () => {
+        describeStack(stack).forEach((l) => out(l));
+        channels.lines.forEach((l) => out(l));
+        out(`  shop        ${shopFile} (example SQLite shop, freshly seeded)`);
+        const demo = new Demo(client, stack, channels, new DecisionSigner(loadSigningKey(stack.cliKeyFile)), calls.signal);
+        if (local) {
+          out('  model       local:smollm2 (SmolLM2 135M on this CPU): its proposals are its own; the policy decides each');
+          await walkOnLocalModel(demo);
+          await demo.verify();
+        } else {
+          await demo.refundInScope();
+          await demo.procurement();
+          await demo.approval();
+          await demo.pauseResume();
+          await demo.rollback();
+          await demo.delegation();
+          await demo.verify();
+          if (!opts.exit) demo.watch(await demo.yourTurn());
         }
-        out();
-        out('Ctrl-C stops the inbox, the worker and the Temporal dev server.');
-        await stack.worker.done.catch(() => undefined);
-        return;
-      }
-      await demo.refundInScope();
-      await demo.procurement();
-      await demo.approval();
-      await demo.pauseResume();
-      await demo.rollback();
-      await demo.delegation();
-      await demo.verify();
-      if (!opts.exit) demo.watch(await demo.yourTurn(), () => stopping);
-      demo.summary(!opts.exit);
+        demo.summary(!opts.exit);
+      });
     } catch (err) {
-      await cleanup();
+      // Stopped on Ctrl-C: what failed is the call it cancelled; the signal's handler exits once all is stopped.
+      if (stopping) return stop();
+      await stop();
       throw err;
     }
-    if (opts.exit) {
-      await cleanup();
-      return;
-    }
+    if (opts.exit) return stop();
     out();
     out('Ctrl-C stops the inbox, the worker and the Temporal dev server.');
     await stack.worker.done.catch(() => undefined);

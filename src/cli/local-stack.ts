@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { InvalidArgumentError, type Command } from 'commander';
 import path from 'node:path';
-import { DefaultLogger, Runtime, type LogLevel, type NativeConnection, type Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type LogLevel, type LogMetadata, type NativeConnection, type Worker } from '@temporalio/worker';
 import pino from 'pino';
 import { ensureDevKeys, watchKeyring } from '../approvals/signing-keys';
 import { loadAgents, loadFleetPolicy, type AgentRegistry } from '../agents';
@@ -38,11 +38,30 @@ const LOG_LEVELS = new Set(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']);
 
 let runtimeInstalled = false;
 
+/** Which of the SDK's log entries are written; the others are dropped. */
+export type LogFilter = (level: LogLevel, message: string, meta?: LogMetadata) => boolean;
+
+/** The SDK's default logger, writing only the entries `keep` accepts. */
+class FilteredLogger extends DefaultLogger {
+  constructor(
+    level: LogLevel,
+    write: ConstructorParameters<typeof DefaultLogger>[1],
+    private readonly keep: LogFilter,
+  ) {
+    super(level, write);
+  }
+
+  override log(level: LogLevel, message: string, meta?: LogMetadata): void {
+    if (this.keep(level, message, meta)) super.log(level, message, meta);
+  }
+}
+
 /**
  * Installs the Temporal runtime once, quiet unless WARDEN_LOG_LEVEL says otherwise, and without its
- * own signal handlers: the CLI drains its worker itself on Ctrl-C, then stops the server.
+ * own signal handlers: the CLI drains its worker itself on Ctrl-C, then stops the server. `keep`:
+ * only the SDK's entries it accepts are written (the demo leaves out what its own output shows).
  */
-export function installRuntime(defaultLevel: LogLevel = 'WARN', into?: pino.Logger): void {
+export function installRuntime(defaultLevel: LogLevel = 'WARN', into?: pino.Logger, keep?: LogFilter): void {
   if (runtimeInstalled) return;
   const wanted = (process.env.WARDEN_LOG_LEVEL ?? '').toUpperCase();
   const level = (LOG_LEVELS.has(wanted) ? wanted : defaultLevel) as LogLevel;
@@ -53,7 +72,7 @@ export function installRuntime(defaultLevel: LogLevel = 'WARN', into?: pino.Logg
         into[method]({ ...entry.meta, component: 'temporal-sdk' }, entry.message);
       }
     : undefined;
-  Runtime.install({ logger: new DefaultLogger(level, forward), shutdownSignals: [] });
+  Runtime.install({ logger: keep ? new FilteredLogger(level, forward, keep) : new DefaultLogger(level, forward), shutdownSignals: [] });
   runtimeInstalled = true;
 }
 

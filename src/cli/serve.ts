@@ -39,10 +39,10 @@ export async function serveWithClientAndStore<S extends { close(): Promise<void>
 }
 
 /**
- * Calls `cleanup` on the first Ctrl-C or SIGTERM and exits when it is done; a second Ctrl-C exits
- * at once. Returns a function that removes the handlers.
+ * Calls `cleanup` on the first Ctrl-C or SIGTERM and exits when it is done (with `exitCode`, 0
+ * unless given); a second Ctrl-C exits at once. Returns a function that removes the handlers.
  */
-export function onShutdownSignal(cleanup: () => Promise<void>, what = 'shutting down'): () => void {
+export function onShutdownSignal(cleanup: () => Promise<void>, what = 'shutting down', exitCode = 0): () => void {
   let stopping = false;
   const handler = () => {
     if (stopping) {
@@ -54,7 +54,7 @@ export function onShutdownSignal(cleanup: () => Promise<void>, what = 'shutting 
     cleanup().then(
       () => {
         out('stopped');
-        process.exit(0);
+        process.exit(exitCode);
       },
       (err: unknown) => {
         process.stderr.write(`error: ${describeError(err)}\n`);

@@ -12,6 +12,8 @@ export interface DemoSession {
   readonly client: WardenClient;
   readonly store: RunStore;
   readonly signer: DecisionSigner;
+  /** Aborted when the demo stops (Ctrl-C): no run starts and no call is made after that. */
+  readonly signal: AbortSignal;
   /** Who asks for the demo's runs. */
   readonly requester: string;
   /** The workflow key of one of this demo's runs. */
@@ -35,6 +37,7 @@ export async function walkOnLocalModel(demo: DemoSession): Promise<void> {
     ['procurement-agent', 'local-chairs', 'Buy 120 ergonomic chairs (CHAIR-ERGO-01) at the best price.'],
   ];
   for (const [i, [agent, key, goal]] of goals.entries()) {
+    demo.signal.throwIfAborted();
     heading(`${i + 1}. ${agent} on the local model`);
     const runId = await demo.client.startRun({ agent, goal, requester: demo.requester, key: demo.runKey(key), signer: demo.signer, channel: 'cli' });
     demo.record(`${agent}, local model`, runId);
@@ -42,6 +45,7 @@ export async function walkOnLocalModel(demo: DemoSession): Promise<void> {
     out(`  run:  ${runId} (each model call takes seconds on a CPU; a run that wanders ends at its policy's step budget)`);
     const decided = new Set<string>();
     for (;;) {
+      demo.signal.throwIfAborted();
       const done = await Promise.race([demo.client.result(runId).then(() => true), sleep(500, false)]);
       if (done) break;
       for (const p of await demo.client.pendingApprovals(runId).catch(() => [])) {

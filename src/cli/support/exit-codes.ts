@@ -25,3 +25,6 @@ export const POLICY_DIFF_EXIT_CODE = 20;
  * `policy what-if --fail-on` (20).
  */
 export const EVAL_FAILED_EXIT_CODE = 21;
+
+/** The exit code of a long-running command stopped with Ctrl-C (128 + SIGINT), as shells report it. */
+export const INTERRUPTED_EXIT = 130;
