@@ -20,6 +20,7 @@ import { generateSigningKey, parsePolicy, verifyAuditChain, type Keyring } from 
 import { createPostgresStore, type RunStore } from '../src/store';
 import { clusterBinaries, clusterUnavailable, downCluster, restartServer, upCluster, type Cluster } from '../scripts/cluster/cluster';
 import { LEDGER_SCHEMA } from './fixtures/multi-worker-agent';
+import { callInFlight, toolAttempts } from './fixtures/multi-worker-ledger';
 import { eventually, testPayloadCodec, testPayloadKeysFile } from './helpers';
 import { killWorker, startWorkerProcess, stopWorkers, type WorkerProcess } from './worker-processes';
 
@@ -144,15 +145,7 @@ if (unavailable && gate !== '1') {
     );
 
     // Worker a dies inside a call (effect booked, answer not given) once b has worked too.
-    const inFlight = await eventually(
-      async () => {
-        const attempts = await rows<{ worker: string; idempotency_key: string; finished: boolean }>(ledger!, 'SELECT worker, idempotency_key, finished_at IS NOT NULL AS finished FROM tool_attempts');
-        const open = attempts.find((t) => t.worker === 'a' && !t.finished);
-        return attempts.some((t) => t.worker === 'b') && open ? open.idempotency_key : undefined;
-      },
-      90_000,
-      'worker a inside a tool call while b has worked too',
-    );
+    const inFlight = await callInFlight(ledger, 'a', 'b', 90_000);
     await killWorker(a);
 
     // The approval runs wait; the server goes down and comes back while they do.
@@ -186,7 +179,7 @@ if (unavailable && gate !== '1') {
       ...Array.from({ length: APPROVAL_RUNS }, (_, r) => `approved ${r}`),
     ];
     expect(effects.map((e) => e.note).sort()).toEqual(expected.sort());
-    const attempts = await rows<{ idempotency_key: string; worker: string; finished: boolean }>(ledger, 'SELECT idempotency_key, worker, finished_at IS NOT NULL AS finished FROM tool_attempts');
+    const attempts = await toolAttempts(ledger);
     expect(new Set(attempts.map((t) => t.idempotency_key))).toEqual(new Set(effects.map((e) => e.idempotency_key)));
     expect(attempts.filter((t) => t.idempotency_key === inFlight)).toEqual(expect.arrayContaining([{ idempotency_key: inFlight, worker: 'a', finished: false }, { idempotency_key: inFlight, worker: 'b', finished: true }]));
 

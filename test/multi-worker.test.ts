@@ -15,6 +15,7 @@ import { WardenClient } from '../src/client';
 import { parsePolicy, verifyAuditChain } from '../src/governance';
 import { createPostgresStore, type RunStore } from '../src/store';
 import { LEDGER_SCHEMA } from './fixtures/multi-worker-agent';
+import { callInFlight, toolAttempts } from './fixtures/multi-worker-ledger';
 import { defineAgent } from '../src/agents';
 import { echo, testAgent } from './fixtures/test-agents';
 import { createTestBed, eventually, financeApprovalPolicy, settings, testPayloadCodec, testPayloadKeysFile, testPolicy, type TestBed } from './helpers';
@@ -84,15 +85,7 @@ describeWithPostgres('two worker processes on one PostgreSQL run store', (server
     );
 
     // Kill worker a once both have worked and a is inside a call: effect booked, answer not yet given.
-    const inFlight = await eventually(
-      async () => {
-        const rows = await query<{ worker: string; idempotency_key: string; finished: boolean }>(ledger!, 'SELECT worker, idempotency_key, finished_at IS NOT NULL AS finished FROM tool_attempts');
-        const open = rows.find((r) => r.worker === 'a' && !r.finished);
-        return rows.some((r) => r.worker === 'b') && open ? open.idempotency_key : undefined;
-      },
-      60_000,
-      'worker a inside a tool call while b has worked too',
-    );
+    const inFlight = await callInFlight(ledger, 'a', 'b', 60_000);
     await killWorker(a);
     expect(a.child.signalCode).toBe('SIGKILL');
 
@@ -106,7 +99,7 @@ describeWithPostgres('two worker processes on one PostgreSQL run store', (server
     const effects = await query<{ idempotency_key: string; run_id: string; note: string }>(ledger, 'SELECT idempotency_key, run_id, note FROM tool_effects ORDER BY note');
     expect(effects).toHaveLength(RUNS * CALLS_PER_RUN);
     expect(effects.map((e) => e.note).sort()).toEqual(Array.from({ length: RUNS }, (_, r) => Array.from({ length: CALLS_PER_RUN }, (_, c) => `run ${r} entry ${c}`)).flat().sort());
-    const attempts = await query<{ idempotency_key: string; worker: string; finished: boolean }>(ledger, 'SELECT idempotency_key, worker, finished_at IS NOT NULL AS finished FROM tool_attempts');
+    const attempts = await toolAttempts(ledger);
     const keys = new Set(effects.map((e) => e.idempotency_key));
     expect(new Set(attempts.map((t) => t.idempotency_key))).toEqual(keys);
 
