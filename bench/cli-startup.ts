@@ -13,9 +13,25 @@
  * Builds `dist/` first (`npm run build`) unless `--no-build` is given. BENCH_RUNS changes the runs
  * per command (default 5). BENCH_CLI_COMPARE=<path of another build's dist/cli/main.js> times that
  * build's CLI in the same rounds, against the same environment (a before/after of a change).
+ *
+ * Then `warden worker`'s start: from the command to its `worker ready` line (its polls begin
+ * there), the median of BENCH_WORKER_RUNS (default 3) starts of each kind, taken in turn in the
+ * same rounds, against the dev environment's Temporal server on a task queue of their own:
+ *   - from this clone (`node bin/warden.js worker`: the CLI from src/ through tsx), and from the
+ *     installed package (`npm pack`, then `npm install --offline` of the tarball in a temporary
+ *     project: the compiled dist/; BENCH_CLI_PACKAGE=<a project with warden installed> reuses one);
+ *   - cold (an empty bundle cache: the workflows are bundled with webpack) and warm (the bundle
+ *     from the cache, as on every restart after the first);
+ *   - and the package warm with WARDEN_WORKER_TUNING=off: what the tuned worker process costs a start.
+ * BENCH_WORKER_COMPARE=<another clone's directory, its dependencies installed or linked> times
+ * that clone's `warden worker` cold and warm in the same rounds (a before/after of a change).
+ * Both serve the example agents (the package's copy imports them from `warden`). Where the
+ * offline install cannot work, the package is stood in for by its files (bin/, dist/,
+ * package.json) in a temporary directory that links this clone's node_modules, and the report
+ * says so. `--no-worker` leaves these out; `--worker-only` leaves the commands above out.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePorts } from '../src/dev-server/free-port';
@@ -93,6 +109,168 @@ async function waitingRuns(count: number, env: NodeJS.ProcessEnv): Promise<{ run
   throw new Error(`the runs ${runIds.join(', ')} did not all wait for approval within 2 minutes`);
 }
 
+const WORKER_RUNS = Number(process.env.BENCH_WORKER_RUNS ?? 3);
+
+/** Where `warden worker` runs from: the script `warden` runs, the directory it runs in, the agents it serves. */
+interface WorkerSetup {
+  label: string;
+  script: string;
+  cwd: string;
+  agents: string;
+  policies: string;
+}
+
+/** The installed package: a project directory with `node_modules/warden`, and how it got there. */
+interface InstalledPackage {
+  setup: WorkerSetup;
+  how: string;
+  /** A directory this script made (removed at the end), or null for BENCH_CLI_PACKAGE. */
+  temp: string | null;
+}
+
+/** Copies the example agents and policies into `project`, importing Warden from the package instead of from ../src. */
+function copyExamples(project: string): { agents: string; policies: string } {
+  const agents = path.join(project, 'agents');
+  const policies = path.join(project, 'policies');
+  cpSync(path.join(root, 'examples'), agents, { recursive: true });
+  cpSync(path.join(root, 'policies'), policies, { recursive: true });
+  for (const file of readdirSync(agents, { recursive: true, encoding: 'utf8' })) {
+    if (!file.endsWith('.ts')) continue;
+    const full = path.join(agents, file);
+    writeFileSync(full, readFileSync(full, 'utf8').replace(/'(\.\.\/)+src\/[\w/-]+'/g, "'warden'"));
+  }
+  return { agents, policies };
+}
+
+/**
+ * `npm pack` of this clone (dist/ is built already) installed with `npm install --offline` in a
+ * temporary project; where that cannot work, the package's files in its place, with this clone's
+ * node_modules as its dependencies.
+ */
+function installPackage(): InstalledPackage {
+  const given = process.env.BENCH_CLI_PACKAGE;
+  if (given) {
+    const project = path.resolve(given);
+    const script = path.join(project, 'node_modules', 'warden', 'bin', 'warden.js');
+    if (!existsSync(script)) throw new Error(`BENCH_CLI_PACKAGE=${given}: ${script} is missing`);
+    return { setup: { label: 'package', script, cwd: project, ...copyExamples(mkdtempSync(path.join(os.tmpdir(), 'warden-bench-agents-'))) }, how: `installed in ${project}`, temp: null };
+  }
+  const project = mkdtempSync(path.join(os.tmpdir(), 'warden-bench-package-'));
+  writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'warden-bench-project', private: true }));
+  const script = path.join(project, 'node_modules', 'warden', 'bin', 'warden.js');
+  process.stdout.write('packing warden (npm pack) and installing the tarball offline in a temporary project (a few minutes)…\n');
+  const pack = spawnSync('npm', ['pack', root, '--ignore-scripts', '--silent', '--pack-destination', project], { cwd: project, encoding: 'utf8' });
+  const tarball = pack.stdout.trim().split('\n').pop() ?? '';
+  let why = `npm pack exited with ${pack.status}: ${pack.stderr.trim().split('\n').slice(-3).join(' ')}`;
+  if (pack.status === 0 && tarball) {
+    const install = spawnSync('npm', ['install', '--offline', '--no-audit', '--no-fund', path.join(project, tarball)], { cwd: project, encoding: 'utf8', timeout: 15 * 60_000 });
+    if (install.status === 0 && existsSync(script)) {
+      return { setup: { label: 'package', script, cwd: project, ...copyExamples(project) }, how: `npm pack, npm install --offline ${tarball}`, temp: project };
+    }
+    why = `npm install --offline exited with ${install.status}: ${install.stderr.trim().split('\n').slice(-3).join(' ')}`;
+  }
+  process.stdout.write(`  ${why}\n  standing in: bin/, dist/ and package.json in node_modules/warden, with this clone's node_modules\n`);
+  const installed = path.join(project, 'node_modules', 'warden');
+  rmSync(installed, { recursive: true, force: true });
+  mkdirSync(installed, { recursive: true });
+  for (const entry of ['bin', 'dist', 'package.json']) cpSync(path.join(root, entry), path.join(installed, entry), { recursive: true });
+  symlinkSync(path.join(root, 'node_modules'), path.join(installed, 'node_modules'), 'dir');
+  return { setup: { label: 'package', script, cwd: project, ...copyExamples(project) }, how: `stand-in for the package (${why})`, temp: project };
+}
+
+let queues = 0;
+
+/**
+ * Starts `warden worker` as an operator would and returns the ms from the spawn to its `worker
+ * ready` line, then stops it (SIGINT, as Ctrl-C) and waits for it to exit. `cold` says whether
+ * the cache must have missed (bundled) or hit: a start that did otherwise stops the bench.
+ */
+async function workerStart(setup: WorkerSetup, env: NodeJS.ProcessEnv, cacheDir: string, cold: boolean): Promise<number> {
+  const started = performance.now();
+  const child = spawn(process.execPath, [setup.script, 'worker', '--agents', setup.agents, '--policies', setup.policies], {
+    cwd: setup.cwd,
+    env: { ...env, WARDEN_CACHE_DIR: cacheDir, WARDEN_TASK_QUEUE: `bench-worker-${process.pid}-${++queues}`, WARDEN_LOG_PRETTY: '0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    const ms = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${setup.label}: warden worker was not ready in 5 minutes:\n${output}`)), 5 * 60_000);
+      child.stdout?.on('data', (c: Buffer) => {
+        output += c.toString();
+        if (output.includes('worker ready')) {
+          clearTimeout(timer);
+          resolve(performance.now() - started);
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`${setup.label}: warden worker exited with ${code} before it was ready:\n${output}`));
+      });
+    });
+    const expected = cold ? 'workflows bundled' : 'workflow bundle taken from the cache';
+    if (!output.includes(expected)) throw new Error(`${setup.label}: a ${cold ? 'cold' : 'warm'} start did not log "${expected}":\n${output}`);
+    return ms;
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 30_000))]);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+}
+
+/** Times `warden worker` from the clone and from the package, cold and warm, in the same rounds; prints medians and ratios. */
+async function benchWorkerStart(env: NodeJS.ProcessEnv, node: number): Promise<void> {
+  const pkg = installPackage();
+  const clone: WorkerSetup = { label: 'clone', script: path.join(root, 'bin', 'warden.js'), cwd: root, agents: path.join(root, 'examples'), policies: path.join(root, 'policies') };
+  const scratch = mkdtempSync(path.join(os.tmpdir(), 'warden-bench-worker-'));
+  try {
+    const workerEnv: NodeJS.ProcessEnv = { ...env, WARDEN_HOME: path.join(scratch, 'home') };
+    const compareDir = process.env.BENCH_WORKER_COMPARE;
+    const compare: WorkerSetup[] = compareDir
+      ? [{ label: 'compare', script: path.resolve(compareDir, 'bin', 'warden.js'), cwd: path.resolve(compareDir), agents: path.resolve(compareDir, 'examples'), policies: path.resolve(compareDir, 'policies') }]
+      : [];
+    const setups = [clone, pkg.setup, ...compare];
+    const warmCache = new Map(setups.map((s) => [s.label, path.join(scratch, `cache-${s.label}`)]));
+    // Untimed: fills each warm cache (and the disk cache and tsx's) once.
+    for (const s of setups) await workerStart(s, workerEnv, warmCache.get(s.label) ?? '', true);
+    const times = new Map<string, number[]>();
+    const add = (key: string, ms: number) => times.set(key, [...(times.get(key) ?? []), ms]);
+    for (let round = 0; round < WORKER_RUNS; round++) {
+      for (const s of setups) {
+        add(`${s.label} cold`, await workerStart(s, workerEnv, path.join(scratch, `cold-${s.label}-${round}`), true));
+        add(`${s.label} warm`, await workerStart(s, workerEnv, warmCache.get(s.label) ?? '', false));
+      }
+      // What the tuned worker process (bin/worker-process.js: its small young generation) costs a start.
+      add('package warm untuned', await workerStart(pkg.setup, { ...workerEnv, WARDEN_WORKER_TUNING: 'off' }, warmCache.get('package') ?? '', false));
+    }
+    const at = (key: string) => median(times.get(key) ?? []);
+    process.stdout.write(
+      `\nwarden worker, spawn to "worker ready", median of ${WORKER_RUNS} starts (load ${os.loadavg()[0]?.toFixed(1)}; package: ${pkg.how}):\n`,
+    );
+    for (const s of setups) {
+      for (const kind of ['cold', 'warm']) {
+        const key = `${s.label} ${kind}`;
+        const all = (times.get(key) ?? []).map((ms) => (ms / 1000).toFixed(1)).join(', ');
+        process.stdout.write(`  ${`${s.label}, ${kind}`.padEnd(16)} ${(at(key) / 1000).toFixed(1).padStart(5)} s   ${(at(key) / node).toFixed(0).padStart(4)} × node -e 0   (${all} s)\n`);
+      }
+    }
+    const untuned = at('package warm untuned');
+    process.stdout.write(`  ${'package, warm, WARDEN_WORKER_TUNING=off'.padEnd(16)} ${(untuned / 1000).toFixed(1)} s (the tuned process: ${(at('package warm') / untuned).toFixed(2)} × that)\n`);
+    process.stdout.write(
+      `  warm ÷ cold: clone ${(at('clone warm') / at('clone cold')).toFixed(2)}, package ${(at('package warm') / at('package cold')).toFixed(2)}; ` +
+        `package ÷ clone: cold ${(at('package cold') / at('clone cold')).toFixed(2)}, warm ${(at('package warm') / at('clone warm')).toFixed(2)}\n`,
+    );
+    if (compareDir) {
+      process.stdout.write(`  clone ÷ compare (${compareDir}): cold ${(at('clone cold') / at('compare cold')).toFixed(2)}, warm ${(at('clone warm') / at('compare warm')).toFixed(2)}\n`);
+    }
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+    if (pkg.temp) rmSync(pkg.temp, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   if (!process.argv.includes('--no-build')) {
     process.stdout.write('building dist/ (npm run build)…\n');
@@ -109,42 +287,49 @@ async function main(): Promise<void> {
   const { dev, address } = await startDev(base);
   try {
     const env: NodeJS.ProcessEnv = { ...base, TEMPORAL_ADDRESS: address };
-    const compare = process.env.BENCH_CLI_COMPARE;
-    const builds = compare ? [{ cli: cliMain, tag: '' }, { cli: path.resolve(compare), tag: ' (compare)' }] : [{ cli: cliMain, tag: '' }];
-    const [status, ...approvals] = await waitingRuns(RUNS * builds.length + 1, env);
-    if (!status) throw new Error('no run to ask for its status');
-
-    const commands: { label: string; args: (round: number) => string[] }[] = [{ label: 'node -e 0', args: () => ['-e', '0'] }];
-    builds.forEach(({ cli, tag }, b) =>
-      commands.push(
-        { label: `warden --help${tag}`, args: () => [cli, '--help'] },
-        { label: `warden keys --help${tag}`, args: () => [cli, 'keys', '--help'] },
-        { label: `warden status <run>${tag}`, args: () => [cli, 'status', status.runId] },
-        {
-          label: `warden approve <run> <approval>${tag}`,
-          args: (round) => {
-            const approval = approvals[round * builds.length + b];
-            if (!approval) throw new Error('no run left to approve');
-            return [cli, 'approve', approval.runId, approval.approvalId, '--as', 'alice'];
-          },
-        },
-      ),
-    );
-    const times = new Map<string, number[]>(commands.map((c) => [c.label, []]));
-    // One untimed round first (disk cache), then rounds that take each command in turn, so a noisy moment hits all alike.
-    for (const c of commands) if (!c.label.startsWith('warden approve')) timed(c.args(0), env);
-    for (let round = 0; round < RUNS; round++) for (const c of commands) times.get(c.label)?.push(timed(c.args(round), env));
-
-    const node = median(times.get('node -e 0') ?? []);
-    process.stdout.write(`\nCLI start-up, median wall time of ${RUNS} runs (Node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg()[0]?.toFixed(1)}):\n`);
-    for (const c of commands) {
-      const ms = median(times.get(c.label) ?? []);
-      process.stdout.write(`  ${c.label.padEnd(44)} ${ms.toFixed(0).padStart(6)} ms   ${(ms / node).toFixed(1).padStart(5)} × node -e 0\n`);
-    }
+    const node = process.argv.includes('--worker-only') ? median(Array.from({ length: RUNS }, () => timed(['-e', '0'], env))) : await benchCommands(env);
+    if (!process.argv.includes('--no-worker')) await benchWorkerStart(env, node);
   } finally {
     await stopDev(dev);
     rmSync(home, { recursive: true, force: true });
   }
+}
+
+/** Times the commands (and `node -e 0`) in the same rounds and prints their medians; returns the median of `node -e 0`. */
+async function benchCommands(env: NodeJS.ProcessEnv): Promise<number> {
+  const compare = process.env.BENCH_CLI_COMPARE;
+  const builds = compare ? [{ cli: cliMain, tag: '' }, { cli: path.resolve(compare), tag: ' (compare)' }] : [{ cli: cliMain, tag: '' }];
+  const [status, ...approvals] = await waitingRuns(RUNS * builds.length + 1, env);
+  if (!status) throw new Error('no run to ask for its status');
+
+  const commands: { label: string; args: (round: number) => string[] }[] = [{ label: 'node -e 0', args: () => ['-e', '0'] }];
+  builds.forEach(({ cli, tag }, b) =>
+    commands.push(
+      { label: `warden --help${tag}`, args: () => [cli, '--help'] },
+      { label: `warden keys --help${tag}`, args: () => [cli, 'keys', '--help'] },
+      { label: `warden status <run>${tag}`, args: () => [cli, 'status', status.runId] },
+      {
+        label: `warden approve <run> <approval>${tag}`,
+        args: (round) => {
+          const approval = approvals[round * builds.length + b];
+          if (!approval) throw new Error('no run left to approve');
+          return [cli, 'approve', approval.runId, approval.approvalId, '--as', 'alice'];
+        },
+      },
+    ),
+  );
+  const times = new Map<string, number[]>(commands.map((c) => [c.label, []]));
+  // One untimed round first (disk cache), then rounds that take each command in turn, so a noisy moment hits all alike.
+  for (const c of commands) if (!c.label.startsWith('warden approve')) timed(c.args(0), env);
+  for (let round = 0; round < RUNS; round++) for (const c of commands) times.get(c.label)?.push(timed(c.args(round), env));
+
+  const node = median(times.get('node -e 0') ?? []);
+  process.stdout.write(`\nCLI start-up, median wall time of ${RUNS} runs (Node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg()[0]?.toFixed(1)}):\n`);
+  for (const c of commands) {
+    const ms = median(times.get(c.label) ?? []);
+    process.stdout.write(`  ${c.label.padEnd(44)} ${ms.toFixed(0).padStart(6)} ms   ${(ms / node).toFixed(1).padStart(5)} × node -e 0\n`);
+  }
+  return node;
 }
 
 main().catch((err: unknown) => {
