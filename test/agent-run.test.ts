@@ -344,10 +344,13 @@ describe('run state', () => {
       ...Array.from({ length: 5 }, (_, i) => ({ toolCalls: [{ name: 'echo', args: { text: `m${i}` } }], usage: { inputTokens: 10, outputTokens: 1 } })),
       { text: 'finished', usage: { inputTokens: 10, outputTokens: 1 } },
     ];
-    const runId = await bed.client.startRun({ agent: 'test-agent', goal: 'long', requester: 'carol', policy: testPolicy({ budgets: { maxSteps: 6 } }), script, continueAsNewAfterSteps: 2 });
+    // A cost budget: each execution's model calls are made on the spend the one before sealed ($0.66 of $1).
+    const policy = testPolicy({ budgets: { maxSteps: 6, maxCostUsd: 1 }, pricing: { scripted: { inputPerMTok: 10_000, outputPerMTok: 10_000 } } });
+    const runId = await bed.client.startRun({ agent: 'test-agent', goal: 'long', requester: 'carol', policy, script, continueAsNewAfterSteps: 2 });
     const outcome = await bed.client.result(runId);
     expect(outcome).toMatchObject({ status: 'completed', text: 'finished', steps: 6, toolCalls: 5 });
     expect(outcome.usage).toMatchObject({ inputTokens: 60, outputTokens: 6 });
+    expect(outcome.usage.costUsd).toBeCloseTo(0.66, 9);
     // Three executions: the chain of run ids shows continue-as-new happened.
     const desc = await bed.client.handle(runId).describe();
     expect(desc.runId).not.toBe(desc.raw.workflowExecutionInfo?.firstRunId);

@@ -138,6 +138,27 @@ export interface CallModelInput {
   price?: Price | null;
   /** The run's quotas on model spend, sent only when it has some: checked before the call, charged after it. */
   quota?: ModelQuotaInput;
+  /** Runs under TURNS_V2: the run's own model spend so far as the model activity sealed it, and what it must stay under. */
+  spend?: ModelSpendInput;
+}
+
+/** A run's own model spend up to and including model call `step`, sealed by the worker's model activity (`seal` is empty before the first call). */
+export interface SealedSpend {
+  step: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+  seal: string;
+}
+
+/** What the model activity checks a call against before it makes it, and seals the spend after it with. */
+export interface ModelSpendInput {
+  spent: SealedSpend;
+  /** The run's price of its model as it counts this call's cost (null: unpriced). */
+  price?: Price | null;
+  /** The policy's budgets and a delegate's ceiling: a spend over a token or cost limit makes no call. */
+  budgets?: Budgets;
+  ceiling?: Budgets;
 }
 
 /** Who a run's model spend is counted for, and which quotas count it. */
@@ -178,6 +199,8 @@ export interface CallModelResult {
   context?: { omittedMessages: number; keptMessages: number; size: number; limit: number; unit: 'bytes' | 'tokens' };
   /** Set when a quota on model spend stopped the run before this call (no model call was made) or warned as it charged it. */
   quota?: { stop?: QuotaHit & { message: string }; warnings?: QuotaHit[] };
+  /** Runs under TURNS_V2: the run's own model spend with this call, sealed; the next call is made only on it. */
+  spent?: SealedSpend;
 }
 
 export interface ToolActivityInput {

@@ -15,6 +15,7 @@ import { loadShadowPolicy } from './shadow-policy';
 import type { CallModelInput, CallModelResult, CompensateInput, CoreActivities, CurrentPolicy, CurrentPolicyInput, DelegateSpendingInput, DelegateSpendingResult, PrepareAndCallModelInput, PrepareAndCallModelResult, PrepareRunInput, RecordRunInput, SealStateInput, ToolActivity, ToolActivityInput, ToolActivityResult, VerifyDecisionInput, VerifyDecisionResult, VerifyOperatorInput, VerifyOperatorResult, VerifySealInput, VerifySealResult } from './activity-types';
 import { ExecutionGuard, activityRefused } from './execution-guard';
 import { Grants } from './grants';
+import { ModelSpend } from './model-spend';
 import { createQuotaActivities } from './quota-activities';
 import { withHeartbeats } from './heartbeats';
 import { sealMatches, sealOf } from './seals';
@@ -158,6 +159,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
     await store.appendAudit(runId, events);
   };
   const grants = new Grants(store, logger);
+  const modelSpend = new ModelSpend(store, logger);
   const quotas = createQuotaActivities({
     store,
     logger,
@@ -337,6 +339,8 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       await store.appendMessages(input.runId, input.append);
       servesAgent(input.agent);
       const agent = registry.get(input.agent);
+      // The run's own spend, as this worker sealed it, within its token and cost budgets.
+      await modelSpend.check(input);
       // A quota on model spend that is spent already: no further model call.
       const stopped = await quotas.checkModel(input);
       if (stopped) return stopped;
@@ -357,7 +361,15 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       // Refused oversized arguments are not kept for the model's next calls (proposals() refuses them from `answer` itself).
       await store.appendMessages(input.runId, [{ seq: input.upTo, message: keptAnswer(answer.message, limits).message }], 'replace');
       const warnings = await quotas.chargeModel(input, answer.usage);
-      return { calls: await grants.seal(input.runId, proposals(agent, answer.toolCalls, limits)), text: cut(answer.text, limits.maxTextBytes), usage: answer.usage, ...(context ? { context } : {}), ...(warnings.length > 0 ? { quota: { warnings } } : {}) };
+      const spent = await modelSpend.after(input, answer.usage);
+      return {
+        calls: await grants.seal(input.runId, proposals(agent, answer.toolCalls, limits)),
+        text: cut(answer.text, limits.maxTextBytes),
+        usage: answer.usage,
+        ...(context ? { context } : {}),
+        ...(warnings.length > 0 ? { quota: { warnings } } : {}),
+        ...(spent ? { spent } : {}),
+      };
     },
 
     async prepareAndCallModel(input: PrepareAndCallModelInput): Promise<PrepareAndCallModelResult> {
@@ -369,7 +381,9 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
       if (prepared.quotaStop !== undefined || unpriced || checkModelCallBudgets(budgets, input.ceiling, emptyUsage(), Date.now() - input.prepare.startedAtMs)) return { prepared, answer: null };
       const spend = modelQuotas(prepared.quotas);
       const quota = spend.length > 0 ? { quota: { tenant: prepared.tenant ?? null, requester: prepared.requester.id, quotas: spend, price: price ?? null } } : {};
-      const answer = await core.callModel({ ...input.model, ...(input.withPrice ? { price: price ?? null } : {}), ...quota });
+      // The first call's spend is counted at the price the run starts with (the workflow counts it so too).
+      const sealed = input.model.spend ? { spend: { ...input.model.spend, price: price ?? null } } : {};
+      const answer = await core.callModel({ ...input.model, ...(input.withPrice ? { price: price ?? null } : {}), ...quota, ...sealed });
       return { prepared, answer };
     },
 

@@ -74,3 +74,20 @@ export function proposalSealOf(keyHex: string, fields: ProposalFields): string {
 export function proposalMatches(keyHex: string, fields: ProposalFields, given: unknown): boolean {
   return matches(proposalSealOf(keyHex, fields), given);
 }
+
+/** What a spend seal binds: a run's own model spend up to and including one model call. */
+export interface SpendFields {
+  runId: string;
+  step: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+}
+
+export function spendSealOf(keyHex: string, fields: SpendFields): string {
+  return hmacHex(keyHex, { v: 1, kind: 'spend', runId: fields.runId, step: fields.step, inputTokens: fields.inputTokens, outputTokens: fields.outputTokens, costUsd: fields.costUsd });
+}
+
+export function spendMatches(keyHex: string, fields: SpendFields, given: unknown): boolean {
+  return matches(spendSealOf(keyHex, fields), given);
+}

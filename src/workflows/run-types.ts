@@ -1,3 +1,4 @@
+import type { SealedSpend } from '../activities/activity-types';
 import type { ApprovalState, ApprovalVote, AuditEvent, AuditHead, BudgetExceeded, BudgetUsage, Budgets, DelegateUsage, Decision, GovernState, Policy, QuotaSet, RetrySettings, SignedDecision } from '../governance/workflow-safe';
 
 /** A script turn for the `scripted` model: turn i answers the run's i-th model call. */
@@ -277,6 +278,8 @@ export interface CarriedState {
   shadow?: { source: ShadowSource; calls: number; diffs: number };
   /** Set by an execution that ran without grants (started before them): the next one does too. */
   ungranted?: boolean;
+  /** The run's own model spend as the model activity sealed it (TURNS_V2): the next execution's first model call is made on it. */
+  spent?: SealedSpend;
 }
 
 /**

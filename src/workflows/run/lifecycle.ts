@@ -10,7 +10,7 @@ import { ShadowDecider } from '../shadow-decider';
 import type { AgentRunInput, CarriedState, RollbackReport, RunOutcome } from '../run-types';
 import { core, model, recorder, verifier } from './activities';
 import { rollback } from './compensation';
-import { FEWER_COMMANDS, GRANTS, PREPARE_WITH_FIRST_MODEL_CALL, SEALED_STATE, SPARSE_ANCHORS, sealedDigest } from './patches';
+import { FEWER_COMMANDS, GRANTS, PREPARE_WITH_FIRST_MODEL_CALL, SEALED_STATE, TURNS_V2, sealedDigest } from './patches';
 import { RunEnd } from './run-end';
 import type { RunState } from './run-state';
 import { MAX_TEXT_IN_AUDIT, type ToolCalls } from './tool-calls';
@@ -32,8 +32,10 @@ export class Lifecycle {
     const carried = input.carried;
     // A run that started before grants goes on without them (its preparation has none); the carried
     // flag is sealed. GRANTS implies FEWER_COMMANDS and the patches before it: one marker a run.
-    // SPARSE_ANCHORS implies GRANTS, and an execution continued from one without grants asks neither.
-    run.sparseAnchors = !carried?.ungranted && patched(SPARSE_ANCHORS);
+    // TURNS_V2 implies GRANTS, and an execution continued from one without grants asks neither.
+    run.sparseAnchors = !carried?.ungranted && patched(TURNS_V2);
+    // An execution continued from one that kept no sealed spend has none to hand on.
+    run.sealsSpend = run.sparseAnchors && (!carried || carried.spent !== undefined);
     run.grants = run.sparseAnchors || (!carried?.ungranted && patched(GRANTS));
     run.fewerCommands = run.grants || patched(FEWER_COMMANDS);
     // A model answer withheld because a quota on model spend was spent before the run's first call.
@@ -84,13 +86,14 @@ export class Lifecycle {
         const first = await model.prepareAndCallModel.executeWithOptions({ summary: 'prepare the run, model turn 1' }, [
           {
             prepare,
-            model: { runId: run.runId, agent: input.agent, step: 1, upTo: 1, append: [goalRow], audit: [], ...(script ? { scriptTurn: script[0] ?? null } : {}) },
+            model: { runId: run.runId, agent: input.agent, step: 1, upTo: 1, append: [goalRow], audit: [], ...(script ? { scriptTurn: script[0] ?? null } : {}), ...(run.sealsSpend ? { spend: { spent: run.spent } } : {}) },
             ...(run.telemetry.enabled ? { withPrice: true } : {}),
             ...(delegation ? { ceiling: delegation.ceiling } : {}),
           },
         ]);
         run.setPrepared(first.prepared);
         run.firstAnswer = first.answer;
+        if (first.answer) run.noteSpent(first.answer);
       } else {
         run.setPrepared(await core.prepareRun(prepare));
       }
@@ -175,6 +178,7 @@ export class Lifecycle {
     run.paused = c.paused;
     run.pausedByPolicy = c.pausedByPolicy ?? false;
     run.usedCommands = c.usedCommands ?? [];
+    if (c.spent) run.spent = c.spent;
     run.shadow = ShadowDecider.from(c.shadow?.source, c.prepared.agent.tools.map((t) => t.name), c.shadow);
   }
 
@@ -206,6 +210,7 @@ export class Lifecycle {
       ...(run.usedCommands.length > 0 ? { usedCommands: run.usedCommands } : {}),
       ...(run.shadow.carry() ? { shadow: run.shadow.carry() } : {}),
       ...(run.grants ? {} : { ungranted: true }),
+      ...(run.sealsSpend ? { spent: run.spent } : {}),
     };
     const { seal: _previous, ...start } = run.input;
     const next: AgentRunInput = { ...start, carried };

@@ -84,14 +84,19 @@ export function sealedDigest(input: AgentRunInput): string {
 export const DELEGATE_USAGE_LOCAL = 'warden-delegate-usage-local';
 
 /**
- * Executions under this patch write their audit chain's head to the memo every N turns (the
- * policy's `audit.anchorEveryTurns`, default 10), and still before every wait for people or for a
- * resume, and as they continue or end: a memo upsert (and a visibility write) a turn was most of
- * what a fast turn cost beyond its two activities. Asked once, as the execution starts, before
- * GRANTS, which it implies (with the patches before that): a new execution records this marker
- * alone. An execution continued from one without grants keeps going without both.
+ * Turns, second version. Executions under this patch
+ * - write their audit chain's head to the memo every N turns (the policy's
+ *   `audit.anchorEveryTurns`, default 10), and still before every wait for people or for a resume,
+ *   and as they continue or end: a memo upsert (and a visibility write) a turn was most of what a
+ *   fast turn cost beyond its two activities;
+ * - hand each model call the run's own model spend so far as the worker's model activity sealed
+ *   it, with the budgets it must stay under: a model answer completed into the run by someone else
+ *   (with its tokens under-counted) cannot carry the run past its token or cost budget.
+ * Asked once, as the execution starts, before GRANTS, which it implies (with the patches before
+ * that): a new execution records this marker alone. An execution continued from one without grants
+ * keeps going without both.
  */
-export const SPARSE_ANCHORS = 'warden-sparse-anchors';
+export const TURNS_V2 = 'warden-turns-v2';
 
 /** How many turns a run goes between anchors when its policy does not say (`audit.anchorEveryTurns`). */
 export const DEFAULT_ANCHOR_EVERY_TURNS = 10;

@@ -1,6 +1,6 @@
 import { patched, setCurrentDetails, upsertSearchAttributes, workflowInfo, type CancellationScope, type ChildWorkflowHandle } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import type { CallModelResult, GrantRef } from '../../activities/activity-types';
+import type { CallModelResult, GrantRef, ModelSpendInput, SealedSpend } from '../../activities/activity-types';
 import {
   argsSchemaOf,
   digestOf,
@@ -77,8 +77,12 @@ export class RunState {
   prepared!: PreparedRun;
   /** Whether this execution hands its grant to effectful activities (GRANTS); set as it starts. */
   grants = false;
-  /** Whether this execution anchors its audit head every N turns rather than every turn (SPARSE_ANCHORS); set as it starts. */
+  /** Whether this execution anchors its audit head every N turns rather than every turn (TURNS_V2); set as it starts. */
   sparseAnchors = false;
+  /** Whether each model call is handed the run's sealed model spend (TURNS_V2, and carried state that has it); set as it starts. */
+  sealsSpend = false;
+  /** The run's own model spend as the model activity sealed it with its last answer. */
+  spent: SealedSpend = { step: 0, inputTokens: 0, outputTokens: 0, costUsd: 0, seal: '' };
   /** `preparedDigest` of the preparation as the worker handed it: what its grant covers. */
   private preparedDigest = '';
   policy!: CompiledPolicy;
@@ -271,6 +275,18 @@ export class RunState {
     f.delegationWaiting = false;
     this.pendingRows.push(errorRow(f.seq, f.call, message));
     this.setLine(f, line);
+  }
+
+  /** What a model call is handed of the run's spend (TURNS_V2): the sealed spend so far, the price it counts this call at, the budgets it must stay under. */
+  spendInput(): { spend?: ModelSpendInput } {
+    if (!this.sealsSpend) return {};
+    const ceiling = this.input.delegation?.ceiling;
+    return { spend: { spent: this.spent, price: this.prepared.policy.pricing[this.prepared.agent.modelId] ?? null, budgets: this.prepared.policy.budgets, ...(ceiling ? { ceiling } : {}) } };
+  }
+
+  /** Takes up the spend a model answer was sealed with; an answer without one (not the worker's) leaves the next call nothing it accepts. */
+  noteSpent(answer: CallModelResult): void {
+    if (this.sealsSpend) this.spent = answer.spent ?? { ...this.spent, step: -1 };
   }
 
   /** Bound to the call's position and arguments: two calls sharing a model call id never share a key. */

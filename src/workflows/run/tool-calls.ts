@@ -30,7 +30,7 @@ export class ToolCalls {
     private readonly delegations: Delegations,
   ) {}
 
-  /** Turns this execution has begun: under SPARSE_ANCHORS its first and every Nth anchor the audit head. */
+  /** Turns this execution has begun: under TURNS_V2 its first and every Nth anchor the audit head. */
   private turns = 0;
 
   async turn(): Promise<void> {
@@ -79,9 +79,11 @@ export class ToolCalls {
         scriptTurn: run.scriptTurn(),
         ...(run.telemetry.enabled ? { price: run.prepared.policy.pricing[run.prepared.agent.modelId] ?? null } : {}),
         ...run.quotas.modelInput(),
+        ...run.spendInput(),
       },
     ]);
     run.audit.markFlushed(audit);
+    run.noteSpent(answer);
     // A quota on model spend that was spent already: no call was made, the run ends.
     run.quotas.answered(answer);
     this.account(answer);
@@ -296,7 +298,7 @@ export class ToolCalls {
       const before = run.phase;
       run.phase = 'paused';
       run.report('paused', `paused ${where}`);
-      // A pause may last days: what the store has is anchored first (every turn did it before SPARSE_ANCHORS).
+      // A pause may last days: what the store has is anchored first (every turn did it before TURNS_V2).
       if (run.sparseAnchors) run.audit.anchor(run.desk.memoChange());
       await condition(() => !run.paused || run.rollbackRequest !== null);
       run.phase = before;
