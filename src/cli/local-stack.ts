@@ -14,7 +14,9 @@ import { traceContextMixin } from '../telemetry/logs';
 import type * as TelemetrySetup from '../telemetry/setup';
 import type { WardenTelemetry } from '../telemetry/setup';
 import { WardenClient } from '../client';
-import { ensureDevPayloadKeys, type EncryptionCodec } from '../codec';
+// Not ../codec: its index brings the codec endpoint's Hono, which a worker never serves.
+import type { EncryptionCodec } from '../codec/encryption-codec';
+import { ensureDevPayloadKeys } from '../codec/payload-keys';
 import { ensureWardenHome } from '../private-files';
 import { acceptPlaintextFromEnv, logLevelFromEnv, payloadCodecFromEnv, payloadKeysFile, slackFromEnv, storeLocation, taskQueueFromEnv, wardenHome } from './context';
 import { CliError, describeError } from './cli-errors';
