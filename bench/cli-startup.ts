@@ -27,7 +27,7 @@
  * that clone's `warden worker` cold and warm in the same rounds (a before/after of a change).
  * Both serve the example agents (the package's copy imports them from `warden`). Where the
  * offline install cannot work, the package is stood in for by its files (bin/, dist/,
- * package.json) in a temporary directory that links this clone's node_modules, and the report
+ * package.json) in the temporary project, beside links to this clone's packages, and the report
  * says so. `--no-worker` leaves these out; `--worker-only` leaves the commands above out.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -124,8 +124,8 @@ interface WorkerSetup {
 interface InstalledPackage {
   setup: WorkerSetup;
   how: string;
-  /** A directory this script made (removed at the end), or null for BENCH_CLI_PACKAGE. */
-  temp: string | null;
+  /** The directory this script made (the project, or for BENCH_CLI_PACKAGE the agents' copy), removed at the end. */
+  temp: string;
 }
 
 /** Copies the example agents and policies into `project`, importing Warden from the package instead of from ../src. */
@@ -153,7 +153,9 @@ function installPackage(): InstalledPackage {
     const project = path.resolve(given);
     const script = path.join(project, 'node_modules', 'warden', 'bin', 'warden.js');
     if (!existsSync(script)) throw new Error(`BENCH_CLI_PACKAGE=${given}: ${script} is missing`);
-    return { setup: { label: 'package', script, cwd: project, ...copyExamples(mkdtempSync(path.join(os.tmpdir(), 'warden-bench-agents-'))) }, how: `installed in ${project}`, temp: null };
+    // Inside the project, so the copy's `import … from 'warden'` finds its package.
+    const agents = mkdtempSync(path.join(project, '.warden-bench-agents-'));
+    return { setup: { label: 'package', script, cwd: project, ...copyExamples(agents) }, how: `installed in ${project}`, temp: agents };
   }
   const project = mkdtempSync(path.join(os.tmpdir(), 'warden-bench-package-'));
   writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'warden-bench-project', private: true }));
@@ -169,12 +171,15 @@ function installPackage(): InstalledPackage {
     }
     why = `npm install --offline exited with ${install.status}: ${install.stderr.trim().split('\n').slice(-3).join(' ')}`;
   }
-  process.stdout.write(`  ${why}\n  standing in: bin/, dist/ and package.json in node_modules/warden, with this clone's node_modules\n`);
+  process.stdout.write(`  ${why}\n  standing in: bin/, dist/ and package.json in node_modules/warden, beside links to this clone's packages\n`);
   const installed = path.join(project, 'node_modules', 'warden');
   rmSync(installed, { recursive: true, force: true });
   mkdirSync(installed, { recursive: true });
   for (const entry of ['bin', 'dist', 'package.json']) cpSync(path.join(root, entry), path.join(installed, entry), { recursive: true });
-  symlinkSync(path.join(root, 'node_modules'), path.join(installed, 'node_modules'), 'dir');
+  // Beside it, as an install puts them (the agents import zod too): links to this clone's packages.
+  for (const entry of readdirSync(path.join(root, 'node_modules'))) {
+    if (entry !== 'warden' && entry !== '.bin') symlinkSync(path.join(root, 'node_modules', entry), path.join(project, 'node_modules', entry), 'dir');
+  }
   return { setup: { label: 'package', script, cwd: project, ...copyExamples(project) }, how: `stand-in for the package (${why})`, temp: project };
 }
 
@@ -267,7 +272,7 @@ async function benchWorkerStart(env: NodeJS.ProcessEnv, node: number): Promise<v
     }
   } finally {
     rmSync(scratch, { recursive: true, force: true });
-    if (pkg.temp) rmSync(pkg.temp, { recursive: true, force: true });
+    rmSync(pkg.temp, { recursive: true, force: true });
   }
 }
 
