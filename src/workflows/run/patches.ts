@@ -107,3 +107,12 @@ export const DEFAULT_ANCHOR_EVERY_TURNS = 10;
  * loop breaker, so most runs record no marker.
  */
 export const LOOP_SEES_REJECTED = 'warden-loop-sees-rejected';
+
+/**
+ * A pause under this patch takes hold in the activation its signal arrives in, with no local
+ * activity to verify its signature (anyone may pause; the trail records it as asked, with no
+ * `verified`). A local activity awaited in the pause handler resolved, live, in the activation the
+ * worker got to it (after an activity that completed meanwhile), and on replay right after its
+ * marker: a run paused while its first activity ran failed to replay. Asked by the pause handler.
+ */
+export const PAUSE_UNCHECKED = 'warden-pause-unchecked';
