@@ -40,6 +40,14 @@ async function record(bed: TestBed, name: string, runId: string): Promise<void> 
   });
   afterAll(async () => bed?.close());
 
+  test('paused run: paused as it starts (its first activity running), resumed, finished', async () => {
+    const runId = await bed.client.startRun({ agent: 'test-agent', goal: 'recorded pause', requester: 'carol', key: `paused-${Date.now()}`, policy: testPolicy(), script: [{ toolCalls: [{ name: 'echo', args: { text: 'a' } }] }, { text: 'done' }] });
+    await bed.client.pause(runId, { by: 'ops', reason: 'recorded' });
+    await eventually(async () => ((await bed.client.status(runId)).phase === 'paused' ? true : undefined), 30_000, 'the run paused');
+    await bed.client.resume(runId, { by: 'ops', reason: 'recorded' });
+    await record(bed, 'paused-run', runId);
+  });
+
   test('governed run: allow, deny, invalid args, retry, budget', async () => {
     const policy = testPolicy({
       rules: [

@@ -35,8 +35,8 @@ export class ModelSpend {
     if (!first && !spendMatches(await this.store.sealKey(), { runId: input.runId, ...spent }, spent.seal)) {
       refuse(`the run's model spend so far carries no seal of this worker's model activity: an earlier answer was completed into the run by someone else`);
     }
-    if (!spend.budgets) return;
-    const exceeded = checkModelCallBudgets(spend.budgets, spend.ceiling, { ...emptyUsage(), inputTokens: spent.inputTokens, outputTokens: spent.outputTokens, costUsd: spent.costUsd }, 0);
+    if (!spend.budgets && !spend.ceiling) return;
+    const exceeded = checkModelCallBudgets(spend.budgets ?? {}, spend.ceiling, { ...emptyUsage(), inputTokens: spent.inputTokens, outputTokens: spent.outputTokens, costUsd: spent.costUsd }, 0);
     if (exceeded) {
       this.logger.warn({ runId: input.runId, step: input.step, limit: exceeded.limit }, 'model call refused: sealed spend over budget');
       throw ApplicationFailure.create({

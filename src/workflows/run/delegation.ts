@@ -4,7 +4,7 @@ import { pauseSignal, rollbackSignal, type OperatorInput } from '../messages';
 import type { AgentRunInput, DelegationInput, DelegationView, RunOutcome } from '../run-types';
 import { failureMessage } from '../message-values';
 import type { agentRun } from '../agent-run';
-import { core, verifier } from './activities';
+import { core, recorder, verifier } from './activities';
 import { DELEGATE_CANCEL_USAGE, DELEGATE_USAGE_LOCAL, SEALED_STATE, sealedDigest } from './patches';
 import type { CallInFlight, RunState } from './run-state';
 
@@ -119,14 +119,15 @@ export class Delegations {
 
   /**
    * What a cancelled delegate spent, from its trail; even when this run is being cancelled too.
-   * Asked with a local activity (DELEGATE_USAGE_LOCAL): a regular one's result could be completed
+   * Asked with a local activity (DELEGATE_USAGE_LOCAL), retried as the run's own store writes are
+   * (a read that fails leaves the spending uncharged): a regular one's result could be completed
    * by anyone with a Temporal client (zero spending, say) in the worker's place.
    */
   private async spendingOf(runId: string): Promise<DelegateUsage | undefined> {
     const input = { runId: this.run.runId, delegate: runId };
     try {
       const found = await CancellationScope.nonCancellable(() =>
-        patched(DELEGATE_USAGE_LOCAL) ? this.run.local(() => verifier.delegateSpending(input)) : core.delegateSpending(input),
+        patched(DELEGATE_USAGE_LOCAL) ? this.run.local(() => recorder.delegateSpending(input)) : core.delegateSpending(input),
       );
       if ('used' in found) return found.used;
       log.warn('delegate spending not charged', { delegate: runId, reason: found.refused });

@@ -62,6 +62,14 @@ export interface RunningDelegate {
   ceiling: Budgets;
 }
 
+/** The token and cost limits of a set of budgets (what the model activity checks the sealed spend against); undefined when it sets none. */
+function spendLimits(budgets: Budgets | undefined): Budgets | undefined {
+  if (!budgets) return undefined;
+  const { maxInputTokens, maxOutputTokens, maxCostUsd } = budgets;
+  const limits: Budgets = { ...(maxInputTokens !== undefined ? { maxInputTokens } : {}), ...(maxOutputTokens !== undefined ? { maxOutputTokens } : {}), ...(maxCostUsd !== undefined ? { maxCostUsd } : {}) };
+  return Object.keys(limits).length > 0 ? limits : undefined;
+}
+
 /**
  * What one execution of a run knows: its governance state, its audit log and the views people
  * read (status, details, search attributes). The run's roles (lifecycle, tool calls, delegation,
@@ -280,8 +288,11 @@ export class RunState {
   /** What a model call is handed of the run's spend (TURNS_V2): the sealed spend so far, the price it counts this call at, the budgets it must stay under. */
   spendInput(): { spend?: ModelSpendInput } {
     if (!this.sealsSpend) return {};
-    const ceiling = this.input.delegation?.ceiling;
-    return { spend: { spent: this.spent, price: this.prepared.policy.pricing[this.prepared.agent.modelId] ?? null, budgets: this.prepared.policy.budgets, ...(ceiling ? { ceiling } : {}) } };
+    const price = this.prepared.policy.pricing[this.prepared.agent.modelId];
+    const budgets = spendLimits(this.prepared.policy.budgets);
+    const ceiling = spendLimits(this.input.delegation?.ceiling);
+    // Only what the check needs travels (most runs: the sealed spend alone).
+    return { spend: { spent: this.spent, ...(price ? { price } : {}), ...(budgets ? { budgets } : {}), ...(ceiling ? { ceiling } : {}) } };
   }
 
   /** Takes up the spend a model answer was sealed with; an answer without one (not the worker's) leaves the next call nothing it accepts. */
