@@ -1,19 +1,20 @@
 import { hostname } from 'node:os';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { APICallError, InvalidPromptError } from '@ai-sdk/provider';
 import { jsonSchema, tool as aiTool, type ToolSet } from 'ai';
 import type { Logger } from 'pino';
-import { ToolError, type AgentRegistry, type ToolContext } from '../agents';
+import type { AgentRegistry } from '../agents';
 import { ROLE_FOR_ACTION, type OperatorAction, authorizeDecision, authorizeOperator, authorizeStart, checkModelCallBudgets, delegateUsageOf, emptyUsage, goalDigest, normalizeIdentity, parsePolicy, type Keyring, type Policy, modelQuotas, type FleetPolicy, AuditBatchError, unpackAudit, type AuditInput } from '../governance';
 import type { PreparedRun, Requester } from '../workflows/run-types';
 import type { RunStore } from '../store/run-store';
 import { preparedDigest } from '../workflows/run/patches';
 import { ConversationCache, generate } from './model-call';
-import { createModelResolver, ModelConfigError, resolveModel, type ModelEnv } from './models';
+import { createModelResolver, resolveModel, type ModelEnv } from './models';
 import { traceActivities, type ActivityTelemetry } from '../telemetry/spans';
 import { loadShadowPolicy } from './shadow-policy';
-import type { CallModelInput, CallModelResult, CompensateInput, CoreActivities, CurrentPolicy, CurrentPolicyInput, DelegateSpendingInput, DelegateSpendingResult, PrepareAndCallModelInput, PrepareAndCallModelResult, PrepareRunInput, RecordRunInput, SealStateInput, ToolActivity, ToolActivityInput, ToolActivityResult, VerifyDecisionInput, VerifyDecisionResult, VerifyOperatorInput, VerifyOperatorResult, VerifySealInput, VerifySealResult } from './activity-types';
+import type { CallModelInput, CallModelResult, CompensateInput, CoreActivities, CurrentPolicy, CurrentPolicyInput, DelegateSpendingInput, DelegateSpendingResult, PrepareAndCallModelInput, PrepareAndCallModelResult, PrepareRunInput, RecordRunInput, SealStateInput, ToolActivity, ToolActivityResult, VerifyDecisionInput, VerifyDecisionResult, VerifyOperatorInput, VerifyOperatorResult, VerifySealInput, VerifySealResult } from './activity-types';
 import { ExecutionGuard, activityRefused } from './execution-guard';
+import { classify, nonRetryable } from './activity-errors';
+import { createToolActivities, toolContext } from './tool-activities';
 import { Grants } from './grants';
 import { ModelSpend } from './model-spend';
 import { createQuotaActivities } from './quota-activities';
@@ -53,32 +54,6 @@ export interface ActivityDeps {
   quotaReservationTtlMs?: number;
 }
 
-const SUMMARY_CHARS = 200;
-
-function summarize(value: unknown): string {
-  const text = value === undefined ? 'done' : typeof value === 'string' ? value : JSON.stringify(value);
-  return text.length > SUMMARY_CHARS ? `${text.slice(0, SUMMARY_CHARS - 1)}…` : text;
-}
-
-function nonRetryable(type: string, message: string, cause?: unknown): ApplicationFailure {
-  return ApplicationFailure.create({ type, message, nonRetryable: true, cause: cause instanceof Error ? cause : undefined });
-}
-
-/** Rethrows an error so Temporal retries only what can succeed on a retry. */
-function classify(err: unknown): never {
-  if (err instanceof ApplicationFailure) throw err;
-  if (ToolError.isInstance(err)) {
-    // Its own type: 'ToolError' is in every retry policy's non-retryable list.
-    if (err.options.retryable) throw ApplicationFailure.create({ type: 'RetryableToolError', message: err.message, nonRetryable: false });
-    throw nonRetryable('ToolError', err.message);
-  }
-  if (ModelConfigError.isInstance(err)) throw nonRetryable('ModelConfigError', err.message);
-  // A stored conversation the SDK refuses stays refused on every retry.
-  if (InvalidPromptError.isInstance(err)) throw nonRetryable('ModelCallError', `the run's conversation cannot be sent to the model: ${err.message}`);
-  if (APICallError.isInstance(err) && !err.isRetryable) throw nonRetryable('ModelCallError', `${err.message} (HTTP ${err.statusCode ?? '?'})`);
-  throw err;
-}
-
 function toolsForModel(registry: AgentRegistry, agent: string): ToolSet {
   const spec = registry.spec(agent);
   const set: ToolSet = {};
@@ -89,25 +64,6 @@ function toolsForModel(registry: AgentRegistry, agent: string): ToolSet {
     set[t.modelName ?? t.name] = aiTool({ description: t.description, inputSchema: jsonSchema(t.inputSchema) });
   }
   return set;
-}
-
-function toolResultRow(seq: number, callId: string, toolName: string, value: unknown) {
-  return { seq, message: { role: 'tool', content: [{ type: 'tool-result', toolCallId: callId, toolName, output: { type: 'json', value: value ?? null } }] } };
-}
-
-function toolContext(input: ToolActivityInput, logger: Logger, beat?: (details?: unknown) => void): ToolContext {
-  const ctx = Context.current();
-  return {
-    idempotencyKey: input.idempotencyKey,
-    runId: input.runId,
-    callId: input.callId,
-    agent: input.agent,
-    requester: input.requester,
-    attempt: ctx.info.attempt,
-    log: logger.child({ runId: input.runId, callId: input.callId, tool: ctx.info.activityType }),
-    signal: ctx.cancellationSignal,
-    heartbeat: beat ?? ((details?: unknown) => ctx.heartbeat(details)),
-  };
 }
 
 /**
@@ -425,36 +381,7 @@ export function createActivities(deps: ActivityDeps): Partial<CoreActivities> & 
   };
   if (deps.notifyApproval) core.notifyApproval = deps.notifyApproval;
 
-  const tools: Record<string, ToolActivity> = {};
-  for (const [name, tool] of registry.tools()) {
-    tools[name] = async (input: ToolActivityInput): Promise<ToolActivityResult> => {
-      await appendAudit(input.runId, input.audit);
-      await grants.check(name, name, input);
-      if (tool.schemaDigest !== undefined && input.schemaDigest !== tool.schemaDigest) {
-        // The run pinned the schema it started with; a server that changed since is not called with arguments governed under the old one.
-        throw nonRetryable(
-          'ToolError',
-          `the input schema of ${name} changed since this run started (run: ${input.schemaDigest ?? 'none'}, this worker: ${tool.schemaDigest}): not called; a new run uses the new schema`,
-        );
-      }
-      // A counted call runs only on the ledger's own booking; a rate-limited one starts no sooner than its slot by the clock of this start.
-      if (input.booking) await quotas.confirmBooking(name, input, input.booking);
-      else if (input.pace) await quotas.waitForPace(input.pace, `${input.runId}|${input.resultSeq}`);
-      let value: unknown;
-      try {
-        // The workflow hands over exactly the arguments it governed (parsed once, in callModel): parsing
-        // again could change them after the policy and the approver saw them.
-        // Warden heartbeats for the tool (a killed worker is noticed in seconds, a cancel fires ctx.signal).
-        value = await withHeartbeats((beat) => Promise.resolve(tool.run(input.args, toolContext(input, logger, beat))));
-      } catch (err) {
-        classify(err);
-      }
-      await store.appendMessages(input.runId, [toolResultRow(input.resultSeq, input.callId, tool.modelName ?? name, value)], 'replace');
-      // The call ran: what it reserved against quotas counts for good (a retry after this commits nothing twice).
-      if (input.quotaRef !== undefined) await store.settleQuota(input.runId, { ref: input.quotaRef, from: 'held', to: 'committed' });
-      return { summary: summarize(value), attempt: Context.current().info.attempt };
-    };
-  }
+  const tools = createToolActivities({ registry, store, logger, grants, quotas, appendAudit });
   if (deps.telemetry) traceActivities(deps.telemetry, registry, core, tools);
   // Every activity is an entry point: it does nothing for an execution that is not one of this worker's runs.
   const guarded = <F extends (input: never) => Promise<unknown>>(name: string, fn: F): F =>
