@@ -7,29 +7,22 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DecisionSigner } from '../src/approvals/signing-keys';
 import { defineAgent } from '../src/agents';
-import { fleetPolicySchema, generateSigningKey, parsePolicy, type AuditEvent } from '../src/governance';
+import { fleetPolicySchema, parsePolicy, type AuditEvent } from '../src/governance';
 import type { ScriptTurn } from '../src/workflows/run-types';
 import { approvalCard } from '../src/approvals/inbox/pages';
 import { statusLines } from '../src/cli/format';
 import { createTestBed, eventually, type TestBed } from './helpers';
 import { refundAgent, REFUND_AGENT, sqliteLedger, type EffectLedger } from './fixtures/quota/refund-agent';
+import { acmeOnlyRefunds, keyring, signer } from './fixtures/quota/tenant-web';
 
-const key = generateSigningKey();
-const signer = new DecisionSigner({ keyId: 'tenant-web', privateKey: key.privateKey, publicKey: key.publicKey });
-const keyring = { 'tenant-web': { publicKey: key.publicKey, channel: 'web', people: '*' as const, revoked: false } };
 
 // $1 per million input tokens: a turn of 600,000 tokens costs $0.60.
 const policy = parsePolicy(
   {
     agent: REFUND_AGENT,
     tools: { refund: {}, ping: {} },
-    rules: [
-      { id: 'acme-only-refunds', tools: ['refund'], when: 'run.tenant == "acme"', decision: 'allow', reason: 'acme refunds' },
-      { id: 'no-refunds', tools: ['refund'], decision: 'deny', reason: 'only acme may refund' },
-      { id: 'allow-rest', decision: 'allow', reason: 'test' },
-    ],
+    rules: acmeOnlyRefunds,
     pricing: { scripted: { inputPerMTok: 1, outputPerMTok: 0 } },
   },
   'tenant test policy',

@@ -7,25 +7,18 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DecisionSigner } from '../../src/approvals/signing-keys';
-import { generateSigningKey, parsePolicy, type AuditEvent } from '../../src/governance';
+import { parsePolicy, type AuditEvent } from '../../src/governance';
 import { createTestBed, type TestBed } from '../helpers';
 import { refundAgent, REFUND_AGENT, sqliteLedger, type EffectLedger } from '../fixtures/quota/refund-agent';
+import { acmeOnlyRefunds, keyring, signer } from '../fixtures/quota/tenant-web';
 
-const key = generateSigningKey();
-const signer = new DecisionSigner({ keyId: 'tenant-web', privateKey: key.privateKey, publicKey: key.publicKey });
-const keyring = { 'tenant-web': { publicKey: key.publicKey, channel: 'web', people: '*' as const, revoked: false } };
 
 /** Only acme's runs may refund. */
 const policy = parsePolicy(
   {
     agent: REFUND_AGENT,
     tools: { refund: {}, ping: {} },
-    rules: [
-      { id: 'acme-only-refunds', tools: ['refund'], when: 'run.tenant == "acme"', decision: 'allow', reason: 'acme refunds' },
-      { id: 'no-refunds', tools: ['refund'], decision: 'deny', reason: 'only acme may refund' },
-      { id: 'allow-rest', decision: 'allow', reason: 'test' },
-    ],
+    rules: acmeOnlyRefunds,
   },
   'tenant claims policy',
 );
