@@ -220,7 +220,7 @@ export interface ToolActivityInput {
   governance?: CallGovernance;
   /** The call's quota reservations (`call:<seq>`): committed when the tool succeeds, refunded when its compensation runs. */
   quotaRef?: string;
-  /** The rate limits that pace the call: the tool starts no sooner than one interval after the last call under each. */
+  /** Inputs made before `booking`: the rate limits that pace the call (a booking carries its own). */
   pace?: RatePace[];
   /**
    * A counted or paced call: what the run booked before it (`reserveQuota`), booked again by the

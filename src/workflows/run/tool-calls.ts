@@ -1,5 +1,5 @@
 import { ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, condition, isCancellation, patched, proxyActivities, proxyLocalActivities, sleep } from '@temporalio/workflow';
-import type { CallModelResult, RatePace, ToolActivity, ToolActivityInput, ToolBooking } from '../../activities/activity-types';
+import type { CallModelResult, ToolActivity, ToolActivityInput, ToolBooking } from '../../activities/activity-types';
 import { admitApproved, packAudit, checkModelCallBudgets, costOf, durationMs, governCall, spentOf, type ApprovalRequirement, type Decision, type QuotaSet } from '../../governance/workflow-safe';
 import type { ApprovalOutcome } from '../approval-desk';
 import type { ToolSpec } from '../run-types';
@@ -180,7 +180,6 @@ export class ToolCalls {
     if (booked === null) return;
     await this.runTool(f, f.spec, {
       ...(quotaRules?.quotas.length ? { quotaRef: run.quotas.refOf(f) } : {}),
-      ...(booked?.pace ? { pace: booked.pace } : {}),
       ...(quotaRules && booked ? { booking: run.quotas.bookingOf(f, quotaRules, booked.approved) } : {}),
     });
   }
@@ -190,7 +189,7 @@ export class ToolCalls {
    * to people past a soft one (and booked once they approve), and, over a rate limit, made to wait
    * on a durable timer for its slot. Null when the call must not run.
    */
-  private async admitByQuotas(f: CallInFlight, rules: QuotaSet): Promise<{ pace?: RatePace[]; approved: boolean } | null> {
+  private async admitByQuotas(f: CallInFlight, rules: QuotaSet): Promise<{ approved: boolean } | null> {
     const run = this.run;
     let approved = false;
     for (;;) {
@@ -200,7 +199,8 @@ export class ToolCalls {
           run.setLine(f, `waits for rate limit ${booked.rateLimit ?? ''}`.trim());
           await sleep(booked.waitMs);
         }
-        return booked.pace ? { pace: booked.pace, approved } : { approved };
+        // The tool books again as it starts and takes its pace from that booking (confirmBooking).
+        return { approved };
       }
       const requirement = booked.hit.approval;
       if (booked.kind === 'deny' || approved || !requirement) {
@@ -224,7 +224,7 @@ export class ToolCalls {
     }
   }
 
-  private async runTool(f: CallInFlight, spec: ToolSpec, counted: { quotaRef?: string; pace?: RatePace[]; booking?: ToolBooking } = {}): Promise<void> {
+  private async runTool(f: CallInFlight, spec: ToolSpec, counted: { quotaRef?: string; booking?: ToolBooking } = {}): Promise<void> {
     const quotaRef = counted.quotaRef;
     const run = this.run;
     const { call, seq } = f;
@@ -257,7 +257,6 @@ export class ToolCalls {
       ...(spec.schemaDigest !== undefined ? { schemaDigest: spec.schemaDigest } : {}),
       audit: packAudit(audit),
       ...(quotaRef !== undefined ? { quotaRef } : {}),
-      ...(counted.pace ? { pace: counted.pace } : {}),
       ...(counted.booking ? { booking: counted.booking } : {}),
       ...run.grantFor(call.seal),
     };
